@@ -1,0 +1,283 @@
+// The agent's side towards the master: detection, registration, liveness, and the dispatch of
+// what the master sends.
+
+#include "agent/agent.hpp"
+
+#include <glog/logging.h>
+
+#include "common/ids.hpp"
+
+namespace agora::agent {
+
+Agent::Agent(AgentOptions options, Loop& loop, Transport& master, Connect connect,
+             MasterDetector& detector, Transport& executors, Containerizer& containerizer)
+    : options_(std::move(options)), loop_(loop), master_(master), connect_(std::move(connect)),
+      detector_(detector), executors_(executors), containerizer_(containerizer),
+      statusUpdates_(loop, options_.statusUpdates,
+                     [this](const std::string& frameworkId, const TaskStatus& status,
+                            TaskState latest) {
+                       return forwardStatusUpdate(frameworkId, status, latest);
+                     }),
+      backoff_(options_.registrationBackoffMin) {
+  startTime_ = loop_.wallTime();
+  containerizer_.setExitCallback(
+      [this](const std::string& containerId, int status) { executorExited(containerId, status); });
+}
+
+Agent::~Agent() {
+  loop_.cancel(registrationTimer_);
+  loop_.cancel(livenessTimer_);
+  loop_.cancel(heartbeatTimer_);
+  for (auto& [fid, framework] : frameworks_) {
+    for (auto& [eid, executor] : framework.executors) {
+      loop_.cancel(executor.registrationTimer);
+      loop_.cancel(executor.shutdownTimer);
+    }
+  }
+}
+
+void Agent::start() {
+  LOG(INFO) << "Agent on " << options_.info.hostname() << " offering "
+            << Resources(options_.info.resources()) << "; executors connect at "
+            << options_.executorEndpoint;
+  detect();
+  checkMasterLiveness();
+  heartbeatExecutors();
+}
+
+void Agent::detect() {
+  if (state_ == State::kShuttingDown) {
+    return;
+  }
+  state_ = State::kDetecting;
+  statusUpdates_.pause();
+  uint64_t generation = ++detectGeneration_;
+  detector_.detect([this, generation](Result<MasterInfo> info) {
+    if (generation != detectGeneration_ || state_ == State::kShuttingDown) {
+      return;
+    }
+    if (!info) {
+      LOG_EVERY_N(WARNING, 10) << "No master found yet: " << info.error();
+      Duration wait = backoff_;
+      backoff_ = std::min(backoff_ * 2, options_.registrationBackoffMax);
+      loop_.cancel(registrationTimer_);
+      registrationTimer_ = loop_.after(wait, [this] { detect(); });
+      return;
+    }
+    if (masterInfo_.endpoint() != info->endpoint() || info->endpoint().empty()) {
+      Status connected = connect_(info->endpoint());
+      if (!connected) {
+        LOG(WARNING) << connected.error();
+        registrationTimer_ = loop_.after(backoff_, [this] { detect(); });
+        return;
+      }
+    }
+    masterInfo_ = *info;
+    state_ = State::kRegistering;
+    registerWithMaster();
+  });
+}
+
+void Agent::registerWithMaster() {
+  AgentCall call;
+  if (agentId_.empty()) {
+    auto* reg = call.mutable_register_();
+    *reg->mutable_agent_info() = options_.info;
+    reg->set_version(AGORA_VERSION);
+  } else {
+    auto* reg = call.mutable_reregister();
+    *reg->mutable_agent_info() = options_.info;
+    reg->mutable_agent_info()->set_id(agentId_);
+    reg->set_version(AGORA_VERSION);
+    for (const auto& [fid, framework] : frameworks_) {
+      *reg->add_frameworks() = framework.info;
+      for (const auto& [eid, executor] : framework.executors) {
+        *reg->add_executors() = executor.info;
+        for (const auto& [tid, task] : executor.tasks) {
+          *reg->add_tasks() = task;
+        }
+      }
+    }
+  }
+  ++counters_.registrations;
+  sendToMaster(call);
+
+  // No answer in time: look for the master again (it may have moved) and retry.
+  Duration wait = backoff_;
+  backoff_ = std::min(backoff_ * 2, options_.registrationBackoffMax);
+  loop_.cancel(registrationTimer_);
+  registrationTimer_ = loop_.after(wait, [this] {
+    if (state_ == State::kRegistering) {
+      detect();
+    }
+  });
+}
+
+void Agent::onRegistered(const AgentEvent::Registered& registered) {
+  if (state_ != State::kRegistering && state_ != State::kRegistered) {
+    return;
+  }
+  bool first = agentId_.empty();
+  agentId_ = registered.agent_id();
+  options_.info.set_id(agentId_);
+  if (registered.master_info().id().size() > 0) {
+    std::string endpoint = masterInfo_.endpoint();
+    masterInfo_ = registered.master_info();
+    masterInfo_.set_endpoint(endpoint);
+  }
+  state_ = State::kRegistered;
+  lastPing_ = loop_.now();
+  backoff_ = options_.registrationBackoffMin;
+  loop_.cancel(registrationTimer_);
+  registrationTimer_ = 0;
+  LOG(INFO) << (first ? "Registered" : "Re-registered") << " with master " << masterInfo_.id()
+            << " as agent " << agentId_;
+  statusUpdates_.resume();
+}
+
+void Agent::checkMasterLiveness() {
+  if (state_ == State::kRegistered && loop_.now() - lastPing_ > options_.masterPingTimeout) {
+    lostMaster("no ping from the master for " + formatDuration(options_.masterPingTimeout));
+  }
+  livenessTimer_ = loop_.after(std::max<Duration>(options_.masterPingTimeout / 4, milliseconds(10)),
+                               [this] { checkMasterLiveness(); });
+}
+
+void Agent::lostMaster(const std::string& why) {
+  LOG(WARNING) << "Lost master " << masterInfo_.id() << ": " << why;
+  masterInfo_.clear_endpoint();
+  detect();
+}
+
+void Agent::sendToMaster(const AgentCall& call) {
+  Envelope envelope;
+  *envelope.mutable_agent_call() = call;
+  envelope.mutable_agent_call()->set_agent_id(agentId_);
+  master_.send("master", envelope);
+}
+
+bool Agent::forwardStatusUpdate(const std::string& frameworkId, const TaskStatus& status,
+                                TaskState latest) {
+  if (state_ != State::kRegistered) {
+    return false;
+  }
+  AgentCall call;
+  auto* update = call.mutable_status_update();
+  update->set_framework_id(frameworkId);
+  *update->mutable_status() = status;
+  update->set_latest_state(latest);
+  sendToMaster(call);
+  ++counters_.statusUpdates;
+  return true;
+}
+
+void Agent::receiveFromMaster(const std::string& from, Envelope&& envelope) {
+  if (!envelope.has_agent_event()) {
+    ++counters_.invalidMessages;
+    return;
+  }
+  const AgentEvent& event = envelope.agent_event();
+  if (event.has_registered()) {
+    onRegistered(event.registered());
+    return;
+  }
+  if (event.has_error()) {
+    const auto& error = event.error();
+    if (error.code() == ERROR_UNKNOWN_AGENT && state_ == State::kRegistered) {
+      LOG(WARNING) << "Master does not know this agent (" << error.message()
+                   << "); re-registering";
+      state_ = State::kRegistering;
+      statusUpdates_.pause();
+      registerWithMaster();
+    } else if (error.code() == ERROR_AGENT_REMOVED) {
+      LOG(ERROR) << "Master removed this agent: " << error.message() << "; registering anew";
+      agentId_.clear();
+      state_ = State::kRegistering;
+      registerWithMaster();
+    } else {
+      LOG(ERROR) << "Master refused: " << error.message();
+    }
+    return;
+  }
+  if (state_ != State::kRegistered) {
+    // Not ours to act on until the master has (re-)admitted us.
+    ++counters_.invalidMessages;
+    return;
+  }
+  switch (event.event_case()) {
+    case AgentEvent::kPing: {
+      if (event.ping().master_id() != masterInfo_.id()) {
+        LOG(INFO) << "Pinged by a different master (" << event.ping().master_id()
+                  << "); re-registering";
+        masterInfo_.set_id(event.ping().master_id());
+        state_ = State::kRegistering;
+        statusUpdates_.pause();
+        registerWithMaster();
+        return;
+      }
+      lastPing_ = loop_.now();
+      AgentCall pong;
+      pong.mutable_pong()->set_master_id(masterInfo_.id());
+      sendToMaster(pong);
+      return;
+    }
+    case AgentEvent::kRunTask:
+      runTask(event.run_task().framework(), event.run_task().task());
+      return;
+    case AgentEvent::kRunTaskGroup:
+      runTaskGroup(event.run_task_group().framework(), event.run_task_group().executor(),
+                   event.run_task_group().task_group());
+      return;
+    case AgentEvent::kKillTask:
+      killTask(event.kill_task());
+      return;
+    case AgentEvent::kStatusUpdateAck: {
+      const auto& ack = event.status_update_ack();
+      if (statusUpdates_.acknowledge(ack.framework_id(), ack.task_id(), ack.uuid()) &&
+          !statusUpdates_.hasStream(ack.framework_id(), ack.task_id())) {
+        if (Executor* executor = findExecutorOfTask(ack.framework_id(), ack.task_id())) {
+          forgetAcknowledgedTask(*executor, ack.task_id());
+        }
+      }
+      return;
+    }
+    case AgentEvent::kShutdownFramework:
+      shutdownFramework(event.shutdown_framework().framework_id());
+      return;
+    case AgentEvent::kMessage: {
+      const auto& message = event.message();
+      Executor* executor = findExecutor(message.framework_id(), message.executor_id());
+      if (executor == nullptr || executor->phase != Executor::Phase::kRunning) {
+        ++counters_.invalidMessages;
+        return;
+      }
+      ExecutorEvent out;
+      out.mutable_message()->set_data(message.data());
+      sendToExecutor(*executor, out);
+      return;
+    }
+    default:
+      ++counters_.invalidMessages;
+      return;
+  }
+}
+
+void Agent::shutdown(std::function<void()> done) {
+  LOG(INFO) << "Agent shutting down: stopping every executor";
+  state_ = State::kShuttingDown;
+  shutdownDone_ = std::move(done);
+  bool any = false;
+  for (auto& [fid, framework] : frameworks_) {
+    for (auto& [eid, executor] : framework.executors) {
+      any = true;
+      shutdownExecutor(executor);
+    }
+  }
+  if (!any) {
+    auto finished = std::move(shutdownDone_);
+    shutdownDone_ = nullptr;
+    loop_.post(std::move(finished));
+  }
+}
+
+}  // namespace agora::agent

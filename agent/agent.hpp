@@ -1,0 +1,175 @@
+#pragma once
+
+// The agent: registers this machine's resources with the master, runs the tasks it is sent
+// under executors in containers, and delivers every status update reliably. A state machine on
+// one loop, like the master: the master link, the executor link, the containerizer and the
+// master detector are all injected, so a test or a simulation can run many agents in one
+// process with fakes.
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "agent/containerizer/containerizer.hpp"
+#include "agent/status_update_manager.hpp"
+#include "agora/protocol.pb.h"
+#include "common/detector.hpp"
+#include "common/loop.hpp"
+#include "common/resources.hpp"
+#include "common/transport.hpp"
+
+namespace agora::agent {
+
+struct AgentOptions {
+  std::string workDir;
+  AgentInfo info;                 // hostname, address, resources, attributes
+  std::string executorEndpoint;   // where executors connect (ipc://<work_dir>/executors.sock)
+  std::string executorBinary;     // the `agora` binary, run as `agora executor`
+  Duration registrationBackoffMin = milliseconds(500);
+  Duration registrationBackoffMax = seconds(30);
+  // No ping from the master for this long: look for the master again and re-register.
+  Duration masterPingTimeout = seconds(90);
+  Duration executorRegistrationTimeout = minutes(1);
+  Duration executorShutdownGracePeriod = seconds(5);
+  Duration executorHeartbeatInterval = seconds(5);
+  // Executors that lose their agent for this long kill their tasks and exit.
+  Duration recoveryTimeout = minutes(15);
+  StatusUpdateManager::Options statusUpdates;
+  size_t maxCompletedExecutors = 1000;
+};
+
+class Agent {
+ public:
+  // Points the master link at a newly detected master's endpoint.
+  using Connect = std::function<Status(const std::string& endpoint)>;
+
+  Agent(AgentOptions options, Loop& loop, Transport& master, Connect connect,
+        MasterDetector& detector, Transport& executors, Containerizer& containerizer);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Looks for the master and registers.
+  void start();
+  // Stops every executor (asking first, killing after the grace period), then calls done.
+  void shutdown(std::function<void()> done);
+
+  void receiveFromMaster(const std::string& from, Envelope&& envelope);
+  void receiveFromExecutor(const std::string& from, Envelope&& envelope);
+
+  const std::string& id() const { return agentId_; }
+  bool registered() const { return state_ == State::kRegistered; }
+  nlohmann::json state() const;
+  std::string metricsText() const;
+
+ private:
+  enum class State { kDetecting, kRegistering, kRegistered, kShuttingDown };
+
+  struct Executor {
+    std::string id;
+    std::string frameworkId;
+    std::string containerId;
+    std::string directory;
+    ExecutorInfo info;
+    enum class Phase { kLaunching, kRunning, kTerminating } phase = Phase::kLaunching;
+    std::vector<TaskInfo> queuedTasks;               // waiting for the executor to subscribe
+    std::vector<TaskGroupInfo> queuedGroups;
+    std::map<std::string, Task> tasks;               // its tasks, until acknowledged terminal
+    std::deque<std::pair<std::string, TaskState>> completedTasks;
+    TimerId registrationTimer = 0;
+    TimerId shutdownTimer = 0;
+    bool killedOnRequest = false;                    // shutting down because of a kill
+    double startTime = 0;
+  };
+
+  struct Framework {
+    FrameworkInfo info;
+    bool removed = false;  // the master removed it: its executors are being shut down
+    std::map<std::string, Executor> executors;       // by executor id
+  };
+
+  struct CompletedExecutor {
+    std::string id;
+    std::string frameworkId;
+    std::string containerId;
+    std::string directory;
+    std::vector<std::pair<std::string, TaskState>> tasks;
+    std::string exit;
+  };
+
+  // Master side (agent.cpp).
+  void detect();
+  void registerWithMaster();
+  void onRegistered(const AgentEvent::Registered& registered);
+  void checkMasterLiveness();
+  void lostMaster(const std::string& why);
+  void sendToMaster(const AgentCall& call);
+  bool forwardStatusUpdate(const std::string& frameworkId, const TaskStatus& status,
+                           TaskState latest);
+
+  // Executors and tasks (executors.cpp).
+  void runTask(const FrameworkInfo& framework, const TaskInfo& task);
+  void runTaskGroup(const FrameworkInfo& framework, const ExecutorInfo& executor,
+                    const TaskGroupInfo& group);
+  Executor* getOrLaunchExecutor(const FrameworkInfo& framework, const ExecutorInfo& info,
+                                const std::vector<std::string>& taskIds);
+  void killTask(const AgentEvent::KillTask& kill);
+  void shutdownFramework(const std::string& frameworkId);
+  void shutdownExecutor(Executor& executor);
+  void executorSubscribed(const std::string& from, Executor& executor,
+                          const ExecutorCall::Subscribe& subscribe);
+  void executorUpdate(Executor& executor, const TaskStatus& status);
+  void executorExited(const std::string& containerId, int status);
+  void failQueuedTasks(Executor& executor, TaskState state, TaskStatus::Reason reason,
+                       const std::string& message);
+  void sendToExecutor(const Executor& executor, const ExecutorEvent& event);
+  void heartbeatExecutors();
+  // Records and forwards an update that the agent itself generates.
+  void agentUpdate(const std::string& frameworkId, const std::string& executorId,
+                   const std::string& taskId, TaskState state, TaskStatus::Reason reason,
+                   const std::string& message);
+  Executor* findExecutor(const std::string& frameworkId, const std::string& executorId);
+  Executor* findExecutorOfTask(const std::string& frameworkId, const std::string& taskId);
+  void forgetAcknowledgedTask(Executor& executor, const std::string& taskId);
+
+  AgentOptions options_;
+  Loop& loop_;
+  Transport& master_;
+  Connect connect_;
+  MasterDetector& detector_;
+  Transport& executors_;
+  Containerizer& containerizer_;
+  StatusUpdateManager statusUpdates_;
+
+  State state_ = State::kDetecting;
+  std::string agentId_;
+  MasterInfo masterInfo_;
+  TimePoint lastPing_;
+  Duration backoff_;
+  TimerId registrationTimer_ = 0;
+  TimerId livenessTimer_ = 0;
+  TimerId heartbeatTimer_ = 0;
+  uint64_t detectGeneration_ = 0;
+  double startTime_ = 0;
+
+  std::map<std::string, Framework> frameworks_;
+  std::unordered_map<std::string, std::pair<std::string, std::string>> byContainer_;
+  std::deque<CompletedExecutor> completedExecutors_;
+  std::function<void()> shutdownDone_;
+
+  struct Counters {
+    uint64_t tasksLaunched = 0;
+    uint64_t executorsLaunched = 0;
+    uint64_t executorsExited = 0;
+    uint64_t statusUpdates = 0;
+    uint64_t invalidMessages = 0;
+    uint64_t registrations = 0;
+  } counters_;
+};
+
+}  // namespace agora::agent

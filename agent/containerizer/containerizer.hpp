@@ -1,0 +1,44 @@
+#pragma once
+
+// How an agent starts and stops the container an executor runs in. This version runs
+// the executor as a plain child process in its own session (posix_containerizer); the Linux
+// containerizer (cgroups, namespaces) and a fake for simulated agents sit behind the same
+// interface.
+
+#include <functional>
+#include <map>
+#include <string>
+
+#include "agora/agora.pb.h"
+#include "common/resources.hpp"
+#include "common/result.hpp"
+
+namespace agora::agent {
+
+struct ContainerConfig {
+  std::string containerId;
+  std::string frameworkId;
+  std::string executorId;
+  ExecutorInfo executorInfo;
+  // What to run: the built-in executor ("agora executor") unless executorInfo is CUSTOM.
+  std::vector<std::string> argv;
+  bool shell = false;            // argv[0] is a shell command line
+  std::string directory;         // the sandbox; stdout and stderr go there
+  std::map<std::string, std::string> env;
+  Resources resources;
+};
+
+class Containerizer {
+ public:
+  // Called on the agent's loop when a container's executor has exited (wait(2) status).
+  using ExitCallback = std::function<void(const std::string& containerId, int status)>;
+
+  virtual ~Containerizer() = default;
+
+  virtual void setExitCallback(ExitCallback callback) = 0;
+  virtual Status launch(const ContainerConfig& config) = 0;
+  // Kills every process of the container now. The exit callback follows.
+  virtual void destroy(const std::string& containerId) = 0;
+};
+
+}  // namespace agora::agent

@@ -1,0 +1,140 @@
+#include "agent/http.hpp"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "common/fs.hpp"
+
+namespace agora::agent {
+
+namespace {
+
+constexpr int64_t kMaxRead = 4 * 1024 * 1024;
+
+std::string dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Resolves `path` and checks that it is inside `root`; an HTTP status and message otherwise.
+Result<std::string> sandboxPath(const std::string& root, const std::string& path, int* status) {
+  if (path.empty()) {
+    *status = 400;
+    return Error("missing 'path'");
+  }
+  auto real = realPath(path);
+  if (!real) {
+    *status = 404;
+    return Error("no such file: " + path);
+  }
+  if (real->compare(0, root.size(), root) != 0 ||
+      (real->size() > root.size() && (*real)[root.size()] != '/')) {
+    *status = 403;
+    return Error("path is outside the agent's work directory");
+  }
+  return real;
+}
+
+Result<int64_t> parseInt(const std::string& s, int64_t fallback) {
+  if (s.empty()) {
+    return fallback;
+  }
+  char* end = nullptr;
+  long long v = std::strtoll(s.c_str(), &end, 10);
+  if (*end != '\0') {
+    return Error("'" + s + "' is not an integer");
+  }
+  return static_cast<int64_t>(v);
+}
+
+}  // namespace
+
+void addAgentRoutes(HttpServer& server, Loop& loop, Agent& agent, const std::string& workDir) {
+  std::string root = realPath(workDir).ok() ? *realPath(workDir) : workDir;
+
+  server.route("/health", [](const HttpRequest&, HttpResponder respond) {
+    respond(HttpResponse::text("OK\n"));
+  });
+  HttpHandler state = [&loop, &agent](const HttpRequest&, HttpResponder respond) {
+    loop.post([&agent, respond = std::move(respond)] {
+      respond(HttpResponse::jsonBody(dump(agent.state())));
+    });
+  };
+  server.route("/state", state);
+  server.route("/agent/state", state);
+  server.route("/metrics", [&loop, &agent](const HttpRequest&, HttpResponder respond) {
+    loop.post([&agent, respond = std::move(respond)] {
+      HttpResponse r = HttpResponse::text(agent.metricsText());
+      r.contentType = "text/plain; version=0.0.4; charset=utf-8";
+      respond(std::move(r));
+    });
+  });
+
+  // File access needs no agent state: it runs on the HTTP thread.
+  server.route("/files/read", [root](const HttpRequest& request, HttpResponder respond) {
+    int status = 200;
+    auto path = sandboxPath(root, request.param("path"), &status);
+    if (!path) {
+      respond(HttpResponse::error(status, path.error()));
+      return;
+    }
+    auto offset = parseInt(request.param("offset"), 0);
+    auto length = parseInt(request.param("length"), kMaxRead);
+    if (!offset || !length || *offset < -1 || *length < 0) {
+      respond(HttpResponse::error(400, "offset and length must be integers (offset >= -1, "
+                                       "length >= 0)"));
+      return;
+    }
+    struct stat st;
+    if (::stat(path->c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      respond(HttpResponse::error(400, "not a regular file: " + request.param("path")));
+      return;
+    }
+    int64_t size = st.st_size;
+    if (*offset == -1) {
+      respond(HttpResponse::jsonBody(dump({{"data", ""}, {"offset", size}})));
+      return;
+    }
+    int64_t begin = std::min<int64_t>(*offset, size);
+    int64_t count = std::min<int64_t>({*length, size - begin, kMaxRead});
+    std::string data(static_cast<size_t>(count), '\0');
+    std::ifstream in(*path, std::ios::binary);
+    in.seekg(begin);
+    in.read(data.data(), count);
+    data.resize(static_cast<size_t>(in.gcount()));
+    respond(HttpResponse::jsonBody(dump({{"data", data}, {"offset", begin}})));
+  });
+
+  server.route("/files/browse", [root](const HttpRequest& request, HttpResponder respond) {
+    int status = 200;
+    auto path = sandboxPath(root, request.param("path"), &status);
+    if (!path) {
+      respond(HttpResponse::error(status, path.error()));
+      return;
+    }
+    std::error_code ec;
+    nlohmann::json entries = nlohmann::json::array();
+    for (const auto& entry : std::filesystem::directory_iterator(*path, ec)) {
+      struct stat st;
+      if (::lstat(entry.path().c_str(), &st) != 0) {
+        continue;
+      }
+      entries.push_back({{"path", entry.path().string()},
+                         {"size", static_cast<int64_t>(st.st_size)},
+                         {"mode", static_cast<int>(st.st_mode)},
+                         {"mtime", static_cast<int64_t>(st.st_mtime)},
+                         {"directory", S_ISDIR(st.st_mode)}});
+    }
+    if (ec) {
+      respond(HttpResponse::error(400, "cannot list " + request.param("path") + ": " +
+                                           ec.message()));
+      return;
+    }
+    respond(HttpResponse::jsonBody(dump(entries)));
+  });
+}
+
+}  // namespace agora::agent

@@ -1,0 +1,17 @@
+#pragma once
+
+#include <string>
+
+#include "agent/agent.hpp"
+#include "common/http.hpp"
+#include "common/loop.hpp"
+
+namespace agora::agent {
+
+// The agent's HTTP API: /state, /metrics, /health, and sandbox files:
+//   /files/read?path=ABS&offset=N&length=N   (offset -1: only the file's size)
+//   /files/browse?path=ABS
+// Paths must lie inside the agent's work directory.
+void addAgentRoutes(HttpServer& server, Loop& loop, Agent& agent, const std::string& workDir);
+
+}  // namespace agora::agent

@@ -1,0 +1,79 @@
+#pragma once
+
+// Reliable status updates. Each task has a stream of updates that the agent sends to the
+// master in order, one at a time: the head is resent with exponential back-off until the
+// framework's acknowledgement for it comes back, then the next one goes. A terminal update
+// that is acknowledged ends the stream. (Writing streams to disk, so they survive an agent
+// restart, comes with agent recovery.)
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <unordered_set>
+
+#include "agora/agora.pb.h"
+#include "common/loop.hpp"
+
+namespace agora::agent {
+
+class StatusUpdateManager {
+ public:
+  struct Options {
+    Duration retryMin = seconds(10);
+    Duration retryMax = minutes(10);
+  };
+  // Sends one update to the master (with the latest state of its task); false if it could not.
+  using Forward = std::function<bool(const std::string& frameworkId, const TaskStatus& status,
+                                     TaskState latestState)>;
+
+  StatusUpdateManager(Loop& loop, Options options, Forward forward);
+  ~StatusUpdateManager();
+
+  // Records an update and forwards it if it heads its stream. False for a duplicate (a uuid
+  // already in the stream).
+  bool update(const std::string& frameworkId, const TaskStatus& status);
+
+  // Applies the framework's acknowledgement. False when it does not match the stream's head.
+  bool acknowledge(const std::string& frameworkId, const std::string& taskId,
+                   const std::string& uuid);
+
+  // While paused (no master), nothing is sent; resume() sends every head at once.
+  void pause();
+  void resume();
+
+  // Forgets a framework's streams (it was removed).
+  void cleanupFramework(const std::string& frameworkId);
+
+  // Updates not yet acknowledged, across all streams.
+  size_t pending() const { return pending_; }
+  bool hasStream(const std::string& frameworkId, const std::string& taskId) const;
+  uint64_t retries() const { return retries_; }
+
+ private:
+  using Key = std::pair<std::string, std::string>;  // framework id, task id
+  struct Stream {
+    std::deque<TaskStatus> updates;
+    std::unordered_set<std::string> uuids;
+    TaskState latest = TASK_UNKNOWN;
+    TimePoint nextRetry;
+    Duration backoff;
+  };
+
+  void sendHead(const Key& key, Stream& stream);
+  void retryDue();
+  void armRetryTimer();
+
+  Loop& loop_;
+  Options options_;
+  Forward forward_;
+  std::map<Key, Stream> streams_;
+  std::set<Key> waiting_;  // streams whose head was sent and is not acknowledged
+  size_t pending_ = 0;
+  bool paused_ = true;
+  uint64_t retries_ = 0;
+  TimerId retryTimer_ = 0;
+};
+
+}  // namespace agora::agent

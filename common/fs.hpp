@@ -1,0 +1,26 @@
+#pragma once
+
+#include <string>
+
+#include "common/result.hpp"
+
+namespace agora {
+
+// mkdir -p.
+Status makeDirectories(const std::string& path);
+
+// Durable replace: write to a temporary file beside `path`, fsync it, rename it over `path`,
+// fsync the directory. A crash leaves either the old or the new content, never a mix.
+Status writeFileAtomic(const std::string& path, const std::string& content);
+
+Result<std::string> readFile(const std::string& path);
+
+bool pathExists(const std::string& path);
+
+// rm -rf; missing paths are fine.
+Status removeAll(const std::string& path);
+
+// The canonical absolute path (symlinks resolved); an error when it does not exist.
+Result<std::string> realPath(const std::string& path);
+
+}  // namespace agora

@@ -1,0 +1,90 @@
+#pragma once
+
+// HTTP on Boost.Beast: a small server that runs its sockets on one thread of its own and hands
+// each request to a handler, and a blocking client for the CLI. Handlers never touch component
+// state directly: they post into the component's loop and answer through the responder, which
+// may be called from any thread.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/result.hpp"
+#include "common/time.hpp"
+
+namespace agora {
+
+struct HttpRequest {
+  std::string method;
+  std::string target;  // as sent, with the query
+  std::string path;    // decoded, without the query
+  std::map<std::string, std::string> query;
+  std::map<std::string, std::string> headers;  // names in lower case
+  std::string body;
+
+  // The query parameter, or `fallback` when absent.
+  std::string param(const std::string& name, const std::string& fallback = "") const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string contentType = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  static HttpResponse text(std::string body, int status = 200);
+  static HttpResponse jsonBody(std::string body, int status = 200);
+  // {"error": message} with the given status.
+  static HttpResponse error(int status, const std::string& message);
+};
+
+using HttpResponder = std::function<void(HttpResponse)>;
+using HttpHandler = std::function<void(const HttpRequest&, HttpResponder)>;
+
+class HttpServer {
+ public:
+  HttpServer();
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Routes are fixed before start(): an exact path, or a prefix ending in '/'.
+  void route(const std::string& path, HttpHandler handler);
+
+  // Binds and starts serving on a thread of its own; returns the bound port (for port 0).
+  Result<uint16_t> start(const std::string& ip, uint16_t port);
+  void stop();
+
+  uint16_t port() const;
+  // Requests that could not be parsed, were too large, or timed out.
+  uint64_t badRequests() const;
+
+  struct Impl;  // Boost.Beast stays out of this header
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+// "host:port" -> (host, port). Accepts "[::1]:5050".
+Result<std::pair<std::string, uint16_t>> splitHostPort(const std::string& address);
+
+std::string urlEncode(const std::string& s);
+std::string urlDecode(const std::string& s);
+
+// A blocking request with a deadline for the whole exchange.
+Result<HttpResponse> httpRequest(const std::string& method, const std::string& address,
+                                 const std::string& target, const std::string& body = "",
+                                 Duration timeout = seconds(10),
+                                 const std::string& contentType = "application/json");
+
+inline Result<HttpResponse> httpGet(const std::string& address, const std::string& target,
+                                    Duration timeout = seconds(10)) {
+  return httpRequest("GET", address, target, "", timeout);
+}
+
+}  // namespace agora

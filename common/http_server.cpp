@@ -1,0 +1,270 @@
+#include <optional>
+#include <thread>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <glog/logging.h>
+
+#include "common/http.hpp"
+
+namespace agora {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+constexpr size_t kMaxBody = 8 * 1024 * 1024;
+constexpr uint32_t kMaxHeader = 16 * 1024;
+constexpr auto kIdleTimeout = std::chrono::seconds(60);
+
+void parseQuery(const std::string& query, std::map<std::string, std::string>* out) {
+  size_t pos = 0;
+  while (pos <= query.size()) {
+    size_t amp = query.find('&', pos);
+    if (amp == std::string::npos) {
+      amp = query.size();
+    }
+    std::string pair = query.substr(pos, amp - pos);
+    if (!pair.empty()) {
+      size_t eq = pair.find('=');
+      if (eq == std::string::npos) {
+        (*out)[urlDecode(pair)] = "";
+      } else {
+        (*out)[urlDecode(pair.substr(0, eq))] = urlDecode(pair.substr(eq + 1));
+      }
+    }
+    pos = amp + 1;
+  }
+}
+
+}  // namespace
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  net::io_context io{1};
+  std::optional<tcp::acceptor> acceptor;
+  std::thread thread;
+  std::map<std::string, HttpHandler> exact;
+  std::vector<std::pair<std::string, HttpHandler>> prefixes;
+  std::atomic<uint64_t> badRequests{0};
+  uint16_t port = 0;
+  bool running = false;
+
+  const HttpHandler* find(const std::string& path) const {
+    auto it = exact.find(path);
+    if (it != exact.end()) {
+      return &it->second;
+    }
+    const HttpHandler* best = nullptr;
+    size_t bestLength = 0;
+    for (const auto& [prefix, handler] : prefixes) {
+      if (path.rfind(prefix, 0) == 0 && prefix.size() > bestLength) {
+        best = &handler;
+        bestLength = prefix.size();
+      }
+    }
+    return best;
+  }
+
+  void accept();
+};
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, std::shared_ptr<HttpServer::Impl> server)
+      : stream_(std::move(socket)), server_(std::move(server)) {}
+
+  void start() { read(); }
+
+ private:
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(kMaxBody);
+    parser_->header_limit(kMaxHeader);
+    stream_.expires_after(kIdleTimeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->onRead(ec);
+                     });
+  }
+
+  void onRead(beast::error_code ec) {
+    if (ec) {
+      if (ec != http::error::end_of_stream && ec != net::error::eof &&
+          ec != net::error::connection_reset && ec != beast::error::timeout) {
+        ++server_->badRequests;
+        VLOG(1) << "HTTP request rejected: " << ec.message();
+        if (ec == http::error::body_limit || ec == http::error::header_limit) {
+          HttpResponse r = HttpResponse::error(413, "request too large");
+          keepAlive_ = false;
+          write(std::move(r));
+          return;
+        }
+        HttpResponse r = HttpResponse::error(400, "malformed request: " + ec.message());
+        keepAlive_ = false;
+        write(std::move(r));
+        return;
+      }
+      close();
+      return;
+    }
+    auto& message = parser_->get();
+    keepAlive_ = message.keep_alive();
+    version_ = message.version();
+
+    HttpRequest request;
+    request.method = std::string(message.method_string());
+    request.target = std::string(message.target());
+    size_t q = request.target.find('?');
+    request.path = urlDecode(request.target.substr(0, q));
+    if (q != std::string::npos) {
+      parseQuery(request.target.substr(q + 1), &request.query);
+    }
+    for (const auto& field : message) {
+      std::string name(field.name_string());
+      for (char& c : name) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      }
+      request.headers[name] = std::string(field.value());
+    }
+    request.body = std::move(message.body());
+
+    const HttpHandler* handler = server_->find(request.path);
+    if (handler == nullptr) {
+      write(HttpResponse::error(404, "no such endpoint: " + request.path));
+      return;
+    }
+    auto once = std::make_shared<std::atomic<bool>>(false);
+    auto self = shared_from_this();
+    HttpResponder respond = [self, once](HttpResponse response) {
+      if (once->exchange(true)) {
+        return;
+      }
+      net::post(self->stream_.get_executor(),
+                [self, r = std::move(response)]() mutable { self->write(std::move(r)); });
+    };
+    (*handler)(request, std::move(respond));
+  }
+
+  void write(HttpResponse r) {
+    auto response = std::make_shared<http::response<http::string_body>>();
+    response->version(version_);
+    response->result(static_cast<http::status>(r.status));
+    response->set(http::field::server, "agora");
+    response->set(http::field::content_type, r.contentType);
+    for (const auto& [name, value] : r.headers) {
+      response->set(name, value);
+    }
+    response->body() = std::move(r.body);
+    response->keep_alive(keepAlive_);
+    response->prepare_payload();
+    stream_.expires_after(kIdleTimeout);
+    http::async_write(stream_, *response,
+                      [self = shared_from_this(), response](beast::error_code ec, size_t) {
+                        if (ec || !self->keepAlive_) {
+                          self->close();
+                          return;
+                        }
+                        self->read();
+                      });
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.socket().close(ec);
+  }
+
+  beast::tcp_stream stream_;
+  std::shared_ptr<HttpServer::Impl> server_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  bool keepAlive_ = false;
+  unsigned version_ = 11;
+};
+
+}  // namespace
+
+void HttpServer::Impl::accept() {
+  acceptor->async_accept(
+      net::make_strand(io), [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+        if (ec) {
+          if (ec == net::error::operation_aborted) {
+            return;
+          }
+          LOG_EVERY_N(WARNING, 100) << "HTTP accept: " << ec.message();
+        } else {
+          std::make_shared<Session>(std::move(socket), self)->start();
+        }
+        self->accept();
+      });
+}
+
+HttpServer::HttpServer() : impl_(std::make_shared<Impl>()) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+void HttpServer::route(const std::string& path, HttpHandler handler) {
+  CHECK(!impl_->running) << "routes are fixed before start()";
+  if (!path.empty() && path.back() == '/') {
+    impl_->prefixes.emplace_back(path, std::move(handler));
+  } else {
+    impl_->exact[path] = std::move(handler);
+  }
+}
+
+Result<uint16_t> HttpServer::start(const std::string& ip, uint16_t port) {
+  CHECK(!impl_->running);
+  beast::error_code ec;
+  auto address = net::ip::make_address(ip, ec);
+  if (ec) {
+    return Error("invalid IP address '" + ip + "': " + ec.message());
+  }
+  tcp::endpoint endpoint(address, port);
+  impl_->acceptor.emplace(impl_->io);
+  impl_->acceptor->open(endpoint.protocol(), ec);
+  if (!ec) {
+    impl_->acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  }
+  if (!ec) {
+    impl_->acceptor->bind(endpoint, ec);
+  }
+  if (!ec) {
+    impl_->acceptor->listen(net::socket_base::max_listen_connections, ec);
+  }
+  if (ec) {
+    impl_->acceptor.reset();
+    return Error("cannot listen on " + ip + ":" + std::to_string(port) + ": " + ec.message());
+  }
+  impl_->port = impl_->acceptor->local_endpoint().port();
+  impl_->running = true;
+  impl_->accept();
+  impl_->thread = std::thread([impl = impl_] { impl->io.run(); });
+  return impl_->port;
+}
+
+void HttpServer::stop() {
+  if (!impl_->running) {
+    return;
+  }
+  impl_->running = false;
+  net::post(impl_->io, [impl = impl_] {
+    beast::error_code ec;
+    impl->acceptor->close(ec);
+    impl->io.stop();
+  });
+  impl_->thread.join();
+}
+
+uint16_t HttpServer::port() const { return impl_->port; }
+
+uint64_t HttpServer::badRequests() const { return impl_->badRequests.load(); }
+
+}  // namespace agora

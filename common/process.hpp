@@ -1,0 +1,50 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <csignal>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
+
+namespace agora {
+
+struct SpawnOptions {
+  std::vector<std::string> argv;            // argv[0] is the program path
+  std::map<std::string, std::string> env;   // the child's whole environment
+  std::string cwd;                          // empty: inherit
+  std::string stdinPath = "/dev/null";
+  std::string stdoutPath;                   // empty: inherit; opened for appending
+  std::string stderrPath;                   // empty: inherit; opened for appending
+  bool newSession = false;                  // setsid(): its own session and process group
+  bool newProcessGroup = false;             // setpgid(0, 0)
+};
+
+// Starts a process with posix_spawn (safe from a multi-threaded daemon: nothing but the spawn
+// itself runs between fork and exec), with the default signal mask and dispositions.
+Result<pid_t> spawnProcess(const SpawnOptions& options);
+
+// The current environment as a map.
+std::map<std::string, std::string> currentEnvironment();
+
+// Every live process whose session id is `sid` (read from /proc).
+std::vector<pid_t> processesInSession(pid_t sid);
+
+// Sends `signal` to every process of a session; returns how many were signalled.
+int signalSession(pid_t sid, int signal);
+
+bool processAlive(pid_t pid);
+
+// The absolute path of the running executable.
+std::string selfExecutable();
+
+// Blocks `signals` in the calling thread (and every thread it starts afterwards) and returns a
+// signalfd that reads them; call before any thread starts.
+int blockSignalsToFd(const std::vector<int>& signals);
+
+// Describes a wait(2) status: "exited with status 3", "killed by signal 9 (Killed)".
+std::string describeWaitStatus(int status);
+
+}  // namespace agora

@@ -1,0 +1,13 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "common/resources.hpp"
+
+namespace agora {
+
+// {"cpus": 4, "mem": 1024, "disk": 0, "gpus": 0, "ports": "[31000-32000]"}: totals across
+// roles, the shape operators and the CLI read; reserved amounts are under "reserved" by role.
+nlohmann::json resourcesJson(const Resources& resources);
+
+}  // namespace agora

@@ -1,0 +1,237 @@
+#include "common/zmq_transport.hpp"
+
+#include <atomic>
+
+#include <glog/logging.h>
+
+#include "common/envelope.hpp"
+
+namespace agora {
+
+namespace {
+
+constexpr int kHighWaterMark = 200000;
+constexpr int kMaxBatch = 2048;  // messages read per wake-up, so timers and posts are not starved
+
+void configureCommon(zmq::socket_t& s, size_t maxMessageSize, int lingerMs) {
+  s.set(zmq::sockopt::linger, lingerMs);
+  s.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(maxMessageSize));
+  s.set(zmq::sockopt::sndhwm, kHighWaterMark);
+  s.set(zmq::sockopt::rcvhwm, kHighWaterMark);
+  s.set(zmq::sockopt::tcp_keepalive, 1);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------
+// ZmqRouter
+
+ZmqRouter::ZmqRouter(zmq::context_t& context, EventLoop& loop, size_t maxMessageSize)
+    : loop_(loop), socket_(context, zmq::socket_type::router), monitor_(context,
+                                                                          zmq::socket_type::pair) {
+  configureCommon(socket_, maxMessageSize, 0);
+  socket_.set(zmq::sockopt::router_mandatory, 1);
+  socket_.set(zmq::sockopt::router_handover, 1);
+
+  static std::atomic<uint64_t> monitors{0};
+  std::string monitorEndpoint = "inproc://agora-router-monitor-" + std::to_string(monitors++);
+  int rc = zmq_socket_monitor(socket_.handle(), monitorEndpoint.c_str(),
+                              ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                  ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                  ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_DISCONNECTED);
+  CHECK_EQ(rc, 0) << "zmq_socket_monitor: " << zmq_strerror(zmq_errno());
+  monitor_.set(zmq::sockopt::linger, 0);
+  monitor_.connect(monitorEndpoint);
+
+  loop_.watchSocket(socket_.handle(), [this] { onReadable(); });
+  loop_.watchSocket(monitor_.handle(), [this] { onMonitorEvent(); });
+}
+
+ZmqRouter::~ZmqRouter() {
+  loop_.unwatchSocket(socket_.handle());
+  loop_.unwatchSocket(monitor_.handle());
+  zmq_socket_monitor(socket_.handle(), nullptr, 0);
+}
+
+Result<std::string> ZmqRouter::bind(const std::string& endpoint) {
+  try {
+    socket_.bind(endpoint);
+  } catch (const zmq::error_t& e) {
+    return Error("cannot bind " + endpoint + ": " + e.what());
+  }
+  return socket_.get(zmq::sockopt::last_endpoint);
+}
+
+bool ZmqRouter::send(const std::string& to, const Envelope& envelope) {
+  envelope.SerializeToString(&buffer_);
+  try {
+    auto sent = socket_.send(zmq::buffer(to), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    if (!sent) {
+      ++stats_.sendFailed;
+      return false;
+    }
+    socket_.send(zmq::buffer(buffer_), zmq::send_flags::dontwait);
+  } catch (const zmq::error_t& e) {
+    // EHOSTUNREACH: no such peer (ROUTER_MANDATORY).
+    VLOG(1) << "send to " << to << " failed: " << e.what();
+    ++stats_.sendFailed;
+    return false;
+  }
+  ++stats_.sent;
+  return true;
+}
+
+void ZmqRouter::onReadable() {
+  for (int i = 0; i < kMaxBatch; ++i) {
+    zmq::message_t identity;
+    auto got = socket_.recv(identity, zmq::recv_flags::dontwait);
+    if (!got) {
+      return;
+    }
+    if (!identity.more()) {
+      ++stats_.malformed;
+      continue;
+    }
+    zmq::message_t payload;
+    (void)socket_.recv(payload, zmq::recv_flags::none);
+    bool extra = false;
+    while (payload.more()) {
+      // A peer that sends more than one frame per message is not speaking our protocol.
+      extra = true;
+      (void)socket_.recv(payload, zmq::recv_flags::none);
+    }
+    if (extra) {
+      ++stats_.malformed;
+      LOG_EVERY_N(WARNING, 100) << "Dropped a multi-frame message from " << identity.to_string();
+      continue;
+    }
+    auto envelope = decodeEnvelope(payload.data(), payload.size());
+    if (!envelope) {
+      ++stats_.malformed;
+      LOG_EVERY_N(WARNING, 100) << "Dropped a message from " << identity.to_string() << ": "
+                                << envelope.error();
+      continue;
+    }
+    ++stats_.received;
+    if (handler_) {
+      handler_(identity.to_string(), std::move(envelope).value());
+    }
+  }
+}
+
+void ZmqRouter::onMonitorEvent() {
+  while (true) {
+    zmq::message_t event;
+    auto got = monitor_.recv(event, zmq::recv_flags::dontwait);
+    if (!got) {
+      return;
+    }
+    uint16_t id = 0;
+    if (event.size() >= sizeof(id)) {
+      memcpy(&id, event.data(), sizeof(id));
+    }
+    while (event.more()) {
+      (void)monitor_.recv(event, zmq::recv_flags::none);
+    }
+    if (id == ZMQ_EVENT_DISCONNECTED) {
+      ++stats_.disconnects;
+    } else {
+      ++stats_.handshakeFailures;
+      LOG_EVERY_N(WARNING, 100) << "A connection failed the ZeroMQ handshake (not a peer)";
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// ZmqDealer
+
+ZmqDealer::ZmqDealer(zmq::context_t& context, EventLoop& loop, std::string identity,
+                     size_t maxMessageSize)
+    : context_(context), loop_(loop), identity_(std::move(identity)),
+      maxMessageSize_(maxMessageSize) {}
+
+ZmqDealer::~ZmqDealer() { close(); }
+
+void ZmqDealer::close() {
+  ++generation_;
+  if (socket_) {
+    loop_.unwatchSocket(socket_->handle());
+    socket_.reset();
+  }
+}
+
+Status ZmqDealer::connect(const std::string& endpoint) {
+  close();
+  auto socket = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
+  // A peer's last words (a teardown, a final status update) get a moment to leave.
+  configureCommon(*socket, maxMessageSize_, 1000);
+  socket->set(zmq::sockopt::routing_id, identity_);
+  socket->set(zmq::sockopt::reconnect_ivl, 100);
+  socket->set(zmq::sockopt::reconnect_ivl_max, 2000);
+  try {
+    socket->connect(endpoint);
+  } catch (const zmq::error_t& e) {
+    return Error("cannot connect to " + endpoint + ": " + e.what());
+  }
+  socket_ = std::move(socket);
+  endpoint_ = endpoint;
+  loop_.watchSocket(socket_->handle(), [this] { onReadable(); });
+  return ok();
+}
+
+bool ZmqDealer::send(const std::string& /*to*/, const Envelope& envelope) {
+  if (!socket_) {
+    ++stats_.sendFailed;
+    return false;
+  }
+  std::string bytes = envelope.SerializeAsString();
+  try {
+    auto sent = socket_->send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+    if (!sent) {
+      ++stats_.sendFailed;
+      return false;
+    }
+  } catch (const zmq::error_t& e) {
+    ++stats_.sendFailed;
+    return false;
+  }
+  ++stats_.sent;
+  return true;
+}
+
+void ZmqDealer::onReadable() {
+  for (int i = 0; i < kMaxBatch && socket_; ++i) {
+    zmq::message_t payload;
+    auto got = socket_->recv(payload, zmq::recv_flags::dontwait);
+    if (!got) {
+      return;
+    }
+    bool extra = false;
+    while (payload.more()) {
+      extra = true;
+      (void)socket_->recv(payload, zmq::recv_flags::none);
+    }
+    if (extra) {
+      ++stats_.malformed;
+      continue;
+    }
+    auto envelope = decodeEnvelope(payload.data(), payload.size());
+    if (!envelope) {
+      ++stats_.malformed;
+      LOG_EVERY_N(WARNING, 100) << "Dropped a message from " << endpoint_ << ": "
+                                << envelope.error();
+      continue;
+    }
+    ++stats_.received;
+    if (handler_) {
+      // The handler may reconnect (and so replace the socket): stop reading after it does.
+      uint64_t generation = generation_;
+      handler_(endpoint_, std::move(envelope).value());
+      if (generation != generation_) {
+        return;
+      }
+    }
+  }
+}
+
+}  // namespace agora

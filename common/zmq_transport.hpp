@@ -1,0 +1,71 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "common/event_loop.hpp"
+#include "common/result.hpp"
+#include "common/transport.hpp"
+
+namespace agora {
+
+constexpr size_t kDefaultMaxMessageSize = 16 * 1024 * 1024;
+
+// The master's side (and an agent's side towards its executors): a ROUTER socket that peers
+// connect to. ROUTER_MANDATORY makes a send to a vanished peer fail instead of disappearing;
+// ROUTER_HANDOVER lets a restarted peer with the same routing id take over its connection.
+class ZmqRouter final : public Transport {
+ public:
+  ZmqRouter(zmq::context_t& context, EventLoop& loop, size_t maxMessageSize);
+  ~ZmqRouter() override;
+
+  // Binds and returns the endpoint actually bound ("tcp://127.0.0.1:40123" for port 0).
+  Result<std::string> bind(const std::string& endpoint);
+  void setHandler(MessageHandler handler) { handler_ = std::move(handler); }
+  bool send(const std::string& to, const Envelope& envelope) override;
+  const TransportStats& stats() const { return stats_; }
+
+ private:
+  void onReadable();
+  void onMonitorEvent();
+
+  EventLoop& loop_;
+  zmq::socket_t socket_;
+  zmq::socket_t monitor_;
+  MessageHandler handler_;
+  TransportStats stats_;
+  std::string buffer_;
+};
+
+// A peer's side: a DEALER socket with a routing id, connected to one endpoint at a time.
+class ZmqDealer final : public Transport {
+ public:
+  ZmqDealer(zmq::context_t& context, EventLoop& loop, std::string identity,
+            size_t maxMessageSize);
+  ~ZmqDealer() override;
+
+  // Connects to `endpoint`, dropping any earlier connection and whatever was queued for it.
+  Status connect(const std::string& endpoint);
+  const std::string& endpoint() const { return endpoint_; }
+  void setHandler(MessageHandler handler) { handler_ = std::move(handler); }
+  bool send(const std::string& to, const Envelope& envelope) override;
+  const TransportStats& stats() const { return stats_; }
+
+ private:
+  void onReadable();
+  void close();
+
+  zmq::context_t& context_;
+  EventLoop& loop_;
+  std::string identity_;
+  size_t maxMessageSize_;
+  std::unique_ptr<zmq::socket_t> socket_;
+  uint64_t generation_ = 0;  // bumped whenever the socket is replaced
+  std::string endpoint_;
+  MessageHandler handler_;
+  TransportStats stats_;
+};
+
+}  // namespace agora

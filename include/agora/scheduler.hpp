@@ -1,0 +1,95 @@
+#pragma once
+
+// The scheduler side of the Agora SDK. A framework implements Scheduler and hands it to a
+// SchedulerDriver, which finds the master, subscribes, keeps the subscription alive across
+// master restarts, and calls the Scheduler back on the driver's own thread. Every driver
+// method is safe to call from any thread, including from inside a callback.
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agora/agora.pb.h"
+
+namespace agora {
+
+enum class DriverStatus { kNotStarted, kRunning, kAborted, kStopped };
+
+class SchedulerDriver;
+
+class Scheduler {
+ public:
+  virtual ~Scheduler() = default;
+
+  // The master accepted the subscription (again, after a master change or a reconnect).
+  virtual void subscribed(SchedulerDriver* driver, const std::string& frameworkId,
+                          const MasterInfo& master) {}
+  // The master went quiet; the driver is looking for it and will subscribe again.
+  virtual void disconnected(SchedulerDriver* driver) {}
+  virtual void offers(SchedulerDriver* driver, const std::vector<Offer>& offers) = 0;
+  // An offer is no longer valid (its agent left, or it timed out).
+  virtual void rescind(SchedulerDriver* driver, const std::string& offerId) {}
+  virtual void update(SchedulerDriver* driver, const TaskStatus& status) = 0;
+  virtual void message(SchedulerDriver* driver, const std::string& agentId,
+                       const std::string& executorId, const std::string& data) {}
+  // An executor exited (executorId set) or a whole agent was lost (executorId empty).
+  virtual void failure(SchedulerDriver* driver, const std::string& agentId,
+                       const std::string& executorId, std::optional<int> status) {}
+  // An unrecoverable error: the driver has aborted.
+  virtual void error(SchedulerDriver* driver, const std::string& message) {}
+};
+
+struct SchedulerDriverOptions {
+  // Acknowledge each status update once update() returns. Turn off to call acknowledge()
+  // yourself, for example after persisting the update.
+  bool implicitAcknowledgements = true;
+  // How long to wait before giving up on finding the master when it is unreachable; zero means
+  // keep trying forever.
+  std::chrono::milliseconds masterTimeout{0};
+};
+
+class SchedulerDriver {
+ public:
+  // `master` is the master's HTTP address, "host:port" (for example 127.0.0.1:5050).
+  SchedulerDriver(Scheduler* scheduler, FrameworkInfo framework, std::string master,
+                  SchedulerDriverOptions options = {});
+  ~SchedulerDriver();
+  SchedulerDriver(const SchedulerDriver&) = delete;
+  SchedulerDriver& operator=(const SchedulerDriver&) = delete;
+
+  DriverStatus start();
+  // Stops the driver. Without failover the master tears the framework down (its tasks are
+  // killed); with failover it keeps them for FrameworkInfo.failover_timeout.
+  DriverStatus stop(bool failover = false);
+  DriverStatus abort();
+  // Blocks until the driver stops or aborts.
+  DriverStatus join();
+  DriverStatus run();
+  DriverStatus status() const;
+
+  void accept(const std::vector<std::string>& offerIds, const std::vector<Operation>& operations,
+              const Filters& filters = Filters());
+  void launch(const std::string& offerId, const std::vector<TaskInfo>& tasks,
+              const Filters& filters = Filters());
+  void decline(const std::string& offerId, const Filters& filters = Filters());
+  void kill(const std::string& taskId, const std::string& agentId = "");
+  void revive(const std::vector<std::string>& roles = {});
+  void suppress(const std::vector<std::string>& roles = {});
+  void acknowledge(const TaskStatus& status);
+  // Empty: ask for the latest state of every task the master knows of this framework.
+  void reconcile(const std::vector<TaskStatus>& statuses = {});
+  void message(const std::string& agentId, const std::string& executorId,
+               const std::string& data);
+
+  // The id the master gave the framework ("" until subscribed).
+  std::string frameworkId() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace agora

@@ -1,0 +1,402 @@
+// Agents: registration, re-registration, liveness, removal, and what they report.
+
+#include <glog/logging.h>
+
+#include "common/ids.hpp"
+#include "master/master.hpp"
+
+namespace agora::master {
+
+namespace {
+
+Status validateAgentInfo(const AgentInfo& info) {
+  if (info.hostname().empty()) {
+    return Error("AgentInfo.hostname is required");
+  }
+  Status s = Resources::validate(info.resources());
+  if (!s) {
+    return Error("invalid agent resources: " + s.error());
+  }
+  for (const Resource& r : info.resources()) {
+    if (!r.disk().persistence_id().empty()) {
+      return Error("an agent cannot bring persistent volumes in its total resources");
+    }
+  }
+  return ok();
+}
+
+}  // namespace
+
+void Master::handleAgentCall(const std::string& from, const AgentCall& call) {
+  if (call.has_register_()) {
+    registerAgent(from, call.register_());
+    return;
+  }
+  if (call.has_reregister()) {
+    reregisterAgent(from, call.agent_id(), call.reregister());
+    return;
+  }
+  AgentEntry* agent = findAgent(call.agent_id());
+  if (agent == nullptr || agent->connection != from) {
+    ++metrics_.dropped["unknown_agent"];
+    sendAgentError(from, ERROR_UNKNOWN_AGENT,
+                   "agent '" + call.agent_id() + "' is not registered with master " +
+                       options_.info.id() + "; re-register");
+    return;
+  }
+  switch (call.call_case()) {
+    case AgentCall::kPong:
+      if (call.pong().master_id() == options_.info.id()) {
+        agent->pongPending = false;
+        agent->missedPings = 0;
+      }
+      return;
+    case AgentCall::kStatusUpdate:
+      statusUpdate(*agent, call.status_update());
+      return;
+    case AgentCall::kExecutorExited:
+      executorExited(*agent, call.executor_exited());
+      return;
+    case AgentCall::kMessage: {
+      FrameworkEntry* framework = findFramework(call.message().framework_id());
+      if (framework == nullptr) {
+        ++metrics_.dropped["unknown_framework"];
+        return;
+      }
+      SchedulerEvent event;
+      auto* m = event.mutable_message();
+      m->set_agent_id(agent->info.id());
+      m->set_executor_id(call.message().executor_id());
+      m->set_data(call.message().data());
+      sendToFramework(*framework, event);
+      return;
+    }
+    default:
+      ++metrics_.dropped["malformed"];
+      return;
+  }
+}
+
+void Master::sendToAgent(const AgentEntry& agent, const AgentEvent& event) {
+  Envelope envelope;
+  *envelope.mutable_agent_event() = event;
+  if (!transport_.send(agent.connection, envelope)) {
+    ++metrics_.dropped["send_failed"];
+  }
+}
+
+void Master::sendAgentError(const std::string& to, ErrorCode code, const std::string& message) {
+  Envelope envelope;
+  auto* error = envelope.mutable_agent_event()->mutable_error();
+  error->set_code(code);
+  error->set_message(message);
+  transport_.send(to, envelope);
+}
+
+void Master::registerAgent(const std::string& from, const AgentCall::Register& reg) {
+  auto known = agentByConnection_.find(from);
+  AgentEntry* agent = known == agentByConnection_.end() ? nullptr : findAgent(known->second);
+  if (agent == nullptr) {
+    Status valid = validateAgentInfo(reg.agent_info());
+    if (!valid) {
+      ++metrics_.invalidCalls;
+      sendAgentError(from, ERROR_INVALID, "registration refused: " + valid.error());
+      return;
+    }
+    std::string id = options_.info.id() + "-S" + std::to_string(nextAgentNumber_++);
+    agent = &agents_[id];
+    agent->info = reg.agent_info();
+    agent->info.set_id(id);
+    agent->connection = from;
+    agent->total = Resources(agent->info.resources());
+    agent->registeredTime = loop_.wallTime();
+    agentByConnection_[from] = id;
+    allocator_->addAgent(id, agent->info, agent->total);
+    ++metrics_.agentsRegistered;
+    LOG(INFO) << "Registered agent " << id << " at " << agent->info.hostname() << " ("
+              << agent->info.address() << ") with " << agent->total;
+    requestAllocation();
+  }
+  // A retried registration gets the same answer.
+  AgentEvent event;
+  event.mutable_registered()->set_agent_id(agent->info.id());
+  *event.mutable_registered()->mutable_master_info() = options_.info;
+  sendToAgent(*agent, event);
+}
+
+void Master::reregisterAgent(const std::string& from, const std::string& agentId,
+                             const AgentCall::Reregister& reg) {
+  Status valid = validateId(agentId, "agent id");
+  if (valid) {
+    valid = validateAgentInfo(reg.agent_info());
+  }
+  if (valid) {
+    for (const Task& task : reg.tasks()) {
+      valid = validateId(task.task_id(), "task id");
+      if (valid) {
+        valid = validateId(task.framework_id(), "framework id");
+      }
+      if (valid) {
+        valid = Resources::validate(task.resources());
+      }
+      if (!valid) {
+        break;
+      }
+    }
+  }
+  if (!valid) {
+    ++metrics_.invalidCalls;
+    sendAgentError(from, ERROR_INVALID, "re-registration refused: " + valid.error());
+    return;
+  }
+
+  AgentEntry* agent = findAgent(agentId);
+  bool wasRemoved = false;
+  if (agent != nullptr) {
+    if (agent->connection != from) {
+      agentByConnection_.erase(agent->connection);
+      agent->connection = from;
+      agentByConnection_[from] = agentId;
+    }
+    agent->missedPings = 0;
+    agent->pongPending = false;
+  } else {
+    for (const auto& [id, removed] : removedAgents_) {
+      wasRemoved |= id == agentId;
+    }
+    agent = &agents_[agentId];
+    agent->info = reg.agent_info();
+    agent->info.set_id(agentId);
+    agent->connection = from;
+    agent->total = Resources(agent->info.resources());
+    agent->registeredTime = loop_.wallTime();
+    agentByConnection_[from] = agentId;
+    allocator_->addAgent(agentId, agent->info, agent->total);
+
+    std::map<std::string, const FrameworkInfo*> frameworkInfos;
+    for (const FrameworkInfo& info : reg.frameworks()) {
+      frameworkInfos[info.id()] = &info;
+    }
+    for (const Task& reported : reg.tasks()) {
+      if (isTerminal(reported.state())) {
+        continue;  // its terminal update is still on its way and will be forwarded
+      }
+      FrameworkEntry* framework = findFramework(reported.framework_id());
+      if (framework == nullptr) {
+        if (removedFrameworkIds_.count(reported.framework_id()) > 0) {
+          AgentEvent shutdown;
+          shutdown.mutable_shutdown_framework()->set_framework_id(reported.framework_id());
+          sendToAgent(*agent, shutdown);
+          continue;
+        }
+        // A framework known to an earlier master: keep it, disconnected, until it resubscribes
+        // or its failover timeout (at least the time a live scheduler needs to notice) passes.
+        FrameworkInfo info;
+        auto known = frameworkInfos.find(reported.framework_id());
+        if (known != frameworkInfos.end()) {
+          info = *known->second;
+        } else {
+          info.set_name("(recovered)");
+        }
+        info.set_id(reported.framework_id());
+        framework = &addFramework(reported.framework_id(), info, "");
+        Duration grace =
+            options_.frameworkHeartbeatInterval * (options_.maxFrameworkHeartbeatMisses + 1);
+        info.set_failover_timeout(std::max(info.failover_timeout(), toSeconds(grace)));
+        framework->info.set_failover_timeout(info.failover_timeout());
+        disconnectFramework(*framework, "recovered from agent " + agentId);
+      }
+      if (framework->tasks.count(reported.task_id()) > 0) {
+        continue;
+      }
+      Task& task = framework->tasks[reported.task_id()];
+      task = reported;
+      task.set_agent_id(agentId);
+      Resources resources(task.resources());
+      agent->used += resources;
+      agent->tasks[framework->info.id()].insert(task.task_id());
+      allocator_->addUsed(framework->info.id(), agentId, task.role(), resources);
+
+      if (wasRemoved) {
+        if (framework->partitionAware) {
+          SchedulerEvent event;
+          TaskStatus status = masterStatus(task.task_id(), agentId, task.state(),
+                                           TaskStatus::REASON_AGENT_REREGISTERED,
+                                           "agent " + agentId + " re-registered");
+          *event.mutable_update()->mutable_status() = status;
+          sendToFramework(*framework, event);
+        } else {
+          // The framework was told the task was lost; it must not come back to life.
+          AgentEvent killEvent;
+          killEvent.mutable_kill_task()->set_framework_id(framework->info.id());
+          killEvent.mutable_kill_task()->set_task_id(task.task_id());
+          sendToAgent(*agent, killEvent);
+        }
+      }
+    }
+    std::erase_if(removedAgents_, [&](const auto& entry) { return entry.first == agentId; });
+  }
+  agent->reregisteredTime = loop_.wallTime();
+  ++metrics_.agentsReregistered;
+  LOG(INFO) << "Re-registered agent " << agentId << " at " << agent->info.hostname() << " with "
+            << reg.tasks_size() << " tasks";
+
+  AgentEvent event;
+  event.mutable_registered()->set_agent_id(agentId);
+  *event.mutable_registered()->mutable_master_info() = options_.info;
+  sendToAgent(*agent, event);
+  requestAllocation();
+}
+
+void Master::statusUpdate(AgentEntry& agent, const AgentCall::StatusUpdate& update) {
+  const TaskStatus& status = update.status();
+  Status valid = validateId(status.task_id(), "task id");
+  if (valid && !TaskState_IsValid(status.state())) {
+    valid = Error("unknown task state");
+  }
+  if (valid && status.uuid().size() != 16) {
+    valid = Error("status update without a uuid");
+  }
+  if (!valid) {
+    ++metrics_.dropped["malformed"];
+    LOG_EVERY_N(WARNING, 100) << "Dropped a status update from agent " << agent.info.id() << ": "
+                              << valid.error();
+    return;
+  }
+  FrameworkEntry* framework = findFramework(update.framework_id());
+  if (framework == nullptr) {
+    // A framework that is gone: its executors on that agent should be too.
+    ++metrics_.statusUpdatesDropped;
+    AgentEvent shutdown;
+    shutdown.mutable_shutdown_framework()->set_framework_id(update.framework_id());
+    sendToAgent(agent, shutdown);
+    return;
+  }
+  TaskStatus forwarded = status;
+  forwarded.set_agent_id(agent.info.id());
+  auto it = framework->tasks.find(status.task_id());
+  if (it != framework->tasks.end()) {
+    TaskStatus latest = forwarded;
+    if (TaskState_IsValid(update.latest_state()) && update.latest_state() != TASK_UNKNOWN) {
+      latest.set_state(update.latest_state());
+    }
+    updateTaskState(framework, &agent, it->second, latest);
+    it->second.mutable_status()->CopyFrom(forwarded);
+  }
+  if (framework->connection.empty()) {
+    ++metrics_.statusUpdatesDropped;  // the agent retries until the framework is back
+    return;
+  }
+  SchedulerEvent event;
+  *event.mutable_update()->mutable_status() = std::move(forwarded);
+  sendToFramework(*framework, event);
+  ++metrics_.statusUpdatesForwarded;
+}
+
+void Master::updateTaskState(FrameworkEntry* framework, AgentEntry* agent, Task& task,
+                             const TaskStatus& status) {
+  bool wasTerminal = isTerminal(task.state());
+  if (!wasTerminal) {
+    task.set_state(status.state());
+  }
+  *task.mutable_status() = status;
+  if (!wasTerminal && isTerminal(task.state())) {
+    ++metrics_.tasksTerminal[task.state()];
+    Resources resources(task.resources());
+    if (agent != nullptr) {
+      agent->used -= resources;
+      allocator_->recoverResources(task.framework_id(), agent->info.id(), resources,
+                                   std::nullopt);
+      requestAllocation();
+    }
+  }
+  (void)framework;
+}
+
+void Master::executorExited(AgentEntry& agent, const AgentCall::ExecutorExited& exited) {
+  FrameworkEntry* framework = findFramework(exited.framework_id());
+  if (framework == nullptr) {
+    return;
+  }
+  SchedulerEvent event;
+  auto* failure = event.mutable_failure();
+  failure->set_agent_id(agent.info.id());
+  failure->set_executor_id(exited.executor_id());
+  failure->set_status(exited.status());
+  sendToFramework(*framework, event);
+}
+
+void Master::pingAgents() {
+  std::vector<std::string> silent;
+  AgentEvent ping;
+  ping.mutable_ping()->set_master_id(options_.info.id());
+  for (auto& [id, agent] : agents_) {
+    if (agent.pongPending && ++agent.missedPings >= options_.maxAgentPingTimeouts) {
+      silent.push_back(id);
+      continue;
+    }
+    agent.pongPending = true;
+    sendToAgent(agent, ping);
+  }
+  for (const std::string& id : silent) {
+    removeAgent(id, "no pong for " + std::to_string(options_.maxAgentPingTimeouts) + " pings");
+  }
+}
+
+void Master::removeAgent(const std::string& agentId, const std::string& why) {
+  auto it = agents_.find(agentId);
+  if (it == agents_.end()) {
+    return;
+  }
+  AgentEntry& agent = it->second;
+  LOG(WARNING) << "Removing agent " << agentId << " at " << agent.info.hostname() << ": " << why;
+  rescindOffersOn(agent);
+
+  for (auto& [frameworkId, taskIds] : agent.tasks) {
+    FrameworkEntry* framework = findFramework(frameworkId);
+    if (framework == nullptr) {
+      continue;
+    }
+    for (const std::string& taskId : taskIds) {
+      auto task = framework->tasks.find(taskId);
+      if (task == framework->tasks.end()) {
+        continue;
+      }
+      if (!isTerminal(task->second.state())) {
+        TaskState state = lostState(*framework);
+        TaskStatus status = masterStatus(
+            taskId, agentId, state,
+            framework->partitionAware ? TaskStatus::REASON_AGENT_UNREACHABLE
+                                      : TaskStatus::REASON_AGENT_REMOVED,
+            "agent " + agentId + " was removed: " + why);
+        task->second.set_state(state);
+        *task->second.mutable_status() = status;
+        ++metrics_.tasksTerminal[state];
+        SchedulerEvent event;
+        *event.mutable_update()->mutable_status() = status;
+        sendToFramework(*framework, event);
+      }
+      framework->completedTasks.push_back(std::move(task->second));
+      framework->tasks.erase(task);
+      while (framework->completedTasks.size() > options_.maxCompletedTasksPerFramework) {
+        framework->completedTasks.pop_front();
+      }
+    }
+  }
+  SchedulerEvent lost;
+  lost.mutable_failure()->set_agent_id(agentId);
+  for (auto& [id, framework] : frameworks_) {
+    sendToFramework(framework, lost);
+  }
+
+  allocator_->removeAgent(agentId);
+  agentByConnection_.erase(agent.connection);
+  removedAgents_.emplace_back(agentId, RemovedAgent{agent.info, loop_.wallTime(), why});
+  while (removedAgents_.size() > options_.maxRemovedAgents) {
+    removedAgents_.pop_front();
+  }
+  agents_.erase(it);
+  ++metrics_.agentsRemoved;
+}
+
+}  // namespace agora::master

@@ -1,0 +1,213 @@
+#include "master/master.hpp"
+
+#include <chrono>
+
+#include <glog/logging.h>
+
+#include "common/ids.hpp"
+
+namespace agora::master {
+
+bool isTerminal(TaskState state) {
+  switch (state) {
+    case TASK_FINISHED:
+    case TASK_FAILED:
+    case TASK_KILLED:
+    case TASK_ERROR:
+    case TASK_LOST:
+    case TASK_DROPPED:
+    case TASK_GONE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Master::Master(MasterOptions options, Loop& loop, Transport& transport,
+               std::unique_ptr<Allocator> allocator)
+    : options_(std::move(options)), loop_(loop), transport_(transport),
+      allocator_(std::move(allocator)) {
+  if (options_.info.id().empty()) {
+    options_.info.set_id(uuidString());
+  }
+  startTime_ = loop_.wallTime();
+  options_.info.set_start_time(startTime_);
+}
+
+Master::~Master() {
+  loop_.cancel(allocationTimer_);
+  loop_.cancel(pingTimer_);
+  loop_.cancel(livenessTimer_);
+  for (auto& [id, offer] : offers_) {
+    loop_.cancel(offer.timeout);
+  }
+  for (auto& [id, framework] : frameworks_) {
+    loop_.cancel(framework.failoverTimer);
+  }
+}
+
+void Master::start() {
+  LOG(INFO) << "Master " << options_.info.id() << " serving agents and schedulers at "
+            << options_.info.endpoint();
+  // Periodic allocation catches expired filters and anything events did not trigger.
+  every(options_.allocationInterval, &allocationTimer_, &Master::allocate);
+  every(options_.agentPingTimeout, &pingTimer_, &Master::pingAgents);
+  every(options_.frameworkHeartbeatInterval, &livenessTimer_, &Master::checkFrameworkLiveness);
+}
+
+void Master::every(Duration interval, TimerId* timer, void (Master::*work)()) {
+  *timer = loop_.after(interval, [this, interval, timer, work] {
+    (this->*work)();
+    every(interval, timer, work);
+  });
+}
+
+void Master::receive(const std::string& from, Envelope&& envelope) {
+  switch (envelope.body_case()) {
+    case Envelope::kSchedulerCall:
+      ++metrics_.received[{envelope.body_case(), envelope.scheduler_call().call_case()}];
+      handleSchedulerCall(from, envelope.scheduler_call());
+      return;
+    case Envelope::kAgentCall:
+      ++metrics_.received[{envelope.body_case(), envelope.agent_call().call_case()}];
+      handleAgentCall(from, envelope.agent_call());
+      return;
+    default:
+      // Events and executor calls have no business reaching the master.
+      ++metrics_.dropped["unexpected"];
+      LOG_EVERY_N(WARNING, 100) << "Dropped a message of unexpected kind from " << from;
+      return;
+  }
+}
+
+void Master::requestAllocation() {
+  if (allocationPending_) {
+    return;
+  }
+  allocationPending_ = true;
+  loop_.post([this] { allocate(); });
+}
+
+void Master::allocateNow() { allocate(); }
+
+void Master::allocate() {
+  allocationPending_ = false;
+  auto begin = std::chrono::steady_clock::now();
+  std::vector<Allocation> allocations = allocator_->allocate(loop_.now());
+  ++metrics_.allocationRuns;
+
+  std::map<std::string, SchedulerEvent> byFramework;
+  for (Allocation& allocation : allocations) {
+    FrameworkEntry* framework = findFramework(allocation.frameworkId);
+    AgentEntry* agent = findAgent(allocation.agentId);
+    if (framework == nullptr || agent == nullptr || !framework->active) {
+      // The allocator's view is the master's own; a mismatch is a bug, but recover anyway.
+      LOG(ERROR) << "Allocation for unknown framework or agent; recovering it";
+      allocator_->recoverResources(allocation.frameworkId, allocation.agentId,
+                                   allocation.resources, std::nullopt);
+      continue;
+    }
+    OfferEntry entry;
+    std::string offerId = options_.info.id() + "-O" + std::to_string(nextOfferNumber_++);
+    entry.offer.set_id(offerId);
+    entry.offer.set_framework_id(allocation.frameworkId);
+    entry.offer.set_agent_id(allocation.agentId);
+    entry.offer.set_hostname(agent->info.hostname());
+    entry.offer.set_agent_address(agent->info.address());
+    allocation.resources.copyTo(entry.offer.mutable_resources());
+    *entry.offer.mutable_attributes() = agent->info.attributes();
+    entry.offer.set_allocation_role(allocation.role);
+    entry.resources = std::move(allocation.resources);
+    if (options_.offerTimeout > Duration::zero()) {
+      entry.timeout = loop_.after(options_.offerTimeout, [this, offerId] {
+        VLOG(1) << "Offer " << offerId << " timed out";
+        removeOffer(offerId, true);
+        requestAllocation();
+      });
+    }
+    agent->offered += entry.resources;
+    agent->offers.insert(offerId);
+    framework->offers.insert(offerId);
+    *byFramework[allocation.frameworkId].mutable_offers()->add_offers() = entry.offer;
+    offers_.emplace(offerId, std::move(entry));
+    ++metrics_.offersSent;
+  }
+  for (auto& [frameworkId, event] : byFramework) {
+    sendToFramework(frameworks_.at(frameworkId), event);
+  }
+  metrics_.allocationSeconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+}
+
+void Master::removeOffer(const std::string& offerId, bool rescind) {
+  auto it = offers_.find(offerId);
+  if (it == offers_.end()) {
+    return;
+  }
+  OfferEntry& entry = it->second;
+  loop_.cancel(entry.timeout);
+  const std::string& frameworkId = entry.offer.framework_id();
+  const std::string& agentId = entry.offer.agent_id();
+  if (AgentEntry* agent = findAgent(agentId)) {
+    agent->offered -= entry.resources;
+    agent->offers.erase(offerId);
+  }
+  FrameworkEntry* framework = findFramework(frameworkId);
+  if (framework != nullptr) {
+    framework->offers.erase(offerId);
+  }
+  if (rescind) {
+    allocator_->recoverResources(frameworkId, agentId, entry.resources, std::nullopt);
+    ++metrics_.offersRescinded;
+    if (framework != nullptr && !framework->connection.empty()) {
+      SchedulerEvent event;
+      event.mutable_rescind()->set_offer_id(offerId);
+      sendToFramework(*framework, event);
+    }
+  }
+  offers_.erase(it);
+}
+
+void Master::rescindOffersOn(AgentEntry& agent) {
+  std::vector<std::string> ids(agent.offers.begin(), agent.offers.end());
+  for (const std::string& id : ids) {
+    removeOffer(id, true);
+  }
+}
+
+void Master::rescindOffersOf(FrameworkEntry& framework) {
+  std::vector<std::string> ids(framework.offers.begin(), framework.offers.end());
+  for (const std::string& id : ids) {
+    removeOffer(id, true);
+  }
+}
+
+Master::FrameworkEntry* Master::findFramework(const std::string& id) {
+  auto it = frameworks_.find(id);
+  return it == frameworks_.end() ? nullptr : &it->second;
+}
+
+Master::AgentEntry* Master::findAgent(const std::string& id) {
+  auto it = agents_.find(id);
+  return it == agents_.end() ? nullptr : &it->second;
+}
+
+TaskStatus Master::masterStatus(const std::string& taskId, const std::string& agentId,
+                                TaskState state, TaskStatus::Reason reason,
+                                const std::string& message) const {
+  TaskStatus status;
+  status.set_task_id(taskId);
+  status.set_agent_id(agentId);
+  status.set_state(state);
+  status.set_reason(reason);
+  status.set_message(message);
+  status.set_source(TaskStatus::SOURCE_MASTER);
+  status.set_timestamp(loop_.wallTime());
+  return status;
+}
+
+TaskState Master::lostState(const FrameworkEntry& framework) const {
+  return framework.partitionAware ? TASK_UNREACHABLE : TASK_LOST;
+}
+
+}  // namespace agora::master

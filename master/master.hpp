@@ -1,0 +1,193 @@
+#pragma once
+
+// The master: admits agents and frameworks, turns the allocator's decisions into offers, runs
+// accepted operations on agents, and relays status updates and their acknowledgements. It is a
+// state machine on one loop: messages come in through receive(), go out through a Transport,
+// and time comes from the Loop, so tests drive it with a fake transport and a manual clock.
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "agora/protocol.pb.h"
+#include "common/loop.hpp"
+#include "common/resources.hpp"
+#include "common/transport.hpp"
+#include "master/allocator/allocator.hpp"
+#include "master/metrics.hpp"
+
+namespace agora::master {
+
+struct MasterOptions {
+  MasterInfo info;  // id (random when empty), hostname, ip, ports, endpoint
+  Duration allocationInterval = seconds(1);
+  Duration agentPingTimeout = seconds(15);
+  int maxAgentPingTimeouts = 5;
+  // Schedulers send a heartbeat this often; one silent for `maxFrameworkHeartbeatMisses`
+  // intervals is disconnected (and removed after its failover_timeout).
+  Duration frameworkHeartbeatInterval = seconds(5);
+  int maxFrameworkHeartbeatMisses = 3;
+  Duration offerTimeout = Duration::zero();  // zero: offers never time out
+  Duration defaultRefuse = seconds(5);
+  size_t maxCompletedTasksPerFramework = 1000;
+  size_t maxCompletedFrameworks = 50;
+  size_t maxRemovedAgents = 1000;
+};
+
+class Master {
+ public:
+  Master(MasterOptions options, Loop& loop, Transport& transport,
+         std::unique_ptr<Allocator> allocator);
+  ~Master();
+  Master(const Master&) = delete;
+  Master& operator=(const Master&) = delete;
+
+  // Starts the periodic work: allocation, agent pings, framework liveness.
+  void start();
+
+  // Every message from a peer, with the routing id it came from. Never trusts the content.
+  void receive(const std::string& from, Envelope&& envelope);
+
+  const MasterInfo& info() const { return options_.info; }
+  nlohmann::json state() const;
+  // Prometheus text exposition.
+  std::string metricsText() const;
+  Metrics& metrics() { return metrics_; }
+
+  // Runs an allocation now (tests and benchmarks; normally timers and events do).
+  void allocateNow();
+
+ private:
+  struct OfferEntry {
+    Offer offer;
+    Resources resources;
+    TimerId timeout = 0;
+  };
+
+  struct AgentEntry {
+    AgentInfo info;
+    std::string connection;  // routing id
+    Resources total;
+    Resources used;          // by tasks
+    Resources offered;
+    std::unordered_map<std::string, std::unordered_set<std::string>> tasks;  // by framework
+    std::unordered_set<std::string> offers;
+    int missedPings = 0;
+    bool pongPending = false;
+    double registeredTime = 0;
+    double reregisteredTime = 0;
+  };
+
+  struct FrameworkEntry {
+    FrameworkInfo info;
+    std::string connection;  // routing id; empty while disconnected
+    bool active = false;
+    TimePoint lastSeen;
+    std::unordered_map<std::string, Task> tasks;  // by task id
+    std::deque<Task> completedTasks;
+    std::unordered_set<std::string> offers;
+    TimerId failoverTimer = 0;
+    double registeredTime = 0;
+    double unregisteredTime = 0;
+    bool partitionAware = false;
+    bool killingState = false;
+  };
+
+  struct RemovedAgent {
+    AgentInfo info;
+    double removedTime = 0;
+    std::string reason;
+  };
+
+  // Runs `work` every `interval`, keeping the current timer id in *timer.
+  void every(Duration interval, TimerId* timer, void (Master::*work)());
+
+  // Scheduler calls (scheduler_calls.cpp).
+  void handleSchedulerCall(const std::string& from, const SchedulerCall& call);
+  void subscribe(const std::string& from, const SchedulerCall::Subscribe& subscribe);
+  void accept(FrameworkEntry& framework, const SchedulerCall::Accept& accept);
+  void decline(FrameworkEntry& framework, const SchedulerCall::Decline& decline);
+  void kill(FrameworkEntry& framework, const SchedulerCall::Kill& kill);
+  void acknowledge(FrameworkEntry& framework, const SchedulerCall::Acknowledge& ack);
+  void reconcile(FrameworkEntry& framework, const SchedulerCall::Reconcile& reconcile);
+  void frameworkMessage(FrameworkEntry& framework, const SchedulerCall::Message& message);
+
+  // Frameworks (frameworks.cpp).
+  FrameworkEntry& addFramework(const std::string& id, const FrameworkInfo& info,
+                               const std::string& connection);
+  void disconnectFramework(FrameworkEntry& framework, const std::string& why);
+  void removeFramework(const std::string& frameworkId, const std::string& why);
+  void checkFrameworkLiveness();
+  void sendToFramework(const FrameworkEntry& framework, const SchedulerEvent& event);
+  void sendSchedulerError(const std::string& to, ErrorCode code, const std::string& message);
+  FrameworkEntry* findFramework(const std::string& id);
+
+  // Agents (agents.cpp).
+  void handleAgentCall(const std::string& from, const AgentCall& call);
+  void registerAgent(const std::string& from, const AgentCall::Register& reg);
+  void reregisterAgent(const std::string& from, const std::string& agentId,
+                       const AgentCall::Reregister& reg);
+  void statusUpdate(AgentEntry& agent, const AgentCall::StatusUpdate& update);
+  void executorExited(AgentEntry& agent, const AgentCall::ExecutorExited& exited);
+  void pingAgents();
+  void removeAgent(const std::string& agentId, const std::string& why);
+  void sendToAgent(const AgentEntry& agent, const AgentEvent& event);
+  void sendAgentError(const std::string& to, ErrorCode code, const std::string& message);
+  AgentEntry* findAgent(const std::string& id);
+
+  // Offers and tasks (offers.cpp, tasks.cpp).
+  void requestAllocation();
+  void allocate();
+  void removeOffer(const std::string& offerId, bool rescind);
+  void rescindOffersOn(AgentEntry& agent);
+  void rescindOffersOf(FrameworkEntry& framework);
+  Status validateTask(const FrameworkEntry& framework, const AgentEntry& agent,
+                      const TaskInfo& task, const Resources& available) const;
+  void addTask(FrameworkEntry& framework, AgentEntry& agent, const TaskInfo& task,
+               const std::string& role);
+  void updateTaskState(FrameworkEntry* framework, AgentEntry* agent, Task& task,
+                       const TaskStatus& status);
+  void completeTask(FrameworkEntry& framework, const std::string& taskId);
+  // A status from the master itself (no uuid, nothing to acknowledge).
+  TaskStatus masterStatus(const std::string& taskId, const std::string& agentId, TaskState state,
+                          TaskStatus::Reason reason, const std::string& message) const;
+  TaskState lostState(const FrameworkEntry& framework) const;
+  void dropLaunches(FrameworkEntry& framework, const SchedulerCall::Accept& accept,
+                    const std::string& why);
+
+  nlohmann::json taskJson(const Task& task) const;
+
+  MasterOptions options_;
+  Loop& loop_;
+  Transport& transport_;
+  std::unique_ptr<Allocator> allocator_;
+  Metrics metrics_;
+
+  std::map<std::string, AgentEntry> agents_;
+  std::unordered_map<std::string, std::string> agentByConnection_;
+  std::deque<std::pair<std::string, RemovedAgent>> removedAgents_;
+  std::map<std::string, FrameworkEntry> frameworks_;
+  std::unordered_map<std::string, std::string> frameworkByConnection_;
+  std::deque<std::pair<std::string, FrameworkEntry>> completedFrameworks_;
+  std::unordered_set<std::string> removedFrameworkIds_;
+  std::unordered_map<std::string, OfferEntry> offers_;
+
+  uint64_t nextFrameworkNumber_ = 0;
+  uint64_t nextAgentNumber_ = 0;
+  uint64_t nextOfferNumber_ = 0;
+  bool allocationPending_ = false;
+  TimerId allocationTimer_ = 0;
+  TimerId pingTimer_ = 0;
+  TimerId livenessTimer_ = 0;
+  double startTime_ = 0;
+};
+
+bool isTerminal(TaskState state);
+
+}  // namespace agora::master
