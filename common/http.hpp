@@ -56,7 +56,11 @@ class HttpServer {
   // Routes are fixed before start(): an exact path, or a prefix ending in '/'.
   void route(const std::string& path, HttpHandler handler);
 
-  // Binds and starts serving on a thread of its own; returns the bound port (for port 0).
+  // Binds and listens; returns the bound port (for port 0). Connections wait until serve().
+  Result<uint16_t> listen(const std::string& ip, uint16_t port);
+  // Starts answering, on a thread of its own. Routes are fixed from here on.
+  void serve();
+  // listen() then serve().
   Result<uint16_t> start(const std::string& ip, uint16_t port);
   void stop();
 

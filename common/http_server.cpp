@@ -221,7 +221,15 @@ void HttpServer::route(const std::string& path, HttpHandler handler) {
 }
 
 Result<uint16_t> HttpServer::start(const std::string& ip, uint16_t port) {
-  CHECK(!impl_->running);
+  auto bound = listen(ip, port);
+  if (bound) {
+    serve();
+  }
+  return bound;
+}
+
+Result<uint16_t> HttpServer::listen(const std::string& ip, uint16_t port) {
+  CHECK(!impl_->running && !impl_->acceptor);
   beast::error_code ec;
   auto address = net::ip::make_address(ip, ec);
   if (ec) {
@@ -244,10 +252,14 @@ Result<uint16_t> HttpServer::start(const std::string& ip, uint16_t port) {
     return Error("cannot listen on " + ip + ":" + std::to_string(port) + ": " + ec.message());
   }
   impl_->port = impl_->acceptor->local_endpoint().port();
+  return impl_->port;
+}
+
+void HttpServer::serve() {
+  CHECK(impl_->acceptor && !impl_->running) << "serve() needs a successful listen() first";
   impl_->running = true;
   impl_->accept();
   impl_->thread = std::thread([impl = impl_] { impl->io.run(); });
-  return impl_->port;
 }
 
 void HttpServer::stop() {

@@ -137,6 +137,18 @@ void Master::removeFramework(const std::string& frameworkId, const std::string& 
   ++metrics_.frameworksRemoved;
 
   removedFrameworkIds_.insert(frameworkId);
+  // What was still running ends with the framework; keep it in view as killed.
+  for (auto& [taskId, task] : framework.tasks) {
+    if (!isTerminal(task.state())) {
+      *task.mutable_status() = masterStatus(taskId, task.agent_id(), TASK_KILLED,
+                                            TaskStatus::REASON_FRAMEWORK_REMOVED, why);
+      task.set_state(TASK_KILLED);
+    }
+    framework.completedTasks.push_back(std::move(task));
+  }
+  while (framework.completedTasks.size() > options_.maxCompletedTasksPerFramework) {
+    framework.completedTasks.pop_front();
+  }
   framework.tasks.clear();
   framework.offers.clear();
   completedFrameworks_.emplace_back(frameworkId, std::move(framework));

@@ -1,0 +1,244 @@
+// agora agent: registers this machine with a master and runs the tasks it is given.
+
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <functional>
+#include <iostream>
+
+#include <glog/logging.h>
+#include <zmq.hpp>
+
+#include "agent/agent.hpp"
+#include "agent/containerizer/fake_containerizer.hpp"
+#include "agent/containerizer/posix_containerizer.hpp"
+#include "agent/executor/command_executor.hpp"
+#include "agent/http.hpp"
+#include "agent/resource_detection.hpp"
+#include "cli/commands.hpp"
+#include "cli/daemon.hpp"
+#include "common/event_loop.hpp"
+#include "common/fs.hpp"
+#include "common/ids.hpp"
+#include "common/logging.hpp"
+#include "common/process.hpp"
+#include "common/zmq_transport.hpp"
+
+namespace agora::cli {
+
+namespace {
+
+// ipc:// paths are limited to about 100 bytes; a long work dir falls back to the abstract
+// socket namespace with a name derived from the work dir.
+std::string executorEndpoint(const std::string& workDir) {
+  std::string path = workDir + "/executors.sock";
+  if (path.size() < 100) {
+    return "ipc://" + path;
+  }
+  return "ipc://@agora-executors-" + std::to_string(std::hash<std::string>()(workDir));
+}
+
+}  // namespace
+
+int agentCommand(int argc, const char* const* argv) {
+  std::string masterAddress;
+  std::string workDir;
+  std::string ip = "127.0.0.1";
+  int port = 5051;
+  std::string hostname;
+  std::string resourcesFlag;
+  std::string attributesFlag;
+  std::string containerizerName = "posix";
+  Duration fakeTaskDuration = Duration::zero();
+  std::string infoFile;
+  std::string logDir;
+  int verbose = 0;
+  agent::AgentOptions options;
+  Duration statusRetry = seconds(10);
+
+  Flags flags("agora agent --master=HOST:PORT --work_dir=DIR [flags]",
+              "Runs an agent: it offers this machine's resources through the master and runs\n"
+              "the tasks frameworks launch on it, each under an executor in its own sandbox.");
+  flags.add(&masterAddress, "master", "The master's HTTP address, host:port (required).");
+  flags.add(&workDir, "work_dir",
+            "Where sandboxes and the agent's own files live (required; created if missing).");
+  flags.add(&ip, "ip", "IP address to listen on for the agent's HTTP API.");
+  flags.add(&port, "port", "HTTP port (0 picks a free port).");
+  flags.add(&hostname, "hostname", "Hostname to advertise (default: this machine's).");
+  flags.add(&resourcesFlag, "resources",
+            "Resources to offer, replacing what is detected for each name given, e.g.\n"
+            "'cpus:4;mem:8192;disk:20000;ports:[31000-32000]' or 'cpus(eng):2' to reserve.");
+  flags.add(&attributesFlag, "attributes", "Attributes, e.g. 'rack:a;zone:z1'.");
+  flags.add(&containerizerName, "containerizer",
+            "posix (executors as child processes) or fake (simulated tasks, for tests and\n"
+            "benchmarks).");
+  flags.add(&fakeTaskDuration, "fake_task_duration",
+            "With --containerizer=fake: how long each simulated task runs.");
+  flags.add(&options.executorRegistrationTimeout, "executor_registration_timeout",
+            "How long an executor may take to connect before it is destroyed.");
+  flags.add(&options.executorShutdownGracePeriod, "executor_shutdown_grace_period",
+            "How long executors get to stop their tasks before they are killed.");
+  flags.add(&options.recoveryTimeout, "recovery_timeout",
+            "Executors that lose their agent for this long kill their tasks and exit.");
+  flags.add(&options.masterPingTimeout, "master_ping_timeout",
+            "Without a ping from the master for this long, look for it and re-register.");
+  flags.add(&statusRetry, "status_update_retry_interval",
+            "First retry interval of an unacknowledged status update (doubles up to 10mins).");
+  flags.add(&infoFile, "info_file",
+            "Write the agent's pid and address here (JSON) once it is serving.");
+  flags.add(&logDir, "log_dir", "Write logs to this directory instead of stderr.");
+  flags.add(&verbose, "verbose", "Verbose logging level (glog's VLOG).");
+  int rc = parseFlags(flags, argc, argv);
+  if (rc >= 0) {
+    return rc;
+  }
+  if (masterAddress.empty()) {
+    std::cerr << "agora agent: --master=HOST:PORT is required (the master's HTTP address)\n";
+    return 2;
+  }
+  if (auto hp = splitHostPort(masterAddress); !hp) {
+    std::cerr << "agora agent: --master: " << hp.error() << "\n";
+    return 2;
+  }
+  if (workDir.empty()) {
+    std::cerr << "agora agent: --work_dir is required (where sandboxes are kept)\n";
+    return 2;
+  }
+  if (port < 0 || port > 65535) {
+    std::cerr << "agora agent: --port must be between 0 and 65535\n";
+    return 2;
+  }
+  if (containerizerName != "posix" && containerizerName != "fake") {
+    std::cerr << "agora agent: --containerizer must be posix or fake\n";
+    return 2;
+  }
+  if (Status made = makeDirectories(workDir); !made) {
+    std::cerr << "agora agent: " << made.error() << "\n";
+    return 1;
+  }
+  workDir = *realPath(workDir);
+  auto resources = agent::detectResources(workDir, resourcesFlag);
+  if (!resources) {
+    std::cerr << "agora agent: " << resources.error() << "\n";
+    return 2;
+  }
+  auto attributes = agent::parseAttributes(attributesFlag);
+  if (!attributes) {
+    std::cerr << "agora agent: --attributes: " << attributes.error() << "\n";
+    return 2;
+  }
+
+  initLogging(argv[0], logDir, verbose);
+  int signals = prepareDaemonSignals();
+
+  zmq::context_t context(1);
+  EventLoop loop;
+  HttpServer http;
+  auto httpPort = http.listen(ip, static_cast<uint16_t>(port));
+  if (!httpPort) {
+    std::cerr << "agora agent: " << httpPort.error() << "\n";
+    return 1;
+  }
+
+  options.workDir = workDir;
+  options.info.set_hostname(hostname.empty() ? localHostname() : hostname);
+  options.info.set_address(ip + ":" + std::to_string(*httpPort));
+  resources->copyTo(options.info.mutable_resources());
+  for (const Attribute& a : *attributes) {
+    *options.info.add_attributes() = a;
+  }
+  options.executorBinary = selfExecutable();
+  options.statusUpdates.retryMin = statusRetry;
+  options.statusUpdates.retryMax = std::max<Duration>(statusRetry, minutes(10));
+
+  ZmqDealer masterLink(context, loop, "A-" + uuidString(), kDefaultMaxMessageSize);
+  StandaloneDetector detector(loop, masterAddress);
+
+  std::unique_ptr<ZmqRouter> executorRouter;
+  std::unique_ptr<agent::PosixContainerizer> posix;
+  std::unique_ptr<agent::FakeContainerizer> fake;
+  Transport* executorLink = nullptr;
+  agent::Containerizer* containerizer = nullptr;
+  if (containerizerName == "fake") {
+    fake = std::make_unique<agent::FakeContainerizer>(
+        loop, fakeTaskDuration == Duration::zero() ? Duration::max() : fakeTaskDuration);
+    executorLink = fake.get();
+    containerizer = fake.get();
+    options.executorEndpoint = "fake://";
+  } else {
+    executorRouter = std::make_unique<ZmqRouter>(context, loop, kDefaultMaxMessageSize);
+    auto bound = executorRouter->bind(executorEndpoint(workDir));
+    if (!bound) {
+      std::cerr << "agora agent: " << bound.error() << "\n";
+      return 1;
+    }
+    options.executorEndpoint = *bound;
+    posix = std::make_unique<agent::PosixContainerizer>(loop);
+    executorLink = executorRouter.get();
+    containerizer = posix.get();
+  }
+
+  agent::Agent agent(
+      options, loop, masterLink,
+      [&masterLink](const std::string& endpoint) { return masterLink.connect(endpoint); },
+      detector, *executorLink, *containerizer);
+  masterLink.setHandler([&agent](const std::string& from, Envelope&& envelope) {
+    agent.receiveFromMaster(from, std::move(envelope));
+  });
+  auto toAgent = [&agent](const std::string& from, Envelope&& envelope) {
+    agent.receiveFromExecutor(from, std::move(envelope));
+  };
+  if (fake) {
+    fake->setDeliver(toAgent);
+  } else {
+    executorRouter->setHandler(toAgent);
+  }
+  agent::addAgentRoutes(http, loop, agent, workDir);
+  http.serve();
+  agent.start();
+
+  bool stopping = false;
+  loop.watchFd(signals, [&] {
+    signalfd_siginfo info;
+    while (::read(signals, &info, sizeof(info)) > 0) {
+    }
+    if (stopping) {
+      LOG(WARNING) << "Second signal: killing every container now";
+      if (posix) {
+        posix->destroyAll();
+      }
+      loop.stop();
+      return;
+    }
+    stopping = true;
+    LOG(INFO) << "Agent received a signal; stopping its executors";
+    agent.shutdown([&loop] { loop.stop(); });
+    loop.after(options.executorShutdownGracePeriod + seconds(3), [&] {
+      LOG(WARNING) << "Executors did not stop in time; killing them";
+      if (posix) {
+        posix->destroyAll();
+      }
+      loop.stop();
+    });
+  });
+
+  writeInfoFile(infoFile, {{"pid", ::getpid()},
+                           {"http", options.info.address()},
+                           {"executor_endpoint", options.executorEndpoint},
+                           {"work_dir", workDir}});
+  loop.run();
+  http.stop();
+  return 0;
+}
+
+int executorCommand(int argc, const char* const* argv) {
+  if (argc > 1 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
+    std::cout << "Usage: agora executor\n\nThe built-in executor. Agents start it inside a "
+                 "container with its\nconfiguration in AGORA_* environment variables; it is "
+                 "not meant to be run by hand.\n";
+    return 0;
+  }
+  return agent::runCommandExecutor();
+}
+
+}  // namespace agora::cli

@@ -1,0 +1,21 @@
+#pragma once
+
+// The `agora` verbs. Each takes the argv that follows the verb name (argv[0] is "agora VERB")
+// and returns the process exit code.
+
+namespace agora::cli {
+
+int masterCommand(int argc, const char* const* argv);
+int agentCommand(int argc, const char* const* argv);
+int executorCommand(int argc, const char* const* argv);
+int upCommand(int argc, const char* const* argv);
+int statusCommand(int argc, const char* const* argv);
+int stopCommand(int argc, const char* const* argv);
+int deleteCommand(int argc, const char* const* argv);
+int profileCommand(int argc, const char* const* argv);
+int agentsCommand(int argc, const char* const* argv);
+int frameworksCommand(int argc, const char* const* argv);
+int tasksCommand(int argc, const char* const* argv);
+int runCommand(int argc, const char* const* argv);
+
+}  // namespace agora::cli

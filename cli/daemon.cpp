@@ -1,0 +1,70 @@
+#include "cli/daemon.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <iostream>
+
+#include <glog/logging.h>
+
+#include "common/fs.hpp"
+#include "common/process.hpp"
+
+namespace agora::cli {
+
+int prepareDaemonSignals() {
+  ::signal(SIGPIPE, SIG_IGN);
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  pthread_sigmask(SIG_BLOCK, &chld, nullptr);
+  return blockSignalsToFd({SIGTERM, SIGINT});
+}
+
+int parseFlags(Flags& flags, int argc, const char* const* argv,
+               std::vector<std::string>* positional) {
+  auto parsed = flags.parse(argc, argv);
+  if (flags.helpRequested()) {
+    std::cout << flags.help();
+    return 0;
+  }
+  if (!parsed) {
+    std::cerr << argv[0] << ": " << parsed.error() << "\n";
+    return 2;
+  }
+  if (positional != nullptr) {
+    *positional = *parsed;
+  } else if (!parsed->empty()) {
+    std::cerr << argv[0] << ": unexpected argument '" << parsed->front() << "' (see --help)\n";
+    return 2;
+  }
+  return -1;
+}
+
+void writeInfoFile(const std::string& path, const nlohmann::json& info) {
+  if (path.empty()) {
+    return;
+  }
+  Status s = writeFileAtomic(path, info.dump(2) + "\n");
+  if (!s) {
+    LOG(ERROR) << "Could not write the info file: " << s.error();
+  }
+}
+
+std::string localHostname() {
+  char buffer[256] = {0};
+  if (::gethostname(buffer, sizeof(buffer) - 1) != 0) {
+    return "localhost";
+  }
+  return buffer;
+}
+
+int endpointPort(const std::string& endpoint) {
+  size_t colon = endpoint.rfind(':');
+  if (colon == std::string::npos) {
+    return 0;
+  }
+  return std::atoi(endpoint.c_str() + colon + 1);
+}
+
+}  // namespace agora::cli

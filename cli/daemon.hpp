@@ -1,0 +1,30 @@
+#pragma once
+
+// What the daemon verbs (master, agent) share: signals, the info file, flag parsing.
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/flags.hpp"
+
+namespace agora::cli {
+
+// Blocks SIGTERM, SIGINT and SIGCHLD in this thread and every thread started after it (call
+// first thing), ignores SIGPIPE, and returns a signalfd that reads SIGTERM and SIGINT.
+int prepareDaemonSignals();
+
+// Parses flags; on --help prints the help and returns 0, on a bad flag prints the error and
+// returns 2; returns -1 when the command should go on.
+int parseFlags(Flags& flags, int argc, const char* const* argv,
+               std::vector<std::string>* positional = nullptr);
+
+// Writes what others need to find this daemon (pid, addresses), atomically.
+void writeInfoFile(const std::string& path, const nlohmann::json& info);
+
+std::string localHostname();
+
+// "tcp://127.0.0.1:40123" -> 40123 (0 when there is no port).
+int endpointPort(const std::string& endpoint);
+
+}  // namespace agora::cli

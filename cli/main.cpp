@@ -1,0 +1,78 @@
+// agora: one binary for the whole cluster. See `agora --help`.
+
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli/commands.hpp"
+
+namespace {
+
+struct Verb {
+  const char* name;
+  const char* summary;
+  int (*run)(int, const char* const*);
+};
+
+const Verb kVerbs[] = {
+    {"up", "start a local cluster (a master and --agents=N agents) in a profile",
+     agora::cli::upCommand},
+    {"status", "show whether the local cluster's processes are running",
+     agora::cli::statusCommand},
+    {"stop", "stop the local cluster", agora::cli::stopCommand},
+    {"delete", "stop the local cluster and delete its profile", agora::cli::deleteCommand},
+    {"profile", "list local cluster profiles (agora profile list)", agora::cli::profileCommand},
+    {"run", "run a command as N tasks on the cluster and show their output",
+     agora::cli::runCommand},
+    {"agents", "list the agents the master knows", agora::cli::agentsCommand},
+    {"frameworks", "list the frameworks the master knows", agora::cli::frameworksCommand},
+    {"tasks", "list tasks", agora::cli::tasksCommand},
+    {"master", "run a master", agora::cli::masterCommand},
+    {"agent", "run an agent on this machine", agora::cli::agentCommand},
+    {"executor", "(started by agents) the built-in executor", agora::cli::executorCommand},
+};
+
+void usage(std::ostream& out) {
+  out << "Agora: a cluster kernel. Masters pool the resources of agents and offer them to\n"
+         "frameworks, which run tasks on them.\n\n"
+         "Usage: agora <command> [flags]   (agora <command> --help for its flags)\n\n"
+         "Commands:\n";
+  for (const Verb& v : kVerbs) {
+    out << "  " << v.name << std::string(12 - std::strlen(v.name), ' ') << v.summary << "\n";
+  }
+  out << "\nStart here: `agora up`, then `agora run --command='echo hello'`, then `agora stop`.\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    usage(std::cerr);
+    return 2;
+  }
+  std::string verb = argv[1];
+  if (verb == "--help" || verb == "-h" || verb == "help") {
+    usage(std::cout);
+    return 0;
+  }
+  if (verb == "--version" || verb == "version") {
+    std::cout << "agora " << AGORA_VERSION << "\n";
+    return 0;
+  }
+  for (const Verb& v : kVerbs) {
+    if (verb == v.name) {
+      // The verb sees "agora VERB" as argv[0].
+      std::string self = std::string("agora ") + v.name;
+      std::vector<const char*> args;
+      args.push_back(self.c_str());
+      for (int i = 2; i < argc; ++i) {
+        args.push_back(argv[i]);
+      }
+      return v.run(static_cast<int>(args.size()), args.data());
+    }
+  }
+  std::cerr << "agora: unknown command '" << verb << "'\n\n";
+  usage(std::cerr);
+  return 2;
+}

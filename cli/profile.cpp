@@ -1,0 +1,107 @@
+#include "cli/profile.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "common/fs.hpp"
+
+namespace agora::cli {
+
+const DaemonRecord* Profile::master() const {
+  for (const DaemonRecord& d : daemons) {
+    if (d.role == "master") {
+      return &d;
+    }
+  }
+  return nullptr;
+}
+
+nlohmann::json Profile::toJson() const {
+  nlohmann::json daemonsJson = nlohmann::json::array();
+  for (const DaemonRecord& d : daemons) {
+    daemonsJson.push_back(
+        {{"role", d.role}, {"pid", d.pid}, {"http", d.http}, {"dir", d.dir}, {"log", d.log}});
+  }
+  return {{"name", name}, {"dir", dir}, {"daemons", daemonsJson}};
+}
+
+Result<Profile> Profile::fromJson(const nlohmann::json& j) {
+  try {
+    Profile p;
+    p.name = j.at("name").get<std::string>();
+    p.dir = j.at("dir").get<std::string>();
+    for (const auto& d : j.at("daemons")) {
+      DaemonRecord r;
+      r.role = d.at("role").get<std::string>();
+      r.pid = d.at("pid").get<int>();
+      r.http = d.at("http").get<std::string>();
+      r.dir = d.at("dir").get<std::string>();
+      r.log = d.at("log").get<std::string>();
+      p.daemons.push_back(r);
+    }
+    return p;
+  } catch (const std::exception& e) {
+    return Error(std::string("malformed profile: ") + e.what());
+  }
+}
+
+std::string agoraHome() {
+  if (const char* home = std::getenv("AGORA_HOME"); home != nullptr && *home != '\0') {
+    return home;
+  }
+  const char* user = std::getenv("HOME");
+  return std::string(user != nullptr ? user : "/tmp") + "/.agora";
+}
+
+std::string profileDir(const std::string& name) { return agoraHome() + "/profiles/" + name; }
+
+Result<Profile> loadProfile(const std::string& name) {
+  std::string path = profileDir(name) + "/profile.json";
+  auto text = readFile(path);
+  if (!text) {
+    return Error("no local cluster in profile '" + name + "' (start one with `agora up`)");
+  }
+  nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded()) {
+    return Error(path + " is not valid JSON");
+  }
+  return Profile::fromJson(j);
+}
+
+Status saveProfile(const Profile& profile) {
+  Status made = makeDirectories(profile.dir);
+  if (!made) {
+    return made;
+  }
+  return writeFileAtomic(profile.dir + "/profile.json", profile.toJson().dump(2) + "\n");
+}
+
+std::vector<std::string> listProfiles() {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(agoraHome() + "/profiles", ec)) {
+    if (entry.is_directory() && pathExists(entry.path().string() + "/profile.json")) {
+      out.push_back(entry.path().filename().string());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Result<std::string> resolveMaster(const std::string& flag, const std::string& profile) {
+  if (!flag.empty()) {
+    return flag;
+  }
+  auto p = loadProfile(profile);
+  if (!p) {
+    return Error(p.error() + ", or pass --master=HOST:PORT");
+  }
+  const DaemonRecord* master = p->master();
+  if (master == nullptr) {
+    return Error("profile '" + profile + "' has no master");
+  }
+  return master->http;
+}
+
+}  // namespace agora::cli

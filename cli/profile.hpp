@@ -1,0 +1,44 @@
+#pragma once
+
+// Local cluster profiles: $AGORA_HOME/profiles/<name> (AGORA_HOME defaults to ~/.agora) holds
+// each daemon's work directory and log, and profile.json says which processes make up the
+// cluster and where they listen.
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.hpp"
+
+namespace agora::cli {
+
+struct DaemonRecord {
+  std::string role;      // "master" or "agent"
+  int pid = 0;
+  std::string http;      // host:port
+  std::string dir;
+  std::string log;
+};
+
+struct Profile {
+  std::string name;
+  std::string dir;
+  std::vector<DaemonRecord> daemons;  // the master first
+
+  const DaemonRecord* master() const;
+  nlohmann::json toJson() const;
+  static Result<Profile> fromJson(const nlohmann::json& j);
+};
+
+std::string agoraHome();
+std::string profileDir(const std::string& name);
+
+Result<Profile> loadProfile(const std::string& name);
+Status saveProfile(const Profile& profile);
+std::vector<std::string> listProfiles();
+
+// The master HTTP address to talk to: `flag` when given, else the profile's master.
+Result<std::string> resolveMaster(const std::string& flag, const std::string& profile);
+
+}  // namespace agora::cli
