@@ -163,10 +163,7 @@ Agent::Executor* Agent::getOrLaunchExecutor(const FrameworkInfo& frameworkInfo,
   config.env["AGORA_EXECUTOR_SHUTDOWN_GRACE_PERIOD"] =
       formatDuration(options_.executorShutdownGracePeriod);
 
-  Status made = makeDirectories(executor.directory);
-  if (made) {
-    made = containerizer_.launch(config);
-  }
+  Status made = containerizer_.launch(config);
   ++counters_.executorsLaunched;
   if (!made) {
     LOG(ERROR) << "Could not launch executor " << executor.id << " of framework " << frameworkId

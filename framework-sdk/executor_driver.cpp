@@ -273,14 +273,21 @@ void ExecutorDriver::update(TaskStatus status) {
   }
   status.set_executor_id(impl_->executorId);
   status.set_source(TaskStatus::SOURCE_EXECUTOR);
-  impl_->loop.post([impl = impl_.get(), status = std::move(status)] {
+  auto send = [impl = impl_.get(), status = std::move(status)] {
     impl->unacknowledged.push_back(status);
     if (impl->subscribed) {
       ExecutorCall call;
       *call.mutable_update()->mutable_status() = status;
       impl->send(std::move(call));
     }
-  });
+  };
+  // From the driver's own thread (the executor's callbacks) it is recorded at once, so that
+  // unacknowledged() counts it straight away.
+  if (impl_->loop.inLoopThread()) {
+    send();
+  } else {
+    impl_->loop.post(std::move(send));
+  }
 }
 
 void ExecutorDriver::message(const std::string& data) {

@@ -152,6 +152,7 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
 
   AgentEntry* agent = findAgent(agentId);
   bool wasRemoved = false;
+  std::vector<AgentEvent> afterwards;  // sent once the agent knows it is registered
   if (agent != nullptr) {
     if (agent->connection != from) {
       agentByConnection_.erase(agent->connection);
@@ -186,7 +187,7 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
         if (removedFrameworkIds_.count(reported.framework_id()) > 0) {
           AgentEvent shutdown;
           shutdown.mutable_shutdown_framework()->set_framework_id(reported.framework_id());
-          sendToAgent(*agent, shutdown);
+          afterwards.push_back(shutdown);
           continue;
         }
         // A framework known to an earlier master: keep it, disconnected, until it resubscribes
@@ -230,7 +231,7 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
           AgentEvent killEvent;
           killEvent.mutable_kill_task()->set_framework_id(framework->info.id());
           killEvent.mutable_kill_task()->set_task_id(task.task_id());
-          sendToAgent(*agent, killEvent);
+          afterwards.push_back(killEvent);
         }
       }
     }
@@ -245,6 +246,9 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
   event.mutable_registered()->set_agent_id(agentId);
   *event.mutable_registered()->mutable_master_info() = options_.info;
   sendToAgent(*agent, event);
+  for (const AgentEvent& e : afterwards) {
+    sendToAgent(*agent, e);
+  }
   requestAllocation();
 }
 

@@ -23,7 +23,7 @@ struct ContainerConfig {
   // What to run: the built-in executor ("agora executor") unless executorInfo is CUSTOM.
   std::vector<std::string> argv;
   bool shell = false;            // argv[0] is a shell command line
-  std::string directory;         // the sandbox; stdout and stderr go there
+  std::string directory;         // the sandbox (the containerizer creates it)
   std::map<std::string, std::string> env;
   Resources resources;
 };

@@ -7,6 +7,7 @@
 
 #include <glog/logging.h>
 
+#include "common/fs.hpp"
 #include "common/process.hpp"
 
 namespace agora::agent {
@@ -44,6 +45,10 @@ PosixContainerizer::~PosixContainerizer() {
 }
 
 Status PosixContainerizer::launch(const ContainerConfig& config) {
+  Status made = makeDirectories(config.directory);
+  if (!made) {
+    return made;
+  }
   SpawnOptions spawn;
   if (config.shell) {
     spawn.argv = {"/bin/sh", "-c", config.argv.empty() ? "" : config.argv[0]};

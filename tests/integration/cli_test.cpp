@@ -1,0 +1,140 @@
+// The `agora` command line: clear errors for bad flags, and a whole local cluster through
+// `agora up`, `agora run`, the operator verbs and `agora stop`.
+
+#include <gtest/gtest.h>
+
+#include "common/fs.hpp"
+#include "tests/support/process_cluster.hpp"
+
+namespace agora::testing {
+namespace {
+
+CommandResult agora(const std::vector<std::string>& args,
+                    const std::map<std::string, std::string>& env = {},
+                    Duration timeout = seconds(60)) {
+  std::vector<std::string> argv = {AGORA_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return runCommand(argv, timeout, env);
+}
+
+bool contains(const std::string& text, const std::string& what) {
+  return text.find(what) != std::string::npos;
+}
+
+TEST(CliTest, BadFlagsAndInputGetClearErrors) {
+  TempDir dir;
+  auto r = agora({"agent", "--master=127.0.0.1:1", "--work_dir=" + dir.path(),
+                  "--resources=cpus:abc"});
+  EXPECT_EQ(r.exitCode, 2);
+  EXPECT_TRUE(contains(r.output, "invalid --resources")) << r.output;
+
+  r = agora({"agent", "--master=127.0.0.1:1"});
+  EXPECT_EQ(r.exitCode, 2);
+  EXPECT_TRUE(contains(r.output, "--work_dir is required")) << r.output;
+
+  r = agora({"agent", "--work_dir=" + dir.path()});
+  EXPECT_EQ(r.exitCode, 2);
+  EXPECT_TRUE(contains(r.output, "--master")) << r.output;
+
+  r = agora({"agent", "--master=nonsense", "--work_dir=" + dir.path()});
+  EXPECT_EQ(r.exitCode, 2);
+
+  r = agora({"agent", "--master=127.0.0.1:1", "--work_dir=/proc/agora-cannot-be-here"});
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_TRUE(contains(r.output, "cannot create directory")) << r.output;
+
+  r = agora({"master", "--port=99999"});
+  EXPECT_EQ(r.exitCode, 2);
+  r = agora({"master", "--no-such-flag"});
+  EXPECT_EQ(r.exitCode, 2);
+  EXPECT_TRUE(contains(r.output, "unknown flag '--no_such_flag'")) << r.output;
+  r = agora({"master", "--agent_ping_timeout=soon"});
+  EXPECT_EQ(r.exitCode, 2);
+  r = agora({"nonsense"});
+  EXPECT_EQ(r.exitCode, 2);
+  r = agora({"run", "--command=true", "--master=127.0.0.1:1", "--resources=mem:-1"});
+  EXPECT_EQ(r.exitCode, 2);
+  r = agora({"tasks", "--master=127.0.0.1:1"});
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_TRUE(contains(r.output, "cannot connect")) << r.output;
+
+  r = agora({"--help"});
+  EXPECT_EQ(r.exitCode, 0);
+  EXPECT_TRUE(contains(r.output, "agora up")) << r.output;
+  for (const char* verb : {"master", "agent", "up", "run", "agents", "tasks", "stop"}) {
+    r = agora({verb, "--help"});
+    EXPECT_EQ(r.exitCode, 0) << verb;
+    EXPECT_TRUE(contains(r.output, "Usage: agora " + std::string(verb))) << r.output;
+  }
+}
+
+// Stops the profile whatever happens to the test.
+struct StopAtExit {
+  std::map<std::string, std::string> env;
+  ~StopAtExit() { agora({"stop"}, env); }
+};
+
+TEST(CliTest, LocalClusterUpRunAndStop) {
+  TempDir home;
+  std::map<std::string, std::string> env = {{"AGORA_HOME", home.path()}};
+  StopAtExit guard{env};
+
+  auto r = agora({"up", "--port=0", "--agents=2", "--agent_resources=cpus:2;mem:2048;disk:512"},
+                 env);
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "Agora is up")) << r.output;
+
+  r = agora({"up", "--port=0"}, env);  // already up: says so, starts nothing
+  EXPECT_EQ(r.exitCode, 0);
+  EXPECT_TRUE(contains(r.output, "already up")) << r.output;
+
+  r = agora({"status"}, env);
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+
+  r = agora({"run", "--command=echo hello from $AGORA_TASK_ID", "--count=3"}, env);
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "FINISHED")) << r.output;
+  EXPECT_TRUE(contains(r.output, "| hello from run-")) << r.output;
+
+  r = agora({"run", "--command=echo partial; exit 3"}, env);
+  EXPECT_EQ(r.exitCode, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "FAILED")) << r.output;
+  EXPECT_TRUE(contains(r.output, "status 3")) << r.output;
+  EXPECT_TRUE(contains(r.output, "partial")) << r.output;
+
+  r = agora({"run", "--command=for i in 1 2 3; do echo line $i; sleep 0.2; done", "--follow"},
+            env);
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "line 1\nline 2\nline 3")) << r.output;
+
+  r = agora({"agents"}, env);
+  EXPECT_EQ(r.exitCode, 0);
+  EXPECT_TRUE(contains(r.output, "HOSTNAME")) << r.output;
+  EXPECT_TRUE(contains(r.output, "-agent-1")) << r.output;
+  EXPECT_TRUE(contains(r.output, "-agent-2")) << r.output;
+
+  r = agora({"tasks", "--all"}, env);
+  EXPECT_EQ(r.exitCode, 0);
+  EXPECT_TRUE(contains(r.output, "TASK_FINISHED")) << r.output;
+  EXPECT_TRUE(contains(r.output, "TASK_FAILED")) << r.output;
+
+  r = agora({"frameworks", "--all"}, env);
+  EXPECT_EQ(r.exitCode, 0);
+  EXPECT_TRUE(contains(r.output, "agora-run")) << r.output;
+
+  r = agora({"profile", "list"}, env);
+  EXPECT_TRUE(contains(r.output, "default\trunning")) << r.output;
+
+  r = agora({"stop"}, env);
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  r = agora({"status"}, env);
+  EXPECT_EQ(r.exitCode, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "stopped")) << r.output;
+
+  r = agora({"delete"}, env);
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_FALSE(pathExists(home.path() + "/profiles/default"));
+}
+
+}  // namespace
+}  // namespace agora::testing

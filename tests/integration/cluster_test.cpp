@@ -1,0 +1,191 @@
+// End to end: a real master and two real agents, frameworks on the SDK, real task processes.
+
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/fs.hpp"
+#include "common/http.hpp"
+#include "common/process.hpp"
+#include "tests/support/process_cluster.hpp"
+#include "tests/support/test_scheduler.hpp"
+
+namespace agora::testing {
+namespace {
+
+using nlohmann::json;
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(cluster_.start().ok()) << "see " << cluster_.dir(); }
+
+  ProcessCluster cluster_;
+};
+
+TEST_F(ClusterTest, ExampleFrameworkRuns200ShortTasksToFinished) {
+  CommandResult result = runCommand({AGORA_EXAMPLE_COPIES, "--master=" + cluster_.masterHttp(),
+                                     "--count=200", "--command=echo copy $AGORA_TASK_ID"},
+                                    seconds(150));
+  EXPECT_EQ(result.exitCode, 0) << result.output;
+  EXPECT_NE(result.output.find("200 of 200 tasks finished"), std::string::npos) << result.output;
+
+  auto state = cluster_.masterState();
+  ASSERT_TRUE(state.ok());
+  json frameworks = (*state)["completed_frameworks"];
+  ASSERT_EQ(frameworks.size(), 1u);
+  int finished = 0;
+  for (const json& task : frameworks[0]["completed_tasks"]) {
+    finished += task["state"] == "TASK_FINISHED" ? 1 : 0;
+  }
+  EXPECT_EQ(finished, 200);
+  // Both agents took part, and everything was given back.
+  for (const json& agent : (*state)["agents"]) {
+    EXPECT_EQ(agent["used_resources"]["cpus"], 0.0);
+  }
+}
+
+TEST_F(ClusterTest, TaskExitingThreeFailsWithTheCodeInItsMessage) {
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster_.masterHttp());
+  scheduler.launch(TestScheduler::commandTask("exits-3", "exit 3"));
+  driver.start();
+  TaskStatus end = scheduler.waitForEnd("exits-3");
+  EXPECT_EQ(end.state(), TASK_FAILED);
+  EXPECT_NE(end.message().find("status 3"), std::string::npos) << end.message();
+  EXPECT_EQ(scheduler.states("exits-3"),
+            (std::vector<TaskState>{TASK_STARTING, TASK_RUNNING, TASK_FAILED}));
+  driver.stop();
+  driver.join();
+}
+
+TEST_F(ClusterTest, KilledTaskEndsKilledAndItsProcessIsGone) {
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster_.masterHttp());
+  // The task writes its pid into its sandbox, then sleeps.
+  scheduler.launch(TestScheduler::commandTask("sleeper", "echo $$ > pid; exec sleep 1000"));
+  driver.start();
+  ASSERT_TRUE(scheduler.waitForState("sleeper", TASK_RUNNING));
+
+  std::string sandbox;
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        auto r = httpGet(scheduler.agentAddress("sleeper"), "/state");
+        if (!r) {
+          return false;
+        }
+        json s = json::parse(r->body);
+        for (const json& f : s["frameworks"]) {
+          for (const json& e : f["executors"]) {
+            if (e["id"] == "sleeper") {
+              sandbox = e["directory"];
+            }
+          }
+        }
+        return !sandbox.empty() && pathExists(sandbox + "/pid") &&
+               readFile(sandbox + "/pid")->size() > 1;
+      },
+      seconds(20)));
+  pid_t pid = std::stoi(*readFile(sandbox + "/pid"));
+  EXPECT_TRUE(processAlive(pid));
+
+  driver.kill("sleeper");
+  TaskStatus end = scheduler.waitForEnd("sleeper");
+  EXPECT_EQ(end.state(), TASK_KILLED);
+  EXPECT_TRUE(waitUntil([pid] { return !processAlive(pid); }, seconds(10)));
+  driver.stop();
+  driver.join();
+}
+
+TEST_F(ClusterTest, TaskOutputIsReadableFromTheAgentButNothingOutsideTheWorkDir) {
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster_.masterHttp());
+  scheduler.launch(TestScheduler::commandTask("hello", "echo hello out; echo hello err >&2"));
+  driver.start();
+  ASSERT_EQ(scheduler.waitForEnd("hello").state(), TASK_FINISHED);
+  std::string agent = scheduler.agentAddress("hello");
+  std::string directory;
+  // The executor goes away soon after its task: then the agent lists it as completed.
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        json state = json::parse(httpGet(agent, "/state")->body);
+        for (const json& e : state["completed_executors"]) {
+          if (e["id"] == "hello") {
+            directory = e["directory"];
+          }
+        }
+        return !directory.empty();
+      },
+      seconds(20)));
+  auto out = httpGet(agent, "/files/read?path=" + urlEncode(directory + "/stdout"));
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(json::parse(out->body)["data"], "hello out\n");
+  auto err = httpGet(agent, "/files/read?path=" + urlEncode(directory + "/stderr"));
+  EXPECT_EQ(json::parse(err->body)["data"], "hello err\n");
+  auto size = httpGet(agent, "/files/read?offset=-1&path=" + urlEncode(directory + "/stdout"));
+  EXPECT_EQ(json::parse(size->body)["offset"], 10);
+
+  EXPECT_EQ(httpGet(agent, "/files/read?path=/etc/passwd")->status, 403);
+  EXPECT_EQ(httpGet(agent, "/files/read?path=" + urlEncode(directory + "/../../../../../../../../../../../../etc/passwd"))
+                ->status,
+            403);
+  EXPECT_EQ(httpGet(agent, "/files/read?path=" + urlEncode(directory + "/nope"))->status, 404);
+  EXPECT_EQ(httpGet(agent, "/files/read?offset=x&path=" + urlEncode(directory + "/stdout"))->status,
+            400);
+  driver.stop();
+  driver.join();
+}
+
+TEST_F(ClusterTest, ReconciliationReportsTheLatestStates) {
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster_.masterHttp());
+  scheduler.launch(TestScheduler::commandTask("long", "exec sleep 1000"));
+  driver.start();
+  ASSERT_TRUE(scheduler.waitForState("long", TASK_RUNNING));
+  size_t before = scheduler.states("long").size();
+  driver.reconcile();
+  ASSERT_TRUE(scheduler.waitForUpdates("long", before, seconds(10)));
+  EXPECT_EQ(scheduler.states("long").back(), TASK_RUNNING);
+  driver.stop();
+  driver.join();
+  // Tearing the framework down kills its task.
+  EXPECT_TRUE(cluster_.waitForState([](const json& s) {
+    for (const json& a : s["agents"]) {
+      if (a["used_resources"]["cpus"] != 0.0) {
+        return false;
+      }
+    }
+    return s["frameworks"].empty();
+  }));
+}
+
+TEST(ClusterFaultTest, AgentThatStopsAnsweringIsRemovedAndComesBack) {
+  ProcessClusterOptions options;
+  options.masterFlags = {"--agent_ping_timeout=200ms", "--max_agent_ping_timeouts=3"};
+  options.agentFlags = {"--master_ping_timeout=1secs"};
+  options.agents = 1;
+  ProcessCluster cluster(options);
+  ASSERT_TRUE(cluster.start().ok());
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster.masterHttp());
+  scheduler.launch(TestScheduler::commandTask("victim", "exec sleep 1000"));
+  driver.start();
+  ASSERT_TRUE(scheduler.waitForState("victim", TASK_RUNNING));
+
+  ::kill(cluster.agentPid(0), SIGSTOP);
+  TaskStatus end = scheduler.waitForEnd("victim", seconds(20));
+  ::kill(cluster.agentPid(0), SIGCONT);
+  EXPECT_EQ(end.state(), TASK_LOST);
+  EXPECT_EQ(end.reason(), TaskStatus::REASON_AGENT_REMOVED);
+
+  // Awake again, the agent re-registers; the lost task does not come back to life.
+  EXPECT_TRUE(cluster.waitForState([](const json& s) {
+    return s["agents"].size() == 1 && s["agents"][0]["used_resources"]["cpus"] == 0.0;
+  }));
+  driver.stop();
+  driver.join();
+}
+
+}  // namespace
+}  // namespace agora::testing

@@ -1,0 +1,201 @@
+#include "tests/support/process_cluster.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "common/fs.hpp"
+#include "common/http.hpp"
+#include "common/process.hpp"
+
+namespace agora::testing {
+
+bool waitUntil(const std::function<bool()>& condition, Duration timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (condition()) {
+      return true;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // ok: polling with a deadline
+  }
+}
+
+Result<pid_t> spawnChild(const std::vector<std::string>& argv, const std::string& log,
+                         const std::map<std::string, std::string>& extraEnv) {
+  // Everything the child needs is built before fork: it runs only system calls after it.
+  std::vector<char*> args;
+  for (const std::string& a : argv) {
+    args.push_back(const_cast<char*>(a.c_str()));
+  }
+  args.push_back(nullptr);
+  std::map<std::string, std::string> env = currentEnvironment();
+  for (const auto& [k, v] : extraEnv) {
+    env[k] = v;
+  }
+  std::vector<std::string> envStrings;
+  for (const auto& [k, v] : env) {
+    envStrings.push_back(k + "=" + v);
+  }
+  std::vector<char*> envp;
+  for (std::string& e : envStrings) {
+    envp.push_back(e.data());
+  }
+  envp.push_back(nullptr);
+  pid_t parent = ::getpid();
+
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    return Error("fork failed");
+  }
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) {
+      ::_exit(1);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    int in = ::open("/dev/null", O_RDONLY);
+    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (in < 0 || out < 0) {
+      ::_exit(126);
+    }
+    ::dup2(in, 0);
+    ::dup2(out, 1);
+    ::dup2(out, 2);
+    ::execve(args[0], args.data(), envp.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+void stopChild(pid_t pid, Duration patience) {
+  if (pid <= 0) {
+    return;
+  }
+  ::kill(pid, SIGCONT);  // in case a test stopped it
+  ::kill(pid, SIGTERM);
+  bool reaped = waitUntil([pid] { return ::waitpid(pid, nullptr, WNOHANG) == pid; }, patience);
+  if (!reaped) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+}
+
+CommandResult runCommand(const std::vector<std::string>& argv, Duration timeout,
+                         const std::map<std::string, std::string>& extraEnv) {
+  TempDir dir;
+  std::string log = dir.path() + "/output";
+  CommandResult result;
+  auto pid = spawnChild(argv, log, extraEnv);
+  if (!pid) {
+    result.output = pid.error();
+    return result;
+  }
+  int status = 0;
+  bool done = waitUntil([&] { return ::waitpid(*pid, &status, WNOHANG) == *pid; }, timeout);
+  if (!done) {
+    ::kill(*pid, SIGKILL);
+    ::waitpid(*pid, &status, 0);
+  } else if (WIFEXITED(status)) {
+    result.exitCode = WEXITSTATUS(status);
+  }
+  result.output = readFile(log).ok() ? *readFile(log) : "";
+  return result;
+}
+
+ProcessCluster::ProcessCluster(ProcessClusterOptions options) : options_(std::move(options)) {}
+
+ProcessCluster::~ProcessCluster() { stop(); }
+
+Status ProcessCluster::start() {
+  std::string info = dir_.path() + "/master.json";
+  std::vector<std::string> args = {AGORA_BINARY, "master", "--port=0", "--info_file=" + info};
+  args.insert(args.end(), options_.masterFlags.begin(), options_.masterFlags.end());
+  auto pid = spawnChild(args, masterLog());
+  if (!pid) {
+    return Error(pid.error());
+  }
+  masterPid_ = *pid;
+  nlohmann::json masterInfo;
+  bool up = waitUntil(
+      [&] {
+        auto text = readFile(info);
+        if (!text) {
+          return false;
+        }
+        masterInfo = nlohmann::json::parse(*text, nullptr, false);
+        return !masterInfo.is_discarded();
+      },
+      seconds(20));
+  if (!up) {
+    return Error("the master did not start; see " + masterLog());
+  }
+  masterHttp_ = masterInfo["http"];
+  masterEndpoint_ = masterInfo["endpoint"];
+
+  for (int i = 0; i < options_.agents; ++i) {
+    std::string agentDir = dir_.path() + "/agent-" + std::to_string(i);
+    std::vector<std::string> agentArgs = {AGORA_BINARY,
+                                          "agent",
+                                          "--master=" + masterHttp_,
+                                          "--work_dir=" + agentDir,
+                                          "--port=0",
+                                          "--hostname=agent-" + std::to_string(i),
+                                          "--resources=" + options_.agentResources,
+                                          "--recovery_timeout=30secs",
+                                          "--executor_shutdown_grace_period=2secs",
+                                          "--info_file=" + agentDir + ".json"};
+    agentArgs.insert(agentArgs.end(), options_.agentFlags.begin(), options_.agentFlags.end());
+    auto agentPid = spawnChild(agentArgs, agentDir + ".log");
+    if (!agentPid) {
+      return Error(agentPid.error());
+    }
+    agentPids_.push_back(*agentPid);
+  }
+  size_t want = static_cast<size_t>(options_.agents);
+  if (!waitForState([want](const nlohmann::json& s) { return s["agents"].size() == want; })) {
+    return Error("the agents did not all register; see the logs in " + dir_.path());
+  }
+  return Status();
+}
+
+void ProcessCluster::stop() {
+  for (pid_t pid : agentPids_) {
+    stopChild(pid);
+  }
+  agentPids_.clear();
+  stopChild(masterPid_);
+  masterPid_ = -1;
+}
+
+Result<nlohmann::json> ProcessCluster::masterState() const {
+  auto response = httpGet(masterHttp_, "/state", seconds(5));
+  if (!response) {
+    return Error(response.error());
+  }
+  auto j = nlohmann::json::parse(response->body, nullptr, false);
+  if (j.is_discarded()) {
+    return Error("/state is not JSON");
+  }
+  return j;
+}
+
+bool ProcessCluster::waitForState(const std::function<bool(const nlohmann::json&)>& condition,
+                                  Duration timeout) const {
+  return waitUntil(
+      [&] {
+        auto state = masterState();
+        return state.ok() && condition(*state);
+      },
+      timeout);
+}
+
+}  // namespace agora::testing

@@ -1,0 +1,80 @@
+#pragma once
+
+// ProcessCluster: a real master and real agents, each an `agora` process on loopback with
+// ephemeral ports and a temporary directory, for end-to-end and fault tests. Everything it
+// starts is stopped when it goes away (and dies with the test process if that crashes).
+
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.hpp"
+#include "common/time.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace agora::testing {
+
+// Polls `condition` until it holds or `timeout` passes; true if it held.
+bool waitUntil(const std::function<bool()>& condition, Duration timeout);
+
+// Starts a child that gets SIGTERM when the test process dies; stdout and stderr go to `log`.
+Result<pid_t> spawnChild(const std::vector<std::string>& argv, const std::string& log,
+                         const std::map<std::string, std::string>& extraEnv = {});
+
+// SIGTERM, then SIGKILL after `patience`; reaps it.
+void stopChild(pid_t pid, Duration patience = seconds(15));
+
+struct CommandResult {
+  int exitCode = -1;  // -1: it did not finish in time (and was killed)
+  std::string output;  // stdout and stderr together
+};
+
+// Runs a command to the end (killed after `timeout`).
+CommandResult runCommand(const std::vector<std::string>& argv, Duration timeout,
+                         const std::map<std::string, std::string>& extraEnv = {});
+
+struct ProcessClusterOptions {
+  int agents = 2;
+  std::string agentResources = "cpus:4;mem:4096;disk:1024";
+  std::vector<std::string> masterFlags;
+  std::vector<std::string> agentFlags;
+};
+
+class ProcessCluster {
+ public:
+  explicit ProcessCluster(ProcessClusterOptions options = {});
+  ~ProcessCluster();
+  ProcessCluster(const ProcessCluster&) = delete;
+  ProcessCluster& operator=(const ProcessCluster&) = delete;
+
+  // Starts the master and the agents and waits until every agent has registered.
+  Status start();
+  void stop();
+
+  const std::string& masterHttp() const { return masterHttp_; }
+  const std::string& masterEndpoint() const { return masterEndpoint_; }
+  pid_t masterPid() const { return masterPid_; }
+  pid_t agentPid(size_t i) const { return agentPids_.at(i); }
+  const std::string& dir() const { return dir_.path(); }
+  std::string masterLog() const { return dir_.path() + "/master.log"; }
+
+  Result<nlohmann::json> masterState() const;
+  // Polls the master's /state until `condition` holds (false after `timeout`).
+  bool waitForState(const std::function<bool(const nlohmann::json&)>& condition,
+                    Duration timeout = seconds(30)) const;
+
+ private:
+  ProcessClusterOptions options_;
+  TempDir dir_;
+  pid_t masterPid_ = -1;
+  std::vector<pid_t> agentPids_;
+  std::string masterHttp_;
+  std::string masterEndpoint_;
+};
+
+}  // namespace agora::testing

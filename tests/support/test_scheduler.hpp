@@ -1,0 +1,176 @@
+#pragma once
+
+// A scheduler for tests: launches the tasks it is given into the first offers that fit, and
+// records every update, so a test can wait for a task to reach a state.
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "agora/scheduler.hpp"
+#include "common/resources.hpp"
+#include "common/time.hpp"
+
+namespace agora::testing {
+
+class TestScheduler final : public Scheduler {
+ public:
+  static TaskInfo commandTask(const std::string& id, const std::string& command,
+                              const std::string& resources = "cpus:0.1;mem:32") {
+    TaskInfo task;
+    task.set_task_id(id);
+    task.set_name(id);
+    task.mutable_command()->set_value(command);
+    Resources::parse(resources)->copyTo(task.mutable_resources());
+    return task;
+  }
+
+  // Queues a task; it is launched into the next offer that holds it.
+  void launch(const TaskInfo& task, SchedulerDriver* driver = nullptr) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pending_.push_back(task);
+    if (driver != nullptr) {
+      driver->revive();
+    }
+  }
+
+  void subscribed(SchedulerDriver*, const std::string& frameworkId, const MasterInfo&) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    frameworkId_ = frameworkId;
+    ++subscriptions_;
+    changed_.notify_all();
+  }
+
+  void offers(SchedulerDriver* driver, const std::vector<Offer>& offers) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const Offer& offer : offers) {
+      Resources available(offer.resources());
+      std::vector<TaskInfo> tasks;
+      for (auto it = pending_.begin(); it != pending_.end();) {
+        Resources need(it->resources());
+        if (available.contains(need)) {
+          available -= need;
+          it->set_agent_id(offer.agent_id());
+          agentAddress_[it->task_id()] = offer.agent_address();
+          tasks.push_back(*it);
+          it = pending_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      Filters filters;
+      filters.set_refuse_seconds(1);
+      if (tasks.empty()) {
+        driver->decline(offer.id(), filters);
+      } else {
+        driver->launch(offer.id(), tasks, filters);
+      }
+    }
+  }
+
+  void update(SchedulerDriver*, const TaskStatus& status) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    updates_[status.task_id()].push_back(status);
+    changed_.notify_all();
+  }
+
+  void error(SchedulerDriver*, const std::string& message) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    errors_.push_back(message);
+    changed_.notify_all();
+  }
+
+  // Waits until the task has reached `state` (true) or `timeout` passed (false).
+  bool waitForState(const std::string& taskId, TaskState state, Duration timeout = seconds(30)) {
+    return waitFor([&] { return reached(taskId, state); }, timeout);
+  }
+
+  // Waits until the task's latest state is terminal; returns that status.
+  TaskStatus waitForEnd(const std::string& taskId, Duration timeout = seconds(30)) {
+    TaskStatus last;
+    waitFor(
+        [&] {
+          auto it = updates_.find(taskId);
+          if (it == updates_.end()) {
+            return false;
+          }
+          last = it->second.back();
+          TaskState s = last.state();
+          return s == TASK_FINISHED || s == TASK_FAILED || s == TASK_KILLED || s == TASK_ERROR ||
+                 s == TASK_LOST || s == TASK_DROPPED || s == TASK_GONE;
+        },
+        timeout);
+    return last;
+  }
+
+  // Waits until the task has had more than `count` updates.
+  bool waitForUpdates(const std::string& taskId, size_t count, Duration timeout = seconds(30)) {
+    return waitFor([&] { return updates_[taskId].size() > count; }, timeout);
+  }
+
+  std::vector<TaskState> states(const std::string& taskId) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<TaskState> out;
+    for (const TaskStatus& s : updates_[taskId]) {
+      out.push_back(s.state());
+    }
+    return out;
+  }
+
+  std::string agentAddress(const std::string& taskId) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return agentAddress_[taskId];
+  }
+
+  std::string frameworkId() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return frameworkId_;
+  }
+
+  int subscriptions() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return subscriptions_;
+  }
+
+ private:
+  // `condition` runs with the lock held: it may read the members, not call public methods.
+  bool waitFor(const std::function<bool()>& condition, Duration timeout) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return changed_.wait_for(lock, timeout, condition);
+  }
+
+  bool reached(const std::string& taskId, TaskState state) {
+    auto it = updates_.find(taskId);
+    if (it == updates_.end()) {
+      return false;
+    }
+    for (const TaskStatus& s : it->second) {
+      if (s.state() == state) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<TaskInfo> pending_;
+  std::map<std::string, std::vector<TaskStatus>> updates_;
+  std::map<std::string, std::string> agentAddress_;
+  std::vector<std::string> errors_;
+  std::string frameworkId_;
+  int subscriptions_ = 0;
+};
+
+inline FrameworkInfo testFramework(const std::string& name = "test") {
+  FrameworkInfo info;
+  info.set_name(name);
+  info.set_user("root");
+  return info;
+}
+
+}  // namespace agora::testing

@@ -1,0 +1,55 @@
+#include <gtest/gtest.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+#include "common/http.hpp"
+
+namespace agora {
+namespace {
+
+TEST(HttpTest, ServesRoutesAndRejectsGarbage) {
+  HttpServer server;
+  server.route("/hello", [](const HttpRequest& request, HttpResponder respond) {
+    respond(HttpResponse::text("hi " + request.param("name", "there")));
+  });
+  server.route("/files/", [](const HttpRequest& request, HttpResponder respond) {
+    respond(HttpResponse::text(request.path));
+  });
+  auto port = server.start("127.0.0.1", 0);
+  ASSERT_TRUE(port.ok()) << port.error();
+  std::string address = "127.0.0.1:" + std::to_string(*port);
+
+  auto r = httpGet(address, "/hello?name=a%20b");
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "hi a b");
+  EXPECT_EQ(httpGet(address, "/files/x/y")->body, "/files/x/y");
+  EXPECT_EQ(httpGet(address, "/nope")->status, 404);
+
+  // Garbage on the socket gets a 400 and the server keeps serving.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), *port});
+  std::string garbage = "\x16\x03\x01 definitely not http\r\n\r\n";
+  boost::asio::write(socket, boost::asio::buffer(garbage));
+  std::string reply(256, '\0');
+  boost::system::error_code ec;
+  size_t n = socket.read_some(boost::asio::buffer(reply), ec);
+  EXPECT_NE(reply.substr(0, n).find("400"), std::string::npos);
+  EXPECT_EQ(httpGet(address, "/hello")->status, 200);
+  EXPECT_GE(server.badRequests(), 1u);
+  server.stop();
+}
+
+TEST(HttpTest, ClientFailsCleanlyOnNoServerAndBadAddresses) {
+  EXPECT_FALSE(httpGet("127.0.0.1:1", "/", milliseconds(500)).ok());
+  EXPECT_FALSE(httpGet("no-port", "/").ok());
+  EXPECT_FALSE(splitHostPort("host:99999").ok());
+  EXPECT_EQ(splitHostPort("[::1]:80")->first, "::1");
+}
+
+}  // namespace
+}  // namespace agora
