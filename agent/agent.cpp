@@ -20,6 +20,9 @@ Agent::Agent(AgentOptions options, Loop& loop, Transport& master, Connect connec
                      }),
       backoff_(options_.registrationBackoffMin) {
   startTime_ = loop_.wallTime();
+  if (options_.masterPingTimeout > Duration::zero()) {
+    pingTimeout_ = options_.masterPingTimeout;
+  }
   containerizer_.setExitCallback(
       [this](const std::string& containerId, int status) { executorExited(containerId, status); });
 }
@@ -127,6 +130,11 @@ void Agent::onRegistered(const AgentEvent::Registered& registered) {
   }
   state_ = State::kRegistered;
   lastPing_ = loop_.now();
+  if (options_.masterPingTimeout > Duration::zero()) {
+    pingTimeout_ = options_.masterPingTimeout;
+  } else if (registered.ping_timeout_seconds() > 0) {
+    pingTimeout_ = fromSeconds(std::min(registered.ping_timeout_seconds(), 86400.0));
+  }
   backoff_ = options_.registrationBackoffMin;
   loop_.cancel(registrationTimer_);
   registrationTimer_ = 0;
@@ -136,11 +144,26 @@ void Agent::onRegistered(const AgentEvent::Registered& registered) {
 }
 
 void Agent::checkMasterLiveness() {
-  if (state_ == State::kRegistered && loop_.now() - lastPing_ > options_.masterPingTimeout) {
-    lostMaster("no ping from the master for " + formatDuration(options_.masterPingTimeout));
+  if (state_ == State::kRegistered && loop_.now() - lastPing_ > pingTimeout_) {
+    lostMaster("no ping from the master for " + formatDuration(pingTimeout_));
   }
-  livenessTimer_ = loop_.after(std::max<Duration>(options_.masterPingTimeout / 4, milliseconds(10)),
+  livenessTimer_ = loop_.after(std::max<Duration>(pingTimeout_ / 4, milliseconds(10)),
                                [this] { checkMasterLiveness(); });
+}
+
+void Agent::masterConnectionChanged(bool connected) {
+  if (!connected) {
+    VLOG(1) << "Connection to the master dropped";
+    return;
+  }
+  if (state_ == State::kRegistered || state_ == State::kRegistering) {
+    // Possibly a new master behind the same endpoint: say who we are (again). The master
+    // answers a registration it already has the same way.
+    state_ = State::kRegistering;
+    statusUpdates_.pause();
+    backoff_ = options_.registrationBackoffMin;
+    registerWithMaster();
+  }
 }
 
 void Agent::lostMaster(const std::string& why) {
@@ -244,6 +267,15 @@ void Agent::receiveFromMaster(const std::string& from, Envelope&& envelope) {
     case AgentEvent::kShutdownFramework:
       shutdownFramework(event.shutdown_framework().framework_id());
       return;
+    case AgentEvent::kUpdateFramework: {
+      const FrameworkInfo& info = event.update_framework().framework_info();
+      auto framework = frameworks_.find(info.id());
+      if (framework != frameworks_.end()) {
+        framework->second.info = info;
+      }
+      statusUpdates_.flush(info.id());
+      return;
+    }
     case AgentEvent::kMessage: {
       const auto& message = event.message();
       Executor* executor = findExecutor(message.framework_id(), message.executor_id());

@@ -32,8 +32,9 @@ struct AgentOptions {
   std::string executorBinary;     // the `agora` binary, run as `agora executor`
   Duration registrationBackoffMin = milliseconds(500);
   Duration registrationBackoffMax = seconds(30);
-  // No ping from the master for this long: look for the master again and re-register.
-  Duration masterPingTimeout = seconds(90);
+  // No ping from the master for this long: look for the master again and re-register. Zero:
+  // what the master says when it admits the agent (its ping interval x (missed pings + 1)).
+  Duration masterPingTimeout = Duration::zero();
   Duration executorRegistrationTimeout = minutes(1);
   Duration executorShutdownGracePeriod = seconds(5);
   Duration executorHeartbeatInterval = seconds(5);
@@ -60,6 +61,9 @@ class Agent {
   void shutdown(std::function<void()> done);
 
   void receiveFromMaster(const std::string& from, Envelope&& envelope);
+  // The connection to the master came up (again) or dropped. A master restarted on the same
+  // endpoint shows as a drop and a reconnect: the agent introduces itself again at once.
+  void masterConnectionChanged(bool connected);
   void receiveFromExecutor(const std::string& from, Envelope&& envelope);
 
   const std::string& id() const { return agentId_; }
@@ -150,6 +154,7 @@ class Agent {
   std::string agentId_;
   MasterInfo masterInfo_;
   TimePoint lastPing_;
+  Duration pingTimeout_ = seconds(90);
   Duration backoff_;
   TimerId registrationTimer_ = 0;
   TimerId livenessTimer_ = 0;

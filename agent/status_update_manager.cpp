@@ -111,6 +111,19 @@ void StatusUpdateManager::resume() {
   }
 }
 
+void StatusUpdateManager::flush(const std::string& frameworkId) {
+  if (paused_) {
+    return;
+  }
+  for (auto it = waiting_.lower_bound(Key{frameworkId, ""});
+       it != waiting_.end() && it->first == frameworkId; ++it) {
+    Stream& stream = streams_.at(*it);
+    stream.backoff = options_.retryMin;
+    stream.nextRetry = loop_.now() + stream.backoff;
+    forward_(it->first, stream.updates.front(), stream.latest);
+  }
+}
+
 void StatusUpdateManager::cleanupFramework(const std::string& frameworkId) {
   for (auto it = streams_.lower_bound(Key{frameworkId, ""});
        it != streams_.end() && it->first.first == frameworkId;) {

@@ -43,6 +43,9 @@ class StatusUpdateManager {
   void pause();
   void resume();
 
+  // Sends the heads of a framework's streams again now (it reconnected), resetting back-off.
+  void flush(const std::string& frameworkId);
+
   // Forgets a framework's streams (it was removed).
   void cleanupFramework(const std::string& frameworkId);
 

@@ -81,7 +81,8 @@ int agentCommand(int argc, const char* const* argv) {
   flags.add(&options.recoveryTimeout, "recovery_timeout",
             "Executors that lose their agent for this long kill their tasks and exit.");
   flags.add(&options.masterPingTimeout, "master_ping_timeout",
-            "Without a ping from the master for this long, look for it and re-register.");
+            "Without a ping from the master for this long, look for it and re-register\n"
+            "(0: the master's ping interval x (missed pings + 1), which it sends).");
   flags.add(&statusRetry, "status_update_retry_interval",
             "First retry interval of an unacknowledged status update (doubles up to 10mins).");
   flags.add(&infoFile, "info_file",
@@ -185,6 +186,7 @@ int agentCommand(int argc, const char* const* argv) {
   masterLink.setHandler([&agent](const std::string& from, Envelope&& envelope) {
     agent.receiveFromMaster(from, std::move(envelope));
   });
+  masterLink.setConnectionHandler([&agent](bool up) { agent.masterConnectionChanged(up); });
   auto toAgent = [&agent](const std::string& from, Envelope&& envelope) {
     agent.receiveFromExecutor(from, std::move(envelope));
   };

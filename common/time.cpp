@@ -52,6 +52,9 @@ std::string formatDuration(Duration d) {
     return s + unit;
   };
   double s = toSeconds(d);
+  if (s == 0) {
+    return "0secs";
+  }
   if (s < 1e-3) {
     return trim(s * 1e6, "us");
   }

@@ -1,6 +1,7 @@
 #include "common/zmq_transport.hpp"
 
 #include <atomic>
+#include <cstring>
 
 #include <glog/logging.h>
 
@@ -154,6 +155,11 @@ ZmqDealer::~ZmqDealer() { close(); }
 
 void ZmqDealer::close() {
   ++generation_;
+  if (monitor_) {
+    loop_.unwatchSocket(monitor_->handle());
+    zmq_socket_monitor(socket_->handle(), nullptr, 0);
+    monitor_.reset();
+  }
   if (socket_) {
     loop_.unwatchSocket(socket_->handle());
     socket_.reset();
@@ -176,7 +182,42 @@ Status ZmqDealer::connect(const std::string& endpoint) {
   socket_ = std::move(socket);
   endpoint_ = endpoint;
   loop_.watchSocket(socket_->handle(), [this] { onReadable(); });
+  if (connectionHandler_) {
+    static std::atomic<uint64_t> monitors{0};
+    std::string monitorEndpoint = "inproc://agora-dealer-monitor-" + std::to_string(monitors++);
+    zmq_socket_monitor(socket_->handle(), monitorEndpoint.c_str(),
+                       ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED);
+    monitor_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pair);
+    monitor_->set(zmq::sockopt::linger, 0);
+    monitor_->connect(monitorEndpoint);
+    loop_.watchSocket(monitor_->handle(), [this] { onMonitorEvent(); });
+  }
   return ok();
+}
+
+void ZmqDealer::onMonitorEvent() {
+  while (monitor_) {
+    zmq::message_t event;
+    auto got = monitor_->recv(event, zmq::recv_flags::dontwait);
+    if (!got) {
+      return;
+    }
+    uint16_t id = 0;
+    if (event.size() >= sizeof(id)) {
+      memcpy(&id, event.data(), sizeof(id));
+    }
+    while (event.more()) {
+      (void)monitor_->recv(event, zmq::recv_flags::none);
+    }
+    uint64_t generation = generation_;
+    if (id == ZMQ_EVENT_DISCONNECTED) {
+      ++stats_.disconnects;
+    }
+    connectionHandler_(id == ZMQ_EVENT_CONNECTED);
+    if (generation != generation_) {
+      return;  // the handler reconnected
+    }
+  }
 }
 
 bool ZmqDealer::send(const std::string& /*to*/, const Envelope& envelope) {

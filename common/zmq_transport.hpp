@@ -50,11 +50,18 @@ class ZmqDealer final : public Transport {
   Status connect(const std::string& endpoint);
   const std::string& endpoint() const { return endpoint_; }
   void setHandler(MessageHandler handler) { handler_ = std::move(handler); }
+  // Called with true when the TCP connection to the endpoint comes up (again) and false when
+  // it drops: a peer restarted on the same endpoint shows as a drop and a reconnect. Set before
+  // connect().
+  void setConnectionHandler(std::function<void(bool connected)> handler) {
+    connectionHandler_ = std::move(handler);
+  }
   bool send(const std::string& to, const Envelope& envelope) override;
   const TransportStats& stats() const { return stats_; }
 
  private:
   void onReadable();
+  void onMonitorEvent();
   void close();
 
   zmq::context_t& context_;
@@ -62,6 +69,8 @@ class ZmqDealer final : public Transport {
   std::string identity_;
   size_t maxMessageSize_;
   std::unique_ptr<zmq::socket_t> socket_;
+  std::unique_ptr<zmq::socket_t> monitor_;
+  std::function<void(bool)> connectionHandler_;
   uint64_t generation_ = 0;  // bumped whenever the socket is replaced
   std::string endpoint_;
   MessageHandler handler_;

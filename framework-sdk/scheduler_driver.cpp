@@ -312,6 +312,13 @@ DriverStatus SchedulerDriver::start() {
                                            kDefaultMaxMessageSize);
   impl->link->setHandler(
       [impl](const std::string&, Envelope&& envelope) { impl->onEvent(std::move(envelope)); });
+  // A master restarted behind the same endpoint: subscribe again at once.
+  impl->link->setConnectionHandler([impl](bool up) {
+    if (up && impl->phase == Impl::Phase::kSubscribed) {
+      impl->phase = Impl::Phase::kSubscribing;
+      impl->subscribe();
+    }
+  });
   impl->detector = std::make_unique<StandaloneDetector>(impl->loop, impl->master);
   impl->thread = std::thread([impl] {
     impl->phase = Impl::Phase::kDetecting;

@@ -118,10 +118,16 @@ void Master::registerAgent(const std::string& from, const AgentCall::Register& r
     requestAllocation();
   }
   // A retried registration gets the same answer.
+  sendToAgent(*agent, registered(agent->info.id()));
+}
+
+AgentEvent Master::registered(const std::string& agentId) const {
   AgentEvent event;
-  event.mutable_registered()->set_agent_id(agent->info.id());
+  event.mutable_registered()->set_agent_id(agentId);
   *event.mutable_registered()->mutable_master_info() = options_.info;
-  sendToAgent(*agent, event);
+  event.mutable_registered()->set_ping_timeout_seconds(
+      toSeconds(options_.agentPingTimeout * (options_.maxAgentPingTimeouts + 1)));
+  return event;
 }
 
 void Master::reregisterAgent(const std::string& from, const std::string& agentId,
@@ -242,10 +248,7 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
   LOG(INFO) << "Re-registered agent " << agentId << " at " << agent->info.hostname() << " with "
             << reg.tasks_size() << " tasks";
 
-  AgentEvent event;
-  event.mutable_registered()->set_agent_id(agentId);
-  *event.mutable_registered()->mutable_master_info() = options_.info;
-  sendToAgent(*agent, event);
+  sendToAgent(*agent, registered(agentId));
   for (const AgentEvent& e : afterwards) {
     sendToAgent(*agent, e);
   }

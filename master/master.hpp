@@ -138,6 +138,7 @@ class Master {
   void pingAgents();
   void removeAgent(const std::string& agentId, const std::string& why);
   void sendToAgent(const AgentEntry& agent, const AgentEvent& event);
+  AgentEvent registered(const std::string& agentId) const;
   void sendAgentError(const std::string& to, ErrorCode code, const std::string& message);
   AgentEntry* findAgent(const std::string& id);
 

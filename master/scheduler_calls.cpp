@@ -153,6 +153,18 @@ void Master::subscribe(const std::string& from, const SchedulerCall::Subscribe& 
       allocator_->activateFramework(id);
     }
     LOG(INFO) << "Resubscribed framework " << id << " (" << info.name() << ") from " << from;
+    // Agents holding its tasks send what it has not acknowledged again, now that it listens.
+    std::set<std::string> agentIds;
+    for (const auto& [taskId, task] : framework->tasks) {
+      agentIds.insert(task.agent_id());
+    }
+    AgentEvent update;
+    *update.mutable_update_framework()->mutable_framework_info() = framework->info;
+    for (const std::string& agentId : agentIds) {
+      if (AgentEntry* agent = findAgent(agentId)) {
+        sendToAgent(*agent, update);
+      }
+    }
   }
   framework->lastSeen = loop_.now();
   ++metrics_.frameworksSubscribed;

@@ -160,6 +160,52 @@ TEST_F(ClusterTest, ReconciliationReportsTheLatestStates) {
   }));
 }
 
+TEST_F(ClusterTest, CustomExecutorRunsSeveralTasksOfItsFramework) {
+  // The custom executor here is `agora executor` itself, named as a framework's own executor:
+  // the agent starts it once and hands it both tasks.
+  ExecutorInfo executor;
+  executor.set_type(ExecutorInfo::CUSTOM);
+  executor.set_executor_id("shared");
+  executor.mutable_command()->set_value(std::string(AGORA_BINARY) + " executor");
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster_.masterHttp());
+  for (const char* id : {"first", "second"}) {
+    TaskInfo task = TestScheduler::commandTask(id, "echo $AGORA_TASK_ID >> tasks");
+    *task.mutable_executor() = executor;
+    scheduler.launch(task);
+  }
+  driver.start();
+  EXPECT_EQ(scheduler.waitForEnd("first").state(), TASK_FINISHED);
+  EXPECT_EQ(scheduler.waitForEnd("second").state(), TASK_FINISHED);
+  json state = json::parse(httpGet(scheduler.agentAddress("first"), "/state")->body);
+  int executors = 0;
+  for (const json& f : state["frameworks"]) {
+    for (const json& e : f["executors"]) {
+      executors += e["id"] == "shared" ? 1 : 0;
+    }
+  }
+  for (const json& e : state["completed_executors"]) {
+    executors += e["id"] == "shared" ? 1 : 0;
+  }
+  EXPECT_EQ(executors, 1);
+  driver.stop();
+  driver.join();
+}
+
+TEST_F(ClusterTest, TaskGroupRunsTogetherAndOneFailureTakesItDown) {
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster_.masterHttp());
+  ExecutorInfo executor;
+  executor.set_executor_id("pod");
+  scheduler.launchGroup(executor, {TestScheduler::commandTask("web", "exec sleep 1000"),
+                                   TestScheduler::commandTask("sidecar", "sleep 0.5; exit 2")});
+  driver.start();
+  EXPECT_EQ(scheduler.waitForEnd("sidecar").state(), TASK_FAILED);
+  EXPECT_EQ(scheduler.waitForEnd("web").state(), TASK_KILLED);
+  driver.stop();
+  driver.join();
+}
+
 TEST(ClusterFaultTest, AgentThatStopsAnsweringIsRemovedAndComesBack) {
   ProcessClusterOptions options;
   options.masterFlags = {"--agent_ping_timeout=200ms", "--max_agent_ping_timeouts=3"};
@@ -183,6 +229,38 @@ TEST(ClusterFaultTest, AgentThatStopsAnsweringIsRemovedAndComesBack) {
   EXPECT_TRUE(cluster.waitForState([](const json& s) {
     return s["agents"].size() == 1 && s["agents"][0]["used_resources"]["cpus"] == 0.0;
   }));
+  driver.stop();
+  driver.join();
+}
+
+TEST(ClusterFaultTest, MasterRestartLosesNoRunningTask) {
+  ProcessClusterOptions options;
+  options.agents = 1;
+  options.masterFlags = {"--agent_ping_timeout=200ms", "--framework_heartbeat_interval=300ms"};
+  ProcessCluster cluster(options);
+  ASSERT_TRUE(cluster.start().ok());
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster.masterHttp());
+  scheduler.launch(TestScheduler::commandTask("survivor", "exec sleep 1000"));
+  driver.start();
+  ASSERT_TRUE(scheduler.waitForState("survivor", TASK_RUNNING));
+  std::string frameworkId = scheduler.frameworkId();
+
+  ASSERT_TRUE(cluster.restartMaster().ok());
+  // The agent re-registers with its task, the scheduler subscribes again under its id.
+  EXPECT_TRUE(cluster.waitForState([&](const json& s) {
+    if (s["agents"].size() != 1 || s["frameworks"].size() != 1) {
+      return false;
+    }
+    const json& f = s["frameworks"][0];
+    return f["id"] == frameworkId && f["connected"] == true && f["tasks"].size() == 1 &&
+           f["tasks"][0]["state"] == "TASK_RUNNING";
+  }));
+  EXPECT_GE(scheduler.subscriptions(), 2);
+
+  // The new master can still reach the task.
+  driver.kill("survivor");
+  EXPECT_EQ(scheduler.waitForEnd("survivor").state(), TASK_KILLED);
   driver.stop();
   driver.join();
 }

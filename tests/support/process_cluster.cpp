@@ -1,6 +1,8 @@
 #include "tests/support/process_cluster.hpp"
 
 #include <fcntl.h>
+
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -115,9 +117,11 @@ ProcessCluster::ProcessCluster(ProcessClusterOptions options) : options_(std::mo
 
 ProcessCluster::~ProcessCluster() { stop(); }
 
-Status ProcessCluster::start() {
+Status ProcessCluster::startMaster(const std::vector<std::string>& portFlags) {
   std::string info = dir_.path() + "/master.json";
-  std::vector<std::string> args = {AGORA_BINARY, "master", "--port=0", "--info_file=" + info};
+  (void)removeAll(info);
+  std::vector<std::string> args = {AGORA_BINARY, "master", "--info_file=" + info};
+  args.insert(args.end(), portFlags.begin(), portFlags.end());
   args.insert(args.end(), options_.masterFlags.begin(), options_.masterFlags.end());
   auto pid = spawnChild(args, masterLog());
   if (!pid) {
@@ -140,6 +144,22 @@ Status ProcessCluster::start() {
   }
   masterHttp_ = masterInfo["http"];
   masterEndpoint_ = masterInfo["endpoint"];
+  return Status();
+}
+
+Status ProcessCluster::restartMaster() {
+  ::kill(masterPid_, SIGKILL);
+  ::waitpid(masterPid_, nullptr, 0);
+  std::string httpPort = masterHttp_.substr(masterHttp_.rfind(':') + 1);
+  std::string protocolPort = masterEndpoint_.substr(masterEndpoint_.rfind(':') + 1);
+  return startMaster({"--port=" + httpPort, "--protocol_port=" + protocolPort});
+}
+
+Status ProcessCluster::start() {
+  Status master = startMaster({"--port=0"});
+  if (!master) {
+    return master;
+  }
 
   for (int i = 0; i < options_.agents; ++i) {
     std::string agentDir = dir_.path() + "/agent-" + std::to_string(i);

@@ -55,6 +55,8 @@ class ProcessCluster {
   // Starts the master and the agents and waits until every agent has registered.
   Status start();
   void stop();
+  // Kills the master (SIGKILL) and starts a new one on the same ports.
+  Status restartMaster();
 
   const std::string& masterHttp() const { return masterHttp_; }
   const std::string& masterEndpoint() const { return masterEndpoint_; }
@@ -69,6 +71,8 @@ class ProcessCluster {
                     Duration timeout = seconds(30)) const;
 
  private:
+  Status startMaster(const std::vector<std::string>& portFlags);
+
   ProcessClusterOptions options_;
   TempDir dir_;
   pid_t masterPid_ = -1;

@@ -38,6 +38,18 @@ class TestScheduler final : public Scheduler {
     }
   }
 
+  // Queues a task group; it is launched (LAUNCH_GROUP) into the next offer that holds it all.
+  void launchGroup(const ExecutorInfo& executor, const std::vector<TaskInfo>& tasks) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    Operation op;
+    op.set_type(Operation::LAUNCH_GROUP);
+    *op.mutable_launch_group()->mutable_executor() = executor;
+    for (const TaskInfo& t : tasks) {
+      *op.mutable_launch_group()->mutable_task_group()->add_tasks() = t;
+    }
+    pendingGroups_.push_back(op);
+  }
+
   void subscribed(SchedulerDriver*, const std::string& frameworkId, const MasterInfo&) override {
     std::lock_guard<std::mutex> lock(mutex_);
     frameworkId_ = frameworkId;
@@ -62,12 +74,37 @@ class TestScheduler final : public Scheduler {
           ++it;
         }
       }
+      std::vector<Operation> operations;
+      for (auto it = pendingGroups_.begin(); it != pendingGroups_.end();) {
+        Resources need;
+        for (const TaskInfo& t : it->launch_group().task_group().tasks()) {
+          need += Resources(t.resources());
+        }
+        if (available.contains(need)) {
+          available -= need;
+          for (const TaskInfo& t : it->launch_group().task_group().tasks()) {
+            agentAddress_[t.task_id()] = offer.agent_address();
+          }
+          operations.push_back(*it);
+          it = pendingGroups_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      if (!tasks.empty()) {
+        Operation launch;
+        launch.set_type(Operation::LAUNCH);
+        for (const TaskInfo& t : tasks) {
+          *launch.mutable_launch()->add_task_infos() = t;
+        }
+        operations.push_back(launch);
+      }
       Filters filters;
       filters.set_refuse_seconds(1);
-      if (tasks.empty()) {
+      if (operations.empty()) {
         driver->decline(offer.id(), filters);
       } else {
-        driver->launch(offer.id(), tasks, filters);
+        driver->accept({offer.id()}, operations, filters);
       }
     }
   }
@@ -159,6 +196,7 @@ class TestScheduler final : public Scheduler {
   std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<TaskInfo> pending_;
+  std::deque<Operation> pendingGroups_;
   std::map<std::string, std::vector<TaskStatus>> updates_;
   std::map<std::string, std::string> agentAddress_;
   std::vector<std::string> errors_;

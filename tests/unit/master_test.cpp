@@ -592,6 +592,12 @@ TEST_F(MasterTest, FrameworkWithFailoverTimeoutCanResubscribe) {
   EXPECT_EQ(events[0].subscribed().framework_id(), frameworkId);
   EXPECT_EQ(state()["frameworks"][0]["connected"], true);
   EXPECT_EQ(state()["frameworks"][0]["tasks"].size(), 1u);
+  // The agent holding its task is told, so that it resends unacknowledged updates now.
+  bool told = false;
+  for (const AgentEvent& e : agentEvents("a1")) {
+    told |= e.has_update_framework() && e.update_framework().framework_info().id() == frameworkId;
+  }
+  EXPECT_TRUE(told);
 }
 
 TEST_F(MasterTest, ReregisteringAgentBringsItsTasksToANewMaster) {

@@ -84,6 +84,20 @@ TEST_F(StatusUpdateManagerTest, RetriesWithBackoffUntilAcknowledged) {
   EXPECT_GT(manager_.retries(), 0u);
 }
 
+TEST_F(StatusUpdateManagerTest, FlushResendsAFrameworksHeadsAtOnce) {
+  manager_.update("f", status("t1", TASK_RUNNING));
+  manager_.update("g", status("t2", TASK_RUNNING));
+  loop_.advance(milliseconds(1100));  // one retry each
+  ASSERT_EQ(sent_.size(), 4u);
+  manager_.flush("f");
+  ASSERT_EQ(sent_.size(), 5u);
+  EXPECT_EQ(sent_.back().task, "t1");
+  loop_.advance(milliseconds(800));  // 1.9s: f's back-off started again at 1s
+  EXPECT_EQ(sent_.size(), 5u);
+  loop_.advance(milliseconds(500));  // 2.4s: retried (the sweep runs every 250ms)
+  EXPECT_EQ(sent_.size(), 6u);
+}
+
 TEST_F(StatusUpdateManagerTest, DuplicatesAreIgnoredAndPauseHoldsEverything) {
   TaskStatus running = status("t1", TASK_RUNNING);
   manager_.update("f", running);
