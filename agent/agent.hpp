@@ -120,8 +120,7 @@ class Agent {
   void runTask(const FrameworkInfo& framework, const TaskInfo& task);
   void runTaskGroup(const FrameworkInfo& framework, const ExecutorInfo& executor,
                     const TaskGroupInfo& group);
-  Executor* getOrLaunchExecutor(const FrameworkInfo& framework, const ExecutorInfo& info,
-                                const std::vector<std::string>& taskIds);
+  Executor* getOrLaunchExecutor(const FrameworkInfo& framework, const ExecutorInfo& info);
   void killTask(const AgentEvent::KillTask& kill);
   void shutdownFramework(const std::string& frameworkId);
   void shutdownExecutor(Executor& executor);

@@ -95,8 +95,7 @@ void Agent::agentUpdate(const std::string& frameworkId, const std::string& execu
 }
 
 Agent::Executor* Agent::getOrLaunchExecutor(const FrameworkInfo& frameworkInfo,
-                                            const ExecutorInfo& info,
-                                            const std::vector<std::string>& taskIds) {
+                                            const ExecutorInfo& info) {
   const std::string& frameworkId = frameworkInfo.id();
   Framework& framework = frameworks_[frameworkId];
   framework.info = frameworkInfo;
@@ -183,7 +182,6 @@ Agent::Executor* Agent::getOrLaunchExecutor(const FrameworkInfo& frameworkInfo,
   }
   VLOG(1) << "Launched executor " << executor.id << " of framework " << frameworkId << " in "
           << executor.directory;
-  std::string containerId = executor.containerId;
   executor.registrationTimer = loop_.after(options_.executorRegistrationTimeout, [this,
                                                                                   frameworkId,
                                                                                   id = executor.id] {
@@ -199,7 +197,6 @@ Agent::Executor* Agent::getOrLaunchExecutor(const FrameworkInfo& frameworkInfo,
     e->phase = Executor::Phase::kTerminating;
     containerizer_.destroy(e->containerId);
   });
-  (void)taskIds;
   return &executor;
 }
 
@@ -218,7 +215,7 @@ void Agent::runTask(const FrameworkInfo& framework, const TaskInfo& task) {
     info.set_name("Command Executor (Task: " + task.task_id() + ")");
   }
   info.set_framework_id(framework.id());
-  Executor* executor = getOrLaunchExecutor(framework, info, {task.task_id()});
+  Executor* executor = getOrLaunchExecutor(framework, info);
   if (executor == nullptr) {
     agentUpdate(framework.id(), info.executor_id(), task.task_id(), TASK_DROPPED,
                 TaskStatus::REASON_EXECUTOR_SHUTDOWN, "its executor is shutting down");
@@ -245,11 +242,7 @@ void Agent::runTaskGroup(const FrameworkInfo& framework, const ExecutorInfo& exe
     info.set_type(ExecutorInfo::DEFAULT);
   }
   info.set_framework_id(framework.id());
-  std::vector<std::string> ids;
-  for (const TaskInfo& t : group.tasks()) {
-    ids.push_back(t.task_id());
-  }
-  Executor* executor = getOrLaunchExecutor(framework, info, ids);
+  Executor* executor = getOrLaunchExecutor(framework, info);
   if (executor == nullptr) {
     for (const TaskInfo& t : group.tasks()) {
       agentUpdate(framework.id(), info.executor_id(), t.task_id(), TASK_DROPPED,

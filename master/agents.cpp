@@ -287,7 +287,7 @@ void Master::statusUpdate(AgentEntry& agent, const AgentCall::StatusUpdate& upda
     if (TaskState_IsValid(update.latest_state()) && update.latest_state() != TASK_UNKNOWN) {
       latest.set_state(update.latest_state());
     }
-    updateTaskState(framework, &agent, it->second, latest);
+    updateTaskState(&agent, it->second, latest);
     it->second.mutable_status()->CopyFrom(forwarded);
   }
   if (framework->connection.empty()) {
@@ -300,8 +300,7 @@ void Master::statusUpdate(AgentEntry& agent, const AgentCall::StatusUpdate& upda
   ++metrics_.statusUpdatesForwarded;
 }
 
-void Master::updateTaskState(FrameworkEntry* framework, AgentEntry* agent, Task& task,
-                             const TaskStatus& status) {
+void Master::updateTaskState(AgentEntry* agent, Task& task, const TaskStatus& status) {
   bool wasTerminal = isTerminal(task.state());
   if (!wasTerminal) {
     task.set_state(status.state());
@@ -317,7 +316,6 @@ void Master::updateTaskState(FrameworkEntry* framework, AgentEntry* agent, Task&
       requestAllocation();
     }
   }
-  (void)framework;
 }
 
 void Master::executorExited(AgentEntry& agent, const AgentCall::ExecutorExited& exited) {

@@ -152,8 +152,7 @@ class Master {
                       const TaskInfo& task, const Resources& available) const;
   void addTask(FrameworkEntry& framework, AgentEntry& agent, const TaskInfo& task,
                const std::string& role);
-  void updateTaskState(FrameworkEntry* framework, AgentEntry* agent, Task& task,
-                       const TaskStatus& status);
+  void updateTaskState(AgentEntry* agent, Task& task, const TaskStatus& status);
   void completeTask(FrameworkEntry& framework, const std::string& taskId);
   // A status from the master itself (no uuid, nothing to acknowledge).
   TaskStatus masterStatus(const std::string& taskId, const std::string& agentId, TaskState state,

@@ -392,7 +392,6 @@ TEST_F(MasterTest, AgentMissingPingsIsRemovedWithItsTasksAndOffers) {
   auto offered = offers("s1");
   ASSERT_EQ(offered.size(), 2u);
   const Offer& on1 = offered[0].agent_id() == a1 ? offered[0] : offered[1];
-  const Offer& on2 = offered[0].agent_id() == a1 ? offered[1] : offered[0];
   launch("s1", frameworkId, {on1.id()}, {task("t1", "cpus:1;mem:64")});
   update("a1", a1, frameworkId, "t1", TASK_RUNNING, kUuid1);
   schedulerEvents("s1");
@@ -433,7 +432,6 @@ TEST_F(MasterTest, AgentMissingPingsIsRemovedWithItsTasksAndOffers) {
   auto toA1 = agentEvents("a1");
   ASSERT_FALSE(toA1.empty());
   EXPECT_EQ(toA1.back().error().code(), ERROR_UNKNOWN_AGENT);
-  (void)on2;
 }
 
 TEST_F(MasterTest, RescindsOffersOfARemovedAgent) {
