@@ -68,6 +68,7 @@ void Agent::detect() {
       return;
     }
     if (masterInfo_.endpoint() != info->endpoint() || info->endpoint().empty()) {
+      connectionDropped_ = false;
       Status connected = connect_(info->endpoint());
       if (!connected) {
         LOG(WARNING) << connected.error();
@@ -98,6 +99,19 @@ void Agent::registerWithMaster() {
         *reg->add_executors() = executor.info;
         for (const auto& [tid, task] : executor.tasks) {
           *reg->add_tasks() = task;
+        }
+      }
+    }
+    // Tasks whose executor is gone but whose final updates are still on their way.
+    for (const CompletedExecutor& executor : completedExecutors_) {
+      for (const auto& [taskId, state] : executor.tasks) {
+        if (statusUpdates_.hasStream(executor.frameworkId, taskId)) {
+          Task* task = reg->add_tasks();
+          task->set_task_id(taskId);
+          task->set_framework_id(executor.frameworkId);
+          task->set_executor_id(executor.id);
+          task->set_agent_id(agentId_);
+          task->set_state(state);
         }
       }
     }
@@ -154,9 +168,13 @@ void Agent::checkMasterLiveness() {
 void Agent::masterConnectionChanged(bool connected) {
   if (!connected) {
     VLOG(1) << "Connection to the master dropped";
+    connectionDropped_ = true;
     return;
   }
-  if (state_ == State::kRegistered || state_ == State::kRegistering) {
+  // The first connect is not a reconnect.
+  if (connectionDropped_ &&
+      (state_ == State::kRegistered || state_ == State::kRegistering)) {
+    connectionDropped_ = false;
     // Possibly a new master behind the same endpoint: say who we are (again). The master
     // answers a registration it already has the same way.
     state_ = State::kRegistering;

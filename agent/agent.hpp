@@ -154,6 +154,7 @@ class Agent {
   MasterInfo masterInfo_;
   TimePoint lastPing_;
   Duration pingTimeout_ = seconds(90);
+  bool connectionDropped_ = false;
   Duration backoff_;
   TimerId registrationTimer_ = 0;
   TimerId livenessTimer_ = 0;

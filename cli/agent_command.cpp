@@ -50,9 +50,7 @@ int agentCommand(int argc, const char* const* argv) {
   std::string attributesFlag;
   std::string containerizerName = "posix";
   Duration fakeTaskDuration = Duration::zero();
-  std::string infoFile;
-  std::string logDir;
-  int verbose = 0;
+  DaemonFlags daemonFlags;
   agent::AgentOptions options;
   Duration statusRetry = seconds(10);
 
@@ -85,10 +83,7 @@ int agentCommand(int argc, const char* const* argv) {
             "(0: the master's ping interval x (missed pings + 1), which it sends).");
   flags.add(&statusRetry, "status_update_retry_interval",
             "First retry interval of an unacknowledged status update (doubles up to 10mins).");
-  flags.add(&infoFile, "info_file",
-            "Write the agent's pid and address here (JSON) once it is serving.");
-  flags.add(&logDir, "log_dir", "Write logs to this directory instead of stderr.");
-  flags.add(&verbose, "verbose", "Verbose logging level (glog's VLOG).");
+  daemonFlags.addTo(flags, "agent");
   int rc = parseFlags(flags, argc, argv);
   if (rc >= 0) {
     return rc;
@@ -129,7 +124,7 @@ int agentCommand(int argc, const char* const* argv) {
     return 2;
   }
 
-  initLogging(argv[0], logDir, verbose);
+  initLogging(argv[0], daemonFlags.logDir, daemonFlags.verbose);
   int signals = prepareDaemonSignals();
 
   zmq::context_t context(1);
@@ -224,7 +219,7 @@ int agentCommand(int argc, const char* const* argv) {
     });
   });
 
-  writeInfoFile(infoFile, {{"pid", ::getpid()},
+  writeInfoFile(daemonFlags.infoFile, {{"pid", ::getpid()},
                            {"http", options.info.address()},
                            {"executor_endpoint", options.executorEndpoint},
                            {"work_dir", workDir}});

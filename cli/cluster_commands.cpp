@@ -126,6 +126,26 @@ Result<pid_t> startDaemon(const std::vector<std::string>& args, const std::strin
   return spawnProcess(spawn);
 }
 
+// Parses --profile for a verb that works on an existing profile and loads it. Returns an exit
+// code, or -1 to go on.
+int parseProfileVerb(const std::string& verb, const std::string& summary, int argc,
+                     const char* const* argv, std::string* name, Profile* profile) {
+  *name = "default";
+  Flags flags("agora " + verb + " [--profile=NAME]", summary);
+  flags.add(name, "profile", "Name of the local cluster.");
+  int rc = parseFlags(flags, argc, argv);
+  if (rc >= 0) {
+    return rc;
+  }
+  auto loaded = loadProfile(*name);
+  if (!loaded) {
+    std::cerr << "agora " << verb << ": " << loaded.error() << "\n";
+    return 1;
+  }
+  *profile = *loaded;
+  return -1;
+}
+
 }  // namespace
 
 int upCommand(int argc, const char* const* argv) {
@@ -277,20 +297,16 @@ int upCommand(int argc, const char* const* argv) {
 }
 
 int statusCommand(int argc, const char* const* argv) {
-  std::string profileName = "default";
-  Flags flags("agora status [--profile=NAME]",
-              "Shows whether the local cluster's processes are running and the master answers.\n"
-              "Exits 0 when everything runs.");
-  flags.add(&profileName, "profile", "Name of the local cluster.");
-  int rc = parseFlags(flags, argc, argv);
+  std::string profileName;
+  Profile loaded;
+  int rc = parseProfileVerb("status",
+                            "Shows whether the local cluster's processes are running and the "
+                            "master answers.\nExits 0 when everything runs.",
+                            argc, argv, &profileName, &loaded);
   if (rc >= 0) {
     return rc;
   }
-  auto profile = loadProfile(profileName);
-  if (!profile) {
-    std::cerr << "agora status: " << profile.error() << "\n";
-    return 1;
-  }
+  const Profile* profile = &loaded;
   bool allUp = true;
   std::cout << "Profile '" << profileName << "' (" << profile->dir << "):\n";
   int agentNumber = 0;
@@ -313,20 +329,15 @@ int statusCommand(int argc, const char* const* argv) {
 }
 
 int stopCommand(int argc, const char* const* argv) {
-  std::string profileName = "default";
-  Flags flags("agora stop [--profile=NAME]",
-              "Stops the local cluster: agents first (they stop their tasks), then the master.");
-  flags.add(&profileName, "profile", "Name of the local cluster.");
-  int rc = parseFlags(flags, argc, argv);
+  std::string profileName;
+  Profile profile;
+  int rc = parseProfileVerb(
+      "stop", "Stops the local cluster: agents first (they stop their tasks), then the master.",
+      argc, argv, &profileName, &profile);
   if (rc >= 0) {
     return rc;
   }
-  auto profile = loadProfile(profileName);
-  if (!profile) {
-    std::cerr << "agora stop: " << profile.error() << "\n";
-    return 1;
-  }
-  stopProfile(*profile);
+  stopProfile(profile);
   std::cout << "Stopped profile '" << profileName << "'.\n";
   return 0;
 }

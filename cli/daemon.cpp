@@ -12,6 +12,13 @@
 
 namespace agora::cli {
 
+void DaemonFlags::addTo(Flags& flags, const std::string& what) {
+  flags.add(&infoFile, "info_file",
+            "Write the " + what + "'s pid and addresses here (JSON) once it is serving.");
+  flags.add(&logDir, "log_dir", "Write logs to this directory instead of stderr.");
+  flags.add(&verbose, "verbose", "Verbose logging level (glog's VLOG).");
+}
+
 int prepareDaemonSignals() {
   ::signal(SIGPIPE, SIG_IGN);
   sigset_t chld;

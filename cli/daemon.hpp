@@ -10,6 +10,15 @@
 
 namespace agora::cli {
 
+// The flags every daemon takes: where to write its info file, and logging.
+struct DaemonFlags {
+  std::string infoFile;
+  std::string logDir;
+  int verbose = 0;
+
+  void addTo(Flags& flags, const std::string& what);
+};
+
 // Blocks SIGTERM, SIGINT and SIGCHLD in this thread and every thread started after it (call
 // first thing), ignores SIGPIPE, and returns a signalfd that reads SIGTERM and SIGINT.
 int prepareDaemonSignals();

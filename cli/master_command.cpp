@@ -24,9 +24,7 @@ int masterCommand(int argc, const char* const* argv) {
   int port = 5050;
   int protocolPort = -1;
   std::string hostname;
-  std::string infoFile;
-  std::string logDir;
-  int verbose = 0;
+  DaemonFlags daemonFlags;
   int maxMessageSize = static_cast<int>(kDefaultMaxMessageSize);
   master::MasterOptions options;
 
@@ -56,10 +54,7 @@ int masterCommand(int argc, const char* const* argv) {
             "Rescind offers not answered within this time (0: never).");
   flags.add(&maxMessageSize, "max_message_size",
             "Largest message (bytes) a peer may send; larger ones cut the connection.");
-  flags.add(&infoFile, "info_file",
-            "Write the master's pid and addresses here (JSON) once it is serving.");
-  flags.add(&logDir, "log_dir", "Write logs to this directory instead of stderr.");
-  flags.add(&verbose, "verbose", "Verbose logging level (glog's VLOG).");
+  daemonFlags.addTo(flags, "master");
   int rc = parseFlags(flags, argc, argv);
   if (rc >= 0) {
     return rc;
@@ -76,7 +71,7 @@ int masterCommand(int argc, const char* const* argv) {
     protocolPort = port == 5050 ? 5049 : 0;
   }
 
-  initLogging(argv[0], logDir, verbose);
+  initLogging(argv[0], daemonFlags.logDir, daemonFlags.verbose);
   int signals = prepareDaemonSignals();
 
   zmq::context_t context(1);
@@ -120,7 +115,7 @@ int masterCommand(int argc, const char* const* argv) {
 
   LOG(INFO) << "Master " << master.info().id() << " HTTP API at http://" << ip << ":"
             << *httpPort;
-  writeInfoFile(infoFile, {{"pid", ::getpid()},
+  writeInfoFile(daemonFlags.infoFile, {{"pid", ::getpid()},
                            {"id", master.info().id()},
                            {"http", ip + ":" + std::to_string(*httpPort)},
                            {"endpoint", *endpoint}});

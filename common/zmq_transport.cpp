@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <optional>
 
 #include <glog/logging.h>
 
@@ -20,6 +21,22 @@ void configureCommon(zmq::socket_t& s, size_t maxMessageSize, int lingerMs) {
   s.set(zmq::sockopt::sndhwm, kHighWaterMark);
   s.set(zmq::sockopt::rcvhwm, kHighWaterMark);
   s.set(zmq::sockopt::tcp_keepalive, 1);
+}
+
+// Reads one event from a socket monitor: its id, or nothing when no event is waiting.
+std::optional<uint16_t> readMonitorEvent(zmq::socket_t& monitor) {
+  zmq::message_t event;
+  if (!monitor.recv(event, zmq::recv_flags::dontwait)) {
+    return std::nullopt;
+  }
+  uint16_t id = 0;
+  if (event.size() >= sizeof(id)) {
+    memcpy(&id, event.data(), sizeof(id));
+  }
+  while (event.more()) {
+    (void)monitor.recv(event, zmq::recv_flags::none);
+  }
+  return id;
 }
 
 }  // namespace
@@ -121,20 +138,8 @@ void ZmqRouter::onReadable() {
 }
 
 void ZmqRouter::onMonitorEvent() {
-  while (true) {
-    zmq::message_t event;
-    auto got = monitor_.recv(event, zmq::recv_flags::dontwait);
-    if (!got) {
-      return;
-    }
-    uint16_t id = 0;
-    if (event.size() >= sizeof(id)) {
-      memcpy(&id, event.data(), sizeof(id));
-    }
-    while (event.more()) {
-      (void)monitor_.recv(event, zmq::recv_flags::none);
-    }
-    if (id == ZMQ_EVENT_DISCONNECTED) {
+  while (std::optional<uint16_t> id = readMonitorEvent(monitor_)) {
+    if (*id == ZMQ_EVENT_DISCONNECTED) {
       ++stats_.disconnects;
     } else {
       ++stats_.handshakeFailures;
@@ -197,23 +202,15 @@ Status ZmqDealer::connect(const std::string& endpoint) {
 
 void ZmqDealer::onMonitorEvent() {
   while (monitor_) {
-    zmq::message_t event;
-    auto got = monitor_->recv(event, zmq::recv_flags::dontwait);
-    if (!got) {
+    std::optional<uint16_t> id = readMonitorEvent(*monitor_);
+    if (!id) {
       return;
     }
-    uint16_t id = 0;
-    if (event.size() >= sizeof(id)) {
-      memcpy(&id, event.data(), sizeof(id));
-    }
-    while (event.more()) {
-      (void)monitor_->recv(event, zmq::recv_flags::none);
-    }
     uint64_t generation = generation_;
-    if (id == ZMQ_EVENT_DISCONNECTED) {
+    if (*id == ZMQ_EVENT_DISCONNECTED) {
       ++stats_.disconnects;
     }
-    connectionHandler_(id == ZMQ_EVENT_CONNECTED);
+    connectionHandler_(*id == ZMQ_EVENT_CONNECTED);
     if (generation != generation_) {
       return;  // the handler reconnected
     }

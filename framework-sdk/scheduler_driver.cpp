@@ -68,6 +68,7 @@ struct SchedulerDriver::Impl {
   std::string frameworkIdCopy;                      // guarded by mutex
 
   Phase phase = Phase::kIdle;
+  bool connectionDropped = false;
   std::string endpoint;
   Duration backoff = milliseconds(250);
   Duration heartbeatInterval = seconds(5);
@@ -105,6 +106,7 @@ void SchedulerDriver::Impl::detect() {
       return;
     }
     if (endpoint != info->endpoint()) {
+      connectionDropped = false;
       Status connected = link->connect(info->endpoint());
       if (!connected) {
         LOG(WARNING) << connected.error();
@@ -312,9 +314,13 @@ DriverStatus SchedulerDriver::start() {
                                            kDefaultMaxMessageSize);
   impl->link->setHandler(
       [impl](const std::string&, Envelope&& envelope) { impl->onEvent(std::move(envelope)); });
-  // A master restarted behind the same endpoint: subscribe again at once.
+  // A connection that dropped and came back may lead to a restarted master: subscribe again
+  // at once. (The first connect is not a reconnect.)
   impl->link->setConnectionHandler([impl](bool up) {
-    if (up && impl->phase == Impl::Phase::kSubscribed) {
+    if (!up) {
+      impl->connectionDropped = true;
+    } else if (impl->connectionDropped && impl->phase == Impl::Phase::kSubscribed) {
+      impl->connectionDropped = false;
       impl->phase = Impl::Phase::kSubscribing;
       impl->subscribe();
     }

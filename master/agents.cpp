@@ -167,6 +167,7 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
     }
     agent->missedPings = 0;
     agent->pongPending = false;
+    dropTasksTheAgentLacks(*agent, reg);
   } else {
     for (const auto& [id, removed] : removedAgents_) {
       wasRemoved |= id == agentId;
@@ -253,6 +254,41 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
     sendToAgent(*agent, e);
   }
   requestAllocation();
+}
+
+void Master::dropTasksTheAgentLacks(AgentEntry& agent, const AgentCall::Reregister& reg) {
+  // A task the master sent that the agent does not know never reached it (the message was lost
+  // with a dropped connection): it will not run.
+  std::set<std::pair<std::string, std::string>> reported;
+  for (const Task& task : reg.tasks()) {
+    reported.emplace(task.framework_id(), task.task_id());
+  }
+  std::vector<std::pair<std::string, std::string>> missing;
+  for (const auto& [frameworkId, taskIds] : agent.tasks) {
+    for (const std::string& taskId : taskIds) {
+      if (reported.count({frameworkId, taskId}) == 0) {
+        missing.emplace_back(frameworkId, taskId);
+      }
+    }
+  }
+  for (const auto& [frameworkId, taskId] : missing) {
+    FrameworkEntry* framework = findFramework(frameworkId);
+    if (framework == nullptr) {
+      continue;
+    }
+    auto task = framework->tasks.find(taskId);
+    if (task == framework->tasks.end() || isTerminal(task->second.state())) {
+      continue;
+    }
+    TaskStatus status = masterStatus(
+        taskId, agent.info.id(), framework->partitionAware ? TASK_DROPPED : TASK_LOST,
+        TaskStatus::REASON_RECONCILIATION, "the agent re-registered without this task");
+    updateTaskState(&agent, task->second, status);
+    SchedulerEvent event;
+    *event.mutable_update()->mutable_status() = status;
+    sendToFramework(*framework, event);
+    completeTask(*framework, taskId);  // nothing to acknowledge
+  }
 }
 
 void Master::statusUpdate(AgentEntry& agent, const AgentCall::StatusUpdate& update) {

@@ -133,6 +133,7 @@ class Master {
   void registerAgent(const std::string& from, const AgentCall::Register& reg);
   void reregisterAgent(const std::string& from, const std::string& agentId,
                        const AgentCall::Reregister& reg);
+  void dropTasksTheAgentLacks(AgentEntry& agent, const AgentCall::Reregister& reg);
   void statusUpdate(AgentEntry& agent, const AgentCall::StatusUpdate& update);
   void executorExited(AgentEntry& agent, const AgentCall::ExecutorExited& exited);
   void pingAgents();

@@ -129,7 +129,9 @@ void Master::subscribe(const std::string& from, const SchedulerCall::Subscribe& 
     framework = &addFramework(id, info, from);
     LOG(INFO) << "Subscribed framework " << id << " (" << info.name() << ") from " << from;
   } else {
-    // Failover or reconnection of a known framework.
+    // Failover or reconnection of a known framework. Whatever it was offered before, the
+    // (possibly new) scheduler does not know: take the offers back and offer afresh.
+    rescindOffersOf(*framework);
     if (!framework->connection.empty() && framework->connection != from) {
       sendSchedulerError(framework->connection, ERROR_FRAMEWORK_REMOVED,
                          "framework failed over to another scheduler");

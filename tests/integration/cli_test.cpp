@@ -102,8 +102,8 @@ TEST(CliTest, LocalClusterUpRunAndStop) {
   EXPECT_TRUE(contains(r.output, "status 3")) << r.output;
   EXPECT_TRUE(contains(r.output, "partial")) << r.output;
 
-  r = agora({"run", "--command=for i in 1 2 3; do echo line $i; sleep 0.2; done", "--follow"},
-            env);
+  const char* slowly = "--command=for i in 1 2 3; do echo line $i; sleep 0.2; done";  // ok: task
+  r = agora({"run", slowly, "--follow"}, env);
   EXPECT_EQ(r.exitCode, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "line 1\nline 2\nline 3")) << r.output;
 

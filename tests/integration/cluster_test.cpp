@@ -17,6 +17,9 @@ namespace {
 
 using nlohmann::json;
 
+// A task that runs until it is killed.
+constexpr const char* kSleepForever = "exec sleep 1000";  // ok: the task's own command
+
 class ClusterTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(cluster_.start().ok()) << "see " << cluster_.dir(); }
@@ -64,7 +67,8 @@ TEST_F(ClusterTest, KilledTaskEndsKilledAndItsProcessIsGone) {
   TestScheduler scheduler;
   SchedulerDriver driver(&scheduler, testFramework(), cluster_.masterHttp());
   // The task writes its pid into its sandbox, then sleeps.
-  scheduler.launch(TestScheduler::commandTask("sleeper", "echo $$ > pid; exec sleep 1000"));
+  const char* command = "echo $$ > pid; exec sleep 1000";  // ok: the task's own command
+  scheduler.launch(TestScheduler::commandTask("sleeper", command));
   driver.start();
   ASSERT_TRUE(scheduler.waitForState("sleeper", TASK_RUNNING));
 
@@ -140,7 +144,7 @@ TEST_F(ClusterTest, TaskOutputIsReadableFromTheAgentButNothingOutsideTheWorkDir)
 TEST_F(ClusterTest, ReconciliationReportsTheLatestStates) {
   TestScheduler scheduler;
   SchedulerDriver driver(&scheduler, testFramework(), cluster_.masterHttp());
-  scheduler.launch(TestScheduler::commandTask("long", "exec sleep 1000"));
+  scheduler.launch(TestScheduler::commandTask("long", kSleepForever));
   driver.start();
   ASSERT_TRUE(scheduler.waitForState("long", TASK_RUNNING));
   size_t before = scheduler.states("long").size();
@@ -197,8 +201,9 @@ TEST_F(ClusterTest, TaskGroupRunsTogetherAndOneFailureTakesItDown) {
   SchedulerDriver driver(&scheduler, testFramework(), cluster_.masterHttp());
   ExecutorInfo executor;
   executor.set_executor_id("pod");
-  scheduler.launchGroup(executor, {TestScheduler::commandTask("web", "exec sleep 1000"),
-                                   TestScheduler::commandTask("sidecar", "sleep 0.5; exit 2")});
+  const char* failsSoon = "sleep 0.5; exit 2";  // ok: the task's own command
+  scheduler.launchGroup(executor, {TestScheduler::commandTask("web", kSleepForever),
+                                   TestScheduler::commandTask("sidecar", failsSoon)});
   driver.start();
   EXPECT_EQ(scheduler.waitForEnd("sidecar").state(), TASK_FAILED);
   EXPECT_EQ(scheduler.waitForEnd("web").state(), TASK_KILLED);
@@ -215,7 +220,7 @@ TEST(ClusterFaultTest, AgentThatStopsAnsweringIsRemovedAndComesBack) {
   ASSERT_TRUE(cluster.start().ok());
   TestScheduler scheduler;
   SchedulerDriver driver(&scheduler, testFramework(), cluster.masterHttp());
-  scheduler.launch(TestScheduler::commandTask("victim", "exec sleep 1000"));
+  scheduler.launch(TestScheduler::commandTask("victim", kSleepForever));
   driver.start();
   ASSERT_TRUE(scheduler.waitForState("victim", TASK_RUNNING));
 
@@ -241,7 +246,7 @@ TEST(ClusterFaultTest, MasterRestartLosesNoRunningTask) {
   ASSERT_TRUE(cluster.start().ok());
   TestScheduler scheduler;
   SchedulerDriver driver(&scheduler, testFramework(), cluster.masterHttp());
-  scheduler.launch(TestScheduler::commandTask("survivor", "exec sleep 1000"));
+  scheduler.launch(TestScheduler::commandTask("survivor", kSleepForever));
   driver.start();
   ASSERT_TRUE(scheduler.waitForState("survivor", TASK_RUNNING));
   std::string frameworkId = scheduler.frameworkId();

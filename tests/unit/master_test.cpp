@@ -636,6 +636,36 @@ TEST_F(MasterTest, ReregisteringAgentBringsItsTasksToANewMaster) {
   EXPECT_EQ(Resources(offered[0].resources()).toString(), "cpus:3;mem:448");
 }
 
+TEST_F(MasterTest, TaskTheReregisteringAgentLacksIsLost) {
+  std::string agentId = registerAgent("a1", "cpus:2;mem:128");
+  std::string frameworkId = subscribe("s1");
+  auto offered = offers("s1");
+  launch("s1", frameworkId, {offered[0].id()}, {task("kept", "cpus:1"), task("lost", "cpus:1")});
+  update("a1", agentId, frameworkId, "kept", TASK_RUNNING, kUuid1);
+  updates("s1");
+
+  // The agent comes back over a new connection knowing only "kept": the launch of "lost"
+  // vanished with the old connection.
+  AgentCall call;
+  call.set_agent_id(agentId);
+  auto* reg = call.mutable_reregister();
+  reg->mutable_agent_info()->set_hostname("h");
+  Resources::parse("cpus:2;mem:128")->copyTo(reg->mutable_agent_info()->mutable_resources());
+  Task* t = reg->add_tasks();
+  t->set_task_id("kept");
+  t->set_framework_id(frameworkId);
+  t->set_state(TASK_RUNNING);
+  deliver("a1-again", call);
+  auto events = updates("s1");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].task_id(), "lost");
+  EXPECT_EQ(events[0].state(), TASK_LOST);
+  auto s = state();
+  ASSERT_EQ(s["frameworks"][0]["tasks"].size(), 1u);
+  EXPECT_EQ(s["frameworks"][0]["tasks"][0]["id"], "kept");
+  EXPECT_EQ(s["agents"][0]["used_resources"]["cpus"], 1.0);
+}
+
 TEST_F(MasterTest, TaskGroupsLaunchTogetherOrNotAtAll) {
   std::string agentId = registerAgent("a1", "cpus:2;mem:128");
   std::string frameworkId = subscribe("s1");
