@@ -43,6 +43,8 @@ void parseQuery(const std::string& query, std::map<std::string, std::string>* ou
   }
 }
 
+class Session;
+
 }  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
@@ -53,7 +55,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::vector<std::pair<std::string, HttpHandler>> prefixes;
   std::atomic<uint64_t> badRequests{0};
   uint16_t port = 0;
-  bool running = false;
+  std::atomic<bool> running{false};
+  // Live sessions (io thread only), so that stop() can close them: pending operations then
+  // end, and nothing is left holding the io_context.
+  std::vector<std::weak_ptr<Session>> sessions;
 
   const HttpHandler* find(const std::string& path) const {
     auto it = exact.find(path);
@@ -82,6 +87,12 @@ class Session : public std::enable_shared_from_this<Session> {
       : stream_(std::move(socket)), server_(std::move(server)) {}
 
   void start() { read(); }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.socket().close(ec);
+  }
 
  private:
   void read() {
@@ -144,8 +155,8 @@ class Session : public std::enable_shared_from_this<Session> {
     auto once = std::make_shared<std::atomic<bool>>(false);
     auto self = shared_from_this();
     HttpResponder respond = [self, once](HttpResponse response) {
-      if (once->exchange(true)) {
-        return;
+      if (once->exchange(true) || !self->server_->running) {
+        return;  // answered already, or the server is gone
       }
       net::post(self->stream_.get_executor(),
                 [self, r = std::move(response)]() mutable { self->write(std::move(r)); });
@@ -176,12 +187,6 @@ class Session : public std::enable_shared_from_this<Session> {
                       });
   }
 
-  void close() {
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.socket().close(ec);
-  }
-
   beast::tcp_stream stream_;
   std::shared_ptr<HttpServer::Impl> server_;
   beast::flat_buffer buffer_;
@@ -195,13 +200,16 @@ class Session : public std::enable_shared_from_this<Session> {
 void HttpServer::Impl::accept() {
   acceptor->async_accept(
       net::make_strand(io), [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+        if (!self->running || !self->acceptor->is_open()) {
+          return;
+        }
         if (ec) {
-          if (ec == net::error::operation_aborted) {
-            return;
-          }
           LOG_EVERY_N(WARNING, 100) << "HTTP accept: " << ec.message();
         } else {
-          std::make_shared<Session>(std::move(socket), self)->start();
+          auto session = std::make_shared<Session>(std::move(socket), self);
+          std::erase_if(self->sessions, [](const auto& s) { return s.expired(); });
+          self->sessions.push_back(session);
+          session->start();
         }
         self->accept();
       });
@@ -267,10 +275,17 @@ void HttpServer::stop() {
     return;
   }
   impl_->running = false;
+  // Close everything: pending operations end with errors, and io.run() returns once no work is
+  // left (no io.stop(), which would strand handlers that hold sessions).
   net::post(impl_->io, [impl = impl_] {
     beast::error_code ec;
     impl->acceptor->close(ec);
-    impl->io.stop();
+    for (auto& weak : impl->sessions) {
+      if (auto session = weak.lock()) {
+        session->close();
+      }
+    }
+    impl->sessions.clear();
   });
   impl_->thread.join();
 }
