@@ -52,9 +52,10 @@ struct TaskRecord {
 class RunScheduler final : public Scheduler {
  public:
   RunScheduler(std::string prefix, std::string name, std::string command, Resources resources,
-               std::string role, int count)
+               std::string role, int count, bool follow)
       : prefix_(std::move(prefix)), name_(std::move(name)), command_(std::move(command)),
-        resources_(std::move(resources)), role_(std::move(role)), count_(count) {}
+        resources_(std::move(resources)), role_(std::move(role)), count_(count),
+        follow_(follow) {}
 
   void subscribed(SchedulerDriver* driver, const std::string& frameworkId,
                   const MasterInfo& master) override {
@@ -116,6 +117,12 @@ class RunScheduler final : public Scheduler {
     if (terminal(status.state())) {
       ++ended_;
       finished_ += status.state() == TASK_FINISHED ? 1 : 0;
+      if (follow_) {
+        // Printed once the task's last output has been shown (takeEndings()).
+        endings_.push_back(line);
+        changed_.notify_all();
+        return;
+      }
     }
     lock.unlock();
     say(line);
@@ -160,6 +167,14 @@ class RunScheduler final : public Scheduler {
     return out;
   }
 
+  // The terminal state lines held back while following output.
+  std::vector<std::string> takeEndings() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<std::string> out;
+    out.swap(endings_);
+    return out;
+  }
+
   void remember(const TaskRecord& record) {
     std::lock_guard<std::mutex> lock(mutex_);
     TaskRecord& mine = tasks_[record.id];
@@ -181,8 +196,10 @@ class RunScheduler final : public Scheduler {
   Resources resources_;
   std::string role_;
   int count_;
+  bool follow_;
 
   std::mutex mutex_;
+  std::vector<std::string> endings_;
   std::condition_variable changed_;
   std::map<std::string, TaskRecord> tasks_;
   int next_ = 0;
@@ -334,7 +351,7 @@ int runCommand(int argc, const char* const* argv) {
   framework.add_roles(role);
   framework.add_capabilities(FrameworkInfo::TASK_KILLING_STATE);
 
-  RunScheduler scheduler("run-" + shortId(), name, command, *resources, role, count);
+  RunScheduler scheduler("run-" + shortId(), name, command, *resources, role, count, follow);
   SchedulerDriverOptions options;
   options.masterTimeout = std::chrono::seconds(30);
   SchedulerDriver driver(&scheduler, framework, *address, options);
@@ -373,23 +390,32 @@ int runCommand(int argc, const char* const* argv) {
     }
   };
 
+  auto showEndings = [&] {
+    for (const std::string& line : scheduler.takeEndings()) {
+      RunScheduler::say(line);
+    }
+  };
   bool done = false;
-  bool interruptedShown = false;
   while (!done) {
     done = scheduler.waitDone(std::chrono::milliseconds(200));
-    if (interrupted && !interruptedShown) {
-      interruptedShown = true;
+    if (interrupted) {
       RunScheduler::say("Interrupted: killing the tasks");
       break;
     }
     if (follow) {
+      // Endings taken before the output is read: their output is complete by then.
+      std::vector<std::string> endings = scheduler.takeEndings();
       pump(false);
+      for (const std::string& line : endings) {
+        RunScheduler::say(line);
+      }
     }
     if (driver.status() != DriverStatus::kRunning) {
       break;
     }
   }
   pump(true);
+  showEndings();
   driver.stop();
   driver.join();
   bool success = !interrupted && scheduler.allFinished();

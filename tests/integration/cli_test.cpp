@@ -105,12 +105,13 @@ TEST(CliTest, LocalClusterUpRunAndStop) {
   const char* slowly = "--command=for i in 1 2 3; do echo line $i; sleep 0.2; done";  // ok: task
   r = agora({"run", slowly, "--follow"}, env);
   EXPECT_EQ(r.exitCode, 0) << r.output;
-  // The lines come in order (state changes may come between them).
+  // The lines come in order, and the task's end after its last line.
   size_t one = r.output.find("line 1\n");
   size_t two = r.output.find("line 2\n");
   size_t three = r.output.find("line 3\n");
+  size_t finished = r.output.find("FINISHED");
   EXPECT_TRUE(one != std::string::npos && one < two && two < three &&
-              three != std::string::npos)
+              three != std::string::npos && three < finished && finished != std::string::npos)
       << r.output;
 
   r = agora({"agents"}, env);
