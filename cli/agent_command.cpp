@@ -1,5 +1,7 @@
 // agora agent: registers this machine with a master and runs the tasks it is given.
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -113,6 +115,12 @@ int agentCommand(int argc, const char* const* argv) {
     return 1;
   }
   workDir = *realPath(workDir);
+  // One agent per work directory: a second would take over the first one's executors.
+  int lock = ::open((workDir + "/agent.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock < 0 || ::flock(lock, LOCK_EX | LOCK_NB) != 0) {
+    std::cerr << "agora agent: another agent is using the work directory " << workDir << "\n";
+    return 1;
+  }
   auto resources = agent::detectResources(workDir, resourcesFlag);
   if (!resources) {
     std::cerr << "agora agent: " << resources.error() << "\n";

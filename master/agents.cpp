@@ -318,6 +318,11 @@ void Master::statusUpdate(AgentEntry& agent, const AgentCall::StatusUpdate& upda
   TaskStatus forwarded = status;
   forwarded.set_agent_id(agent.info.id());
   auto it = framework->tasks.find(status.task_id());
+  if (it != framework->tasks.end() && it->second.agent_id() != agent.info.id()) {
+    // An agent speaks only for its own tasks.
+    ++metrics_.dropped["wrong_agent"];
+    return;
+  }
   if (it != framework->tasks.end()) {
     TaskStatus latest = forwarded;
     if (TaskState_IsValid(update.latest_state()) && update.latest_state() != TASK_UNKNOWN) {

@@ -43,6 +43,18 @@ TEST(CliTest, BadFlagsAndInputGetClearErrors) {
   EXPECT_EQ(r.exitCode, 1);
   EXPECT_TRUE(contains(r.output, "cannot create directory")) << r.output;
 
+  // Two agents on one work directory: the second is refused.
+  auto first = spawnChild({AGORA_BINARY, "agent", "--master=127.0.0.1:1", "--port=0",
+                           "--work_dir=" + dir.path() + "/shared",
+                           "--info_file=" + dir.path() + "/first.json"},
+                          dir.path() + "/first.log");
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(waitUntil([&] { return pathExists(dir.path() + "/first.json"); }, seconds(10)));
+  r = agora({"agent", "--master=127.0.0.1:1", "--port=0", "--work_dir=" + dir.path() + "/shared"});
+  stopChild(*first);
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_TRUE(contains(r.output, "another agent is using the work directory")) << r.output;
+
   r = agora({"master", "--port=99999"});
   EXPECT_EQ(r.exitCode, 2);
   r = agora({"master", "--no-such-flag"});
