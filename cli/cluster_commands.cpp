@@ -219,7 +219,11 @@ int upCommand(int argc, const char* const* argv) {
   profile.daemons.push_back(master);
   auto masterInfo = waitForInfoFile(master.dir + "/info.json", *masterPid, master.log, deadline);
   if (!masterInfo) {
-    return fail("the master did not come up: " + masterInfo.error());
+    std::string hint = masterInfo.error().find("Address already in use") != std::string::npos
+                           ? "\n(port " + std::to_string(port) +
+                                 " is taken: pick another with --port, or --port=0 for any)"
+                           : "";
+    return fail("the master did not come up: " + masterInfo.error() + hint);
   }
   profile.daemons[0].http = masterInfo->value("http", "");
   std::string masterHttp = profile.daemons[0].http;

@@ -102,6 +102,24 @@ TEST_F(ClusterTest, KilledTaskEndsKilledAndItsProcessIsGone) {
   driver.join();
 }
 
+TEST_F(ClusterTest, TaskIgnoringSigtermIsKilledAfterItsGracePeriod) {
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster_.masterHttp());
+  // The shell ignores SIGTERM, and so does what it execs.
+  const char* stubborn = "trap '' TERM; exec sleep 1000";  // ok: the task's own command
+  TaskInfo task = TestScheduler::commandTask("stubborn", stubborn);
+  task.set_kill_grace_period_seconds(0.5);
+  scheduler.launch(task);
+  driver.start();
+  ASSERT_TRUE(scheduler.waitForState("stubborn", TASK_RUNNING));
+  driver.kill("stubborn");
+  TaskStatus end = scheduler.waitForEnd("stubborn");
+  EXPECT_EQ(end.state(), TASK_KILLED);
+  EXPECT_NE(end.message().find("signal 9"), std::string::npos) << end.message();
+  driver.stop();
+  driver.join();
+}
+
 TEST_F(ClusterTest, TaskOutputIsReadableFromTheAgentButNothingOutsideTheWorkDir) {
   TestScheduler scheduler;
   SchedulerDriver driver(&scheduler, testFramework(), cluster_.masterHttp());
