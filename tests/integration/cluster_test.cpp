@@ -20,6 +20,40 @@ using nlohmann::json;
 // A task that runs until it is killed.
 constexpr const char* kSleepForever = "exec sleep 1000";  // ok: the task's own command
 
+// The sandbox of an executor, from its agent's /state ("" while unknown).
+std::string sandboxOf(const std::string& agent, const std::string& executorId) {
+  auto r = httpGet(agent, "/state");
+  if (!r) {
+    return "";
+  }
+  json s = json::parse(r->body, nullptr, false);
+  for (const char* list : {"frameworks", "completed_executors"}) {
+    for (const json& entry : s.value(list, json::array())) {
+      for (const json& e : entry.contains("executors") ? entry["executors"] : json::array({entry})) {
+        if (e.value("id", "") == executorId) {
+          return e.value("directory", "");
+        }
+      }
+    }
+  }
+  return "";
+}
+
+// Waits until the file `name` in the executor's sandbox has content; returns it.
+std::string waitForSandboxFile(const std::string& agent, const std::string& executorId,
+                               const std::string& name) {
+  std::string content;
+  waitUntil(
+      [&] {
+        std::string sandbox = sandboxOf(agent, executorId);
+        auto text = sandbox.empty() ? Result<std::string>(Error("")) : readFile(sandbox + "/" + name);
+        content = text ? *text : "";
+        return !content.empty() && content.back() == '\n';
+      },
+      seconds(20));
+  return content;
+}
+
 class ClusterTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(cluster_.start().ok()) << "see " << cluster_.dir(); }
@@ -72,26 +106,9 @@ TEST_F(ClusterTest, KilledTaskEndsKilledAndItsProcessIsGone) {
   driver.start();
   ASSERT_TRUE(scheduler.waitForState("sleeper", TASK_RUNNING));
 
-  std::string sandbox;
-  ASSERT_TRUE(waitUntil(
-      [&] {
-        auto r = httpGet(scheduler.agentAddress("sleeper"), "/state");
-        if (!r) {
-          return false;
-        }
-        json s = json::parse(r->body);
-        for (const json& f : s["frameworks"]) {
-          for (const json& e : f["executors"]) {
-            if (e["id"] == "sleeper") {
-              sandbox = e["directory"];
-            }
-          }
-        }
-        return !sandbox.empty() && pathExists(sandbox + "/pid") &&
-               readFile(sandbox + "/pid")->size() > 1;
-      },
-      seconds(20)));
-  pid_t pid = std::stoi(*readFile(sandbox + "/pid"));
+  std::string pidText = waitForSandboxFile(scheduler.agentAddress("sleeper"), "sleeper", "pid");
+  ASSERT_FALSE(pidText.empty());
+  pid_t pid = std::stoi(pidText);
   EXPECT_TRUE(processAlive(pid));
 
   driver.kill("sleeper");
@@ -105,13 +122,15 @@ TEST_F(ClusterTest, KilledTaskEndsKilledAndItsProcessIsGone) {
 TEST_F(ClusterTest, TaskIgnoringSigtermIsKilledAfterItsGracePeriod) {
   TestScheduler scheduler;
   SchedulerDriver driver(&scheduler, testFramework(), cluster_.masterHttp());
-  // The shell ignores SIGTERM, and so does what it execs.
-  const char* stubborn = "trap '' TERM; exec sleep 1000";  // ok: the task's own command
+  // The shell ignores SIGTERM, and so does what it execs; it says when it does.
+  const char* stubborn = "trap '' TERM; echo yes > ignoring; exec sleep 1000";  // ok: task
   TaskInfo task = TestScheduler::commandTask("stubborn", stubborn);
   task.set_kill_grace_period_seconds(0.5);
   scheduler.launch(task);
   driver.start();
   ASSERT_TRUE(scheduler.waitForState("stubborn", TASK_RUNNING));
+  ASSERT_EQ(waitForSandboxFile(scheduler.agentAddress("stubborn"), "stubborn", "ignoring"),
+            "yes\n");
   driver.kill("stubborn");
   TaskStatus end = scheduler.waitForEnd("stubborn");
   EXPECT_EQ(end.state(), TASK_KILLED);
@@ -128,15 +147,9 @@ TEST_F(ClusterTest, TaskOutputIsReadableFromTheAgentButNothingOutsideTheWorkDir)
   ASSERT_EQ(scheduler.waitForEnd("hello").state(), TASK_FINISHED);
   std::string agent = scheduler.agentAddress("hello");
   std::string directory;
-  // The executor goes away soon after its task: then the agent lists it as completed.
   ASSERT_TRUE(waitUntil(
       [&] {
-        json state = json::parse(httpGet(agent, "/state")->body);
-        for (const json& e : state["completed_executors"]) {
-          if (e["id"] == "hello") {
-            directory = e["directory"];
-          }
-        }
+        directory = sandboxOf(agent, "hello");
         return !directory.empty();
       },
       seconds(20)));
