@@ -2,7 +2,13 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <zookeeper/zookeeper.h>
+
+#include <glog/logging.h>
+
 #include "common/http.hpp"
+#include "common/zk_election.hpp"
+#include "common/zookeeper.hpp"
 
 namespace agora {
 
@@ -64,6 +70,157 @@ void StandaloneDetector::work() {
       loop_.post([callback = std::move(callback), info] { callback(info); });
     }
   }
+}
+
+// ------------------------------------------------------------------------------------------
+
+ZooKeeperDetector::ZooKeeperDetector(Loop& loop, ZooKeeperClient& zk, std::string basePath)
+    : loop_(loop), zk_(zk), path_(mastersPath(basePath)) {
+  std::weak_ptr<bool> alive = alive_;
+  zk_.addSessionListener([this, alive](ZooKeeper::Session s) {
+    if (alive.expired()) {
+      return;
+    }
+    if (s == ZooKeeper::Session::kConnected) {
+      refresh();
+    }
+  });
+  zk_.addWatchListener([this, alive](const ZooKeeper::WatchEvent& e) {
+    if (!alive.expired() && (e.path == path_ || e.path.rfind(path_ + "/", 0) == 0)) {
+      refresh();
+    }
+  });
+  if (zk_.session() == ZooKeeper::Session::kConnected) {
+    refresh();
+  }
+}
+
+ZooKeeperDetector::~ZooKeeperDetector() { alive_.reset(); }
+
+void ZooKeeperDetector::detect(std::function<void(Result<MasterInfo>)> callback) {
+  if (leader_) {
+    loop_.post([callback = std::move(callback), info = *leader_] { callback(info); });
+    return;
+  }
+  waiting_.push_back(std::move(callback));
+}
+
+void ZooKeeperDetector::onLeaderChange(std::function<void(const MasterInfo&)> listener) {
+  listeners_.push_back(std::move(listener));
+}
+
+void ZooKeeperDetector::refresh() {
+  uint64_t mine = ++generation_;
+  std::weak_ptr<bool> alive = alive_;
+  zk_.getChildren(path_, true, [this, alive, mine](int rc, std::vector<std::string> children) {
+    if (alive.expired() || mine != generation_) {
+      return;
+    }
+    if (rc == ZNONODE) {
+      // No master has ever contended: wait for the node to appear.
+      setLeader(std::nullopt);
+      zk_.exists(path_, true, [](int, ZkStat) {});
+      return;
+    }
+    if (rc != ZOK) {
+      VLOG(1) << "Listing " << path_ << ": " << zkError(rc) << "; retrying";
+      loop_.after(seconds(1), [this, alive] {
+        if (!alive.expired()) {
+          refresh();
+        }
+      });
+      return;
+    }
+    std::optional<std::string> node = leadingNode(children);
+    if (!node) {
+      setLeader(std::nullopt);
+      return;
+    }
+    // Watch the leader's node too: its deletion is the leader going.
+    zk_.get(path_ + "/" + *node, true, [this, alive, mine](int rc, std::string data, ZkStat) {
+      if (alive.expired() || mine != generation_) {
+        return;
+      }
+      if (rc == ZNONODE) {
+        refresh();  // it went in between
+        return;
+      }
+      if (rc != ZOK) {
+        loop_.after(seconds(1), [this, alive] {
+          if (!alive.expired()) {
+            refresh();
+          }
+        });
+        return;
+      }
+      auto info = masterInfoFromJson(data);
+      if (!info) {
+        LOG(ERROR) << "The leading master's node in " << path_ << " holds " << info.error();
+        setLeader(std::nullopt);
+        return;
+      }
+      setLeader(*info);
+    });
+  });
+}
+
+void ZooKeeperDetector::setLeader(std::optional<MasterInfo> leader) {
+  bool changed = leader.has_value() &&
+                 (!leader_ || leader_->id() != leader->id() ||
+                  leader_->endpoint() != leader->endpoint());
+  leader_ = std::move(leader);
+  if (!leader_) {
+    return;
+  }
+  auto waiting = std::move(waiting_);
+  waiting_.clear();
+  for (auto& callback : waiting) {
+    callback(*leader_);
+  }
+  if (changed) {
+    LOG(INFO) << "Leading master is " << leader_->id() << " at " << leader_->endpoint();
+    for (auto& listener : listeners_) {
+      listener(*leader_);
+    }
+  }
+}
+
+namespace {
+
+// A ZooKeeper detector with a session of its own.
+class OwningZooKeeperDetector final : public MasterDetector {
+ public:
+  OwningZooKeeperDetector(Loop& loop, const ZkUrl& url, Duration sessionTimeout)
+      : zk_(loop, url.servers, sessionTimeout), detector_(loop, zk_, url.path) {}
+  void detect(std::function<void(Result<MasterInfo>)> callback) override {
+    detector_.detect(std::move(callback));
+  }
+  void onLeaderChange(std::function<void(const MasterInfo&)> listener) override {
+    detector_.onLeaderChange(std::move(listener));
+  }
+
+ private:
+  ZooKeeperClient zk_;
+  ZooKeeperDetector detector_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<MasterDetector>> createMasterDetector(Loop& loop, const std::string& master,
+                                                             Duration zkSessionTimeout) {
+  if (master.rfind("zk://", 0) == 0) {
+    auto url = parseZkUrl(master);
+    if (!url) {
+      return Error(url.error());
+    }
+    return std::unique_ptr<MasterDetector>(
+        new OwningZooKeeperDetector(loop, *url, zkSessionTimeout));
+  }
+  auto hostPort = splitHostPort(master);
+  if (!hostPort) {
+    return Error("the master must be host:port or zk://host:port/path: " + hostPort.error());
+  }
+  return std::unique_ptr<MasterDetector>(new StandaloneDetector(loop, master));
 }
 
 }  // namespace agora

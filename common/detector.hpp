@@ -8,7 +8,9 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -23,6 +25,9 @@ class MasterDetector {
   virtual ~MasterDetector() = default;
   // Looks the leader up; `callback` runs on the owner's loop with the answer.
   virtual void detect(std::function<void(Result<MasterInfo>)> callback) = 0;
+  // Calls `listener` on the owner's loop whenever another master starts to lead. Detectors
+  // that cannot tell (the standalone one) never call it: their users notice a silent master.
+  virtual void onLeaderChange(std::function<void(const MasterInfo&)> listener) {}
 };
 
 // Blocking lookup of GET http://address/master/info.
@@ -46,5 +51,37 @@ class StandaloneDetector final : public MasterDetector {
   bool stopping_ = false;
   std::thread worker_;
 };
+
+class ZooKeeperClient;
+
+// Follows the election under `basePath` (see common/zk_election.hpp) through a ZooKeeper
+// client it does not own. detect() answers once a leader is known.
+class ZooKeeperDetector final : public MasterDetector {
+ public:
+  ZooKeeperDetector(Loop& loop, ZooKeeperClient& zk, std::string basePath);
+  ~ZooKeeperDetector() override;
+
+  void detect(std::function<void(Result<MasterInfo>)> callback) override;
+  void onLeaderChange(std::function<void(const MasterInfo&)> listener) override;
+  const std::optional<MasterInfo>& leader() const { return leader_; }
+
+ private:
+  void refresh();
+  void setLeader(std::optional<MasterInfo> leader);
+
+  Loop& loop_;
+  ZooKeeperClient& zk_;
+  std::string path_;
+  std::optional<MasterInfo> leader_;
+  std::vector<std::function<void(Result<MasterInfo>)>> waiting_;
+  std::vector<std::function<void(const MasterInfo&)>> listeners_;
+  uint64_t generation_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+// The detector for a --master value: "host:port" asks that master's HTTP API; "zk://..." follows
+// the ZooKeeper election (with a ZooKeeper session of its own).
+Result<std::unique_ptr<MasterDetector>> createMasterDetector(Loop& loop, const std::string& master,
+                                                             Duration zkSessionTimeout = seconds(10));
 
 }  // namespace agora

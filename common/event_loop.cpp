@@ -141,6 +141,13 @@ void EventLoop::run() {
       LOG(FATAL) << "zmq_poll: " << zmq_strerror(zmq_errno());
     }
 
+    if (oversleepHandler_ && !timers_.empty()) {
+      Duration late = now() - timers_.next();
+      if (late > oversleepLimit_) {
+        oversleepHandler_(late);
+      }
+    }
+
     drainPosted();
     runDueTimers();
 

@@ -34,6 +34,15 @@ class EventLoop final : public Loop {
   void unwatchSocket(void* socket);
   void unwatchFd(int fd);
 
+  // Calls `handler` with the lateness, before anything else runs, when the loop wakes up more
+  // than `limit` after its earliest timer was due: the process was paused (SIGSTOP, a frozen
+  // VM) or starved. Components whose right to act has a deadline (a leader's ZooKeeper
+  // session) must not act on what queued up meanwhile.
+  void onOversleep(Duration limit, std::function<void(Duration)> handler) {
+    oversleepLimit_ = limit;
+    oversleepHandler_ = std::move(handler);
+  }
+
   // Runs until stop(). The thread that calls run() is the loop thread.
   void run();
   // Makes run() return after the current iteration. Safe from any thread.
@@ -58,6 +67,8 @@ class EventLoop final : public Loop {
   std::vector<std::function<void()>> posted_;  // guarded by mutex_
   std::vector<Watch> watches_;
   TimerQueue timers_;
+  Duration oversleepLimit_ = Duration::max();
+  std::function<void(Duration)> oversleepHandler_;
 };
 
 }  // namespace agora

@@ -90,16 +90,19 @@ void ZooKeeperClient::dispatchWatch(int type, int state, const std::string& path
     onSessionEvent(state);
     return;
   }
-  if (onWatch_) {
-    onWatch_(WatchEvent{type, path});
+  for (auto& listener : watchListeners_) {
+    listener(WatchEvent{type, path});
   }
 }
 
-ZooKeeperClient::ZooKeeperClient(Loop& loop, std::string servers, Duration sessionTimeout,
-                                 std::function<void(Session)> onSession,
-                                 std::function<void(const WatchEvent&)> onWatch)
+void ZooKeeperClient::notifySession() {
+  for (auto& listener : sessionListeners_) {
+    listener(session_);
+  }
+}
+
+ZooKeeperClient::ZooKeeperClient(Loop& loop, std::string servers, Duration sessionTimeout)
     : loop_(loop), servers_(std::move(servers)), sessionTimeout_(sessionTimeout),
-      onSession_(std::move(onSession)), onWatch_(std::move(onWatch)),
       shared_(std::make_shared<Shared>()) {
   static std::once_flag quiet;
   std::call_once(quiet, [] { zoo_set_debug_level(ZOO_LOG_LEVEL_WARN); });
@@ -143,9 +146,7 @@ void ZooKeeperClient::onSessionEvent(int state) {
   if (state == ZOO_CONNECTED_STATE) {
     session_ = Session::kConnected;
     sessionId_ = zoo_client_id(shared_->handle)->client_id;
-    if (onSession_) {
-      onSession_(session_);
-    }
+    notifySession();
   } else if (state == ZOO_EXPIRED_SESSION_STATE) {
     LOG(WARNING) << "ZooKeeper session 0x" << std::hex << sessionId_ << std::dec
                  << " expired; starting a new one";
@@ -161,16 +162,12 @@ void ZooKeeperClient::onSessionEvent(int state) {
       zookeeper_close(old);
       delete context;
     }
-    if (onSession_) {
-      onSession_(session_);
-    }
+    notifySession();
     session_ = Session::kConnecting;
     connect();
   } else if (state == ZOO_CONNECTING_STATE) {
     session_ = Session::kConnecting;
-    if (onSession_) {
-      onSession_(session_);
-    }
+    notifySession();
   }
 }
 

@@ -83,12 +83,11 @@ class ZooKeeper {
 };
 
 // The real client. Connects at once; on session expiry it starts a new session by itself
-// (`onSession` is told kExpired first: ephemeral nodes and watches of the old one are gone).
+// (session listeners hear kExpired first: the old session's ephemeral nodes and watches are
+// gone). One client (one session) can serve several components of a process.
 class ZooKeeperClient final : public ZooKeeper {
  public:
-  ZooKeeperClient(Loop& loop, std::string servers, Duration sessionTimeout,
-                  std::function<void(Session)> onSession,
-                  std::function<void(const WatchEvent&)> onWatch);
+  ZooKeeperClient(Loop& loop, std::string servers, Duration sessionTimeout);
   // Closes the session: its ephemeral nodes go at once.
   ~ZooKeeperClient() override;
   ZooKeeperClient(const ZooKeeperClient&) = delete;
@@ -109,6 +108,16 @@ class ZooKeeperClient final : public ZooKeeper {
 
   Session session() const override { return session_; }
   int64_t sessionId() const override { return sessionId_; }
+  Duration sessionTimeout() const { return sessionTimeout_; }
+
+  // Listeners run on the loop, in the order they were added. Watches are one-shot, as in
+  // ZooKeeper: each listener sees every watch event and keeps the ones for its paths.
+  void addSessionListener(std::function<void(Session)> listener) {
+    sessionListeners_.push_back(std::move(listener));
+  }
+  void addWatchListener(std::function<void(const WatchEvent&)> listener) {
+    watchListeners_.push_back(std::move(listener));
+  }
 
   struct Shared;  // what the C client's threads may touch
   // Called on the loop for each event of the C client's watcher (session or node).
@@ -117,12 +126,13 @@ class ZooKeeperClient final : public ZooKeeper {
  private:
   void connect();
   void onSessionEvent(int state);
+  void notifySession();
 
   Loop& loop_;
   std::string servers_;
   Duration sessionTimeout_;
-  std::function<void(Session)> onSession_;
-  std::function<void(const WatchEvent&)> onWatch_;
+  std::vector<std::function<void(Session)>> sessionListeners_;
+  std::vector<std::function<void(const WatchEvent&)>> watchListeners_;
   std::shared_ptr<Shared> shared_;
   Session session_ = Session::kConnecting;
   int64_t sessionId_ = 0;

@@ -10,37 +10,12 @@
 
 #include "common/event_loop.hpp"
 #include "common/zookeeper.hpp"
+#include "tests/support/loop_thread.hpp"
 #include "tests/support/process_cluster.hpp"
 #include "tests/support/zookeeper_server.hpp"
 
 namespace agora::testing {
 namespace {
-
-// Runs an EventLoop on a thread of its own; calls run on it and wait for their answers.
-class LoopThread {
- public:
-  LoopThread() : thread_([this] { loop_.run(); }) {}
-  ~LoopThread() {
-    loop_.stop();
-    thread_.join();
-  }
-  EventLoop& loop() { return loop_; }
-
-  // Runs fn on the loop and waits for it.
-  template <typename Fn>
-  void sync(Fn fn) {
-    std::promise<void> done;
-    loop_.post([&] {
-      fn();
-      done.set_value();
-    });
-    done.get_future().get();
-  }
-
- private:
-  EventLoop loop_;
-  std::thread thread_;
-};
 
 class ZooKeeperTest : public ::testing::Test {
  protected:
@@ -54,15 +29,16 @@ class ZooKeeperTest : public ::testing::Test {
     auto once = std::make_shared<bool>(false);
     std::unique_ptr<ZooKeeperClient> zk;
     thread.sync([&] {
-      zk = std::make_unique<ZooKeeperClient>(
-          thread.loop(), server_.address(), timeout,
-          [connected, once](ZooKeeper::Session s) {
-            if (s == ZooKeeper::Session::kConnected && !*once) {
-              *once = true;
-              connected->set_value();
-            }
-          },
-          std::move(onWatch));
+      zk = std::make_unique<ZooKeeperClient>(thread.loop(), server_.address(), timeout);
+      zk->addSessionListener([connected, once](ZooKeeper::Session s) {
+        if (s == ZooKeeper::Session::kConnected && !*once) {
+          *once = true;
+          connected->set_value();
+        }
+      });
+      if (onWatch) {
+        zk->addWatchListener(std::move(onWatch));
+      }
     });
     EXPECT_EQ(connected->get_future().wait_for(std::chrono::seconds(20)),
               std::future_status::ready);
