@@ -214,15 +214,17 @@ int run(int argc, const char* const* argv) {
   options.info.set_ip("127.0.0.1");
   options.info.set_endpoint(endpoint);
   options.info.set_http_port(httpPort);
+  master::InMemoryRegistry registry(masterLoop);
   master::Master master(options, masterLoop, router,
                         std::make_unique<master::FairAllocator>(
-                            [&masterLoop] { return masterLoop.now(); }));
+                            [&masterLoop] { return masterLoop.now(); }),
+                        registry);
   router.setHandler([&master](const std::string& from, Envelope&& e) {
     master.receive(from, std::move(e));
   });
   master::addMasterRoutes(http, masterLoop, master);
   http.serve();
-  master.start();
+  registry.recover([&](Result<master::RegistryState> state) { master.start(*state); });
   std::thread masterThread([&] { masterLoop.run(); });
 
   // The simulated agents.

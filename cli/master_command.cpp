@@ -1,4 +1,5 @@
-// agora master: a standalone master (ZooKeeper election comes with HA mode).
+// agora master: a master. Standalone by default (it leads at once, its registry in a file or in
+// memory); with --zk, one of several masters elected through ZooKeeper, its registry there.
 
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -10,20 +11,43 @@
 
 #include "cli/commands.hpp"
 #include "cli/daemon.hpp"
+#include "common/detector.hpp"
 #include "common/event_loop.hpp"
+#include "common/fs.hpp"
+#include "common/ids.hpp"
 #include "common/logging.hpp"
 #include "common/zmq_transport.hpp"
+#include "common/zookeeper.hpp"
 #include "master/allocator/fair_allocator.hpp"
+#include "master/contender/contender.hpp"
 #include "master/http.hpp"
 #include "master/master.hpp"
+#include "master/registry/zookeeper_registry.hpp"
 
 namespace agora::cli {
+
+namespace {
+
+// Leadership lost, or the registry can no longer be written: stop at once, before acting on
+// anything else (a supervisor starts the master again, as a contender).
+[[noreturn]] void stopActing(const std::string& why) {
+  LOG(ERROR) << "Master exits: " << why;
+  google::FlushLogFiles(google::GLOG_INFO);
+  std::cerr.flush();
+  ::_exit(1);
+}
+
+}  // namespace
 
 int masterCommand(int argc, const char* const* argv) {
   std::string ip = "127.0.0.1";
   int port = 5050;
   int protocolPort = -1;
   std::string hostname;
+  std::string zk;
+  Duration zkSessionTimeout = seconds(10);
+  std::string registryKind;
+  std::string workDir;
   DaemonFlags daemonFlags;
   int maxMessageSize = static_cast<int>(kDefaultMaxMessageSize);
   master::MasterOptions options;
@@ -31,7 +55,8 @@ int masterCommand(int argc, const char* const* argv) {
   Flags flags("agora master [flags]",
               "Runs a master: agents register with it, frameworks subscribe to it, and it offers\n"
               "the agents' resources to the frameworks. Operators and the CLI use its HTTP API\n"
-              "(/state, /metrics, /health) at --ip:--port.");
+              "(/state, /metrics, /health) at --ip:--port. With --zk, several masters elect one\n"
+              "leader through ZooKeeper; the others wait, and point peers to the leader.");
   flags.add(&ip, "ip", "IP address to listen on (HTTP and protocol).");
   flags.add(&port, "port", "HTTP port: the address agents, frameworks and the CLI are given.\n"
                            "0 picks a free port.");
@@ -39,13 +64,25 @@ int masterCommand(int argc, const char* const* argv) {
             "Port of the ZeroMQ protocol endpoint agents and schedulers connect to (they learn\n"
             "it from GET /master/info). -1: 5049 when --port is 5050, otherwise any free port.");
   flags.add(&hostname, "hostname", "Hostname to advertise (default: this machine's).");
+  flags.add(&zk, "zk",
+            "ZooKeeper URL, zk://host1:2181,host2:2181/agora: elect the leader there and keep\n"
+            "the registry there (HA mode).");
+  flags.add(&zkSessionTimeout, "zk_session_timeout",
+            "ZooKeeper session timeout: a leader that loses its session for this long stops.");
+  flags.add(&registryKind, "registry",
+            "Where the registry (admitted agents, frameworks) lives: zookeeper (the default with\n"
+            "--zk), file (the default with --work_dir: <work_dir>/registry), or in_memory.");
+  flags.add(&workDir, "work_dir", "Where a standalone master keeps its registry file.");
   flags.add(&options.allocationInterval, "allocation_interval",
             "How often to run a full allocation (allocations also follow events).");
   flags.add(&options.agentPingTimeout, "agent_ping_timeout",
             "How often the master pings each agent; an agent that misses\n"
-            "--max_agent_ping_timeouts pings in a row is removed.");
+            "--max_agent_ping_timeouts pings in a row is marked unreachable.");
   flags.add(&options.maxAgentPingTimeouts, "max_agent_ping_timeouts",
-            "Missed pings before an agent is removed.");
+            "Missed pings before an agent is marked unreachable.");
+  flags.add(&options.agentReregisterTimeout, "agent_reregister_timeout",
+            "After a failover, agents that do not re-register within this time are marked\n"
+            "unreachable.");
   flags.add(&options.frameworkHeartbeatInterval, "framework_heartbeat_interval",
             "How often schedulers and the master exchange heartbeats.");
   flags.add(&options.maxFrameworkHeartbeatMisses, "max_framework_heartbeat_misses",
@@ -66,6 +103,36 @@ int masterCommand(int argc, const char* const* argv) {
   if (maxMessageSize < 1024) {
     std::cerr << "agora master: --max_message_size must be at least 1024 bytes\n";
     return 2;
+  }
+  std::optional<ZkUrl> zkUrl;
+  if (!zk.empty()) {
+    auto parsed = parseZkUrl(zk);
+    if (!parsed) {
+      std::cerr << "agora master: --zk: " << parsed.error() << "\n";
+      return 2;
+    }
+    zkUrl = *parsed;
+  }
+  if (registryKind.empty()) {
+    registryKind = zkUrl ? "zookeeper" : !workDir.empty() ? "file" : "in_memory";
+  }
+  if (registryKind != "zookeeper" && registryKind != "file" && registryKind != "in_memory") {
+    std::cerr << "agora master: --registry must be zookeeper, file or in_memory\n";
+    return 2;
+  }
+  if (registryKind == "zookeeper" && !zkUrl) {
+    std::cerr << "agora master: --registry=zookeeper needs --zk\n";
+    return 2;
+  }
+  if (registryKind == "file") {
+    if (workDir.empty()) {
+      std::cerr << "agora master: --registry=file needs --work_dir\n";
+      return 2;
+    }
+    if (Status made = makeDirectories(workDir); !made) {
+      std::cerr << "agora master: " << made.error() << "\n";
+      return 1;
+    }
   }
   if (protocolPort == -1) {
     protocolPort = port == 5050 ? 5049 : 0;
@@ -90,20 +157,76 @@ int masterCommand(int argc, const char* const* argv) {
     return 1;
   }
 
+  options.info.set_id(uuidString());
   options.info.set_hostname(hostname.empty() ? localHostname() : hostname);
   options.info.set_ip(ip);
   options.info.set_http_port(*httpPort);
   options.info.set_endpoint(*endpoint);
   options.info.set_version(AGORA_VERSION);
-  master::Master master(options, loop, router,
-                        std::make_unique<master::FairAllocator>([&loop] { return loop.now(); }));
-  master.metrics().transportStats = [&router] { return router.stats(); };
-  router.setHandler([&master](const std::string& from, Envelope&& envelope) {
-    master.receive(from, std::move(envelope));
+  options.onFatal = [](const std::string& why) { stopActing(why); };
+
+  std::unique_ptr<ZooKeeperClient> zkClient;
+  std::unique_ptr<ZooKeeperDetector> leaderDetector;
+  std::unique_ptr<master::MasterContender> contender;
+  std::unique_ptr<master::Registry> registry;
+  std::unique_ptr<master::Master> master;
+
+  if (zkUrl) {
+    zkClient = std::make_unique<ZooKeeperClient>(loop, zkUrl->servers, zkSessionTimeout);
+    contender = std::make_unique<master::ZooKeeperContender>(loop, *zkClient, zkUrl->path);
+    leaderDetector = std::make_unique<ZooKeeperDetector>(loop, *zkClient, zkUrl->path);
+    // A process that slept through its session must not act on what queued up meanwhile.
+    loop.onOversleep(zkSessionTimeout, [](Duration late) {
+      stopActing("this process was paused for " + formatDuration(late) +
+                 ", longer than the ZooKeeper session timeout");
+    });
+  } else {
+    contender = std::make_unique<master::StandaloneContender>(loop);
+  }
+  if (registryKind == "zookeeper") {
+    registry = std::make_unique<master::ZooKeeperRegistry>(loop, *zkClient, zkUrl->path,
+                                                           options.info.id());
+  } else if (registryKind == "file") {
+    registry = std::make_unique<master::FileRegistry>(loop, workDir + "/registry");
+  } else {
+    registry = std::make_unique<master::InMemoryRegistry>(loop);
+  }
+
+  uint64_t droppedWhileFollowing = 0;
+  router.setHandler([&](const std::string& from, Envelope&& envelope) {
+    if (master) {
+      master->receive(from, std::move(envelope));
+    } else {
+      ++droppedWhileFollowing;  // peers find the leader through the detector
+    }
   });
-  master::addMasterRoutes(http, loop, master);
+
+  master::MasterHttpContext httpContext;
+  httpContext.leading = [&master] { return master.get(); };
+  httpContext.leader = [&leaderDetector]() -> std::optional<MasterInfo> {
+    return leaderDetector ? leaderDetector->leader() : std::nullopt;
+  };
+  httpContext.self = options.info;
+  master::addMasterRoutes(http, loop, std::move(httpContext));
   http.serve();
-  master.start();
+
+  contender->contend(
+      options.info,
+      [&] {
+        LOG(INFO) << "Leading; recovering the registry (" << registry->describe() << ")";
+        registry->recover([&](Result<master::RegistryState> recovered) {
+          if (!recovered) {
+            stopActing("cannot recover the registry: " + recovered.error());
+          }
+          master = std::make_unique<master::Master>(
+              options, loop, router,
+              std::make_unique<master::FairAllocator>([&loop] { return loop.now(); }),
+              *registry);
+          master->metrics().transportStats = [&router] { return router.stats(); };
+          master->start(*recovered);
+        });
+      },
+      [](const std::string& why) { stopActing("lost leadership: " + why); });
 
   loop.watchFd(signals, [&] {
     signalfd_siginfo info;
@@ -113,13 +236,14 @@ int masterCommand(int argc, const char* const* argv) {
     loop.stop();
   });
 
-  LOG(INFO) << "Master " << master.info().id() << " HTTP API at http://" << ip << ":"
-            << *httpPort;
+  LOG(INFO) << "Master " << options.info.id() << " HTTP API at http://" << ip << ":" << *httpPort
+            << (zkUrl ? " (contending through " + zk + ")" : "");
   writeInfoFile(daemonFlags.infoFile, {{"pid", ::getpid()},
-                           {"id", master.info().id()},
-                           {"http", ip + ":" + std::to_string(*httpPort)},
-                           {"endpoint", *endpoint}});
+                                       {"id", options.info.id()},
+                                       {"http", ip + ":" + std::to_string(*httpPort)},
+                                       {"endpoint", *endpoint}});
   loop.run();
+  master.reset();
   http.stop();
   return 0;
 }

@@ -95,30 +95,44 @@ void Master::sendAgentError(const std::string& to, ErrorCode code, const std::st
 
 void Master::registerAgent(const std::string& from, const AgentCall::Register& reg) {
   auto known = agentByConnection_.find(from);
-  AgentEntry* agent = known == agentByConnection_.end() ? nullptr : findAgent(known->second);
-  if (agent == nullptr) {
-    Status valid = validateAgentInfo(reg.agent_info());
-    if (!valid) {
-      ++metrics_.invalidCalls;
-      sendAgentError(from, ERROR_INVALID, "registration refused: " + valid.error());
-      return;
+  if (known != agentByConnection_.end()) {
+    if (AgentEntry* agent = findAgent(known->second)) {
+      sendToAgent(*agent, registered(agent->info.id()));  // a retry gets the same answer
     }
-    std::string id = options_.info.id() + "-S" + std::to_string(nextAgentNumber_++);
-    agent = &agents_[id];
-    agent->info = reg.agent_info();
-    agent->info.set_id(id);
-    agent->connection = from;
-    agent->total = Resources(agent->info.resources());
-    agent->registeredTime = loop_.wallTime();
-    agentByConnection_[from] = id;
-    allocator_->addAgent(id, agent->info, agent->total);
-    ++metrics_.agentsRegistered;
-    LOG(INFO) << "Registered agent " << id << " at " << agent->info.hostname() << " ("
-              << agent->info.address() << ") with " << agent->total;
-    requestAllocation();
+    return;
   }
-  // A retried registration gets the same answer.
-  sendToAgent(*agent, registered(agent->info.id()));
+  if (pendingRegistrations_.count(from) > 0) {
+    return;  // being admitted: the answer follows
+  }
+  Status valid = validateAgentInfo(reg.agent_info());
+  if (!valid) {
+    ++metrics_.invalidCalls;
+    sendAgentError(from, ERROR_INVALID, "registration refused: " + valid.error());
+    return;
+  }
+  std::string id = options_.info.id() + "-S" + std::to_string(nextAgentNumber_++);
+  AgentInfo info = reg.agent_info();
+  info.set_id(id);
+  pendingRegistrations_[from] = id;
+  registry::Operation admit;
+  *admit.mutable_admit_agent() = info;
+  // Admitted in the registry before the agent hears it is registered.
+  persist(std::move(admit), [this, from, info] {
+    pendingRegistrations_.erase(from);
+    const std::string& id = info.id();
+    AgentEntry& agent = agents_[id];
+    agent.info = info;
+    agent.connection = from;
+    agent.total = Resources(agent.info.resources());
+    agent.registeredTime = loop_.wallTime();
+    agentByConnection_[from] = id;
+    allocator_->addAgent(id, agent.info, agent.total);
+    ++metrics_.agentsRegistered;
+    LOG(INFO) << "Registered agent " << id << " at " << agent.info.hostname() << " ("
+              << agent.info.address() << ") with " << agent.total;
+    sendToAgent(agent, registered(id));
+    requestAllocation();
+  });
 }
 
 AgentEvent Master::registered(const std::string& agentId) const {
@@ -156,10 +170,8 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
     return;
   }
 
-  AgentEntry* agent = findAgent(agentId);
-  bool wasRemoved = false;
-  std::vector<AgentEvent> afterwards;  // sent once the agent knows it is registered
-  if (agent != nullptr) {
+  if (AgentEntry* agent = findAgent(agentId)) {
+    // Known and connected to this master: a new connection, or a retry.
     if (agent->connection != from) {
       agentByConnection_.erase(agent->connection);
       agent->connection = from;
@@ -168,11 +180,39 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
     agent->missedPings = 0;
     agent->pongPending = false;
     dropTasksTheAgentLacks(*agent, reg);
-  } else {
-    for (const auto& [id, removed] : removedAgents_) {
-      wasRemoved |= id == agentId;
-    }
-    agent = &agents_[agentId];
+    agent->reregisteredTime = loop_.wallTime();
+    ++metrics_.agentsReregistered;
+    sendToAgent(*agent, registered(agentId));
+    requestAllocation();
+    return;
+  }
+  if (pendingAdmissions_.count(agentId) > 0) {
+    return;  // being admitted: the answer follows
+  }
+  if (recoveredAgents_.erase(agentId) > 0) {
+    // Admitted in the registry before the failover: nothing to write.
+    admitReregisteredAgent(from, agentId, reg, false);
+    return;
+  }
+  // Unknown to the registry, or marked unreachable there: admit it (again) first.
+  bool wasUnreachable = unreachableAgents_.count(agentId) > 0;
+  AgentInfo info = reg.agent_info();
+  info.set_id(agentId);
+  registry::Operation admit;
+  *admit.mutable_admit_agent() = info;
+  pendingAdmissions_.insert(agentId);
+  persist(std::move(admit), [this, from, agentId, reg, wasUnreachable] {
+    pendingAdmissions_.erase(agentId);
+    admitReregisteredAgent(from, agentId, reg, wasUnreachable);
+  });
+}
+
+void Master::admitReregisteredAgent(const std::string& from, const std::string& agentId,
+                                    const AgentCall::Reregister& reg, bool wasUnreachable) {
+  bool wasRemoved = wasUnreachable;
+  std::vector<AgentEvent> afterwards;  // sent once the agent knows it is registered
+  AgentEntry* agent = &agents_[agentId];
+  {
     agent->info = reg.agent_info();
     agent->info.set_id(agentId);
     agent->connection = from;
@@ -180,7 +220,6 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
     agent->registeredTime = loop_.wallTime();
     agentByConnection_[from] = agentId;
     allocator_->addAgent(agentId, agent->info, agent->total);
-
     std::map<std::string, const FrameworkInfo*> frameworkInfos;
     for (const FrameworkInfo& info : reg.frameworks()) {
       frameworkInfos[info.id()] = &info;
@@ -208,11 +247,8 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
         }
         info.set_id(reported.framework_id());
         framework = &addFramework(reported.framework_id(), info, "");
-        Duration grace =
-            options_.frameworkHeartbeatInterval * (options_.maxFrameworkHeartbeatMisses + 1);
-        info.set_failover_timeout(std::max(info.failover_timeout(), toSeconds(grace)));
-        framework->info.set_failover_timeout(info.failover_timeout());
-        disconnectFramework(*framework, "recovered from agent " + agentId);
+        disconnectFramework(*framework, "recovered from agent " + agentId,
+                            std::max(fromSeconds(info.failover_timeout()), recoveryGrace()));
       }
       if (framework->tasks.count(reported.task_id()) > 0) {
         continue;
@@ -242,7 +278,7 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
         }
       }
     }
-    std::erase_if(removedAgents_, [&](const auto& entry) { return entry.first == agentId; });
+    unreachableAgents_.erase(agentId);
   }
   agent->reregisteredTime = loop_.wallTime();
   ++metrics_.agentsReregistered;
@@ -377,6 +413,9 @@ void Master::pingAgents() {
   AgentEvent ping;
   ping.mutable_ping()->set_master_id(options_.info.id());
   for (auto& [id, agent] : agents_) {
+    if (agent.removing) {
+      continue;
+    }
     if (agent.pongPending && ++agent.missedPings >= options_.maxAgentPingTimeouts) {
       silent.push_back(id);
       continue;
@@ -385,7 +424,49 @@ void Master::pingAgents() {
     sendToAgent(agent, ping);
   }
   for (const std::string& id : silent) {
-    removeAgent(id, "no pong for " + std::to_string(options_.maxAgentPingTimeouts) + " pings");
+    markUnreachable(id, "no pong for " + std::to_string(options_.maxAgentPingTimeouts) +
+                            " pings");
+  }
+}
+
+void Master::markUnreachable(const std::string& agentId, const std::string& why) {
+  AgentEntry* agent = findAgent(agentId);
+  if (agent == nullptr || agent->removing) {
+    return;
+  }
+  agent->removing = true;
+  registry::Operation op;
+  op.mutable_mark_unreachable()->set_agent_id(agentId);
+  // Stored first: a master that takes over must not let the agent back as if nothing happened
+  // after frameworks were told its tasks are lost.
+  persist(std::move(op), [this, agentId, why] { removeAgent(agentId, why); });
+}
+
+void Master::expireRecoveredAgents() {
+  std::vector<std::string> late;
+  for (const auto& [id, record] : recoveredAgents_) {
+    late.push_back(id);
+  }
+  for (const std::string& id : late) {
+    registry::Operation op;
+    op.mutable_mark_unreachable()->set_agent_id(id);
+    persist(std::move(op), [this, id] {
+      auto it = recoveredAgents_.find(id);
+      if (it == recoveredAgents_.end()) {
+        return;  // it came back meanwhile
+      }
+      LOG(WARNING) << "Agent " << id << " did not re-register within "
+                   << formatDuration(options_.agentReregisterTimeout) << "; marked unreachable";
+      unreachableAgents_[id] = UnreachableAgent{it->second.info(), loop_.wallTime(),
+                                                "did not re-register after a master failover"};
+      recoveredAgents_.erase(it);
+      ++metrics_.agentsRemoved;
+      SchedulerEvent lost;
+      lost.mutable_failure()->set_agent_id(id);
+      for (auto& [fid, framework] : frameworks_) {
+        sendToFramework(framework, lost);
+      }
+    });
   }
 }
 
@@ -437,10 +518,7 @@ void Master::removeAgent(const std::string& agentId, const std::string& why) {
 
   allocator_->removeAgent(agentId);
   agentByConnection_.erase(agent.connection);
-  removedAgents_.emplace_back(agentId, RemovedAgent{agent.info, loop_.wallTime(), why});
-  while (removedAgents_.size() > options_.maxRemovedAgents) {
-    removedAgents_.pop_front();
-  }
+  unreachableAgents_[agentId] = UnreachableAgent{agent.info, loop_.wallTime(), why};
   agents_.erase(it);
   ++metrics_.agentsRemoved;
 }

@@ -66,7 +66,8 @@ void Master::checkFrameworkLiveness() {
   }
 }
 
-void Master::disconnectFramework(FrameworkEntry& framework, const std::string& why) {
+void Master::disconnectFramework(FrameworkEntry& framework, const std::string& why,
+                                 std::optional<Duration> failoverOverride) {
   const std::string id = framework.info.id();
   LOG(INFO) << "Framework " << id << " (" << framework.info.name() << ") disconnected: " << why;
   frameworkByConnection_.erase(framework.connection);
@@ -78,7 +79,7 @@ void Master::disconnectFramework(FrameworkEntry& framework, const std::string& w
   }
   rescindOffersOf(framework);
 
-  Duration failover = fromSeconds(framework.info.failover_timeout());
+  Duration failover = failoverOverride.value_or(fromSeconds(framework.info.failover_timeout()));
   if (failover <= Duration::zero()) {
     removeFramework(id, "disconnected with no failover timeout");
     return;
@@ -102,6 +103,9 @@ void Master::removeFramework(const std::string& frameworkId, const std::string& 
   FrameworkEntry& framework = it->second;
   LOG(INFO) << "Removing framework " << frameworkId << " (" << framework.info.name()
             << "): " << why;
+  registry::Operation forget;
+  forget.set_remove_framework(frameworkId);
+  persist(std::move(forget), [] {});
   loop_.cancel(framework.failoverTimer);
   rescindOffersOf(framework);
 

@@ -24,9 +24,9 @@ bool isTerminal(TaskState state) {
 }
 
 Master::Master(MasterOptions options, Loop& loop, Transport& transport,
-               std::unique_ptr<Allocator> allocator)
+               std::unique_ptr<Allocator> allocator, Registry& registry)
     : options_(std::move(options)), loop_(loop), transport_(transport),
-      allocator_(std::move(allocator)) {
+      allocator_(std::move(allocator)), registry_(registry) {
   if (options_.info.id().empty()) {
     options_.info.set_id(uuidString());
   }
@@ -38,6 +38,7 @@ Master::~Master() {
   loop_.cancel(allocationTimer_);
   loop_.cancel(pingTimer_);
   loop_.cancel(livenessTimer_);
+  loop_.cancel(reregisterTimer_);
   for (auto& [id, offer] : offers_) {
     loop_.cancel(offer.timeout);
   }
@@ -46,9 +47,30 @@ Master::~Master() {
   }
 }
 
-void Master::start() {
+void Master::start(const RegistryState& recovered) {
   LOG(INFO) << "Master " << options_.info.id() << " serving agents and schedulers at "
-            << options_.info.endpoint();
+            << options_.info.endpoint() << "; registry " << registry_.describe() << " holds "
+            << recovered.agents.size() << " agents and " << recovered.frameworks.size()
+            << " frameworks";
+  for (const auto& [id, record] : recovered.agents) {
+    if (record.unreachable()) {
+      unreachableAgents_[id] = UnreachableAgent{record.info(), record.since(),
+                                                "unreachable before this master took over"};
+    } else {
+      recoveredAgents_[id] = record;
+    }
+  }
+  for (const auto& [id, record] : recovered.frameworks) {
+    // Known frameworks get back their tasks if they resubscribe in time; a live scheduler
+    // notices the new leader at once, so even one without a failover timeout gets a grace.
+    FrameworkEntry& framework = addFramework(id, record.info(), "");
+    framework.registeredTime = record.registered_time();
+    disconnectFramework(framework, "recovered from the registry",
+                        std::max(fromSeconds(record.info().failover_timeout()), recoveryGrace()));
+  }
+  if (!recoveredAgents_.empty()) {
+    reregisterTimer_ = loop_.after(options_.agentReregisterTimeout, [this] { expireRecoveredAgents(); });
+  }
   // Periodic allocation catches expired filters and anything events did not trigger.
   every(options_.allocationInterval, &allocationTimer_, &Master::allocate);
   every(options_.agentPingTimeout, &pingTimer_, &Master::pingAgents);
@@ -204,6 +226,29 @@ TaskStatus Master::masterStatus(const std::string& taskId, const std::string& ag
   status.set_source(TaskStatus::SOURCE_MASTER);
   status.set_timestamp(loop_.wallTime());
   return status;
+}
+
+Duration Master::recoveryGrace() const {
+  return options_.frameworkHeartbeatInterval * (options_.maxFrameworkHeartbeatMisses + 1);
+}
+
+void Master::persist(registry::Operation op, std::function<void()> then) {
+  registry_.apply(std::move(op), [this, then = std::move(then)](Status stored) {
+    if (!stored) {
+      fatal(stored.error());
+      return;
+    }
+    then();
+  });
+}
+
+void Master::fatal(const std::string& why) {
+  LOG(ERROR) << "Master " << options_.info.id() << " must stop: " << why;
+  if (options_.onFatal) {
+    options_.onFatal(why);
+    return;
+  }
+  LOG(FATAL) << why;
 }
 
 TaskState Master::lostState(const FrameworkEntry& framework) const {

@@ -21,6 +21,7 @@
 #include "common/transport.hpp"
 #include "master/allocator/allocator.hpp"
 #include "master/metrics.hpp"
+#include "master/registry/registry.hpp"
 
 namespace agora::master {
 
@@ -37,19 +38,26 @@ struct MasterOptions {
   Duration defaultRefuse = seconds(5);
   size_t maxCompletedTasksPerFramework = 1000;
   size_t maxCompletedFrameworks = 50;
-  size_t maxRemovedAgents = 1000;
+  // After a failover: agents in the registry that do not re-register within this time are
+  // marked unreachable.
+  Duration agentReregisterTimeout = minutes(10);
+  // When the registry can no longer be written (another master took over, or the store failed)
+  // the master must stop acting; default: LOG(FATAL).
+  std::function<void(const std::string& why)> onFatal;
 };
 
 class Master {
  public:
+  // `registry` must have been recovered (its state is given to start()) and outlive the master.
   Master(MasterOptions options, Loop& loop, Transport& transport,
-         std::unique_ptr<Allocator> allocator);
+         std::unique_ptr<Allocator> allocator, Registry& registry);
   ~Master();
   Master(const Master&) = delete;
   Master& operator=(const Master&) = delete;
 
-  // Starts the periodic work: allocation, agent pings, framework liveness.
-  void start();
+  // Takes over what the registry holds (agents expected to re-register, frameworks expected to
+  // resubscribe) and starts the periodic work: allocation, agent pings, framework liveness.
+  void start(const RegistryState& recovered);
 
   // Every message from a peer, with the routing id it came from. Never trusts the content.
   void receive(const std::string& from, Envelope&& envelope);
@@ -80,6 +88,7 @@ class Master {
     std::unordered_set<std::string> offers;
     int missedPings = 0;
     bool pongPending = false;
+    bool removing = false;  // marked unreachable in the registry; removed once that is stored
     double registeredTime = 0;
     double reregisteredTime = 0;
   };
@@ -99,9 +108,9 @@ class Master {
     bool killingState = false;
   };
 
-  struct RemovedAgent {
+  struct UnreachableAgent {
     AgentInfo info;
-    double removedTime = 0;
+    double since = 0;
     std::string reason;
   };
 
@@ -111,6 +120,8 @@ class Master {
   // Scheduler calls (scheduler_calls.cpp).
   void handleSchedulerCall(const std::string& from, const SchedulerCall& call);
   void subscribe(const std::string& from, const SchedulerCall::Subscribe& subscribe);
+  void completeSubscription(const std::string& from, FrameworkInfo info,
+                            const SchedulerCall::Subscribe& subscribe);
   void accept(FrameworkEntry& framework, const SchedulerCall::Accept& accept);
   void decline(FrameworkEntry& framework, const SchedulerCall::Decline& decline);
   void kill(FrameworkEntry& framework, const SchedulerCall::Kill& kill);
@@ -121,7 +132,9 @@ class Master {
   // Frameworks (frameworks.cpp).
   FrameworkEntry& addFramework(const std::string& id, const FrameworkInfo& info,
                                const std::string& connection);
-  void disconnectFramework(FrameworkEntry& framework, const std::string& why);
+  // Disconnects the framework; it is removed after `failover` (its failover_timeout by default).
+  void disconnectFramework(FrameworkEntry& framework, const std::string& why,
+                           std::optional<Duration> failover = std::nullopt);
   void removeFramework(const std::string& frameworkId, const std::string& why);
   void checkFrameworkLiveness();
   void sendToFramework(const FrameworkEntry& framework, const SchedulerEvent& event);
@@ -133,6 +146,10 @@ class Master {
   void registerAgent(const std::string& from, const AgentCall::Register& reg);
   void reregisterAgent(const std::string& from, const std::string& agentId,
                        const AgentCall::Reregister& reg);
+  void admitReregisteredAgent(const std::string& from, const std::string& agentId,
+                              const AgentCall::Reregister& reg, bool wasUnreachable);
+  void markUnreachable(const std::string& agentId, const std::string& why);
+  void expireRecoveredAgents();
   void dropTasksTheAgentLacks(AgentEntry& agent, const AgentCall::Reregister& reg);
   void statusUpdate(AgentEntry& agent, const AgentCall::StatusUpdate& update);
   void executorExited(AgentEntry& agent, const AgentCall::ExecutorExited& exited);
@@ -142,6 +159,13 @@ class Master {
   AgentEvent registered(const std::string& agentId) const;
   void sendAgentError(const std::string& to, ErrorCode code, const std::string& message);
   AgentEntry* findAgent(const std::string& id);
+
+  // Registry (master.cpp): stores `op`, then runs `then`; a failure is fatal.
+  void persist(registry::Operation op, std::function<void()> then);
+  void fatal(const std::string& why);
+  // How long a framework known from before a failover keeps its tasks at least, so that a live
+  // scheduler (which notices the new leader at once) can resubscribe.
+  Duration recoveryGrace() const;
 
   // Offers and tasks (offers.cpp, tasks.cpp).
   void requestAllocation();
@@ -168,11 +192,17 @@ class Master {
   Loop& loop_;
   Transport& transport_;
   std::unique_ptr<Allocator> allocator_;
+  Registry& registry_;
   Metrics metrics_;
 
   std::map<std::string, AgentEntry> agents_;
   std::unordered_map<std::string, std::string> agentByConnection_;
-  std::deque<std::pair<std::string, RemovedAgent>> removedAgents_;
+  std::map<std::string, UnreachableAgent> unreachableAgents_;
+  // Admitted in the registry and not re-registered since this master took over.
+  std::map<std::string, registry::AgentRecord> recoveredAgents_;
+  std::unordered_map<std::string, std::string> pendingRegistrations_;  // connection -> agent id
+  std::unordered_set<std::string> pendingAdmissions_;                  // agent ids
+  std::unordered_set<std::string> pendingSubscriptions_;               // connections
   std::map<std::string, FrameworkEntry> frameworks_;
   std::unordered_map<std::string, std::string> frameworkByConnection_;
   std::deque<std::pair<std::string, FrameworkEntry>> completedFrameworks_;
@@ -186,6 +216,7 @@ class Master {
   TimerId allocationTimer_ = 0;
   TimerId pingTimer_ = 0;
   TimerId livenessTimer_ = 0;
+  TimerId reregisterTimer_ = 0;
   double startTime_ = 0;
 };
 

@@ -114,16 +114,36 @@ void Master::subscribe(const std::string& from, const SchedulerCall::Subscribe& 
       return;
     }
   }
-
-  FrameworkEntry* framework = id.empty() ? nullptr : findFramework(id);
-  if (framework == nullptr) {
-    if (id.empty()) {
-      char number[16];
-      snprintf(number, sizeof(number), "%04llu",
-               static_cast<unsigned long long>(nextFrameworkNumber_++));
-      id = options_.info.id() + "-" + number;
-      info.set_id(id);
+  if (pendingSubscriptions_.count(from) > 0) {
+    return;  // being recorded: the answer follows
+  }
+  if (id.empty()) {
+    char number[16];
+    snprintf(number, sizeof(number), "%04llu",
+             static_cast<unsigned long long>(nextFrameworkNumber_++));
+    id = options_.info.id() + "-" + number;
+    info.set_id(id);
+  }
+  // Recorded (with its failover timeout) before the scheduler hears it is subscribed.
+  pendingSubscriptions_.insert(from);
+  registry::Operation op;
+  *op.mutable_add_framework() = info;
+  persist(std::move(op), [this, from, info, subscribe] {
+    pendingSubscriptions_.erase(from);
+    if (removedFrameworkIds_.count(info.id()) > 0) {
+      sendSchedulerError(from, ERROR_FRAMEWORK_REMOVED,
+                         "framework " + info.id() + " has been removed");
+      return;
     }
+    completeSubscription(from, info, subscribe);
+  });
+}
+
+void Master::completeSubscription(const std::string& from, FrameworkInfo info,
+                                  const SchedulerCall::Subscribe& subscribe) {
+  std::string id = info.id();
+  FrameworkEntry* framework = findFramework(id);
+  if (framework == nullptr) {
     // A framework id this master does not know: a new framework, or one that subscribed to an
     // earlier master and comes back after a master failover.
     framework = &addFramework(id, info, from);
@@ -139,7 +159,6 @@ void Master::subscribe(const std::string& from, const SchedulerCall::Subscribe& 
     }
     loop_.cancel(framework->failoverTimer);
     framework->failoverTimer = 0;
-    info.set_id(id);
     framework->info = info;
     framework->connection = from;
     frameworkByConnection_[from] = id;
@@ -373,6 +392,9 @@ void Master::decline(FrameworkEntry& framework, const SchedulerCall::Decline& de
 
 void Master::kill(FrameworkEntry& framework, const SchedulerCall::Kill& kill) {
   auto it = framework.tasks.find(kill.task_id());
+  if (it == framework.tasks.end() && !recoveredAgents_.empty()) {
+    return;  // it may be on an agent that has not re-registered since the failover
+  }
   if (it == framework.tasks.end()) {
     // Unknown to this master: say so, as reconciliation would.
     SchedulerEvent event;
@@ -459,11 +481,18 @@ void Master::reconcile(FrameworkEntry& framework, const SchedulerCall::Reconcile
       send(*completed);
       continue;
     }
+    if (recoveredAgents_.count(wanted.agent_id()) > 0 ||
+        (wanted.agent_id().empty() && !recoveredAgents_.empty())) {
+      continue;  // its agent may still re-register after the failover: no answer yet
+    }
+    bool unreachable = unreachableAgents_.count(wanted.agent_id()) > 0;
+    TaskState state = !framework.partitionAware ? TASK_LOST
+                      : unreachable             ? TASK_UNREACHABLE
+                                                : TASK_UNKNOWN;
     SchedulerEvent event;
-    *event.mutable_update()->mutable_status() =
-        masterStatus(wanted.task_id(), wanted.agent_id(),
-                     framework.partitionAware ? TASK_UNKNOWN : TASK_LOST,
-                     TaskStatus::REASON_RECONCILIATION, "task is unknown to the master");
+    *event.mutable_update()->mutable_status() = masterStatus(
+        wanted.task_id(), wanted.agent_id(), state, TaskStatus::REASON_RECONCILIATION,
+        unreachable ? "its agent is unreachable" : "task is unknown to the master");
     sendToFramework(framework, event);
   }
 }

@@ -70,12 +70,16 @@ json Master::state() const {
                       {"attributes", attributes},
                       {"task_count", tasks}});
   }
-  json removedAgents = json::array();
-  for (const auto& [id, removed] : removedAgents_) {
-    removedAgents.push_back({{"id", id},
-                             {"hostname", removed.info.hostname()},
-                             {"removed_time", removed.removedTime},
-                             {"reason", removed.reason}});
+  json unreachableAgents = json::array();
+  for (const auto& [id, removed] : unreachableAgents_) {
+    unreachableAgents.push_back({{"id", id},
+                                 {"hostname", removed.info.hostname()},
+                                 {"since", removed.since},
+                                 {"reason", removed.reason}});
+  }
+  json recoveredAgents = json::array();
+  for (const auto& [id, record] : recoveredAgents_) {
+    recoveredAgents.push_back({{"id", id}, {"hostname", record.info().hostname()}});
   }
 
   auto frameworkJson = [&](const FrameworkEntry& f, bool completed) {
@@ -149,7 +153,9 @@ json Master::state() const {
           {"start_time", startTime_},
           {"leader", true},
           {"agents", agents},
-          {"removed_agents", removedAgents},
+          {"unreachable_agents", unreachableAgents},
+          {"recovered_agents", recoveredAgents},
+          {"registry", registry_.describe()},
           {"frameworks", frameworks},
           {"completed_frameworks", completedFrameworks}};
 }
@@ -170,8 +176,10 @@ std::string Master::metricsText() const {
         loop_.wallTime() - startTime_);
   gauge("agora_master_elected", "1 when this master leads.", 1);
   gauge("agora_master_agents", "Registered agents.", static_cast<double>(agents_.size()));
-  gauge("agora_master_agents_removed", "Agents removed and remembered.",
-        static_cast<double>(removedAgents_.size()));
+  gauge("agora_master_agents_unreachable", "Agents marked unreachable.",
+        static_cast<double>(unreachableAgents_.size()));
+  gauge("agora_master_agents_recovering", "Agents in the registry that have not re-registered "
+        "since this master took over.", static_cast<double>(recoveredAgents_.size()));
 
   size_t connected = 0;
   for (const auto& [id, f] : frameworks_) {

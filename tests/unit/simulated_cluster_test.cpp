@@ -149,10 +149,12 @@ std::pair<std::map<std::string, std::vector<TaskState>>, uint64_t> simulate(uint
   Transport& masterLink = network.attach("master", [&](const std::string& from, Envelope&& e) {
     master->receive(from, std::move(e));
   });
+  master::InMemoryRegistry registry(loop);
   master = std::make_unique<master::Master>(
       options, loop, masterLink,
-      std::make_unique<master::FairAllocator>([&loop] { return loop.now(); }));
-  master->start();
+      std::make_unique<master::FairAllocator>([&loop] { return loop.now(); }), registry);
+  registry.recover([&](Result<master::RegistryState> state) { master->start(*state); });
+  loop.runUntilIdle();
 
   std::vector<SimAgent> agents(10);
   for (size_t i = 0; i < agents.size(); ++i) {
