@@ -7,6 +7,8 @@
 
 #include "common/ids.hpp"
 
+#include <random>
+
 namespace agora::agent {
 
 Agent::Agent(AgentOptions options, Loop& loop, Transport& master, Connect connect,
@@ -25,6 +27,23 @@ Agent::Agent(AgentOptions options, Loop& loop, Transport& master, Connect connec
   }
   containerizer_.setExitCallback(
       [this](const std::string& containerId, int status) { executorExited(containerId, status); });
+  detector_.onLeaderChange([this](const MasterInfo& leader) { leaderChanged(leader); });
+}
+
+void Agent::leaderChanged(const MasterInfo& leader) {
+  if (state_ == State::kShuttingDown ||
+      (leader.id() == masterInfo_.id() && leader.endpoint() == masterInfo_.endpoint())) {
+    return;
+  }
+  LOG(INFO) << "Master " << leader.id() << " leads now; re-registering with it";
+  masterInfo_.clear_endpoint();
+  // A little random delay, so that thousands of agents do not all arrive in the same instant.
+  std::uniform_int_distribution<int64_t> jitter(0, options_.registrationBackoffMin.count());
+  Duration delay(jitter(rng_));
+  loop_.cancel(registrationTimer_);
+  registrationTimer_ = loop_.after(delay, [this] { detect(); });
+  state_ = State::kDetecting;
+  statusUpdates_.pause();
 }
 
 Agent::~Agent() {
@@ -61,7 +80,7 @@ void Agent::detect() {
     }
     if (!info) {
       LOG_EVERY_N(WARNING, 10) << "No master found yet: " << info.error();
-      Duration wait = backoff_;
+      Duration wait = jittered(backoff_);
       backoff_ = std::min(backoff_ * 2, options_.registrationBackoffMax);
       loop_.cancel(registrationTimer_);
       registrationTimer_ = loop_.after(wait, [this] { detect(); });
@@ -120,7 +139,7 @@ void Agent::registerWithMaster() {
   sendToMaster(call);
 
   // No answer in time: look for the master again (it may have moved) and retry.
-  Duration wait = backoff_;
+  Duration wait = jittered(backoff_);
   backoff_ = std::min(backoff_ * 2, options_.registrationBackoffMax);
   loop_.cancel(registrationTimer_);
   registrationTimer_ = loop_.after(wait, [this] {
@@ -128,6 +147,12 @@ void Agent::registerWithMaster() {
       detect();
     }
   });
+}
+
+Duration Agent::jittered(Duration backoff) {
+  // Between half and the whole of the back-off, so that agents spread out.
+  std::uniform_int_distribution<int64_t> pick(backoff.count() / 2, backoff.count());
+  return Duration(pick(rng_));
 }
 
 void Agent::onRegistered(const AgentEvent::Registered& registered) {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <unordered_map>
 
@@ -111,7 +112,9 @@ class Agent {
   void registerWithMaster();
   void onRegistered(const AgentEvent::Registered& registered);
   void checkMasterLiveness();
+  Duration jittered(Duration backoff);
   void lostMaster(const std::string& why);
+  void leaderChanged(const MasterInfo& leader);
   void sendToMaster(const AgentCall& call);
   bool forwardStatusUpdate(const std::string& frameworkId, const TaskStatus& status,
                            TaskState latest);
@@ -160,6 +163,7 @@ class Agent {
   TimerId livenessTimer_ = 0;
   TimerId heartbeatTimer_ = 0;
   uint64_t detectGeneration_ = 0;
+  std::mt19937_64 rng_{std::random_device{}()};
   double startTime_ = 0;
 
   std::map<std::string, Framework> frameworks_;

@@ -59,7 +59,13 @@ int agentCommand(int argc, const char* const* argv) {
   Flags flags("agora agent --master=HOST:PORT --work_dir=DIR [flags]",
               "Runs an agent: it offers this machine's resources through the master and runs\n"
               "the tasks frameworks launch on it, each under an executor in its own sandbox.");
-  flags.add(&masterAddress, "master", "The master's HTTP address, host:port (required).");
+  flags.add(&masterAddress, "master",
+            "The master: its HTTP address host:port, or zk://host:2181,.../agora to follow the\n"
+            "leader elected in ZooKeeper (required, or --zk).");
+  std::string zk;
+  flags.add(&zk, "zk", "ZooKeeper URL of an HA cluster (the same as --master=zk://...).");
+  Duration zkSessionTimeout = seconds(10);
+  flags.add(&zkSessionTimeout, "zk_session_timeout", "ZooKeeper session timeout.");
   flags.add(&workDir, "work_dir",
             "Where sandboxes and the agent's own files live (required; created if missing).");
   flags.add(&ip, "ip", "IP address to listen on for the agent's HTTP API.");
@@ -90,12 +96,11 @@ int agentCommand(int argc, const char* const* argv) {
   if (rc >= 0) {
     return rc;
   }
-  if (masterAddress.empty()) {
-    std::cerr << "agora agent: --master=HOST:PORT is required (the master's HTTP address)\n";
-    return 2;
+  if (!zk.empty()) {
+    masterAddress = zk;
   }
-  if (auto hp = splitHostPort(masterAddress); !hp) {
-    std::cerr << "agora agent: --master: " << hp.error() << "\n";
+  if (masterAddress.empty()) {
+    std::cerr << "agora agent: --master=HOST:PORT (or --zk=zk://...) is required\n";
     return 2;
   }
   if (workDir.empty()) {
@@ -156,7 +161,11 @@ int agentCommand(int argc, const char* const* argv) {
   options.statusUpdates.retryMax = std::max<Duration>(statusRetry, minutes(10));
 
   ZmqDealer masterLink(context, loop, "A-" + uuidString(), kDefaultMaxMessageSize);
-  StandaloneDetector detector(loop, masterAddress);
+  auto detector = createMasterDetector(loop, masterAddress, zkSessionTimeout);
+  if (!detector) {
+    std::cerr << "agora agent: --master: " << detector.error() << "\n";
+    return 2;
+  }
 
   std::unique_ptr<ZmqRouter> executorRouter;
   std::unique_ptr<agent::PosixContainerizer> posix;
@@ -185,7 +194,7 @@ int agentCommand(int argc, const char* const* argv) {
   agent::Agent agent(
       options, loop, masterLink,
       [&masterLink](const std::string& endpoint) { return masterLink.connect(endpoint); },
-      detector, *executorLink, *containerizer);
+      **detector, *executorLink, *containerizer);
   masterLink.setHandler([&agent](const std::string& from, Envelope&& envelope) {
     agent.receiveFromMaster(from, std::move(envelope));
   });

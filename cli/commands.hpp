@@ -17,5 +17,6 @@ int agentsCommand(int argc, const char* const* argv);
 int frameworksCommand(int argc, const char* const* argv);
 int tasksCommand(int argc, const char* const* argv);
 int runCommand(int argc, const char* const* argv);
+int superviseCommand(int argc, const char* const* argv);
 
 }  // namespace agora::cli

@@ -5,7 +5,10 @@
 #include <string>
 #include <vector>
 
+#include <glog/logging.h>
+
 #include "cli/commands.hpp"
+#include "common/zookeeper.hpp"
 
 namespace {
 
@@ -13,6 +16,7 @@ struct Verb {
   const char* name;
   const char* summary;
   int (*run)(int, const char* const*);
+  bool daemon = false;  // daemons set up their own logging
 };
 
 const Verb kVerbs[] = {
@@ -28,9 +32,11 @@ const Verb kVerbs[] = {
     {"agents", "list the agents the master knows", agora::cli::agentsCommand},
     {"frameworks", "list the frameworks the master knows", agora::cli::frameworksCommand},
     {"tasks", "list tasks", agora::cli::tasksCommand},
-    {"master", "run a master", agora::cli::masterCommand},
-    {"agent", "run an agent on this machine", agora::cli::agentCommand},
-    {"executor", "(started by agents) the built-in executor", agora::cli::executorCommand},
+    {"master", "run a master", agora::cli::masterCommand, true},
+    {"agent", "run an agent on this machine", agora::cli::agentCommand, true},
+    {"executor", "(started by agents) the built-in executor", agora::cli::executorCommand, true},
+    {"supervise", "(used by agora up --ha) keep a command running", agora::cli::superviseCommand,
+     true},
 };
 
 void usage(std::ostream& out) {
@@ -62,6 +68,13 @@ int main(int argc, char** argv) {
   }
   for (const Verb& v : kVerbs) {
     if (verb == v.name) {
+      if (!v.daemon) {
+        // A command-line tool: warnings and errors only, and none of ZooKeeper's chatter.
+        FLAGS_logtostderr = true;
+        FLAGS_minloglevel = 1;
+        google::InitGoogleLogging("agora");
+        agora::zkSilenceClientLog();
+      }
       // The verb sees "agora VERB" as argv[0].
       std::string self = std::string("agora ") + v.name;
       std::vector<const char*> args;

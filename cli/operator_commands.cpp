@@ -8,6 +8,7 @@
 #include "cli/daemon.hpp"
 #include "cli/profile.hpp"
 #include "cli/table.hpp"
+#include "common/detector.hpp"
 #include "common/http.hpp"
 
 namespace agora::cli {
@@ -31,12 +32,21 @@ int fetchState(const std::string& verb, const std::string& summary, int argc,
   if (rc >= 0) {
     return rc;
   }
-  auto address = resolveMaster(master, profile);
-  if (!address) {
-    std::cerr << "agora " << verb << ": " << address.error() << "\n";
+  auto resolved = resolveMaster(master, profile);
+  if (!resolved) {
+    std::cerr << "agora " << verb << ": " << resolved.error() << "\n";
     return 1;
   }
-  auto response = httpGet(*address, "/state", seconds(10));
+  std::string address = *resolved;
+  if (address.rfind("zk://", 0) == 0) {
+    auto leader = findLeader(address, seconds(10));
+    if (!leader) {
+      std::cerr << "agora " << verb << ": " << leader.error() << "\n";
+      return 1;
+    }
+    address = leader->ip() + ":" + std::to_string(leader->http_port());
+  }
+  auto response = httpGet(address, "/state", seconds(10));
   if (!response) {
     std::cerr << "agora " << verb << ": " << response.error() << "\n";
     return 1;
@@ -49,6 +59,26 @@ int fetchState(const std::string& verb, const std::string& summary, int argc,
   if (state->is_discarded()) {
     std::cerr << "agora " << verb << ": the master's /state is not JSON\n";
     return 1;
+  }
+  if (state->value("leader", true) == false) {
+    // A follower: ask the leader it names.
+    if (!state->contains("leader_info")) {
+      std::cerr << "agora " << verb << ": " << address << " does not lead, and no master leads\n";
+      return 1;
+    }
+    const json& leader = (*state)["leader_info"];
+    std::string leaderAddress =
+        leader.value("ip", "") + ":" + std::to_string(leader.value("http_port", 0));
+    response = httpGet(leaderAddress, "/state", seconds(10));
+    if (!response || response->status != 200) {
+      std::cerr << "agora " << verb << ": the leader at " << leaderAddress << " does not answer\n";
+      return 1;
+    }
+    *state = json::parse(response->body, nullptr, false);
+    if (state->is_discarded()) {
+      std::cerr << "agora " << verb << ": the master's /state is not JSON\n";
+      return 1;
+    }
   }
   return -1;
 }

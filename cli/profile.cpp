@@ -22,7 +22,7 @@ nlohmann::json Profile::toJson() const {
     daemonsJson.push_back(
         {{"role", d.role}, {"pid", d.pid}, {"http", d.http}, {"dir", d.dir}, {"log", d.log}});
   }
-  return {{"name", name}, {"dir", dir}, {"daemons", daemonsJson}};
+  return {{"name", name}, {"dir", dir}, {"zk", zk}, {"daemons", daemonsJson}};
 }
 
 Result<Profile> Profile::fromJson(const nlohmann::json& j) {
@@ -30,6 +30,7 @@ Result<Profile> Profile::fromJson(const nlohmann::json& j) {
     Profile p;
     p.name = j.at("name").get<std::string>();
     p.dir = j.at("dir").get<std::string>();
+    p.zk = j.value("zk", "");
     for (const auto& d : j.at("daemons")) {
       DaemonRecord r;
       r.role = d.at("role").get<std::string>();
@@ -94,6 +95,9 @@ Result<std::string> resolveMaster(const std::string& flag, const std::string& pr
     return flag;
   }
   auto p = loadProfile(profile);
+  if (p && !p->zk.empty()) {
+    return p->zk;  // an HA cluster: follow its election
+  }
   if (!p) {
     return Error(p.error() + ", or pass --master=HOST:PORT");
   }

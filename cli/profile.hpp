@@ -14,7 +14,7 @@
 namespace agora::cli {
 
 struct DaemonRecord {
-  std::string role;      // "master" or "agent"
+  std::string role;      // "master", "agent" or "zookeeper"
   int pid = 0;
   std::string http;      // host:port
   std::string dir;
@@ -24,7 +24,8 @@ struct DaemonRecord {
 struct Profile {
   std::string name;
   std::string dir;
-  std::vector<DaemonRecord> daemons;  // the master first
+  std::string zk;                     // zk://... for an HA cluster
+  std::vector<DaemonRecord> daemons;  // the masters first
 
   const DaemonRecord* master() const;
   nlohmann::json toJson() const;
@@ -38,7 +39,8 @@ Result<Profile> loadProfile(const std::string& name);
 Status saveProfile(const Profile& profile);
 std::vector<std::string> listProfiles();
 
-// The master HTTP address to talk to: `flag` when given, else the profile's master.
+// The master to talk to: `flag` when given, else the profile's (its ZooKeeper URL for an HA
+// cluster, its master's HTTP address otherwise).
 Result<std::string> resolveMaster(const std::string& flag, const std::string& profile);
 
 }  // namespace agora::cli

@@ -6,6 +6,7 @@
 
 #include <glog/logging.h>
 
+#include "common/event_loop.hpp"
 #include "common/http.hpp"
 #include "common/zk_election.hpp"
 #include "common/zookeeper.hpp"
@@ -119,7 +120,12 @@ void ZooKeeperDetector::refresh() {
     if (rc == ZNONODE) {
       // No master has ever contended: wait for the node to appear.
       setLeader(std::nullopt);
-      zk_.exists(path_, true, [](int, ZkStat) {});
+      zk_.exists(path_, true, [this, alive, mine](int rc, ZkStat) {
+        // Created in between: its creation watch will never fire, so look again now.
+        if (!alive.expired() && mine == generation_ && rc == ZOK) {
+          refresh();
+        }
+      });
       return;
     }
     if (rc != ZOK) {
@@ -205,6 +211,26 @@ class OwningZooKeeperDetector final : public MasterDetector {
 };
 
 }  // namespace
+
+Result<MasterInfo> findLeader(const std::string& master, Duration timeout) {
+  if (master.rfind("zk://", 0) != 0) {
+    return fetchMasterInfo(master, timeout);
+  }
+  EventLoop loop;
+  auto detector = createMasterDetector(loop, master, std::max<Duration>(timeout, seconds(2)));
+  if (!detector) {
+    return Error(detector.error());
+  }
+  Result<MasterInfo> found = Error("no leading master found in " + master + " within " +
+                                   formatDuration(timeout));
+  (*detector)->detect([&](Result<MasterInfo> info) {
+    found = std::move(info);
+    loop.stop();
+  });
+  loop.after(timeout, [&] { loop.stop(); });
+  loop.run();
+  return found;
+}
 
 Result<std::unique_ptr<MasterDetector>> createMasterDetector(Loop& loop, const std::string& master,
                                                              Duration zkSessionTimeout) {

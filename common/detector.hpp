@@ -79,6 +79,10 @@ class ZooKeeperDetector final : public MasterDetector {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
+// Finds the leading master once, blocking up to `timeout` (for the CLI). For "host:port" it asks
+// that master (a follower names the leader); for "zk://..." it reads the election.
+Result<MasterInfo> findLeader(const std::string& master, Duration timeout);
+
 // The detector for a --master value: "host:port" asks that master's HTTP API; "zk://..." follows
 // the ZooKeeper election (with a ZooKeeper session of its own).
 Result<std::unique_ptr<MasterDetector>> createMasterDetector(Loop& loop, const std::string& master,

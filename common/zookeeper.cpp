@@ -2,6 +2,8 @@
 
 #include <zookeeper/zookeeper.h>
 
+#include <cstdio>
+#include <cstring>
 #include <mutex>
 
 #include <glog/logging.h>
@@ -35,6 +37,13 @@ Result<ZkUrl> parseZkUrl(const std::string& url) {
 }
 
 std::string zkError(int rc) { return zerror(rc); }
+
+void zkSilenceClientLog() {
+  static FILE* devNull = std::fopen("/dev/null", "w");
+  if (devNull != nullptr) {
+    zoo_set_log_stream(devNull);
+  }
+}
 
 // What the C client's threads may touch: the loop to post into, while the client lives.
 struct ZooKeeperClient::Shared {

@@ -54,6 +54,9 @@ struct ZkOp {
 
 std::string zkError(int rc);
 
+// Silences the ZooKeeper C client's own log lines (for command-line tools).
+void zkSilenceClientLog();
+
 class ZooKeeper {
  public:
   enum class Session { kConnecting, kConnected, kExpired };

@@ -59,7 +59,7 @@ struct SchedulerDriver::Impl {
   zmq::context_t context{1};
   EventLoop loop;
   std::unique_ptr<ZmqDealer> link;
-  std::unique_ptr<StandaloneDetector> detector;
+  std::unique_ptr<MasterDetector> detector;
   std::thread thread;
 
   mutable std::mutex mutex;
@@ -84,6 +84,7 @@ void SchedulerDriver::Impl::detect() {
   if (phase == Phase::kIdle) {
     return;
   }
+  loop.cancel(retryTimer);
   if (phase == Phase::kSubscribed) {
     searchingSince = loop.now();
   }
@@ -325,7 +326,26 @@ DriverStatus SchedulerDriver::start() {
       impl->subscribe();
     }
   });
-  impl->detector = std::make_unique<StandaloneDetector>(impl->loop, impl->master);
+  auto detector = createMasterDetector(impl->loop, impl->master);
+  if (!detector) {
+    LOG(ERROR) << "Scheduler driver: " << detector.error();
+    impl->scheduler->error(this, detector.error());
+    impl->setStatus(DriverStatus::kAborted);
+    return DriverStatus::kAborted;
+  }
+  impl->detector = std::move(detector).value();
+  impl->detector->onLeaderChange([impl](const MasterInfo& leader) {
+    if (impl->phase == Impl::Phase::kIdle || leader.endpoint() == impl->endpoint) {
+      return;
+    }
+    LOG(INFO) << "Master " << leader.id() << " leads now; subscribing with it";
+    if (impl->phase == Impl::Phase::kSubscribed) {
+      impl->scheduler->disconnected(impl->driver);
+    }
+    impl->endpoint.clear();
+    impl->phase = Impl::Phase::kSubscribing;  // detect() looks again, whatever the phase
+    impl->detect();
+  });
   impl->thread = std::thread([impl] {
     impl->phase = Impl::Phase::kDetecting;
     impl->searchingSince = impl->loop.now();

@@ -52,7 +52,8 @@ struct SchedulerDriverOptions {
 
 class SchedulerDriver {
  public:
-  // `master` is the master's HTTP address, "host:port" (for example 127.0.0.1:5050).
+  // `master` is the master's HTTP address, "host:port" (for example 127.0.0.1:5050), or
+  // "zk://host1:2181,host2:2181/agora" to follow the leader of an HA cluster.
   SchedulerDriver(Scheduler* scheduler, FrameworkInfo framework, std::string master,
                   SchedulerDriverOptions options = {});
   ~SchedulerDriver();

@@ -1,0 +1,246 @@
+// agora up: a local cluster, minikube-style. A master (or, with --ha, a ZooKeeper server and
+// three masters, each kept running by `agora supervise`) and --agents agents.
+
+#include <iostream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "cli/daemon.hpp"
+#include "cli/local_cluster.hpp"
+#include "cli/profile.hpp"
+#include "common/detector.hpp"
+#include "common/fs.hpp"
+#include "common/http.hpp"
+#include "common/ids.hpp"
+#include "common/process.hpp"
+
+namespace agora::cli {
+
+namespace {
+
+// Waits until the leading master lists `agents` agents; returns how many it listed.
+size_t waitForAgents(const std::string& master, size_t agents, Clock::time_point deadline) {
+  size_t registered = 0;
+  while (Clock::now() < deadline) {
+    std::string http = master;
+    if (master.rfind("zk://", 0) == 0) {
+      auto leader = findLeader(master, seconds(2));
+      http = leader ? leader->ip() + ":" + std::to_string(leader->http_port()) : "";
+    }
+    auto state = http.empty() ? Result<HttpResponse>(Error("no leader")) : httpGet(http, "/state", seconds(2));
+    if (state && state->status == 200) {
+      auto j = nlohmann::json::parse(state->body, nullptr, false);
+      if (!j.is_discarded() && j.value("leader", false)) {
+        registered = j.value("agents", nlohmann::json::array()).size();
+        if (registered >= agents) {
+          return registered;
+        }
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return registered;
+}
+
+}  // namespace
+
+int upCommand(int argc, const char* const* argv) {
+  std::string profileName = "default";
+  int agents = 2;
+  std::string ip = "127.0.0.1";
+  int port = 5050;
+  std::string agentResources;
+  std::string containerizer = "posix";
+  bool ha = false;
+  int masters = 3;
+  Duration timeout = seconds(60);
+  Flags flags("agora up [flags]",
+              "Starts a local cluster in the background: a master and --agents agents on this\n"
+              "machine (with --ha: a ZooKeeper server and --masters masters that elect a leader),\n"
+              "with their work directories and logs in the profile directory\n"
+              "($AGORA_HOME/profiles/<profile>, AGORA_HOME defaulting to ~/.agora). Returns\n"
+              "once every agent has registered.");
+  flags.add(&profileName, "profile", "Name of the local cluster.");
+  flags.add(&agents, "agents", "How many agents to start.");
+  flags.add(&ip, "ip", "IP address the daemons listen on.");
+  flags.add(&port, "port", "The master's HTTP port (0 picks a free one; --ha picks free ones).");
+  flags.add(&agentResources, "agent_resources",
+            "--resources for each agent (default: detected, shared by all agents).");
+  flags.add(&containerizer, "containerizer", "posix, or fake for simulated tasks.");
+  flags.add(&ha, "ha", "High availability: ZooKeeper and several masters, one elected leader.");
+  flags.add(&masters, "masters", "With --ha: how many masters.");
+  flags.add(&timeout, "timeout", "How long to wait for the cluster to come up.");
+  int rc = parseFlags(flags, argc, argv);
+  if (rc >= 0) {
+    return rc;
+  }
+  if (agents < 0 || agents > 1000) {
+    std::cerr << "agora up: --agents must be between 0 and 1000\n";
+    return 2;
+  }
+  if (masters < 1 || masters > 9) {
+    std::cerr << "agora up: --masters must be between 1 and 9\n";
+    return 2;
+  }
+  if (Status s = validateId(profileName, "profile name"); !s) {
+    std::cerr << "agora up: " << s.error() << "\n";
+    return 2;
+  }
+  if (auto existing = loadProfile(profileName); existing && anyRunning(*existing)) {
+    std::cout << "Profile '" << profileName << "' is already up"
+              << (existing->zk.empty() ? "; master at http://" + existing->master()->http
+                                       : "; masters elected through " + existing->zk)
+              << " (agora status, agora stop)\n";
+    return 0;
+  }
+
+  std::string self = selfExecutable();
+  Profile profile;
+  profile.name = profileName;
+  profile.dir = profileDir(profileName);
+  auto deadline = Clock::now() + timeout;
+  auto fail = [&](const std::string& what) {
+    std::cerr << "agora up: " << what << "\n";
+    stopProfile(profile);
+    return 1;
+  };
+
+  std::string masterAddress;  // what agents and the CLI are given
+  if (ha) {
+    int zkPort = 0;
+    auto zk = startZooKeeper(profile.dir + "/zookeeper", &zkPort, deadline);
+    if (!zk) {
+      return fail(zk.error());
+    }
+    profile.daemons.push_back(*zk);
+    profile.zk = "zk://127.0.0.1:" + std::to_string(zkPort) + "/agora";
+    masterAddress = profile.zk;
+    for (int i = 1; i <= masters; ++i) {
+      DaemonRecord master;
+      master.role = "master";
+      master.dir = profile.dir + "/master-" + std::to_string(i);
+      master.log = master.dir + "/master.log";
+      if (Status s = makeDirectories(master.dir); !s) {
+        return fail(s.error());
+      }
+      // Fixed ports, so that a restarted master is where it was.
+      int httpPort = freePort();
+      int protocolPort = freePort();
+      master.http = ip + ":" + std::to_string(httpPort);
+      auto pid = startDaemon({self, "supervise", "--", self, "master", "--ip=" + ip,
+                              "--port=" + std::to_string(httpPort),
+                              "--protocol_port=" + std::to_string(protocolPort),
+                              "--zk=" + profile.zk, "--zk_session_timeout=5secs",
+                              "--agent_reregister_timeout=2mins"},
+                             master.log);
+      if (!pid) {
+        return fail(pid.error());
+      }
+      master.pid = *pid;
+      profile.daemons.push_back(master);
+    }
+  } else {
+    DaemonRecord master;
+    master.role = "master";
+    master.dir = profile.dir + "/master";
+    master.log = master.dir + "/master.log";
+    if (Status s = makeDirectories(master.dir); !s) {
+      return fail(s.error());
+    }
+    (void)removeAll(master.dir + "/info.json");
+    auto pid = startDaemon({self, "master", "--ip=" + ip, "--port=" + std::to_string(port),
+                            "--work_dir=" + master.dir, "--info_file=" + master.dir + "/info.json"},
+                           master.log);
+    if (!pid) {
+      return fail(pid.error());
+    }
+    master.pid = *pid;
+    profile.daemons.push_back(master);
+    auto info = waitForInfoFile(master.dir + "/info.json", *pid, master.log, deadline);
+    if (!info) {
+      std::string hint = info.error().find("Address already in use") != std::string::npos
+                             ? "\n(port " + std::to_string(port) +
+                                   " is taken: pick another with --port, or --port=0 for any)"
+                             : "";
+      return fail("the master did not come up: " + info.error() + hint);
+    }
+    profile.daemons.back().http = info->value("http", "");
+    masterAddress = profile.daemons.back().http;
+  }
+
+  size_t firstAgent = profile.daemons.size();
+  for (int i = 1; i <= agents; ++i) {
+    DaemonRecord agent;
+    agent.role = "agent";
+    agent.dir = profile.dir + "/agent-" + std::to_string(i);
+    agent.log = agent.dir + "/agent.log";
+    if (Status s = makeDirectories(agent.dir); !s) {
+      return fail(s.error());
+    }
+    (void)removeAll(agent.dir + "/info.json");
+    std::vector<std::string> args = {self,
+                                     "agent",
+                                     "--master=" + masterAddress,
+                                     "--work_dir=" + agent.dir + "/work",
+                                     "--ip=" + ip,
+                                     "--port=0",
+                                     "--hostname=" + localHostname() + "-agent-" +
+                                         std::to_string(i),
+                                     "--containerizer=" + containerizer,
+                                     "--info_file=" + agent.dir + "/info.json"};
+    if (ha) {
+      args.push_back("--zk_session_timeout=5secs");
+    }
+    if (!agentResources.empty()) {
+      args.push_back("--resources=" + agentResources);
+    }
+    auto pid = startDaemon(args, agent.log);
+    if (!pid) {
+      return fail(pid.error());
+    }
+    agent.pid = *pid;
+    profile.daemons.push_back(agent);
+  }
+  for (size_t i = firstAgent; i < profile.daemons.size(); ++i) {
+    DaemonRecord& agent = profile.daemons[i];
+    auto info = waitForInfoFile(agent.dir + "/info.json", agent.pid, agent.log, deadline);
+    if (!info) {
+      return fail("agent " + std::to_string(i - firstAgent + 1) +
+                  " did not come up: " + info.error());
+    }
+    agent.http = info->value("http", "");
+  }
+  if (Status s = saveProfile(profile); !s) {
+    return fail(s.error());
+  }
+
+  // Up means a master leads and every agent has registered with it.
+  size_t registered = waitForAgents(masterAddress, static_cast<size_t>(agents), deadline);
+  if (registered < static_cast<size_t>(agents)) {
+    return fail(std::to_string(registered) + " of " + std::to_string(agents) +
+                " agents registered in time; see the logs in " + profile.dir);
+  }
+
+  std::cout << "Agora is up (profile '" << profileName << "'):\n";
+  int masterNumber = 0;
+  int agentNumber = 0;
+  for (const DaemonRecord& d : profile.daemons) {
+    std::string name = d.role == "zookeeper" ? "zookeeper"
+                       : d.role == "master"  ? (ha ? "master " + std::to_string(++masterNumber)
+                                                   : "master")
+                                             : "agent " + std::to_string(++agentNumber);
+    std::cout << "  " << name << std::string(11 - std::min<size_t>(10, name.size()), ' ')
+              << (d.role == "zookeeper" ? "" : "http://") << d.http << "   log " << d.log << "\n";
+  }
+  if (ha) {
+    std::cout << "\nMasters elect their leader through " << profile.zk
+              << "; agora status shows which leads.\n";
+  }
+  std::cout << "\nTry:  agora run --command='echo hello from $AGORA_TASK_ID' --count=3\n"
+            << "      agora agents;  agora tasks;  agora status;  agora stop\n";
+  return 0;
+}
+
+}  // namespace agora::cli
