@@ -144,6 +144,11 @@ class TestScheduler final : public Scheduler {
     return last;
   }
 
+  // Waits until the scheduler has been subscribed at least `times` times.
+  bool waitForSubscription(int times = 1, Duration timeout = seconds(30)) {
+    return waitFor([&] { return subscriptions_ >= times; }, timeout);
+  }
+
   // Waits until the task has had more than `count` updates.
   bool waitForUpdates(const std::string& taskId, size_t count, Duration timeout = seconds(30)) {
     return waitFor([&] { return updates_[taskId].size() > count; }, timeout);
