@@ -11,8 +11,10 @@
 #include "common/http.hpp"
 #include "common/process.hpp"
 
+#include <algorithm>
 #include <thread>
 #include "tests/support/ha_cluster.hpp"
+#include "tests/support/network_namespace.hpp"
 #include "tests/support/process_cluster.hpp"
 #include "tests/support/test_scheduler.hpp"
 
@@ -187,6 +189,71 @@ TEST(HaTest, TheClusterRecoversFromAZooKeeperRestart) {
   EXPECT_EQ(scheduler.waitForEnd("after").state(), TASK_FINISHED);
   driver.stop();
   driver.join();
+}
+
+TEST(HaTest, PartitionedAgentComesBackUnreachableToRunningOrLostToKilled) {
+  if (!NetworkNamespace::available()) {
+    GTEST_SKIP() << "needs root and iproute2 for network namespaces";
+  }
+  NetworkNamespace ns;
+  ASSERT_TRUE(ns.create().ok());
+  HaClusterOptions options;
+  options.agents = 0;
+  options.masterIp = ns.hostIp();
+  options.masterFlags = {"--agent_ping_timeout=300ms", "--max_agent_ping_timeouts=3"};
+  HaCluster cluster(options);
+  ASSERT_TRUE(cluster.start().ok()) << cluster.dir();
+
+  // The agent lives in the namespace; the only way out is the veth pair.
+  TempDir agentDir;
+  auto agent = spawnChild(ns.exec({AGORA_BINARY, "agent", "--master=" + cluster.masterHttp(0),
+                                   "--ip=" + ns.innerIp(), "--port=0",
+                                   "--work_dir=" + agentDir.path() + "/work",
+                                   "--resources=cpus:4;mem:4096", "--hostname=partitioned",
+                                   "--recovery_timeout=60secs"}),
+                          agentDir.path() + "/agent.log");
+  ASSERT_TRUE(agent.ok());
+  struct StopAgent {
+    pid_t pid;
+    ~StopAgent() { stopChild(pid); }
+  } stopAgent{*agent};
+  ASSERT_TRUE(cluster.waitForLeaderState([](const json& s) { return s["agents"].size() == 1; }))
+      << "see " << agentDir.path() << "/agent.log";
+
+  FrameworkInfo aware = testFramework("aware");
+  aware.add_capabilities(FrameworkInfo::PARTITION_AWARE);
+  TestScheduler awareScheduler;
+  SchedulerDriver awareDriver(&awareScheduler, aware, cluster.zkUrl());
+  awareScheduler.launch(TestScheduler::commandTask("aware-task", kSleepForever));
+  awareDriver.start();
+  TestScheduler plainScheduler;
+  SchedulerDriver plainDriver(&plainScheduler, testFramework("plain"), cluster.zkUrl());
+  plainScheduler.launch(TestScheduler::commandTask("plain-task", kSleepForever));
+  plainDriver.start();
+  ASSERT_TRUE(awareScheduler.waitForState("aware-task", TASK_RUNNING));
+  ASSERT_TRUE(plainScheduler.waitForState("plain-task", TASK_RUNNING));
+
+  ASSERT_TRUE(ns.cut().ok());
+  EXPECT_TRUE(awareScheduler.waitForState("aware-task", TASK_UNREACHABLE, seconds(20)));
+  EXPECT_TRUE(plainScheduler.waitForState("plain-task", TASK_LOST, seconds(20)));
+  ASSERT_TRUE(ns.heal().ok());
+
+  // Back: the partition-aware framework hears its task runs; the other one's task is killed.
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        auto states = awareScheduler.states("aware-task");
+        return !states.empty() && states.back() == TASK_RUNNING &&
+               std::find(states.begin(), states.end(), TASK_UNREACHABLE) != states.end();
+      },
+      seconds(30)));
+  EXPECT_TRUE(plainScheduler.waitForState("plain-task", TASK_KILLED, seconds(30)));
+  EXPECT_TRUE(cluster.waitForLeaderState([](const json& s) {
+    return s["agents"].size() == 1 && s["agents"][0]["used_resources"]["cpus"] == 0.1;
+  }));
+  awareDriver.stop();
+  plainDriver.stop();
+  awareDriver.join();
+  plainDriver.join();
 }
 
 }  // namespace

@@ -60,6 +60,7 @@ Status HaCluster::start() {
                                      "--",
                                      AGORA_BINARY,
                                      "master",
+                                     "--ip=" + options_.masterIp,
                                      "--port=" + std::to_string(m.httpPort),
                                      "--protocol_port=" + std::to_string(m.protocolPort),
                                      "--zk=" + zkUrl(),

@@ -25,6 +25,7 @@ struct HaClusterOptions {
   int agents = 2;
   std::string agentResources = "cpus:4;mem:4096;disk:1024";
   Duration sessionTimeout = seconds(2);
+  std::string masterIp = "127.0.0.1";  // what the masters listen on and advertise
   std::vector<std::string> masterFlags;
   std::vector<std::string> agentFlags;
 };
@@ -45,7 +46,9 @@ class HaCluster {
   const std::string& dir() const { return dir_.path(); }
 
   int masters() const { return static_cast<int>(masters_.size()); }
-  std::string masterHttp(int i) const { return "127.0.0.1:" + std::to_string(masters_[i].httpPort); }
+  std::string masterHttp(int i) const {
+    return options_.masterIp + ":" + std::to_string(masters_[i].httpPort);
+  }
   // The `agora master` process of master i (its supervisor's child), or -1 between restarts.
   pid_t masterProcess(int i) const;
   pid_t agentPid(size_t i) const { return agents_.at(i); }
