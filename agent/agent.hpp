@@ -31,8 +31,14 @@ struct AgentOptions {
   AgentInfo info;                 // hostname, address, resources, attributes
   std::string executorEndpoint;   // where executors connect (ipc://<work_dir>/executors.sock)
   std::string executorBinary;     // the `agora` binary, run as `agora executor`
-  Duration registrationBackoffMin = milliseconds(500);
+  // A registration not answered within this (jittered, doubling) time is sent again. Not too
+  // short: after a failover the new leader has thousands of agents to take back, and early
+  // resends only add to its work.
+  Duration registrationBackoffMin = seconds(2);
   Duration registrationBackoffMax = seconds(30);
+  // When another master starts to lead, agents wait up to this long (at random) before they
+  // introduce themselves, so that they do not all arrive in the same instant.
+  Duration leaderChangeJitter = milliseconds(500);
   // No ping from the master for this long: look for the master again and re-register. Zero:
   // what the master says when it admits the agent (its ping interval x (missed pings + 1)).
   Duration masterPingTimeout = Duration::zero();

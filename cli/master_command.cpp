@@ -16,6 +16,7 @@
 #include "common/fs.hpp"
 #include "common/ids.hpp"
 #include "common/logging.hpp"
+#include "common/pause_detector.hpp"
 #include "common/zmq_transport.hpp"
 #include "common/zookeeper.hpp"
 #include "master/allocator/fair_allocator.hpp"
@@ -141,7 +142,9 @@ int masterCommand(int argc, const char* const* argv) {
   initLogging(argv[0], daemonFlags.logDir, daemonFlags.verbose);
   int signals = prepareDaemonSignals();
 
-  zmq::context_t context(1);
+  // Two I/O threads: after a failover thousands of agents connect at once, and the ZeroMQ
+  // handshakes are spread over them.
+  zmq::context_t context(2);
   EventLoop loop;
   ZmqRouter router(context, loop, static_cast<size_t>(maxMessageSize));
   auto endpoint = router.bind("tcp://" + ip + ":" +
@@ -165,6 +168,7 @@ int masterCommand(int argc, const char* const* argv) {
   options.info.set_version(AGORA_VERSION);
   options.onFatal = [](const std::string& why) { stopActing(why); };
 
+  std::unique_ptr<PauseDetector> pauseDetector;
   std::unique_ptr<ZooKeeperClient> zkClient;
   std::unique_ptr<ZooKeeperDetector> leaderDetector;
   std::unique_ptr<master::MasterContender> contender;
@@ -175,10 +179,16 @@ int masterCommand(int argc, const char* const* argv) {
     zkClient = std::make_unique<ZooKeeperClient>(loop, zkUrl->servers, zkSessionTimeout);
     contender = std::make_unique<master::ZooKeeperContender>(loop, *zkClient, zkUrl->path);
     leaderDetector = std::make_unique<ZooKeeperDetector>(loop, *zkClient, zkUrl->path);
-    // A process that slept through its session must not act on what queued up meanwhile.
-    loop.onOversleep(zkSessionTimeout, [](Duration late) {
-      stopActing("this process was paused for " + formatDuration(late) +
-                 ", longer than the ZooKeeper session timeout");
+    // A process that slept through its session must not act on what queued up meanwhile. (A
+    // loop that was merely busy still has its session: ZooKeeper's own thread kept it.)
+    pauseDetector = std::make_unique<PauseDetector>();
+    loop.onOversleep(zkSessionTimeout, [&pauseDetector, zkSessionTimeout](Duration late) {
+      Duration paused = pauseDetector->takeLargestGap();
+      if (paused > zkSessionTimeout) {
+        stopActing("this process was paused for " + formatDuration(paused) +
+                   ", longer than the ZooKeeper session timeout");
+      }
+      LOG(WARNING) << "The master's event loop was busy for " << formatDuration(late);
     });
   } else {
     contender = std::make_unique<master::StandaloneContender>(loop);
@@ -192,13 +202,18 @@ int masterCommand(int argc, const char* const* argv) {
     registry = std::make_unique<master::InMemoryRegistry>(loop);
   }
 
-  uint64_t droppedWhileFollowing = 0;
+  // Elected but still recovering the registry: peers that found this master already (agents
+  // re-registering after a failover) are held, not dropped, and handled once it serves.
+  bool recovering = false;
+  std::vector<std::pair<std::string, Envelope>> held;
+  constexpr size_t kMaxHeld = 1'000'000;
   router.setHandler([&](const std::string& from, Envelope&& envelope) {
     if (master) {
       master->receive(from, std::move(envelope));
-    } else {
-      ++droppedWhileFollowing;  // peers find the leader through the detector
+    } else if (recovering && held.size() < kMaxHeld) {
+      held.emplace_back(from, std::move(envelope));
     }
+    // Otherwise a follower: peers find the leader through the detector and retry.
   });
 
   master::MasterHttpContext httpContext;
@@ -214,6 +229,7 @@ int masterCommand(int argc, const char* const* argv) {
       options.info,
       [&] {
         LOG(INFO) << "Leading; recovering the registry (" << registry->describe() << ")";
+        recovering = true;
         registry->recover([&](Result<master::RegistryState> recovered) {
           if (!recovered) {
             stopActing("cannot recover the registry: " + recovered.error());
@@ -224,6 +240,13 @@ int masterCommand(int argc, const char* const* argv) {
               *registry);
           master->metrics().transportStats = [&router] { return router.stats(); };
           master->start(*recovered);
+          recovering = false;
+          LOG(INFO) << "Serving; handling " << held.size() << " messages that came meanwhile";
+          for (auto& [from, envelope] : held) {
+            master->receive(from, std::move(envelope));
+          }
+          held.clear();
+          held.shrink_to_fit();
         });
       },
       [](const std::string& why) { stopActing("lost leadership: " + why); });

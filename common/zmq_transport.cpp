@@ -48,6 +48,7 @@ ZmqRouter::ZmqRouter(zmq::context_t& context, EventLoop& loop, size_t maxMessage
     : loop_(loop), socket_(context, zmq::socket_type::router), monitor_(context,
                                                                           zmq::socket_type::pair) {
   configureCommon(socket_, maxMessageSize, 0);
+  socket_.set(zmq::sockopt::backlog, 4096);  // thousands of agents reconnect after a failover
   socket_.set(zmq::sockopt::router_mandatory, 1);
   socket_.set(zmq::sockopt::router_handover, 1);
 
@@ -82,6 +83,7 @@ Result<std::string> ZmqRouter::bind(const std::string& endpoint) {
 
 bool ZmqRouter::send(const std::string& to, const Envelope& envelope) {
   envelope.SerializeToString(&buffer_);
+  loop_.markDirty(socket_.handle());  // a send can swallow the socket's input notification
   try {
     auto sent = socket_.send(zmq::buffer(to), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
     if (!sent) {
@@ -223,6 +225,7 @@ bool ZmqDealer::send(const std::string& /*to*/, const Envelope& envelope) {
     return false;
   }
   std::string bytes = envelope.SerializeAsString();
+  loop_.markDirty(socket_->handle());  // a send can swallow the socket's input notification
   try {
     auto sent = socket_->send(zmq::buffer(bytes), zmq::send_flags::dontwait);
     if (!sent) {

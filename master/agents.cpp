@@ -131,7 +131,7 @@ void Master::registerAgent(const std::string& from, const AgentCall::Register& r
     LOG(INFO) << "Registered agent " << id << " at " << agent.info.hostname() << " ("
               << agent.info.address() << ") with " << agent.total;
     sendToAgent(agent, registered(id));
-    requestAllocation();
+    requestAllocation(id);
   });
 }
 
@@ -183,7 +183,6 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
     agent->reregisteredTime = loop_.wallTime();
     ++metrics_.agentsReregistered;
     sendToAgent(*agent, registered(agentId));
-    requestAllocation();
     return;
   }
   if (pendingAdmissions_.count(agentId) > 0) {
@@ -289,7 +288,7 @@ void Master::admitReregisteredAgent(const std::string& from, const std::string& 
   for (const AgentEvent& e : afterwards) {
     sendToAgent(*agent, e);
   }
-  requestAllocation();
+  requestAllocation(agentId);
 }
 
 void Master::dropTasksTheAgentLacks(AgentEntry& agent, const AgentCall::Reregister& reg) {
@@ -390,7 +389,7 @@ void Master::updateTaskState(AgentEntry* agent, Task& task, const TaskStatus& st
       agent->used -= resources;
       allocator_->recoverResources(task.framework_id(), agent->info.id(), resources,
                                    std::nullopt);
-      requestAllocation();
+      requestAllocation(agent->info.id());
     }
   }
 }

@@ -102,7 +102,12 @@ void Master::receive(const std::string& from, Envelope&& envelope) {
   }
 }
 
-void Master::requestAllocation() {
+void Master::requestAllocation(const std::string& agentId) {
+  if (agentId.empty()) {
+    allocateAll_ = true;
+  } else if (!allocateAll_) {
+    allocationAgents_.insert(agentId);
+  }
   if (allocationPending_) {
     return;
   }
@@ -113,9 +118,15 @@ void Master::requestAllocation() {
 void Master::allocateNow() { allocate(); }
 
 void Master::allocate() {
+  // The periodic run and a pending "everything" look at every agent; events at what changed.
+  bool all = allocateAll_ || !allocationPending_;
+  std::set<std::string> agents;
+  agents.swap(allocationAgents_);
   allocationPending_ = false;
+  allocateAll_ = false;
   auto begin = std::chrono::steady_clock::now();
-  std::vector<Allocation> allocations = allocator_->allocate(loop_.now());
+  std::vector<Allocation> allocations =
+      all ? allocator_->allocate(loop_.now()) : allocator_->allocate(loop_.now(), agents);
   ++metrics_.allocationRuns;
 
   std::map<std::string, SchedulerEvent> byFramework;
@@ -143,8 +154,9 @@ void Master::allocate() {
     if (options_.offerTimeout > Duration::zero()) {
       entry.timeout = loop_.after(options_.offerTimeout, [this, offerId] {
         VLOG(1) << "Offer " << offerId << " timed out";
+        std::string agentId = offers_.count(offerId) ? offers_.at(offerId).offer.agent_id() : "";
         removeOffer(offerId, true);
-        requestAllocation();
+        requestAllocation(agentId);
       });
     }
     agent->offered += entry.resources;

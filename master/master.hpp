@@ -168,7 +168,8 @@ class Master {
   Duration recoveryGrace() const;
 
   // Offers and tasks (offers.cpp, tasks.cpp).
-  void requestAllocation();
+  // Allocates soon: the given agent's resources (it changed), or everything.
+  void requestAllocation(const std::string& agentId = "");
   void allocate();
   void removeOffer(const std::string& offerId, bool rescind);
   void rescindOffersOn(AgentEntry& agent);
@@ -213,11 +214,15 @@ class Master {
   uint64_t nextAgentNumber_ = 0;
   uint64_t nextOfferNumber_ = 0;
   bool allocationPending_ = false;
+  bool allocateAll_ = false;                  // the pending allocation looks at every agent
+  std::set<std::string> allocationAgents_;    // otherwise at these
   TimerId allocationTimer_ = 0;
   TimerId pingTimer_ = 0;
   TimerId livenessTimer_ = 0;
   TimerId reregisterTimer_ = 0;
   double startTime_ = 0;
+  mutable std::map<TaskState, size_t> taskCounts_;  // cache for /metrics
+  mutable TimePoint taskCountsAt_;
 };
 
 bool isTerminal(TaskState state);

@@ -175,15 +175,11 @@ void Master::completeSubscription(const std::string& from, FrameworkInfo info,
     }
     LOG(INFO) << "Resubscribed framework " << id << " (" << info.name() << ") from " << from;
     // Agents holding its tasks send what it has not acknowledged again, now that it listens.
-    std::set<std::string> agentIds;
-    for (const auto& [taskId, task] : framework->tasks) {
-      agentIds.insert(task.agent_id());
-    }
     AgentEvent update;
     *update.mutable_update_framework()->mutable_framework_info() = framework->info;
-    for (const std::string& agentId : agentIds) {
-      if (AgentEntry* agent = findAgent(agentId)) {
-        sendToAgent(*agent, update);
+    for (auto& [agentId, agent] : agents_) {
+      if (agent.tasks.count(id) > 0) {
+        sendToAgent(agent, update);
       }
     }
   }
@@ -260,7 +256,7 @@ void Master::accept(FrameworkEntry& framework, const SchedulerCall::Accept& acce
       allocator_->recoverResources(framework.info.id(), agentId, offered, std::nullopt);
     }
     dropLaunches(framework, accept, error);
-    requestAllocation();
+    requestAllocation(agentId);
     return;
   }
   ++metrics_.offersAccepted;
@@ -366,7 +362,7 @@ void Master::accept(FrameworkEntry& framework, const SchedulerCall::Accept& acce
   if (!remaining.empty()) {
     allocator_->recoverResources(framework.info.id(), agentId, remaining, refuse);
   }
-  requestAllocation();
+  requestAllocation(agentId);
 }
 
 void Master::decline(FrameworkEntry& framework, const SchedulerCall::Decline& decline) {
@@ -386,8 +382,8 @@ void Master::decline(FrameworkEntry& framework, const SchedulerCall::Decline& de
     removeOffer(offerId, false);
     allocator_->recoverResources(framework.info.id(), agentId, resources, refuse);
     ++metrics_.offersDeclined;
+    requestAllocation(agentId);
   }
-  requestAllocation();
 }
 
 void Master::kill(FrameworkEntry& framework, const SchedulerCall::Kill& kill) {

@@ -192,19 +192,25 @@ std::string Master::metricsText() const {
       << "\n"
       << "agora_master_frameworks{state=\"completed\"} " << completedFrameworks_.size() << "\n";
 
-  std::map<TaskState, size_t> byState;
-  for (int s = TaskState_MIN; s <= TaskState_MAX; ++s) {
-    if (TaskState_IsValid(s) && !isTerminal(static_cast<TaskState>(s)) && s != TASK_UNKNOWN) {
-      byState[static_cast<TaskState>(s)] = 0;
-    }
-  }
-  for (const auto& [id, f] : frameworks_) {
-    for (const auto& [taskId, task] : f.tasks) {
-      if (!isTerminal(task.state())) {
-        ++byState[task.state()];
+  // Counting every task is linear in the tasks: done at most once a second, however often
+  // /metrics is scraped.
+  if (taskCounts_.empty() || loop_.now() - taskCountsAt_ > seconds(1)) {
+    taskCounts_.clear();
+    for (int s = TaskState_MIN; s <= TaskState_MAX; ++s) {
+      if (TaskState_IsValid(s) && !isTerminal(static_cast<TaskState>(s)) && s != TASK_UNKNOWN) {
+        taskCounts_[static_cast<TaskState>(s)] = 0;
       }
     }
+    for (const auto& [id, f] : frameworks_) {
+      for (const auto& [taskId, task] : f.tasks) {
+        if (!isTerminal(task.state())) {
+          ++taskCounts_[task.state()];
+        }
+      }
+    }
+    taskCountsAt_ = loop_.now();
   }
+  const std::map<TaskState, size_t>& byState = taskCounts_;
   out << "# HELP agora_master_tasks Tasks that have not ended, by state.\n"
       << "# TYPE agora_master_tasks gauge\n";
   for (const auto& [state, n] : byState) {

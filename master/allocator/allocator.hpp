@@ -55,6 +55,9 @@ class Allocator {
 
   // Hands out what is free now; the resources returned count as allocated.
   virtual std::vector<Allocation> allocate(TimePoint now) = 0;
+  // The same, looking only at these agents (what changed since the last allocation).
+  virtual std::vector<Allocation> allocate(TimePoint now,
+                                           const std::set<std::string>& agents) = 0;
 };
 
 }  // namespace agora::master

@@ -168,6 +168,16 @@ bool FairAllocator::allocatable(const Resources& r) const {
 }
 
 std::vector<Allocation> FairAllocator::allocate(TimePoint now) {
+  return allocateAgents(now, nullptr);
+}
+
+std::vector<Allocation> FairAllocator::allocate(TimePoint now,
+                                                const std::set<std::string>& agents) {
+  return allocateAgents(now, &agents);
+}
+
+std::vector<Allocation> FairAllocator::allocateAgents(TimePoint now,
+                                                      const std::set<std::string>* only) {
   std::vector<Allocation> out;
   if (agents_.empty() || frameworks_.empty()) {
     return out;
@@ -190,9 +200,21 @@ std::vector<Allocation> FairAllocator::allocate(TimePoint now) {
   std::vector<size_t> index(order.size());
 
   std::vector<std::map<std::string, Agent>::iterator> agentOrder;
-  agentOrder.reserve(agents_.size());
-  for (auto it = agents_.begin(); it != agents_.end(); ++it) {
-    agentOrder.push_back(it);
+  if (only != nullptr) {
+    for (const std::string& id : *only) {
+      auto it = agents_.find(id);
+      if (it != agents_.end()) {
+        agentOrder.push_back(it);
+      }
+    }
+  } else {
+    agentOrder.reserve(agents_.size());
+    for (auto it = agents_.begin(); it != agents_.end(); ++it) {
+      agentOrder.push_back(it);
+    }
+  }
+  if (agentOrder.empty()) {
+    return out;
   }
   std::rotate(agentOrder.begin(), agentOrder.begin() + (startOffset_ % agentOrder.size()),
               agentOrder.end());

@@ -42,6 +42,7 @@ class FairAllocator final : public Allocator {
   void suppress(const std::string& frameworkId, const std::vector<std::string>& roles) override;
   void revive(const std::string& frameworkId, const std::vector<std::string>& roles) override;
   std::vector<Allocation> allocate(TimePoint now) override;
+  std::vector<Allocation> allocate(TimePoint now, const std::set<std::string>& agents) override;
 
  private:
   struct Filter {
@@ -63,6 +64,8 @@ class FairAllocator final : public Allocator {
     std::unordered_map<std::string, Resources> byFramework;
   };
 
+  // Allocates the given agents (all when null).
+  std::vector<Allocation> allocateAgents(TimePoint now, const std::set<std::string>* only);
   double dominantShare(const Framework& f) const;
   bool allocatable(const Resources& r) const;
   void setRoles(Framework& f, const FrameworkInfo& info);

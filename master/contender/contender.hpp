@@ -40,8 +40,8 @@ class StandaloneContender final : public MasterContender {
 // ZooKeeper election: an ephemeral sequential node under <base>/masters holds this master's
 // MasterInfo; the lowest sequence leads; every other contender watches only the node just
 // before its own (no herd when the leader goes). Leadership is lost when the session expires,
-// when ZooKeeper has been unreachable for a whole session timeout, or when this process was
-// paused that long (it cannot know what happened meanwhile).
+// or when ZooKeeper has been unreachable for a whole session timeout. (A process paused that
+// long is the master's own loop's business: EventLoop::onOversleep with a PauseDetector.)
 class ZooKeeperContender final : public MasterContender {
  public:
   ZooKeeperContender(Loop& loop, ZooKeeperClient& zk, std::string basePath);
@@ -70,7 +70,6 @@ class ZooKeeperContender final : public MasterContender {
   bool entered_ = false;
   bool leading_ = false;
   bool done_ = false;
-  TimePoint lastTick_;
   TimePoint disconnectedSince_;
   bool disconnected_ = false;
   TimerId watchdogTimer_ = 0;
