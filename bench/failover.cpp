@@ -106,6 +106,9 @@ int runAgentHost(const std::string& zk, int count, int first, int threads,
     options.info.set_address("127.0.0.1:1");
     total->copyTo(options.info.mutable_resources());
     options.executorEndpoint = "fake://";
+    if (const char* jitter = std::getenv("AGORA_BENCH_JITTER_MS")) {
+      options.leaderChangeJitter = milliseconds(std::atoi(jitter));
+    }
     ZmqDealer* l = link.get();
     auto a = std::make_unique<agent::Agent>(
         options, host.loop, *link, [l](const std::string& e) { return l->connect(e); },
