@@ -21,9 +21,11 @@ using nlohmann::json;
 int fetchState(const std::string& verb, const std::string& summary, int argc,
                const char* const* argv, bool* all, json* state) {
   std::string master;
+  std::string zk;
   std::string profile = "default";
-  Flags flags("agora " + verb + " [--master=HOST:PORT] [--profile=NAME]", summary);
+  Flags flags("agora " + verb + " [--master=HOST:PORT | --zk=zk://...] [--profile=NAME]", summary);
   flags.add(&master, "master", "The master's HTTP address (default: the profile's master).");
+  flags.add(&zk, "zk", "Follow the leader elected in ZooKeeper, e.g. zk://host:2181/agora.");
   flags.add(&profile, "profile", "The local cluster to ask when --master is not given.");
   if (all != nullptr) {
     flags.add(all, "all", "Include what has ended.");
@@ -32,7 +34,7 @@ int fetchState(const std::string& verb, const std::string& summary, int argc,
   if (rc >= 0) {
     return rc;
   }
-  auto resolved = resolveMaster(master, profile);
+  auto resolved = resolveMaster(master, zk, profile);
   if (!resolved) {
     std::cerr << "agora " << verb << ": " << resolved.error() << "\n";
     return 1;

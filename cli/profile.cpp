@@ -90,7 +90,17 @@ std::vector<std::string> listProfiles() {
   return out;
 }
 
-Result<std::string> resolveMaster(const std::string& flag, const std::string& profile) {
+Result<std::string> resolveMaster(const std::string& flag, const std::string& zk,
+                                  const std::string& profile) {
+  if (!zk.empty()) {
+    if (!flag.empty()) {
+      return Error("give --master or --zk, not both");
+    }
+    if (zk.rfind("zk://", 0) != 0) {
+      return Error("--zk must look like zk://host:port[,host:port...]/path, not '" + zk + "'");
+    }
+    return zk;
+  }
   if (!flag.empty()) {
     return flag;
   }

@@ -39,8 +39,9 @@ Result<Profile> loadProfile(const std::string& name);
 Status saveProfile(const Profile& profile);
 std::vector<std::string> listProfiles();
 
-// The master to talk to: `flag` when given, else the profile's (its ZooKeeper URL for an HA
-// cluster, its master's HTTP address otherwise).
-Result<std::string> resolveMaster(const std::string& flag, const std::string& profile);
+// The master to talk to: `zk` (a zk:// URL) or `flag` (HOST:PORT or zk://) when given, else the
+// profile's (its ZooKeeper URL for an HA cluster, its master's HTTP address otherwise).
+Result<std::string> resolveMaster(const std::string& flag, const std::string& zk,
+                                  const std::string& profile);
 
 }  // namespace agora::cli

@@ -290,6 +290,7 @@ void printOutput(const std::string& data, const std::string& prefix, std::ostrea
 
 int runCommand(int argc, const char* const* argv) {
   std::string master;
+  std::string zk;
   std::string profile = "default";
   std::string command;
   std::string resourcesText = "cpus:0.1;mem:32";
@@ -308,6 +309,7 @@ int runCommand(int argc, const char* const* argv) {
   flags.add(&name, "name", "Name of the tasks and the framework (default: agora-run).");
   flags.add(&follow, "follow", "Stream the tasks' stdout and stderr while they run.");
   flags.add(&master, "master", "The master's HTTP address (default: the profile's master).");
+  flags.add(&zk, "zk", "Follow the leader elected in ZooKeeper, e.g. zk://host:2181/agora.");
   flags.add(&profile, "profile", "The local cluster to use when --master is not given.");
   int rc = parseFlags(flags, argc, argv);
   if (rc >= 0) {
@@ -334,7 +336,7 @@ int runCommand(int argc, const char* const* argv) {
     std::cerr << "agora run: --role: " << s.error() << "\n";
     return 2;
   }
-  auto address = resolveMaster(master, profile);
+  auto address = resolveMaster(master, zk, profile);
   if (!address) {
     std::cerr << "agora run: " << address.error() << "\n";
     return 1;

@@ -39,6 +39,14 @@ TEST(CliTest, BadFlagsAndInputGetClearErrors) {
   r = agora({"agent", "--master=nonsense", "--work_dir=" + dir.path()});
   EXPECT_EQ(r.exitCode, 2);
 
+  r = agora({"tasks", "--master=127.0.0.1:1", "--zk=zk://127.0.0.1:1/agora"});
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_TRUE(contains(r.output, "not both")) << r.output;
+
+  r = agora({"agents", "--zk=127.0.0.1:2181/agora"});
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_TRUE(contains(r.output, "--zk must look like zk://")) << r.output;
+
   r = agora({"agent", "--master=127.0.0.1:1", "--work_dir=/proc/agora-cannot-be-here"});
   EXPECT_EQ(r.exitCode, 1);
   EXPECT_TRUE(contains(r.output, "cannot create directory")) << r.output;

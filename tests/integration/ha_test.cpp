@@ -111,6 +111,10 @@ TEST(HaTest, TasksAndFrameworksSurviveAFailover) {
     return f["id"] == frameworkId && f["connected"] == true && f["tasks"].size() == 1 &&
            f["tasks"][0]["state"] == "TASK_RUNNING";
   }));
+  // The CLI follows the election too.
+  auto cli = runCommand({AGORA_BINARY, "tasks", "--zk=" + cluster.zkUrl()}, seconds(30));
+  EXPECT_EQ(cli.exitCode, 0) << cli.output;
+  EXPECT_NE(cli.output.find("long-running"), std::string::npos) << cli.output;
   // And it can still reach the task.
   driver.kill("long-running");
   EXPECT_EQ(scheduler.waitForEnd("long-running").state(), TASK_KILLED);
