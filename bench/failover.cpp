@@ -21,6 +21,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <iostream>
@@ -41,6 +42,7 @@
 #include "common/http.hpp"
 #include "common/ids.hpp"
 #include "common/logging.hpp"
+#include "common/net.hpp"
 #include "common/process.hpp"
 #include "common/zmq_transport.hpp"
 #include "common/zookeeper.hpp"
@@ -323,7 +325,11 @@ int run(int argc, const char* const* argv) {
   std::string self = selfExecutable();
   std::string agora = self.substr(0, self.rfind('/')) + "/agora";
   char dirTemplate[] = "/tmp/agora-bench-failover-XXXXXX";
-  std::string dir = ::mkdtemp(dirTemplate);
+  if (::mkdtemp(dirTemplate) == nullptr) {
+    std::cerr << "cannot create a directory under /tmp: " << std::strerror(errno) << "\n";
+    return 1;
+  }
+  std::string dir = dirTemplate;
   std::vector<pid_t> children;
   auto cleanup = [&] {
     for (pid_t pid : children) {
@@ -335,6 +341,23 @@ int run(int argc, const char* const* argv) {
     } else {
       std::cerr << "kept " << dir << "\n";
     }
+  };
+
+  // Starts a child whose output goes to `out`; on failure says why and cleans up.
+  auto spawnChild = [&](std::vector<std::string> argv, const std::string& out) -> Result<pid_t> {
+    SpawnOptions spawn;
+    spawn.argv = std::move(argv);
+    spawn.env = currentEnvironment();
+    spawn.stdoutPath = out;
+    spawn.stderrPath = out;
+    auto pid = spawnProcess(spawn);
+    if (!pid) {
+      std::cerr << pid.error() << "\n";
+      cleanup();
+      return pid;
+    }
+    children.push_back(*pid);
+    return pid;
   };
 
   auto deadline = cli::Clock::now() + std::chrono::seconds(60);
@@ -355,20 +378,13 @@ int run(int argc, const char* const* argv) {
   std::vector<MasterProcess> masters;
   std::string timeout = std::to_string(static_cast<int>(toSeconds(sessionTimeout) * 1000)) + "ms";
   for (int i = 0; i < 2; ++i) {
-    int port = cli::freePort();
-    SpawnOptions spawn;
-    spawn.argv = {agora, "master", "--port=" + std::to_string(port), "--zk=" + zkUrl,
-                  "--zk_session_timeout=" + timeout, "--log_dir=" + dir};
-    spawn.env = currentEnvironment();
-    spawn.stdoutPath = dir + "/master-" + std::to_string(i) + ".out";
-    spawn.stderrPath = spawn.stdoutPath;
-    auto pid = spawnProcess(spawn);
+    int port = freeLoopbackPort();
+    auto pid = spawnChild({agora, "master", "--port=" + std::to_string(port), "--zk=" + zkUrl,
+                           "--zk_session_timeout=" + timeout, "--log_dir=" + dir},
+                          dir + "/master-" + std::to_string(i) + ".out");
     if (!pid) {
-      std::cerr << pid.error() << "\n";
-      cleanup();
       return 1;
     }
-    children.push_back(*pid);
     masters.push_back({*pid, "127.0.0.1:" + std::to_string(port)});
     if (i == 0) {
       // The first one leads.
@@ -382,20 +398,12 @@ int run(int argc, const char* const* argv) {
   int perProcess = (agents + hostProcesses - 1) / hostProcesses;
   for (int p = 0; p < hostProcesses; ++p) {
     int n = std::min(perProcess, agents - p * perProcess);
-    SpawnOptions spawn;
-    spawn.argv = {self, "--role=agents", "--zk=" + zkUrl, "--first=" + std::to_string(p * perProcess),
-                  "--count=" + std::to_string(n), "--threads=" + std::to_string(threads),
-                  "--agent_resources=" + agentResources};
-    spawn.env = currentEnvironment();
-    spawn.stdoutPath = dir + "/agents-" + std::to_string(p) + ".out";
-    spawn.stderrPath = spawn.stdoutPath;
-    auto pid = spawnProcess(spawn);
-    if (!pid) {
-      std::cerr << pid.error() << "\n";
-      cleanup();
+    if (!spawnChild({self, "--role=agents", "--zk=" + zkUrl,
+                     "--first=" + std::to_string(p * perProcess), "--count=" + std::to_string(n),
+                     "--threads=" + std::to_string(threads), "--agent_resources=" + agentResources},
+                    dir + "/agents-" + std::to_string(p) + ".out")) {
       return 1;
     }
-    children.push_back(*pid);
   }
   while (gauge(masters[0].http, "agora_master_agents").value_or(0) < agents) {
     if (Clock::now() - registrationStart > std::chrono::seconds(300)) {

@@ -1,8 +1,6 @@
 #include "cli/local_cluster.hpp"
 
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,12 +9,8 @@
 #include <sstream>
 #include <thread>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/read.hpp>
-#include <boost/asio/write.hpp>
-
 #include "common/fs.hpp"
+#include "common/net.hpp"
 #include "common/process.hpp"
 
 namespace agora::cli {
@@ -121,37 +115,9 @@ Result<pid_t> startDaemon(const std::vector<std::string>& args, const std::strin
   return spawnProcess(spawn);
 }
 
-
-int freePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 namespace {
 
 constexpr const char* kZooKeeperScript = "/usr/share/zookeeper/bin/zkServer.sh";
-
-bool zooKeeperAnswers(int port) {
-  try {
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::socket socket(io);
-    socket.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)});
-    boost::asio::write(socket, boost::asio::buffer(std::string("ruok")));
-    std::string reply(4, '\0');
-    boost::system::error_code ec;
-    boost::asio::read(socket, boost::asio::buffer(reply), ec);
-    return reply == "imok";
-  } catch (...) {
-    return false;
-  }
-}
 
 }  // namespace
 
@@ -166,7 +132,7 @@ Result<DaemonRecord> startZooKeeper(const std::string& dir, int* port, Clock::ti
   if (Status made = makeDirectories(dir + "/data"); !made) {
     return Error(made.error());
   }
-  *port = freePort();
+  *port = freeLoopbackPort();
   std::string config = dir + "/zoo.cfg";
   Status written = writeFileAtomic(
       config, "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir=" + dir + "/data" +
@@ -191,7 +157,7 @@ Result<DaemonRecord> startZooKeeper(const std::string& dir, int* port, Clock::ti
   zk.pid = *pid;
   zk.http = "127.0.0.1:" + std::to_string(*port);
   while (Clock::now() < deadline) {
-    if (zooKeeperAnswers(*port)) {
+    if (zooKeeperServes(*port)) {
       return zk;
     }
     int status = 0;

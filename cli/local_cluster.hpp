@@ -39,9 +39,6 @@ void stopDaemon(const DaemonRecord& d, Clock::duration patience);
 void stopProfile(const Profile& profile);
 bool anyRunning(const Profile& profile);
 
-// A port nobody listens on now (bind to 0, read, close).
-int freePort();
-
 // Starts a ZooKeeper server from Debian's `zookeeper` package in `dir` on a free loopback port,
 // and waits until it answers. Returns the daemon record; `port` is set.
 Result<DaemonRecord> startZooKeeper(const std::string& dir, int* port, Clock::time_point deadline);

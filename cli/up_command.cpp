@@ -9,6 +9,7 @@
 #include "cli/commands.hpp"
 #include "cli/daemon.hpp"
 #include "cli/local_cluster.hpp"
+#include "common/net.hpp"
 #include "cli/profile.hpp"
 #include "common/detector.hpp"
 #include "common/fs.hpp"
@@ -126,8 +127,8 @@ int upCommand(int argc, const char* const* argv) {
         return fail(s.error());
       }
       // Fixed ports, so that a restarted master is where it was.
-      int httpPort = freePort();
-      int protocolPort = freePort();
+      int httpPort = freeLoopbackPort();
+      int protocolPort = freeLoopbackPort();
       master.http = ip + ":" + std::to_string(httpPort);
       auto pid = startDaemon({self, "supervise", "--", self, "master", "--ip=" + ip,
                               "--port=" + std::to_string(httpPort),

@@ -180,6 +180,20 @@ void ZooKeeperClient::onSessionEvent(int state) {
   }
 }
 
+namespace {
+
+using StatFn = std::function<void(int, ZkStat)>;
+
+// The completion of zoo_aexists and zoo_aset: hands (rc, stat) to the owner's loop.
+void statCompleted(int rc, const struct Stat* stat, const void* context) {
+  auto* c = static_cast<Completion<StatFn>*>(const_cast<void*>(context));
+  ZkStat s = toStat(stat);
+  c->shared->post([done = std::move(c->done), rc, s] { done(rc, s); });
+  delete c;
+}
+
+}  // namespace
+
 #define AGORA_ZK_HANDLE_OR_FAIL(...)                                    \
   zhandle_t* handle;                                                   \
   {                                                                    \
@@ -266,17 +280,10 @@ void ZooKeeperClient::getChildren(const std::string& path, bool watch,
 void ZooKeeperClient::exists(const std::string& path, bool watch,
                              std::function<void(int rc, ZkStat stat)> done) {
   AGORA_ZK_HANDLE_OR_FAIL(ZCONNECTIONLOSS, ZkStat());
-  using Fn = std::function<void(int, ZkStat)>;
-  auto* c = new Completion<Fn>{shared_, std::move(done)};
+  auto* c = new Completion<StatFn>{shared_, std::move(done)};
   int rc = zoo_aexists(
       handle, path.c_str(), watch ? 1 : 0,
-      [](int rc, const struct Stat* stat, const void* context) {
-        auto* c = static_cast<Completion<Fn>*>(const_cast<void*>(context));
-        ZkStat s = toStat(stat);
-        c->shared->post([done = std::move(c->done), rc, s] { done(rc, s); });
-        delete c;
-      },
-      c);
+      statCompleted, c);
   if (rc != ZOK) {
     loop_.post([done = std::move(c->done), rc] { done(rc, ZkStat()); });
     delete c;
@@ -286,17 +293,10 @@ void ZooKeeperClient::exists(const std::string& path, bool watch,
 void ZooKeeperClient::set(const std::string& path, const std::string& data, int version,
                           std::function<void(int rc, ZkStat stat)> done) {
   AGORA_ZK_HANDLE_OR_FAIL(ZCONNECTIONLOSS, ZkStat());
-  using Fn = std::function<void(int, ZkStat)>;
-  auto* c = new Completion<Fn>{shared_, std::move(done)};
+  auto* c = new Completion<StatFn>{shared_, std::move(done)};
   int rc = zoo_aset(
       handle, path.c_str(), data.data(), static_cast<int>(data.size()), version,
-      [](int rc, const struct Stat* stat, const void* context) {
-        auto* c = static_cast<Completion<Fn>*>(const_cast<void*>(context));
-        ZkStat s = toStat(stat);
-        c->shared->post([done = std::move(c->done), rc, s] { done(rc, s); });
-        delete c;
-      },
-      c);
+      statCompleted, c);
   if (rc != ZOK) {
     loop_.post([done = std::move(c->done), rc] { done(rc, ZkStat()); });
     delete c;

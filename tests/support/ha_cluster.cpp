@@ -1,31 +1,18 @@
 #include "tests/support/ha_cluster.hpp"
 
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <sstream>
 
 #include "common/fs.hpp"
+#include "common/net.hpp"
 #include "common/http.hpp"
 #include "tests/support/process_cluster.hpp"
 
 namespace agora::testing {
 
 namespace {
-
-int freePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 Result<nlohmann::json> stateOf(const std::string& address) {
   auto response = httpGet(address, "/state", seconds(2));
@@ -53,8 +40,8 @@ Status HaCluster::start() {
   std::string timeout = std::to_string(static_cast<int>(toSeconds(options_.sessionTimeout) * 1000)) + "ms";
   for (int i = 0; i < options_.masters; ++i) {
     Master m;
-    m.httpPort = freePort();
-    m.protocolPort = freePort();
+    m.httpPort = freeLoopbackPort();
+    m.protocolPort = freeLoopbackPort();
     std::vector<std::string> args = {AGORA_BINARY,
                                      "supervise",
                                      "--",

@@ -1,15 +1,9 @@
 #include "tests/support/zookeeper_server.hpp"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/read.hpp>
-#include <boost/asio/write.hpp>
-
 #include "common/fs.hpp"
+#include "common/net.hpp"
 #include "tests/support/process_cluster.hpp"
 
 namespace agora::testing {
@@ -17,35 +11,6 @@ namespace agora::testing {
 namespace {
 
 constexpr const char* kServerScript = "/usr/share/zookeeper/bin/zkServer.sh";
-
-int freePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// ZooKeeper's four-letter "ruok": "imok" when it serves.
-bool answers(int port) {
-  try {
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::socket socket(io);
-    socket.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)});
-    boost::asio::write(socket, boost::asio::buffer(std::string("ruok")));
-    std::string reply(4, '\0');
-    boost::system::error_code ec;
-    boost::asio::read(socket, boost::asio::buffer(reply), ec);
-    return reply == "imok";
-  } catch (...) {
-    return false;
-  }
-}
 
 }  // namespace
 
@@ -57,7 +22,7 @@ bool ZooKeeperServer::available() { return pathExists(kServerScript); }
 
 Status ZooKeeperServer::start() {
   if (port_ == 0) {
-    port_ = freePort();
+    port_ = freeLoopbackPort();
   }
   std::string data = dir_.path() + "/data";
   Status made = makeDirectories(data);
@@ -80,7 +45,7 @@ Status ZooKeeperServer::start() {
     return Error(pid.error());
   }
   pid_ = *pid;
-  if (!waitUntil([this] { return answers(port_); }, seconds(30))) {
+  if (!waitUntil([this] { return zooKeeperServes(port_); }, seconds(30))) {
     stop();
     return Error("ZooKeeper did not start; see " + dir_.path() + "/zookeeper.log");
   }
