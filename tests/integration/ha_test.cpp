@@ -12,6 +12,7 @@
 #include "common/process.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <thread>
 #include "tests/support/ha_cluster.hpp"
 #include "tests/support/network_namespace.hpp"
@@ -195,6 +196,48 @@ TEST(HaTest, TheClusterRecoversFromAZooKeeperRestart) {
   driver.join();
 }
 
+// One agent runs a task of a partition-aware framework and one of a plain framework; `cut`
+// makes the agent unreachable past the masters' ping timeout, `heal` brings it back. The
+// partition-aware framework sees UNREACHABLE then RUNNING again; the other sees LOST, and its
+// task is killed when the agent returns.
+void expectUnreachableThenBack(const HaCluster& cluster, const std::function<Status()>& cut,
+                               const std::function<Status()>& heal) {
+  FrameworkInfo aware = testFramework("aware");
+  aware.add_capabilities(FrameworkInfo::PARTITION_AWARE);
+  TestScheduler awareScheduler;
+  SchedulerDriver awareDriver(&awareScheduler, aware, cluster.zkUrl());
+  awareScheduler.launch(TestScheduler::commandTask("aware-task", kSleepForever));
+  awareDriver.start();
+  TestScheduler plainScheduler;
+  SchedulerDriver plainDriver(&plainScheduler, testFramework("plain"), cluster.zkUrl());
+  plainScheduler.launch(TestScheduler::commandTask("plain-task", kSleepForever));
+  plainDriver.start();
+  ASSERT_TRUE(awareScheduler.waitForState("aware-task", TASK_RUNNING));
+  ASSERT_TRUE(plainScheduler.waitForState("plain-task", TASK_RUNNING));
+
+  ASSERT_TRUE(cut().ok());
+  EXPECT_TRUE(awareScheduler.waitForState("aware-task", TASK_UNREACHABLE, seconds(20)));
+  EXPECT_TRUE(plainScheduler.waitForState("plain-task", TASK_LOST, seconds(20)));
+  ASSERT_TRUE(heal().ok());
+
+  // Back: the partition-aware framework hears its task runs; the other one's task is killed.
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        auto states = awareScheduler.states("aware-task");
+        return !states.empty() && states.back() == TASK_RUNNING &&
+               std::find(states.begin(), states.end(), TASK_UNREACHABLE) != states.end();
+      },
+      seconds(30)));
+  EXPECT_TRUE(plainScheduler.waitForState("plain-task", TASK_KILLED, seconds(30)));
+  EXPECT_TRUE(cluster.waitForLeaderState([](const json& s) {
+    return s["agents"].size() == 1 && s["agents"][0]["used_resources"]["cpus"] == 0.1;
+  }));
+  awareDriver.stop();
+  plainDriver.stop();
+  awareDriver.join();
+  plainDriver.join();
+}
+
 TEST(HaTest, PartitionedAgentComesBackUnreachableToRunningOrLostToKilled) {
   if (!NetworkNamespace::available()) {
     GTEST_SKIP() << "needs root and iproute2 for network namespaces";
@@ -224,40 +267,38 @@ TEST(HaTest, PartitionedAgentComesBackUnreachableToRunningOrLostToKilled) {
   ASSERT_TRUE(cluster.waitForLeaderState([](const json& s) { return s["agents"].size() == 1; }))
       << "see " << agentDir.path() << "/agent.log";
 
-  FrameworkInfo aware = testFramework("aware");
-  aware.add_capabilities(FrameworkInfo::PARTITION_AWARE);
-  TestScheduler awareScheduler;
-  SchedulerDriver awareDriver(&awareScheduler, aware, cluster.zkUrl());
-  awareScheduler.launch(TestScheduler::commandTask("aware-task", kSleepForever));
-  awareDriver.start();
-  TestScheduler plainScheduler;
-  SchedulerDriver plainDriver(&plainScheduler, testFramework("plain"), cluster.zkUrl());
-  plainScheduler.launch(TestScheduler::commandTask("plain-task", kSleepForever));
-  plainDriver.start();
-  ASSERT_TRUE(awareScheduler.waitForState("aware-task", TASK_RUNNING));
-  ASSERT_TRUE(plainScheduler.waitForState("plain-task", TASK_RUNNING));
+  expectUnreachableThenBack(
+      cluster, [&] { return ns.cut(); }, [&] { return ns.heal(); });
+}
 
-  ASSERT_TRUE(ns.cut().ok());
-  EXPECT_TRUE(awareScheduler.waitForState("aware-task", TASK_UNREACHABLE, seconds(20)));
-  EXPECT_TRUE(plainScheduler.waitForState("plain-task", TASK_LOST, seconds(20)));
-  ASSERT_TRUE(ns.heal().ok());
+TEST(HaTest, PausedAgentComesBackUnreachableToRunningOrLostToKilled) {
+  HaClusterOptions options;
+  options.agents = 1;
+  options.masterFlags = {"--agent_ping_timeout=300ms", "--max_agent_ping_timeouts=3"};
+  HaCluster cluster(options);
+  ASSERT_TRUE(cluster.start().ok()) << cluster.dir();
+  pid_t agent = cluster.agentPid(0);
+  bool paused = false;
+  struct Resume {
+    pid_t pid;
+    bool* paused;
+    ~Resume() {
+      if (*paused) {
+        ::kill(pid, SIGCONT);
+      }
+    }
+  } resume{agent, &paused};
 
-  // Back: the partition-aware framework hears its task runs; the other one's task is killed.
-  EXPECT_TRUE(waitUntil(
-      [&] {
-        auto states = awareScheduler.states("aware-task");
-        return !states.empty() && states.back() == TASK_RUNNING &&
-               std::find(states.begin(), states.end(), TASK_UNREACHABLE) != states.end();
+  expectUnreachableThenBack(
+      cluster,
+      [&]() -> Status {
+        paused = ::kill(agent, SIGSTOP) == 0;
+        return paused ? Status() : Error("cannot stop the agent");
       },
-      seconds(30)));
-  EXPECT_TRUE(plainScheduler.waitForState("plain-task", TASK_KILLED, seconds(30)));
-  EXPECT_TRUE(cluster.waitForLeaderState([](const json& s) {
-    return s["agents"].size() == 1 && s["agents"][0]["used_resources"]["cpus"] == 0.1;
-  }));
-  awareDriver.stop();
-  plainDriver.stop();
-  awareDriver.join();
-  plainDriver.join();
+      [&]() -> Status {
+        paused = false;
+        return ::kill(agent, SIGCONT) == 0 ? Status() : Error("cannot resume the agent");
+      });
 }
 
 }  // namespace
