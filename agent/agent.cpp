@@ -136,7 +136,7 @@ void Agent::registerWithMaster() {
     }
   }
   ++counters_.registrations;
-  sendToMaster(call);
+  sendToMaster(std::move(call));
 
   // No answer in time: look for the master again (it may have moved) and retry.
   Duration wait = jittered(backoff_);
@@ -215,9 +215,9 @@ void Agent::lostMaster(const std::string& why) {
   detect();
 }
 
-void Agent::sendToMaster(const AgentCall& call) {
+void Agent::sendToMaster(AgentCall call) {
   Envelope envelope;
-  *envelope.mutable_agent_call() = call;
+  *envelope.mutable_agent_call() = std::move(call);
   envelope.mutable_agent_call()->set_agent_id(agentId_);
   master_.send("master", envelope);
 }
@@ -232,7 +232,7 @@ bool Agent::forwardStatusUpdate(const std::string& frameworkId, const TaskStatus
   update->set_framework_id(frameworkId);
   *update->mutable_status() = status;
   update->set_latest_state(latest);
-  sendToMaster(call);
+  sendToMaster(std::move(call));
   ++counters_.statusUpdates;
   return true;
 }
@@ -284,7 +284,7 @@ void Agent::receiveFromMaster(const std::string& from, Envelope&& envelope) {
       lastPing_ = loop_.now();
       AgentCall pong;
       pong.mutable_pong()->set_master_id(masterInfo_.id());
-      sendToMaster(pong);
+      sendToMaster(std::move(pong));
       return;
     }
     case AgentEvent::kRunTask:

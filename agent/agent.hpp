@@ -121,7 +121,7 @@ class Agent {
   Duration jittered(Duration backoff);
   void lostMaster(const std::string& why);
   void leaderChanged(const MasterInfo& leader);
-  void sendToMaster(const AgentCall& call);
+  void sendToMaster(AgentCall call);
   bool forwardStatusUpdate(const std::string& frameworkId, const TaskStatus& status,
                            TaskState latest);
 

@@ -420,7 +420,7 @@ void Agent::receiveFromExecutor(const std::string& from, Envelope&& envelope) {
       out.mutable_message()->set_framework_id(executor->frameworkId);
       out.mutable_message()->set_executor_id(executor->id);
       out.mutable_message()->set_data(call.message().data());
-      sendToMaster(out);
+      sendToMaster(std::move(out));
       return;
     }
     case ExecutorCall::kHeartbeat:
@@ -539,7 +539,7 @@ void Agent::executorExited(const std::string& containerId, int waitStatus) {
     call.mutable_executor_exited()->set_framework_id(frameworkId);
     call.mutable_executor_exited()->set_executor_id(executorId);
     call.mutable_executor_exited()->set_status(waitStatus);
-    sendToMaster(call);
+    sendToMaster(std::move(call));
   }
 
   CompletedExecutor completed;

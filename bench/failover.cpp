@@ -1,11 +1,14 @@
 // Master failover at scale: a real ZooKeeper server, two `agora master --zk` processes, N
 // simulated agents (real agent state machines with the fake containerizer, each with its own
 // ZeroMQ connection, spread over a few agent-host processes), and a scheduler keeping T tasks
-// running. Then the leading master is killed (SIGKILL) and the benchmark reports:
-//   (a) time from the kill to a new leader serving (ZooKeeper session expiry, election, registry
-//       recovery);
-//   (b) time from then to every agent re-registered and offers flowing to the scheduler again;
+// running; agents hold idle connections to the standby master, as `agora agent` does. Then the
+// leading master is killed (SIGKILL) and the benchmark reports:
+//   (a) time from the kill to a new leader elected (the ZooKeeper session's expiry and the
+//       election), and how long it then took to recover the registry;
+//   (b) time from the election to every agent re-registered and offers flowing to the scheduler
+//       again (the master's own timestamps, from its /metrics);
 //   the new leader's resident memory with the whole cluster back.
+// AGORA_BENCH_NO_STANDBY_CONNECTIONS=1: agents connect to the new leader only once it leads.
 //
 //   agora-bench-failover --agents=10000 --tasks=100000
 //
@@ -52,6 +55,12 @@ namespace agora::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// The wall clock in seconds, as the masters report their timestamps.
+double wallSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 double since(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
@@ -116,6 +125,11 @@ int runAgentHost(const std::string& zk, int count, int first, int threads,
         options, host.loop, *link, [l](const std::string& e) { return l->connect(e); },
         *host.detector, *fake, *fake);
     agent::Agent* raw = a.get();
+    if (std::getenv("AGORA_BENCH_NO_STANDBY_CONNECTIONS") == nullptr) {
+      host.detector->onContendersChange([l](const std::vector<MasterInfo>& masters) {
+        l->keepStandbyConnections(endpointsOf(masters));
+      });
+    }
     link->setHandler([raw](const std::string& from, Envelope&& e) {
       raw->receiveFromMaster(from, std::move(e));
     });
@@ -152,7 +166,7 @@ class FailoverScheduler final : public Scheduler {
   FailoverScheduler(int tasks, int perAgent) : total_(tasks), perAgent_(perAgent) {}
 
   void offers(SchedulerDriver* driver, const std::vector<Offer>& offers) override {
-    Clock::time_point now = Clock::now();
+    double now = wallSeconds();
     Filters keep;
     keep.set_refuse_seconds(3600);
     for (const Offer& offer : offers) {
@@ -195,10 +209,11 @@ class FailoverScheduler final : public Scheduler {
     return changed_.wait_for(lock, timeout, [&] { return running_ >= n; });
   }
 
-  // The first offer batch received after `after` (offers are watched from markFailover()).
-  std::optional<Clock::time_point> offerAfter(Clock::time_point after) {
+  // When the first offer batch after `after` came (wall clock seconds; offers are watched
+  // from markFailover()).
+  std::optional<double> offerAfter(double after) {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (Clock::time_point t : offerTimes_) {
+    for (double t : offerTimes_) {
       if (t > after) {
         return t;
       }
@@ -224,7 +239,7 @@ class FailoverScheduler final : public Scheduler {
   std::condition_variable changed_;
   int running_ = 0;
   bool watching_ = false;
-  std::vector<Clock::time_point> offerTimes_;
+  std::vector<double> offerTimes_;
 };
 
 // A master's /metrics, or nothing when it does not answer.
@@ -430,6 +445,7 @@ int run(int argc, const char* const* argv) {
   }
   double launch = since(launchStart, Clock::now());
   long leaderRssBefore = rssMiB(masters[0].pid);
+  long standbyRssBefore = rssMiB(masters[1].pid);
   std::this_thread::sleep_for(seconds(1));  // let acknowledgements settle
 
   // Kill the leader; watch the standby.
@@ -439,47 +455,49 @@ int run(int argc, const char* const* argv) {
     cpuBefore.push_back(cpuSeconds(pid));
   }
   double selfBefore = cpuSeconds(::getpid());
-  Clock::time_point killed = Clock::now();
+  double killed = wallSeconds();
   ::kill(masters[0].pid, SIGKILL);
-  std::optional<Clock::time_point> serving;
-  std::optional<Clock::time_point> reregistered;
-  std::optional<Clock::time_point> offers;
+  if (std::getenv("AGORA_BENCH_TRACE")) {
+    // Monotonic seconds, to line up with `perf record -k mono` (perf report --time).
+    std::fprintf(stderr, "  killed at %.6f (monotonic)\n",
+                 toSeconds(Clock::now().time_since_epoch()));
+  }
+  // The standby reports when it was elected, when it served, and when the last agent in the
+  // registry was back: its own clock, so a scrape delayed by a busy master does not count.
   const std::string& standby = masters[1].http;
-  while (Clock::now() - killed < std::chrono::seconds(300)) {
+  double elected = 0;
+  double serving = 0;
+  double recovered = 0;
+  std::optional<double> offers;
+  Clock::time_point giveUp = Clock::now() + std::chrono::seconds(300);
+  while (Clock::now() < giveUp) {
     // One scrape every 20ms: /metrics costs the master something too.
     auto text = metrics(standby);
-    Clock::time_point now = Clock::now();
-    if (!serving && gauge(text, "agora_master_elected").value_or(0) == 1) {
-      serving = now;
-    }
-    if (serving && std::getenv("AGORA_BENCH_TRACE")) {
-      static Clock::time_point lastTrace;
-      if (now - lastTrace > milliseconds(250)) {
-        lastTrace = now;
-        std::fprintf(stderr, "  +%.2fs: %.0f agents, %.0f recovering\n", since(*serving, now),
+    if (gauge(text, "agora_master_elected").value_or(0) == 1) {
+      elected = gauge(text, "agora_master_elected_timestamp_seconds").value_or(0);
+      serving = gauge(text, "agora_master_serving_timestamp_seconds").value_or(0);
+      recovered = gauge(text, "agora_master_agents_recovered_timestamp_seconds").value_or(0);
+      if (std::getenv("AGORA_BENCH_TRACE")) {
+        std::fprintf(stderr, "  +%.2fs: %.0f agents, %.0f recovering\n", wallSeconds() - elected,
                      gauge(text, "agora_master_agents").value_or(-1),
                      gauge(text, "agora_master_agents_recovering").value_or(-1));
       }
     }
-    if (serving && !reregistered && gauge(text, "agora_master_agents").value_or(0) >= agents &&
-        gauge(text, "agora_master_agents_recovering").value_or(1) == 0) {
-      reregistered = now;
+    if (elected > 0 && !offers) {
+      offers = scheduler.offerAfter(elected);
     }
-    if (serving && !offers) {
-      offers = scheduler.offerAfter(*serving);
-    }
-    if (reregistered && offers) {
+    if (recovered > 0 && offers) {
       break;
     }
     std::this_thread::sleep_for(milliseconds(20));
   }
-  if (!serving || !reregistered || !offers) {
+  if (recovered == 0 || !offers) {
     std::cerr << "the cluster did not come back within 300 s\n";
     cleanup();
     return 1;
   }
+  double back = std::max(recovered, *offers);
   long leaderRss = rssMiB(masters[1].pid);
-  Clock::time_point back = std::max(*reregistered, *offers);
   // Where the two cores went meanwhile: the new leader, the simulated agents, the rest.
   double leaderCpu = 0;
   double agentsCpu = 0;
@@ -497,14 +515,15 @@ int run(int argc, const char* const* argv) {
     }
   }
   std::printf(
-      "agents=%d tasks=%d session_timeout=%s: (a) kill -> new leader serving %.2f s; (b) new "
-      "leader -> all agents re-registered %.3f s, first offers %.3f s, both %.3f s; leader RSS "
-      "%ld MiB (old leader before the kill: %ld MiB); CPU from the kill until back: new leader "
-      "%.2f s, simulated agents %.2f s, ZooKeeper and this program %.2f s; setup: agents "
-      "registered in %.1f s, tasks running in %.1f s\n",
-      agents, tasks, formatDuration(sessionTimeout).c_str(), since(killed, *serving),
-      since(*serving, *reregistered), since(*serving, *offers), since(*serving, back), leaderRss,
-      leaderRssBefore, leaderCpu, agentsCpu, otherCpu, registration, launch);
+      "agents=%d tasks=%d session_timeout=%s: (a) kill -> new leader elected %.2f s (registry "
+      "recovered %.3f s later); (b) elected -> all agents re-registered %.3f s, first offers "
+      "%.3f s, both %.3f s; leader RSS %ld MiB (old leader before the kill: %ld MiB, standby "
+      "%ld MiB); CPU from the kill until back: new leader %.2f s, simulated agents %.2f s, "
+      "ZooKeeper and this program %.2f s; setup: agents registered in %.1f s, tasks running in "
+      "%.1f s\n",
+      agents, tasks, formatDuration(sessionTimeout).c_str(), elected - killed, serving - elected,
+      recovered - elected, *offers - elected, back - elected, leaderRss, leaderRssBefore,
+      standbyRssBefore, leaderCpu, agentsCpu, otherCpu, registration, launch);
   driver.abort();
   driver.join();
   cleanup();

@@ -199,6 +199,10 @@ int agentCommand(int argc, const char* const* argv) {
     agent.receiveFromMaster(from, std::move(envelope));
   });
   masterLink.setConnectionHandler([&agent](bool up) { agent.masterConnectionChanged(up); });
+  // Idle connections to the standby masters: a failover finds them already connected.
+  (*detector)->onContendersChange([&masterLink](const std::vector<MasterInfo>& masters) {
+    masterLink.keepStandbyConnections(endpointsOf(masters));
+  });
   auto toAgent = [&agent](const std::string& from, Envelope&& envelope) {
     agent.receiveFromExecutor(from, std::move(envelope));
   };

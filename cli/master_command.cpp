@@ -229,6 +229,7 @@ int masterCommand(int argc, const char* const* argv) {
       options.info,
       [&] {
         LOG(INFO) << "Leading; recovering the registry (" << registry->describe() << ")";
+        options.electedTime = loop.wallTime();
         recovering = true;
         registry->recover([&](Result<master::RegistryState> recovered) {
           if (!recovered) {

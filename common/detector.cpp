@@ -75,6 +75,15 @@ void StandaloneDetector::work() {
 
 // ------------------------------------------------------------------------------------------
 
+std::vector<std::string> endpointsOf(const std::vector<MasterInfo>& masters) {
+  std::vector<std::string> out;
+  out.reserve(masters.size());
+  for (const MasterInfo& master : masters) {
+    out.push_back(master.endpoint());
+  }
+  return out;
+}
+
 ZooKeeperDetector::ZooKeeperDetector(Loop& loop, ZooKeeperClient& zk, std::string basePath)
     : loop_(loop), zk_(zk), path_(mastersPath(basePath)) {
   std::weak_ptr<bool> alive = alive_;
@@ -110,6 +119,60 @@ void ZooKeeperDetector::onLeaderChange(std::function<void(const MasterInfo&)> li
   listeners_.push_back(std::move(listener));
 }
 
+void ZooKeeperDetector::onContendersChange(
+    std::function<void(const std::vector<MasterInfo>&)> listener) {
+  contenderListeners_.push_back(std::move(listener));
+}
+
+void ZooKeeperDetector::readContenders(const std::vector<std::string>& nodes) {
+  if (contenderListeners_.empty() || nodes == contenderNodes_) {
+    return;
+  }
+  contenderNodes_ = nodes;
+  struct Gathering {
+    std::vector<std::optional<MasterInfo>> infos;
+    size_t pending = 0;
+    bool failed = false;
+  };
+  auto gathering = std::make_shared<Gathering>();
+  gathering->infos.resize(nodes.size());
+  gathering->pending = nodes.size();
+  std::weak_ptr<bool> alive = alive_;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    // ZooKeeper answers one session's requests in order, so an older gathering always
+    // finishes before a newer one: the last list delivered is the latest.
+    zk_.get(path_ + "/" + nodes[i], false, [this, alive, gathering, i](int rc, std::string data,
+                                                                      ZkStat) {
+      if (alive.expired()) {
+        return;
+      }
+      if (rc == ZOK) {
+        auto info = masterInfoFromJson(data);
+        if (info) {
+          gathering->infos[i] = std::move(info).value();
+        }
+      } else if (rc != ZNONODE) {
+        gathering->failed = true;
+      }
+      if (--gathering->pending > 0) {
+        return;
+      }
+      if (gathering->failed) {
+        contenderNodes_.clear();  // read them all again on the next refresh
+      }
+      std::vector<MasterInfo> contenders;
+      for (auto& info : gathering->infos) {
+        if (info) {
+          contenders.push_back(std::move(*info));
+        }
+      }
+      for (auto& listener : contenderListeners_) {
+        listener(contenders);
+      }
+    });
+  }
+}
+
 void ZooKeeperDetector::refresh() {
   uint64_t mine = ++generation_;
   std::weak_ptr<bool> alive = alive_;
@@ -137,13 +200,14 @@ void ZooKeeperDetector::refresh() {
       });
       return;
     }
-    std::optional<std::string> node = leadingNode(children);
-    if (!node) {
+    std::vector<std::string> nodes = electionOrder(children);
+    readContenders(nodes);
+    if (nodes.empty()) {
       setLeader(std::nullopt);
       return;
     }
     // Watch the leader's node too: its deletion is the leader going.
-    zk_.get(path_ + "/" + *node, true, [this, alive, mine](int rc, std::string data, ZkStat) {
+    zk_.get(path_ + "/" + nodes.front(), true, [this, alive, mine](int rc, std::string data, ZkStat) {
       if (alive.expired() || mine != generation_) {
         return;
       }
@@ -203,6 +267,10 @@ class OwningZooKeeperDetector final : public MasterDetector {
   }
   void onLeaderChange(std::function<void(const MasterInfo&)> listener) override {
     detector_.onLeaderChange(std::move(listener));
+  }
+  void onContendersChange(
+      std::function<void(const std::vector<MasterInfo>&)> listener) override {
+    detector_.onContendersChange(std::move(listener));
   }
 
  private:

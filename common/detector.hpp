@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "agora/agora.pb.h"
 #include "common/loop.hpp"
@@ -28,7 +29,15 @@ class MasterDetector {
   // Calls `listener` on the owner's loop whenever another master starts to lead. Detectors
   // that cannot tell (the standalone one) never call it: their users notice a silent master.
   virtual void onLeaderChange(std::function<void(const MasterInfo&)> listener) {}
+  // Calls `listener` on the owner's loop with every contending master (the leader first)
+  // whenever that set changes, so that a peer can hold connections to the standbys before
+  // one of them takes over. Detectors that cannot tell never call it.
+  virtual void onContendersChange(
+      std::function<void(const std::vector<MasterInfo>&)> listener) {}
 };
+
+// The protocol endpoints of `masters`, in order.
+std::vector<std::string> endpointsOf(const std::vector<MasterInfo>& masters);
 
 // Blocking lookup of GET http://address/master/info.
 Result<MasterInfo> fetchMasterInfo(const std::string& address, Duration timeout);
@@ -63,11 +72,14 @@ class ZooKeeperDetector final : public MasterDetector {
 
   void detect(std::function<void(Result<MasterInfo>)> callback) override;
   void onLeaderChange(std::function<void(const MasterInfo&)> listener) override;
+  void onContendersChange(std::function<void(const std::vector<MasterInfo>&)> listener) override;
   const std::optional<MasterInfo>& leader() const { return leader_; }
 
  private:
   void refresh();
   void setLeader(std::optional<MasterInfo> leader);
+  // Reads every contender's node when the set of nodes differs from the last one read.
+  void readContenders(const std::vector<std::string>& nodes);
 
   Loop& loop_;
   ZooKeeperClient& zk_;
@@ -75,6 +87,8 @@ class ZooKeeperDetector final : public MasterDetector {
   std::optional<MasterInfo> leader_;
   std::vector<std::function<void(Result<MasterInfo>)>> waiting_;
   std::vector<std::function<void(const MasterInfo&)>> listeners_;
+  std::vector<std::function<void(const std::vector<MasterInfo>&)>> contenderListeners_;
+  std::vector<std::string> contenderNodes_;  // the nodes last read for contenderListeners_
   uint64_t generation_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

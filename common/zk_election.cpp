@@ -23,7 +23,9 @@ long long sequenceOf(const std::string& name) {
   return std::stoll(digits);
 }
 
-std::vector<std::string> ordered(const std::vector<std::string>& children) {
+}  // namespace
+
+std::vector<std::string> electionOrder(const std::vector<std::string>& children) {
   std::vector<std::string> nodes;
   for (const std::string& c : children) {
     if (sequenceOf(c) >= 0) {
@@ -35,21 +37,11 @@ std::vector<std::string> ordered(const std::vector<std::string>& children) {
   return nodes;
 }
 
-}  // namespace
-
 std::string mastersPath(const std::string& base) { return base + "/masters"; }
-
-std::optional<std::string> leadingNode(const std::vector<std::string>& children) {
-  std::vector<std::string> nodes = ordered(children);
-  if (nodes.empty()) {
-    return std::nullopt;
-  }
-  return nodes.front();
-}
 
 std::optional<std::string> predecessorNode(const std::vector<std::string>& children,
                                            const std::string& mine) {
-  std::vector<std::string> nodes = ordered(children);
+  std::vector<std::string> nodes = electionOrder(children);
   auto it = std::find(nodes.begin(), nodes.end(), mine);
   if (it == nodes.end() || it == nodes.begin()) {
     return std::nullopt;

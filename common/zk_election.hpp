@@ -15,9 +15,9 @@ namespace agora {
 
 std::string mastersPath(const std::string& base);
 
-// The name of the leading master's node among `children` (nodes that do not look like ours
-// are ignored); nothing when there is none.
-std::optional<std::string> leadingNode(const std::vector<std::string>& children);
+// The masters' nodes among `children` (nodes that do not look like ours are left out), the
+// leader first.
+std::vector<std::string> electionOrder(const std::vector<std::string>& children);
 
 // The node just before `mine` in election order, if any.
 std::optional<std::string> predecessorNode(const std::vector<std::string>& children,

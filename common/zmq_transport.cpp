@@ -173,8 +173,7 @@ void ZmqDealer::close() {
   }
 }
 
-Status ZmqDealer::connect(const std::string& endpoint) {
-  close();
+Result<std::unique_ptr<zmq::socket_t>> ZmqDealer::openSocket(const std::string& endpoint) {
   auto socket = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
   // A peer's last words (a teardown, a final status update) get a moment to leave.
   configureCommon(*socket, maxMessageSize_, 1000);
@@ -185,6 +184,44 @@ Status ZmqDealer::connect(const std::string& endpoint) {
     socket->connect(endpoint);
   } catch (const zmq::error_t& e) {
     return Error("cannot connect to " + endpoint + ": " + e.what());
+  }
+  return socket;
+}
+
+void ZmqDealer::keepStandbyConnections(const std::vector<std::string>& endpoints) {
+  std::map<std::string, std::unique_ptr<zmq::socket_t>> kept;
+  for (const std::string& endpoint : endpoints) {
+    if (endpoint == endpoint_ || kept.count(endpoint) > 0) {
+      continue;
+    }
+    auto it = standby_.find(endpoint);
+    if (it != standby_.end()) {
+      kept.emplace(endpoint, std::move(it->second));
+      continue;
+    }
+    auto socket = openSocket(endpoint);
+    if (socket) {
+      kept.emplace(endpoint, std::move(socket).value());
+    } else {
+      LOG_EVERY_N(WARNING, 100) << socket.error();
+    }
+  }
+  standby_ = std::move(kept);  // the rest close
+}
+
+Status ZmqDealer::connect(const std::string& endpoint) {
+  close();
+  std::unique_ptr<zmq::socket_t> socket;
+  auto it = standby_.find(endpoint);
+  if (it != standby_.end()) {
+    socket = std::move(it->second);
+    standby_.erase(it);
+  } else {
+    auto opened = openSocket(endpoint);
+    if (!opened) {
+      return Error(opened.error());
+    }
+    socket = std::move(opened).value();
   }
   socket_ = std::move(socket);
   endpoint_ = endpoint;
@@ -224,10 +261,10 @@ bool ZmqDealer::send(const std::string& /*to*/, const Envelope& envelope) {
     ++stats_.sendFailed;
     return false;
   }
-  std::string bytes = envelope.SerializeAsString();
+  envelope.SerializeToString(&buffer_);
   loop_.markDirty(socket_->handle());  // a send can swallow the socket's input notification
   try {
-    auto sent = socket_->send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+    auto sent = socket_->send(zmq::buffer(buffer_), zmq::send_flags::dontwait);
     if (!sent) {
       ++stats_.sendFailed;
       return false;

@@ -1,7 +1,9 @@
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <zmq.hpp>
 
@@ -47,7 +49,13 @@ class ZmqDealer final : public Transport {
   ~ZmqDealer() override;
 
   // Connects to `endpoint`, dropping any earlier connection and whatever was queued for it.
+  // A standby connection to `endpoint` (below) becomes the connection, already established.
   Status connect(const std::string& endpoint);
+  // Holds idle connections to `endpoints` (besides the one connect() chose), so that moving to
+  // one of them later costs no TCP or ZMTP handshake: agents keep one to every standby master,
+  // and a failover finds them connected. Standby connections to other endpoints are closed.
+  void keepStandbyConnections(const std::vector<std::string>& endpoints);
+  size_t standbyConnections() const { return standby_.size(); }
   const std::string& endpoint() const { return endpoint_; }
   void setHandler(MessageHandler handler) { handler_ = std::move(handler); }
   // Called with true when the TCP connection to the endpoint comes up (again) and false when
@@ -63,6 +71,7 @@ class ZmqDealer final : public Transport {
   void onReadable();
   void onMonitorEvent();
   void close();
+  Result<std::unique_ptr<zmq::socket_t>> openSocket(const std::string& endpoint);
 
   zmq::context_t& context_;
   EventLoop& loop_;
@@ -70,8 +79,10 @@ class ZmqDealer final : public Transport {
   size_t maxMessageSize_;
   std::unique_ptr<zmq::socket_t> socket_;
   std::unique_ptr<zmq::socket_t> monitor_;
+  std::map<std::string, std::unique_ptr<zmq::socket_t>> standby_;  // by endpoint
   std::function<void(bool)> connectionHandler_;
   uint64_t generation_ = 0;  // bumped whenever the socket is replaced
+  std::string buffer_;  // reused for every send
   std::string endpoint_;
   MessageHandler handler_;
   TransportStats stats_;

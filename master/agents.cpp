@@ -191,6 +191,7 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
   if (recoveredAgents_.erase(agentId) > 0) {
     // Admitted in the registry before the failover: nothing to write.
     admitReregisteredAgent(from, agentId, reg, false);
+    noteAgentRecovered();
     return;
   }
   // Unknown to the registry, or marked unreachable there: admit it (again) first.
@@ -441,6 +442,17 @@ void Master::markUnreachable(const std::string& agentId, const std::string& why)
   persist(std::move(op), [this, agentId, why] { removeAgent(agentId, why); });
 }
 
+void Master::noteAgentRecovered() {
+  if (!recoveredAgents_.empty() || agentsRecoveredTime_ != 0) {
+    return;
+  }
+  agentsRecoveredTime_ = loop_.wallTime();
+  loop_.cancel(reregisterTimer_);
+  LOG(INFO) << "Every agent in the registry is back or given up on, "
+            << formatDuration(fromSeconds(agentsRecoveredTime_ - options_.electedTime))
+            << " after this master was elected";
+}
+
 void Master::expireRecoveredAgents() {
   std::vector<std::string> late;
   for (const auto& [id, record] : recoveredAgents_) {
@@ -459,6 +471,7 @@ void Master::expireRecoveredAgents() {
       unreachableAgents_[id] = UnreachableAgent{it->second.info(), loop_.wallTime(),
                                                 "did not re-register after a master failover"};
       recoveredAgents_.erase(it);
+      noteAgentRecovered();
       ++metrics_.agentsRemoved;
       SchedulerEvent lost;
       lost.mutable_failure()->set_agent_id(id);

@@ -68,7 +68,13 @@ void Master::start(const RegistryState& recovered) {
     disconnectFramework(framework, "recovered from the registry",
                         std::max(fromSeconds(record.info().failover_timeout()), recoveryGrace()));
   }
-  if (!recoveredAgents_.empty()) {
+  servingTime_ = loop_.wallTime();
+  if (options_.electedTime == 0) {
+    options_.electedTime = servingTime_;
+  }
+  if (recoveredAgents_.empty()) {
+    agentsRecoveredTime_ = servingTime_;
+  } else {
     reregisterTimer_ = loop_.after(options_.agentReregisterTimeout, [this] { expireRecoveredAgents(); });
   }
   // Periodic allocation catches expired filters and anything events did not trigger.

@@ -41,6 +41,8 @@ struct MasterOptions {
   // After a failover: agents in the registry that do not re-register within this time are
   // marked unreachable.
   Duration agentReregisterTimeout = minutes(10);
+  // When this master learned it leads (wall clock seconds); 0: when it starts serving.
+  double electedTime = 0;
   // When the registry can no longer be written (another master took over, or the store failed)
   // the master must stop acting; default: LOG(FATAL).
   std::function<void(const std::string& why)> onFatal;
@@ -150,6 +152,8 @@ class Master {
                               const AgentCall::Reregister& reg, bool wasUnreachable);
   void markUnreachable(const std::string& agentId, const std::string& why);
   void expireRecoveredAgents();
+  // After an agent left recoveredAgents_: notes when the last one did.
+  void noteAgentRecovered();
   void dropTasksTheAgentLacks(AgentEntry& agent, const AgentCall::Reregister& reg);
   void statusUpdate(AgentEntry& agent, const AgentCall::StatusUpdate& update);
   void executorExited(AgentEntry& agent, const AgentCall::ExecutorExited& exited);
@@ -221,6 +225,8 @@ class Master {
   TimerId livenessTimer_ = 0;
   TimerId reregisterTimer_ = 0;
   double startTime_ = 0;
+  double servingTime_ = 0;          // start() ran: the registry was recovered
+  double agentsRecoveredTime_ = 0;  // every agent in the registry came back or was given up on
   mutable std::map<TaskState, size_t> taskCounts_;  // cache for /metrics
   mutable TimePoint taskCountsAt_;
 };

@@ -162,6 +162,7 @@ json Master::state() const {
 
 std::string Master::metricsText() const {
   std::ostringstream out;
+  out.precision(15);  // timestamps to the microsecond
   auto gauge = [&](const std::string& name, const std::string& help, double value,
                    const std::string& labels = "") {
     out << "# HELP " << name << " " << help << "\n# TYPE " << name << " gauge\n"
@@ -180,6 +181,15 @@ std::string Master::metricsText() const {
         static_cast<double>(unreachableAgents_.size()));
   gauge("agora_master_agents_recovering", "Agents in the registry that have not re-registered "
         "since this master took over.", static_cast<double>(recoveredAgents_.size()));
+  gauge("agora_master_elected_timestamp_seconds", "When this master was elected (Unix time).",
+        options_.electedTime);
+  gauge("agora_master_serving_timestamp_seconds",
+        "When this master had recovered the registry and began to serve (Unix time).",
+        servingTime_);
+  gauge("agora_master_agents_recovered_timestamp_seconds",
+        "When every agent in the registry had re-registered or been marked unreachable after "
+        "this master took over (Unix time; 0 until then).",
+        agentsRecoveredTime_);
 
   size_t connected = 0;
   for (const auto& [id, f] : frameworks_) {

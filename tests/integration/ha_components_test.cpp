@@ -65,6 +65,7 @@ TEST_F(HaComponentsTest, ExactlyOneLeaderAndTheNextTakesOverInOrder) {
   auto detectorZk = std::make_unique<ZooKeeperClient>(thread.loop(), server_.address(), seconds(4));
   std::unique_ptr<ZooKeeperDetector> detector;
   std::vector<std::string> seen;
+  std::string contenders;  // the last contender list heard, leader first: "m1 m2 m3"
   std::mutex seenMutex;
   thread.sync([&] {
     detector = std::make_unique<ZooKeeperDetector>(thread.loop(), *detectorZk, "/agora");
@@ -72,12 +73,26 @@ TEST_F(HaComponentsTest, ExactlyOneLeaderAndTheNextTakesOverInOrder) {
       std::lock_guard<std::mutex> lock(seenMutex);
       seen.push_back(info.id());
     });
+    detector->onContendersChange([&](const std::vector<MasterInfo>& masters) {
+      std::lock_guard<std::mutex> lock(seenMutex);
+      contenders.clear();
+      for (const MasterInfo& info : masters) {
+        contenders += (contenders.empty() ? "" : " ") + info.id();
+      }
+    });
   });
+  auto contendersAre = [&](const std::string& expected) {
+    return waitUntil([&] {
+      std::lock_guard<std::mutex> lock(seenMutex);
+      return contenders == expected;
+    }, seconds(20));
+  };
   auto first = thread.await<std::string>([&](auto answer) {
     detector->detect([answer](Result<MasterInfo> info) { answer(info ? info->id() : ""); });
   });
   ASSERT_TRUE(first.has_value());
   EXPECT_EQ(*first, "m1");
+  EXPECT_TRUE(contendersAre("m1 m2 m3"));
 
   // The middle one leaving changes nothing for the others.
   thread.sync([&] { masters[1].reset(); });
@@ -94,6 +109,7 @@ TEST_F(HaComponentsTest, ExactlyOneLeaderAndTheNextTakesOverInOrder) {
   }, seconds(20)));
   EXPECT_TRUE(masters[0]->elected);
   EXPECT_FALSE(masters[2]->elected);
+  EXPECT_TRUE(contendersAre("m1 m3"));
 
   // The leader leaving elects m3, and the detector follows.
   thread.sync([&] { masters[0].reset(); });
@@ -102,6 +118,7 @@ TEST_F(HaComponentsTest, ExactlyOneLeaderAndTheNextTakesOverInOrder) {
     std::lock_guard<std::mutex> lock(seenMutex);
     return !seen.empty() && seen.back() == "m3";
   }, seconds(20)));
+  EXPECT_TRUE(contendersAre("m3"));
   thread.sync([&] {
     detector.reset();
     detectorZk.reset();

@@ -101,5 +101,45 @@ TEST(ZmqTransportTest, RouterAndDealerExchangeEnvelopesAndDropGarbage) {
   EXPECT_EQ(router.stats().received, 1u);
 }
 
+TEST(ZmqTransportTest, AStandbyConnectionBecomesTheConnection) {
+  zmq::context_t context(1);
+  EventLoop loop;
+  ZmqRouter first(context, loop, 1024 * 1024);
+  ZmqRouter second(context, loop, 1024 * 1024);
+  auto firstEndpoint = first.bind("tcp://127.0.0.1:*");
+  auto secondEndpoint = second.bind("tcp://127.0.0.1:*");
+  ASSERT_TRUE(firstEndpoint.ok() && secondEndpoint.ok());
+
+  ZmqDealer dealer(context, loop, "peer-1", 1024 * 1024);
+  ASSERT_TRUE(dealer.connect(*firstEndpoint).ok());
+  // The current endpoint and duplicates are not standbys.
+  dealer.keepStandbyConnections({*firstEndpoint, *secondEndpoint, *secondEndpoint});
+  EXPECT_EQ(dealer.standbyConnections(), 1u);
+
+  std::vector<std::string> heard;
+  second.setHandler([&](const std::string& from, Envelope&& e) {
+    heard.push_back(from + ":" + e.agent_call().pong().master_id());
+    loop.stop();
+  });
+  first.setHandler([&](const std::string&, Envelope&&) { ADD_FAILURE() << "sent to the old one"; });
+  // Moving to the standby takes its connection, and messages go there.
+  ASSERT_TRUE(dealer.connect(*secondEndpoint).ok());
+  EXPECT_EQ(dealer.standbyConnections(), 0u);
+  EXPECT_EQ(dealer.endpoint(), *secondEndpoint);
+  Envelope hello;
+  hello.mutable_agent_call()->mutable_pong()->set_master_id("hello");
+  loop.post([&] { EXPECT_TRUE(dealer.send("", hello)); });
+  loop.after(seconds(10), [&] { loop.stop(); });
+  loop.run();
+  ASSERT_EQ(heard.size(), 1u);
+  EXPECT_EQ(heard[0], "peer-1:hello");
+
+  // A list without an endpoint closes its standby connection.
+  dealer.keepStandbyConnections({*secondEndpoint, *firstEndpoint});
+  EXPECT_EQ(dealer.standbyConnections(), 1u);
+  dealer.keepStandbyConnections({*secondEndpoint});
+  EXPECT_EQ(dealer.standbyConnections(), 0u);
+}
+
 }  // namespace
 }  // namespace agora

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <optional>
+#include <sstream>
 
 #include "common/manual_loop.hpp"
 #include "common/resources.hpp"
@@ -102,6 +103,19 @@ class MasterRegistryTest : public ::testing::Test {
     return e;
   }
 
+  // The value of gauge `name` in /metrics.
+  double metric(const std::string& name) {
+    std::istringstream lines(master_->metricsText());
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (line.rfind(name + " ", 0) == 0) {
+        return std::stod(line.substr(name.size() + 1));
+      }
+    }
+    ADD_FAILURE() << "no metric " << name;
+    return -1;
+  }
+
   ManualLoop loop_;
   agora::testing::FakeTransport transport_;
   std::unique_ptr<ControlledRegistry> registry_;
@@ -165,6 +179,11 @@ TEST_F(MasterRegistryTest, AfterAFailoverKnownAgentsComeBackWithoutAWrite) {
   ASSERT_EQ(state["recovered_agents"].size(), 1u);
   ASSERT_EQ(state["frameworks"].size(), 1u);
   EXPECT_EQ(state["frameworks"][0]["connected"], false);
+  const double serving = metric("agora_master_serving_timestamp_seconds");
+  EXPECT_GT(serving, 0);
+  EXPECT_EQ(metric("agora_master_elected_timestamp_seconds"), serving);  // not told otherwise
+  EXPECT_EQ(metric("agora_master_agents_recovered_timestamp_seconds"), 0);
+  loop_.advance(seconds(2));
 
   // While its agent has not re-registered, reconciling its task gets no answer (not LOST).
   Envelope sub;
@@ -188,6 +207,8 @@ TEST_F(MasterRegistryTest, AfterAFailoverKnownAgentsComeBackWithoutAWrite) {
   state = master_->state();
   EXPECT_EQ(state["recovered_agents"].size(), 0u);
   EXPECT_EQ(state["frameworks"][0]["tasks"][0]["state"], "TASK_RUNNING");
+  // The last agent back marks the end of the failover.
+  EXPECT_NEAR(metric("agora_master_agents_recovered_timestamp_seconds"), serving + 2, 0.01);
 }
 
 TEST_F(MasterRegistryTest, AgentsThatDoNotComeBackInTimeAreMarkedUnreachable) {
@@ -201,6 +222,8 @@ TEST_F(MasterRegistryTest, AgentsThatDoNotComeBackInTimeAreMarkedUnreachable) {
   loop_.advance(seconds(31));
   EXPECT_TRUE(registry_->stored.agents.at("OLD-S1").unreachable());
   EXPECT_EQ(master_->state()["unreachable_agents"].size(), 1u);
+  EXPECT_GT(metric("agora_master_agents_recovered_timestamp_seconds"),
+            metric("agora_master_serving_timestamp_seconds"));
 
   // When it does come back, it is admitted again (written), its old tasks killed.
   Envelope sub;
