@@ -37,9 +37,13 @@ void Agent::leaderChanged(const MasterInfo& leader) {
   }
   LOG(INFO) << "Master " << leader.id() << " leads now; re-registering with it";
   masterInfo_.clear_endpoint();
-  // A little random delay, so that thousands of agents do not all arrive in the same instant.
-  std::uniform_int_distribution<int64_t> jitter(0, options_.leaderChangeJitter.count());
-  Duration delay(jitter(rng_));
+  // A little random delay, so that thousands of agents do not all connect in the same instant;
+  // none over a connection that is already up.
+  Duration delay = Duration::zero();
+  if (!alreadyConnected_ || !alreadyConnected_(leader.endpoint())) {
+    std::uniform_int_distribution<int64_t> jitter(0, options_.leaderChangeJitter.count());
+    delay = Duration(jitter(rng_));
+  }
   loop_.cancel(registrationTimer_);
   registrationTimer_ = loop_.after(delay, [this] { detect(); });
   state_ = State::kDetecting;

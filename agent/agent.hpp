@@ -37,7 +37,9 @@ struct AgentOptions {
   Duration registrationBackoffMin = seconds(2);
   Duration registrationBackoffMax = seconds(30);
   // When another master starts to lead, agents wait up to this long (at random) before they
-  // introduce themselves, so that they do not all arrive in the same instant.
+  // connect and introduce themselves, so that thousands of TCP handshakes do not arrive in the
+  // same instant. An agent already connected to the new leader (a standby connection) goes at
+  // once: it has no handshake to spread.
   Duration leaderChangeJitter = milliseconds(500);
   // No ping from the master for this long: look for the master again and re-register. Zero:
   // what the master says when it admits the agent (its ping interval x (missed pings + 1)).
@@ -71,6 +73,10 @@ class Agent {
   // The connection to the master came up (again) or dropped. A master restarted on the same
   // endpoint shows as a drop and a reconnect: the agent introduces itself again at once.
   void masterConnectionChanged(bool connected);
+  // Tells whether the master link already holds a connection to `endpoint` (a standby master).
+  void setAlreadyConnected(std::function<bool(const std::string& endpoint)> check) {
+    alreadyConnected_ = std::move(check);
+  }
   void receiveFromExecutor(const std::string& from, Envelope&& envelope);
 
   const std::string& id() const { return agentId_; }
@@ -153,6 +159,7 @@ class Agent {
   Loop& loop_;
   Transport& master_;
   Connect connect_;
+  std::function<bool(const std::string&)> alreadyConnected_;
   MasterDetector& detector_;
   Transport& executors_;
   Containerizer& containerizer_;

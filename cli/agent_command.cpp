@@ -203,6 +203,8 @@ int agentCommand(int argc, const char* const* argv) {
   (*detector)->onContendersChange([&masterLink](const std::vector<MasterInfo>& masters) {
     masterLink.keepStandbyConnections(endpointsOf(masters));
   });
+  agent.setAlreadyConnected(
+      [&masterLink](const std::string& endpoint) { return masterLink.holdsStandbyConnection(endpoint); });
   auto toAgent = [&agent](const std::string& from, Envelope&& envelope) {
     agent.receiveFromExecutor(from, std::move(envelope));
   };

@@ -56,6 +56,9 @@ class ZmqDealer final : public Transport {
   // and a failover finds them connected. Standby connections to other endpoints are closed.
   void keepStandbyConnections(const std::vector<std::string>& endpoints);
   size_t standbyConnections() const { return standby_.size(); }
+  bool holdsStandbyConnection(const std::string& endpoint) const {
+    return standby_.count(endpoint) > 0;
+  }
   const std::string& endpoint() const { return endpoint_; }
   void setHandler(MessageHandler handler) { handler_ = std::move(handler); }
   // Called with true when the TCP connection to the endpoint comes up (again) and false when

@@ -27,13 +27,13 @@ Status validateAgentInfo(const AgentInfo& info) {
 
 }  // namespace
 
-void Master::handleAgentCall(const std::string& from, const AgentCall& call) {
+void Master::handleAgentCall(const std::string& from, AgentCall& call) {
   if (call.has_register_()) {
     registerAgent(from, call.register_());
     return;
   }
   if (call.has_reregister()) {
-    reregisterAgent(from, call.agent_id(), call.reregister());
+    reregisterAgent(from, call.agent_id(), *call.mutable_reregister());
     return;
   }
   AgentEntry* agent = findAgent(call.agent_id());
@@ -145,7 +145,7 @@ AgentEvent Master::registered(const std::string& agentId) const {
 }
 
 void Master::reregisterAgent(const std::string& from, const std::string& agentId,
-                             const AgentCall::Reregister& reg) {
+                             AgentCall::Reregister& reg) {
   Status valid = validateId(agentId, "agent id");
   if (valid) {
     valid = validateAgentInfo(reg.agent_info());
@@ -201,14 +201,14 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
   registry::Operation admit;
   *admit.mutable_admit_agent() = info;
   pendingAdmissions_.insert(agentId);
-  persist(std::move(admit), [this, from, agentId, reg, wasUnreachable] {
+  persist(std::move(admit), [this, from, agentId, reg, wasUnreachable]() mutable {
     pendingAdmissions_.erase(agentId);
     admitReregisteredAgent(from, agentId, reg, wasUnreachable);
   });
 }
 
 void Master::admitReregisteredAgent(const std::string& from, const std::string& agentId,
-                                    const AgentCall::Reregister& reg, bool wasUnreachable) {
+                                    AgentCall::Reregister& reg, bool wasUnreachable) {
   bool wasRemoved = wasUnreachable;
   std::vector<AgentEvent> afterwards;  // sent once the agent knows it is registered
   AgentEntry* agent = &agents_[agentId];
@@ -224,7 +224,7 @@ void Master::admitReregisteredAgent(const std::string& from, const std::string& 
     for (const FrameworkInfo& info : reg.frameworks()) {
       frameworkInfos[info.id()] = &info;
     }
-    for (const Task& reported : reg.tasks()) {
+    for (Task& reported : *reg.mutable_tasks()) {
       if (isTerminal(reported.state())) {
         continue;  // its terminal update is still on its way and will be forwarded
       }
@@ -250,11 +250,12 @@ void Master::admitReregisteredAgent(const std::string& from, const std::string& 
         disconnectFramework(*framework, "recovered from agent " + agentId,
                             std::max(fromSeconds(info.failover_timeout()), recoveryGrace()));
       }
-      if (framework->tasks.count(reported.task_id()) > 0) {
+      auto [slot, added] = framework->tasks.try_emplace(reported.task_id());
+      if (!added) {
         continue;
       }
-      Task& task = framework->tasks[reported.task_id()];
-      task = reported;
+      Task& task = slot->second;
+      task = std::move(reported);  // `reported` is left empty
       task.set_agent_id(agentId);
       Resources resources(task.resources());
       agent->used += resources;

@@ -98,7 +98,7 @@ void Master::receive(const std::string& from, Envelope&& envelope) {
       return;
     case Envelope::kAgentCall:
       ++metrics_.received[{envelope.body_case(), envelope.agent_call().call_case()}];
-      handleAgentCall(from, envelope.agent_call());
+      handleAgentCall(from, *envelope.mutable_agent_call());
       return;
     default:
       // Events and executor calls have no business reaching the master.

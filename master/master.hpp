@@ -144,12 +144,13 @@ class Master {
   FrameworkEntry* findFramework(const std::string& id);
 
   // Agents (agents.cpp).
-  void handleAgentCall(const std::string& from, const AgentCall& call);
+  // Takes what it keeps out of `call` (re-registered tasks), rather than copying it.
+  void handleAgentCall(const std::string& from, AgentCall& call);
   void registerAgent(const std::string& from, const AgentCall::Register& reg);
   void reregisterAgent(const std::string& from, const std::string& agentId,
-                       const AgentCall::Reregister& reg);
+                       AgentCall::Reregister& reg);
   void admitReregisteredAgent(const std::string& from, const std::string& agentId,
-                              const AgentCall::Reregister& reg, bool wasUnreachable);
+                              AgentCall::Reregister& reg, bool wasUnreachable);
   void markUnreachable(const std::string& agentId, const std::string& why);
   void expireRecoveredAgents();
   // After an agent left recoveredAgents_: notes when the last one did.

@@ -182,8 +182,12 @@ std::vector<Allocation> FairAllocator::allocateAgents(TimePoint now,
   if (agents_.empty() || frameworks_.empty()) {
     return out;
   }
-  for (auto& [id, f] : frameworks_) {
-    std::erase_if(f.filters, [now](const auto& entry) { return entry.second.expires <= now; });
+  if (only == nullptr) {
+    // Expired filters are dropped by the full (periodic) pass; an event-triggered pass for a
+    // few agents stays O(those agents) and checks expiry where it looks a filter up.
+    for (auto& [id, f] : frameworks_) {
+      std::erase_if(f.filters, [now](const auto& entry) { return entry.second.expires <= now; });
+    }
   }
 
   std::vector<std::pair<double, Framework*>> order;
@@ -248,7 +252,8 @@ std::vector<Allocation> FairAllocator::allocateAgents(TimePoint now,
           continue;
         }
         auto filter = f.filters.find(agentId);
-        if (filter != f.filters.end() && filter->second.resources.contains(offerable)) {
+        if (filter != f.filters.end() && filter->second.expires > now &&
+            filter->second.resources.contains(offerable)) {
           continue;
         }
         agent.allocated += offerable;

@@ -25,8 +25,20 @@ class FixedDetector final : public MasterDetector {
     MasterInfo copy = info;
     loop_.post([callback, copy] { callback(copy); });
   }
+  void onLeaderChange(std::function<void(const MasterInfo&)> listener) override {
+    listeners.push_back(std::move(listener));
+  }
+  // Another master leads now.
+  void lead(const std::string& id, const std::string& endpoint) {
+    info.set_id(id);
+    info.set_endpoint(endpoint);
+    for (auto& listener : listeners) {
+      listener(info);
+    }
+  }
   MasterInfo info;
   int calls = 0;
+  std::vector<std::function<void(const MasterInfo&)>> listeners;
 
  private:
   Loop& loop_;
@@ -98,6 +110,16 @@ class AgentTest : public ::testing::Test {
     e.mutable_status_update_ack()->set_task_id(update.status().task_id());
     e.mutable_status_update_ack()->set_uuid(update.status().uuid());
     fromMaster(e);
+  }
+
+  std::vector<AgentCall::Reregister> reregistrations() {
+    std::vector<AgentCall::Reregister> out;
+    for (const AgentCall& c : toMaster()) {
+      if (c.has_reregister()) {
+        out.push_back(c.reregister());
+      }
+    }
+    return out;
   }
 
   std::vector<AgentCall::StatusUpdate> updates() {
@@ -238,6 +260,33 @@ TEST_F(AgentTest, LooksForTheMasterAgainWhenPingsStop) {
     reregistered |= c.has_reregister();
   }
   EXPECT_TRUE(reregistered);
+}
+
+TEST_F(AgentTest, AfterALeaderChangeReregistersAtOnceOnlyOverAConnectionAlreadyUp) {
+  registered();
+  runTask("t1");
+  toMaster();
+  // A new leader it is not connected to: it waits a random moment (up to 500 ms), so that
+  // thousands of agents do not all connect at once.
+  detector_.lead("M2", "e2");
+  loop_.runUntilIdle();
+  EXPECT_TRUE(reregistrations().empty());
+  loop_.advance(milliseconds(501));
+  EXPECT_EQ(reregistrations().size(), 1u);
+  EXPECT_EQ(connected_.back(), "e2");
+  AgentEvent again;
+  again.mutable_registered()->set_agent_id("A1");
+  again.mutable_registered()->mutable_master_info()->set_id("M2");
+  fromMaster(again);
+
+  // A standby it already holds a connection to: at once.
+  agent_->setAlreadyConnected([](const std::string& endpoint) { return endpoint == "e3"; });
+  detector_.lead("M3", "e3");
+  loop_.runUntilIdle();
+  auto calls = reregistrations();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].tasks_size(), 1);
+  EXPECT_EQ(connected_.back(), "e3");
 }
 
 TEST_F(AgentTest, IgnoresTasksBeforeRegistrationAndStrayExecutors) {

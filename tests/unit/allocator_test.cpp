@@ -97,6 +97,17 @@ TEST_F(FairAllocatorTest, FiltersExpireAndDoNotHideNewResources) {
   EXPECT_EQ(allocator_.allocate(loop_.now()).size(), 1u);
 }
 
+TEST_F(FairAllocatorTest, AnExpiredFilterHidesNothingFromAnAllocationOfSomeAgents) {
+  addAgent("a1", "cpus:4;mem:1024");
+  addFramework("f1");
+  auto first = allocator_.allocate(loop_.now());
+  ASSERT_EQ(first.size(), 1u);
+  allocator_.recoverResources("f1", "a1", first[0].resources, seconds(10));
+  EXPECT_TRUE(allocator_.allocate(loop_.now(), {"a1"}).empty());
+  loop_.advance(seconds(11));
+  EXPECT_EQ(allocator_.allocate(loop_.now(), {"a1"}).size(), 1u);
+}
+
 TEST_F(FairAllocatorTest, RemovingAFrameworkFreesWhatItHeld) {
   addAgent("a1", "cpus:4;mem:1024");
   addFramework("f1");
