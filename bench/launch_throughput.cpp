@@ -31,7 +31,7 @@
 #include "common/ids.hpp"
 #include "common/logging.hpp"
 #include "common/zmq_transport.hpp"
-#include "master/allocator/fair_allocator.hpp"
+#include "master/allocator/hierarchical_allocator.hpp"
 #include "master/http.hpp"
 #include "master/master.hpp"
 
@@ -216,7 +216,7 @@ int run(int argc, const char* const* argv) {
   options.info.set_http_port(httpPort);
   master::InMemoryRegistry registry(masterLoop);
   master::Master master(options, masterLoop, router,
-                        std::make_unique<master::FairAllocator>(
+                        std::make_unique<master::HierarchicalAllocator>(
                             [&masterLoop] { return masterLoop.now(); }),
                         registry);
   router.setHandler([&master](const std::string& from, Envelope&& e) {

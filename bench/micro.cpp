@@ -6,7 +6,7 @@
 #include "common/envelope.hpp"
 #include "common/manual_loop.hpp"
 #include "common/resources.hpp"
-#include "master/allocator/fair_allocator.hpp"
+#include "master/allocator/hierarchical_allocator.hpp"
 
 namespace agora {
 namespace {
@@ -49,7 +49,7 @@ void BM_AllocateAllAgents(benchmark::State& state) {
   const int agents = static_cast<int>(state.range(0));
   const int frameworks = static_cast<int>(state.range(1));
   ManualLoop loop;
-  master::FairAllocator allocator([&] { return loop.now(); });
+  master::HierarchicalAllocator allocator([&] { return loop.now(); });
   Resources total = *Resources::parse("cpus:16;mem:65536;disk:65536");
   for (int i = 0; i < agents; ++i) {
     allocator.addAgent("a" + std::to_string(i), AgentInfo(), total);
@@ -61,7 +61,7 @@ void BM_AllocateAllAgents(benchmark::State& state) {
     auto allocations = allocator.allocate(loop.now());
     state.PauseTiming();
     for (const auto& a : allocations) {
-      allocator.recoverResources(a.frameworkId, a.agentId, a.resources, std::nullopt);
+      allocator.recoverResources(a.frameworkId, a.agentId, a.role, a.resources, std::nullopt);
     }
     state.ResumeTiming();
   }

@@ -19,7 +19,7 @@
 #include "common/pause_detector.hpp"
 #include "common/zmq_transport.hpp"
 #include "common/zookeeper.hpp"
-#include "master/allocator/fair_allocator.hpp"
+#include "master/allocator/hierarchical_allocator.hpp"
 #include "master/contender/contender.hpp"
 #include "master/http.hpp"
 #include "master/master.hpp"
@@ -90,6 +90,10 @@ int masterCommand(int argc, const char* const* argv) {
             "Silent heartbeat intervals before a scheduler counts as disconnected.");
   flags.add(&options.offerTimeout, "offer_timeout",
             "Rescind offers not answered within this time (0: never).");
+  std::string minAllocatable = "cpus:0.01|mem:32";
+  flags.add(&minAllocatable, "min_allocatable_resources",
+            "Offer an agent's free resources only when they hold at least one of these "
+            "alternatives ('|' between them).");
   flags.add(&maxMessageSize, "max_message_size",
             "Largest message (bytes) a peer may send; larger ones cut the connection.");
   daemonFlags.addTo(flags, "master");
@@ -100,6 +104,14 @@ int masterCommand(int argc, const char* const* argv) {
   if (port < 0 || port > 65535 || protocolPort < -1 || protocolPort > 65535) {
     std::cerr << "agora master: ports must be between 0 and 65535\n";
     return 2;
+  }
+  master::HierarchicalAllocator::Options allocatorOptions;
+  if (auto parsed = master::HierarchicalAllocator::Options::parseMinAllocatable(minAllocatable);
+      !parsed) {
+    std::cerr << "agora master: " << parsed.error() << "\n";
+    return 2;
+  } else {
+    allocatorOptions.minAllocatable = *parsed;
   }
   if (maxMessageSize < 1024) {
     std::cerr << "agora master: --max_message_size must be at least 1024 bytes\n";
@@ -237,7 +249,8 @@ int masterCommand(int argc, const char* const* argv) {
           }
           master = std::make_unique<master::Master>(
               options, loop, router,
-              std::make_unique<master::FairAllocator>([&loop] { return loop.now(); }),
+              std::make_unique<master::HierarchicalAllocator>([&loop] { return loop.now(); },
+                                                              allocatorOptions),
               *registry);
           master->metrics().transportStats = [&router] { return router.stats(); };
           master->start(*recovered);

@@ -389,8 +389,8 @@ void Master::updateTaskState(AgentEntry* agent, Task& task, const TaskStatus& st
     Resources resources(task.resources());
     if (agent != nullptr) {
       agent->used -= resources;
-      allocator_->recoverResources(task.framework_id(), agent->info.id(), resources,
-                                   std::nullopt);
+      allocator_->recoverResources(task.framework_id(), agent->info.id(), task.role(),
+                                   resources, std::nullopt);
       requestAllocation(agent->info.id());
     }
   }

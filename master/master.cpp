@@ -142,7 +142,7 @@ void Master::allocate() {
     if (framework == nullptr || agent == nullptr || !framework->active) {
       // The allocator's view is the master's own; a mismatch is a bug, but recover anyway.
       LOG(ERROR) << "Allocation for unknown framework or agent; recovering it";
-      allocator_->recoverResources(allocation.frameworkId, allocation.agentId,
+      allocator_->recoverResources(allocation.frameworkId, allocation.agentId, allocation.role,
                                    allocation.resources, std::nullopt);
       continue;
     }
@@ -197,7 +197,8 @@ void Master::removeOffer(const std::string& offerId, bool rescind) {
     framework->offers.erase(offerId);
   }
   if (rescind) {
-    allocator_->recoverResources(frameworkId, agentId, entry.resources, std::nullopt);
+    allocator_->recoverResources(frameworkId, agentId, entry.offer.allocation_role(),
+                                 entry.resources, std::nullopt);
     ++metrics_.offersRescinded;
     if (framework != nullptr && !framework->connection.empty()) {
       SchedulerEvent event;

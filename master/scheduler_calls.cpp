@@ -253,7 +253,7 @@ void Master::accept(FrameworkEntry& framework, const SchedulerCall::Accept& acce
     ++metrics_.invalidCalls;
     LOG(WARNING) << "Framework " << framework.info.id() << ": invalid accept: " << error;
     if (!agentId.empty()) {
-      allocator_->recoverResources(framework.info.id(), agentId, offered, std::nullopt);
+      allocator_->recoverResources(framework.info.id(), agentId, role, offered, std::nullopt);
     }
     dropLaunches(framework, accept, error);
     requestAllocation(agentId);
@@ -360,7 +360,7 @@ void Master::accept(FrameworkEntry& framework, const SchedulerCall::Accept& acce
     refuse = std::isfinite(s) && s > 0 ? fromSeconds(std::min(s, 365.0 * 86400)) : Duration::zero();
   }
   if (!remaining.empty()) {
-    allocator_->recoverResources(framework.info.id(), agentId, remaining, refuse);
+    allocator_->recoverResources(framework.info.id(), agentId, role, remaining, refuse);
   }
   requestAllocation(agentId);
 }
@@ -378,9 +378,10 @@ void Master::decline(FrameworkEntry& framework, const SchedulerCall::Decline& de
       continue;
     }
     std::string agentId = it->second.offer.agent_id();
+    std::string role = it->second.offer.allocation_role();
     Resources resources = it->second.resources;
     removeOffer(offerId, false);
-    allocator_->recoverResources(framework.info.id(), agentId, resources, refuse);
+    allocator_->recoverResources(framework.info.id(), agentId, role, resources, refuse);
     ++metrics_.offersDeclined;
     requestAllocation(agentId);
   }

@@ -3,7 +3,7 @@
 // The allocator decides which framework is offered which agent's free resources. It is a pure
 // state machine on the master's loop: the master tells it what exists and what is used, and
 // asks it for allocations; it never sends anything itself. Pluggable: the master holds it
-// through this interface (the full hierarchical DRF allocator is its own piece of work).
+// through this interface; HierarchicalAllocator (hierarchical DRF) is the one it uses.
 
 #include <optional>
 #include <set>
@@ -12,7 +12,9 @@
 
 #include "agora/agora.pb.h"
 #include "common/resources.hpp"
+#include "common/result.hpp"
 #include "common/time.hpp"
+#include "master/allocator/sorter.hpp"
 
 namespace agora::master {
 
@@ -22,6 +24,50 @@ struct Allocation {
   std::string role;
   Resources resources;
 };
+
+// A role's quota: a guarantee (set aside for the role until it uses it) and a limit (never
+// allocated beyond), both counted over the role's whole subtree.
+struct RoleQuota {
+  Quantities guarantee;
+  Quantities limit = Quantities::unlimited();
+};
+
+// What the allocator knows of a role, for operators (`agora roles`).
+struct RoleInfo {
+  std::string name;
+  double weight = 1;
+  RoleQuota quota;
+  bool hasQuota = false;
+  Quantities allocated;  // offered or in use, the role's subtree
+  Quantities reserved;   // reserved on agents for the role's subtree
+  std::vector<std::string> frameworks;  // subscribed to exactly this role
+};
+
+// Why a framework got nothing for a role in the last allocation that looked at it.
+enum class Unoffered {
+  kOffered,        // it did get something
+  kInactive,       // disconnected or deactivated
+  kSuppressed,     // the framework suppressed offers for the role
+  kQuotaLimit,     // the role (or an ancestor) is at its quota limit
+  kHeadroom,       // what was free is set aside for other roles' quota guarantees
+  kFiltered,       // it declined what was free, with a filter still in force
+  kNoFittingAgent, // nothing free fits: too small, reserved for others, or GPU agents only
+  kFairShare,      // others with lower shares took what was free first
+  kNothingFree,    // no agent had anything free
+};
+const char* describe(Unoffered reason);
+
+struct Explanation {
+  std::string frameworkId;
+  std::string role;
+  Unoffered reason = Unoffered::kNothingFree;
+  Quantities allocated;  // what the framework holds in the role
+  double share = 0;      // its dominant share within the role
+};
+
+// Checks a role name: "*" or slash-separated segments of letters, digits, '-', '_' and '.',
+// none empty, "." or "..", and none starting with '-'.
+Status validateRole(const std::string& role);
 
 class Allocator {
  public:
@@ -43,10 +89,11 @@ class Allocator {
   virtual void addUsed(const std::string& frameworkId, const std::string& agentId,
                        const std::string& role, const Resources& resources) = 0;
 
-  // Resources a framework gives back: declined or unused offers, finished tasks. With
-  // `refuse`, the framework is not offered (a subset of) them on that agent for that long.
+  // Resources a framework gives back from what it holds for `role`: declined or unused offers,
+  // finished tasks. With `refuse`, the framework is not offered (a subset of) them on that agent
+  // for that role for that long.
   virtual void recoverResources(const std::string& frameworkId, const std::string& agentId,
-                                const Resources& resources,
+                                const std::string& role, const Resources& resources,
                                 std::optional<Duration> refuse) = 0;
 
   // Roles empty: all of the framework's roles.
@@ -58,6 +105,18 @@ class Allocator {
   // The same, looking only at these agents (what changed since the last allocation).
   virtual std::vector<Allocation> allocate(TimePoint now,
                                            const std::set<std::string>& agents) = 0;
+
+  // Operator settings. Weights are positive; a quota's guarantee must fit in its limit.
+  virtual Status setWeight(const std::string& role, double weight) = 0;
+  virtual Status setQuota(const std::string& role, const RoleQuota& quota) = 0;
+  virtual void removeQuota(const std::string& role) = 0;
+
+  // Roles that have frameworks, allocations, reservations, a weight or a quota.
+  virtual std::vector<RoleInfo> roles() const = 0;
+  virtual Quantities clusterTotal() const = 0;
+  // For each (framework, role): whether the last allocation that looked at it offered
+  // something, and if not, why.
+  virtual std::vector<Explanation> explain() const = 0;
 };
 
 }  // namespace agora::master

@@ -10,7 +10,7 @@
 
 #include "common/manual_loop.hpp"
 #include "common/resources.hpp"
-#include "master/allocator/fair_allocator.hpp"
+#include "master/allocator/hierarchical_allocator.hpp"
 #include "master/master.hpp"
 #include "tests/support/fake_transport.hpp"
 
@@ -67,7 +67,7 @@ class MasterRegistryTest : public ::testing::Test {
     options.onFatal = [this](const std::string& why) { fatal_ = why; };
     master_ = std::make_unique<Master>(
         options, loop_, transport_,
-        std::make_unique<FairAllocator>([this] { return loop_.now(); }), *registry_);
+        std::make_unique<HierarchicalAllocator>([this] { return loop_.now(); }), *registry_);
     std::optional<RegistryState> recovered;
     registry_->recover([&](Result<RegistryState> s) { recovered = *s; });
     loop_.runUntilIdle();

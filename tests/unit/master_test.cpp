@@ -6,7 +6,7 @@
 
 #include "common/manual_loop.hpp"
 #include "common/resources.hpp"
-#include "master/allocator/fair_allocator.hpp"
+#include "master/allocator/hierarchical_allocator.hpp"
 #include "master/master.hpp"
 #include "tests/support/fake_transport.hpp"
 
@@ -28,7 +28,7 @@ class MasterTest : public ::testing::Test {
     options.maxFrameworkHeartbeatMisses = 3;
     master_ = std::make_unique<Master>(
         options, loop_, transport_,
-        std::make_unique<FairAllocator>([this] { return loop_.now(); }), registry_);
+        std::make_unique<HierarchicalAllocator>([this] { return loop_.now(); }), registry_);
     startRecovered();
   }
 

@@ -9,7 +9,7 @@
 #include "agent/agent.hpp"
 #include "agent/containerizer/fake_containerizer.hpp"
 #include "common/manual_loop.hpp"
-#include "master/allocator/fair_allocator.hpp"
+#include "master/allocator/hierarchical_allocator.hpp"
 #include "master/master.hpp"
 #include "tests/support/sim_network.hpp"
 
@@ -152,7 +152,7 @@ std::pair<std::map<std::string, std::vector<TaskState>>, uint64_t> simulate(uint
   master::InMemoryRegistry registry(loop);
   master = std::make_unique<master::Master>(
       options, loop, masterLink,
-      std::make_unique<master::FairAllocator>([&loop] { return loop.now(); }), registry);
+      std::make_unique<master::HierarchicalAllocator>([&loop] { return loop.now(); }), registry);
   registry.recover([&](Result<master::RegistryState> state) { master->start(*state); });
   loop.runUntilIdle();
 

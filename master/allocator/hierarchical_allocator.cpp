@@ -1,0 +1,977 @@
+#include "master/allocator/hierarchical_allocator.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include <glog/logging.h>
+
+namespace agora::master {
+
+namespace {
+
+constexpr Sorter::Id kSelf = 0;  // in a role's child sorter: the role's own frameworks
+
+bool isReserved(const Resource& r) { return r.reservations_size() > 0; }
+
+// Whether `role` is `ancestor` or one of its descendants.
+bool within(const std::string& role, const std::string& ancestor) {
+  return role == ancestor ||
+         (role.size() > ancestor.size() && role.compare(0, ancestor.size(), ancestor) == 0 &&
+          role[ancestor.size()] == '/');
+}
+
+Quantities minimum(const Quantities& a, const Quantities& b) {
+  Quantities out;
+  for (size_t i = 0; i < Quantities::kKinds; ++i) {
+    out.v[i] = std::min(a.v[i], b.v[i]);
+  }
+  return out;
+}
+
+// `resources` with each scalar kind cut down to `cap` (items taken in order).
+Resources capped(const Resources& resources, Quantities cap) {
+  Resources out;
+  for (const Resource& r : resources.items()) {
+    Quantities q = Quantities::of(r);
+    size_t kind = Quantities::kKinds;
+    for (size_t i = 0; i < Quantities::kKinds; ++i) {
+      if (q.v[i] > 0) {
+        kind = i;
+      }
+    }
+    if (kind == Quantities::kKinds) {
+      out += r;  // ranges, and scalars that are not shared by amount
+      continue;
+    }
+    double take = std::min(q.v[kind], cap.v[kind]);
+    take = std::floor(take * 1000 + 1e-6) / 1000;  // the resolution of scalars
+    if (take <= 0) {
+      continue;
+    }
+    cap.v[kind] -= take;
+    if (take == r.scalar()) {
+      out += r;
+    } else {
+      Resource part = r;
+      part.set_scalar(take);
+      out += part;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+struct HierarchicalAllocator::Role {
+  std::string name;
+  Role* parent = nullptr;
+  Sorter::Id id = 0;
+  std::map<std::string, std::unique_ptr<Role>> children;  // by name
+  double weight = 1;
+  bool hasQuota = false;
+  RoleQuota quota;
+  Sorter childSorter;      // child roles by id, and kSelf for this role's own frameworks
+  Sorter frameworkSorter;  // frameworks by index
+  Quantities allocated;          // subtree: offered or in use
+  Quantities reserved;           // subtree: reserved on agents, used or not
+  Quantities reservedAllocated;  // subtree: the reserved part of `allocated`
+  size_t active = 0;             // subtree: (framework, role) pairs to offer to
+  std::set<std::string> subscribers;  // framework ids subscribed to exactly this role
+};
+
+struct HierarchicalAllocator::Framework {
+  struct Filter {
+    Resources resources;
+    TimePoint expires;
+  };
+  struct InRole {
+    bool subscribed = false;
+    bool suppressed = false;
+    bool inSorter = false;  // a client of the role's framework sorter
+    bool active = false;    // counted in the role's `active`
+    Unoffered last = Unoffered::kNothingFree;
+    Quantities allocated;
+    std::unordered_map<uint64_t, Filter> filters;  // by agent serial
+  };
+  std::string id;
+  uint32_t index = 0;
+  bool active = true;
+  bool gpuCapable = false;
+  std::map<std::string, InRole> roles;
+};
+
+struct HierarchicalAllocator::Agent {
+  std::string id;
+  uint64_t serial = 0;  // never reused, unlike the index: filters name agents by it
+  Resources total;
+  Resources available;
+  Quantities availableQ;
+  bool hasGpus = false;
+  bool hasReservations = false;
+  std::map<std::pair<uint32_t, std::string>, Resources> held;  // by (framework, role)
+};
+
+struct HierarchicalAllocator::Candidate {
+  Framework* framework = nullptr;
+  Role* role = nullptr;
+  Resources offer;
+};
+
+// ------------------------------------------------------------------------------------------
+
+std::vector<Quantities> HierarchicalAllocator::Options::defaultMinAllocatable() {
+  Quantities cpus;
+  cpus.v[0] = 0.01;
+  Quantities mem;
+  mem.v[1] = 32;
+  return {cpus, mem};
+}
+
+Result<std::vector<Quantities>> HierarchicalAllocator::Options::parseMinAllocatable(
+    const std::string& text) {
+  std::vector<Quantities> out;
+  size_t start = 0;
+  while (true) {
+    size_t bar = text.find('|', start);
+    std::string part = text.substr(start, bar == std::string::npos ? std::string::npos
+                                                                    : bar - start);
+    auto q = Quantities::parse(part);
+    if (!q) {
+      return Error("--min_allocatable_resources: " + q.error());
+    }
+    if (q->empty()) {
+      return Error("--min_allocatable_resources: an empty alternative in '" + text + "'");
+    }
+    out.push_back(*q);
+    if (bar == std::string::npos) {
+      break;
+    }
+    start = bar + 1;
+  }
+  return out;
+}
+
+HierarchicalAllocator::HierarchicalAllocator(std::function<TimePoint()> clock, Options options)
+    : clock_(std::move(clock)), options_(std::move(options)), root_(std::make_unique<Role>()) {
+  root_->childSorter.add(kSelf, root_->name);
+  roles_[""] = root_.get();
+}
+
+HierarchicalAllocator::~HierarchicalAllocator() = default;
+
+HierarchicalAllocator::Role& HierarchicalAllocator::ensureRole(const std::string& name) {
+  auto it = roles_.find(name);
+  if (it != roles_.end()) {
+    return *it->second;
+  }
+  size_t slash = name.rfind('/');
+  Role& parent = slash == std::string::npos ? *root_ : ensureRole(name.substr(0, slash));
+  auto role = std::make_unique<Role>();
+  role->name = name;
+  role->parent = &parent;
+  role->id = nextRoleId_++;
+  role->childSorter.setTotal(clusterTotal_);
+  role->frameworkSorter.setTotal(clusterTotal_);
+  role->childSorter.add(kSelf, role->name);
+  parent.childSorter.add(role->id, role->name, role->weight);
+  Role* raw = role.get();
+  parent.children[name] = std::move(role);
+  roles_[name] = raw;
+  return *raw;
+}
+
+HierarchicalAllocator::Role* HierarchicalAllocator::findRole(const std::string& name) const {
+  auto it = roles_.find(name);
+  return it == roles_.end() ? nullptr : it->second;
+}
+
+HierarchicalAllocator::Framework* HierarchicalAllocator::findFramework(const std::string& id) {
+  auto it = frameworkIndex_.find(id);
+  return it == frameworkIndex_.end() ? nullptr : frameworks_[it->second].get();
+}
+
+void HierarchicalAllocator::refreshActive(Framework& f, const std::string& roleName) {
+  auto it = f.roles.find(roleName);
+  if (it == f.roles.end()) {
+    return;
+  }
+  Framework::InRole& in = it->second;
+  Role& role = ensureRole(roleName);
+  bool want = f.active && in.subscribed && !in.suppressed;
+  bool keep = in.subscribed || !in.allocated.empty();
+  if (keep && !in.inSorter) {
+    role.frameworkSorter.add(f.index, f.id);
+    role.frameworkSorter.allocate(f.index, in.allocated);
+    in.inSorter = true;
+  }
+  if (in.inSorter) {
+    if (want) {
+      role.frameworkSorter.activate(f.index);
+    } else {
+      role.frameworkSorter.deactivate(f.index);
+    }
+  }
+  if (want != in.active) {
+    in.active = want;
+    for (Role* n = &role; n != nullptr; n = n->parent) {
+      n->active = want ? n->active + 1 : n->active - 1;
+    }
+  }
+  if (in.subscribed) {
+    role.subscribers.insert(f.id);
+  } else {
+    role.subscribers.erase(f.id);
+  }
+  if (!keep) {
+    if (in.inSorter) {
+      role.frameworkSorter.remove(f.index);
+    }
+    f.roles.erase(it);
+  }
+}
+
+void HierarchicalAllocator::setRoles(Framework& f, const FrameworkInfo& info) {
+  std::set<std::string> wanted(info.roles().begin(), info.roles().end());
+  if (wanted.empty()) {
+    wanted.insert("*");
+  }
+  f.gpuCapable = std::find(info.capabilities().begin(), info.capabilities().end(),
+                           FrameworkInfo::GPU_RESOURCES) != info.capabilities().end();
+  std::vector<std::string> touched;
+  for (auto& [name, in] : f.roles) {
+    if (in.subscribed && wanted.count(name) == 0) {
+      in.subscribed = false;
+      touched.push_back(name);
+    }
+  }
+  for (const std::string& name : wanted) {
+    if (!validateRole(name)) {
+      LOG(WARNING) << "Framework " << f.id << ": ignoring invalid role '" << name << "'";
+      continue;
+    }
+    f.roles[name].subscribed = true;
+    touched.push_back(name);
+  }
+  for (const std::string& name : touched) {
+    refreshActive(f, name);
+  }
+}
+
+void HierarchicalAllocator::addFramework(const std::string& frameworkId,
+                                         const FrameworkInfo& info, bool active) {
+  if (findFramework(frameworkId) != nullptr) {
+    updateFramework(frameworkId, info);
+    if (active) {
+      activateFramework(frameworkId);
+    } else {
+      deactivateFramework(frameworkId);
+    }
+    return;
+  }
+  uint32_t index;
+  if (!freeFrameworkSlots_.empty()) {
+    index = freeFrameworkSlots_.back();
+    freeFrameworkSlots_.pop_back();
+  } else {
+    index = static_cast<uint32_t>(frameworks_.size());
+    frameworks_.emplace_back();
+  }
+  auto f = std::make_unique<Framework>();
+  f->id = frameworkId;
+  f->index = index;
+  f->active = active;
+  Framework& raw = *f;
+  frameworks_[index] = std::move(f);
+  frameworkIndex_[frameworkId] = index;
+  setRoles(raw, info);
+}
+
+void HierarchicalAllocator::updateFramework(const std::string& frameworkId,
+                                            const FrameworkInfo& info) {
+  if (Framework* f = findFramework(frameworkId)) {
+    setRoles(*f, info);
+  }
+}
+
+void HierarchicalAllocator::removeFramework(const std::string& frameworkId) {
+  Framework* f = findFramework(frameworkId);
+  if (f == nullptr) {
+    return;
+  }
+  for (auto& agent : agents_) {
+    if (agent == nullptr) {
+      continue;
+    }
+    std::vector<std::pair<std::string, Resources>> mine;
+    for (auto it = agent->held.lower_bound({f->index, ""});
+         it != agent->held.end() && it->first.first == f->index; ++it) {
+      mine.emplace_back(it->first.second, it->second);
+    }
+    for (auto& [role, resources] : mine) {
+      account(*f, role, *agent, resources, false);
+    }
+  }
+  std::vector<std::string> names;
+  for (auto& [name, in] : f->roles) {
+    in.subscribed = false;
+    in.filters.clear();
+    names.push_back(name);
+  }
+  f->active = false;
+  for (const std::string& name : names) {
+    refreshActive(*f, name);
+  }
+  uint32_t index = f->index;
+  frameworkIndex_.erase(frameworkId);
+  frameworks_[index].reset();
+  freeFrameworkSlots_.push_back(index);
+}
+
+void HierarchicalAllocator::activateFramework(const std::string& frameworkId) {
+  if (Framework* f = findFramework(frameworkId)) {
+    f->active = true;
+    std::vector<std::string> names;
+    for (auto& [name, in] : f->roles) names.push_back(name);
+    for (const std::string& name : names) refreshActive(*f, name);
+  }
+}
+
+void HierarchicalAllocator::deactivateFramework(const std::string& frameworkId) {
+  if (Framework* f = findFramework(frameworkId)) {
+    f->active = false;
+    std::vector<std::string> names;
+    for (auto& [name, in] : f->roles) names.push_back(name);
+    for (const std::string& name : names) refreshActive(*f, name);
+  }
+}
+
+void HierarchicalAllocator::suppress(const std::string& frameworkId,
+                                     const std::vector<std::string>& roles) {
+  Framework* f = findFramework(frameworkId);
+  if (f == nullptr) {
+    return;
+  }
+  std::vector<std::string> names;
+  for (auto& [name, in] : f->roles) {
+    if (in.subscribed &&
+        (roles.empty() || std::find(roles.begin(), roles.end(), name) != roles.end())) {
+      in.suppressed = true;
+      names.push_back(name);
+    }
+  }
+  for (const std::string& name : names) refreshActive(*f, name);
+}
+
+void HierarchicalAllocator::revive(const std::string& frameworkId,
+                                   const std::vector<std::string>& roles) {
+  Framework* f = findFramework(frameworkId);
+  if (f == nullptr) {
+    return;
+  }
+  std::vector<std::string> names;
+  for (auto& [name, in] : f->roles) {
+    if (roles.empty() || std::find(roles.begin(), roles.end(), name) != roles.end()) {
+      in.suppressed = false;
+      in.filters.clear();
+      names.push_back(name);
+    }
+  }
+  for (const std::string& name : names) refreshActive(*f, name);
+}
+
+// ------------------------------------------------------------------------------------------
+
+void HierarchicalAllocator::accountReservations(Agent& agent, const Resources& total, bool add) {
+  requiredValid_ = false;
+  for (const Resource& r : total.items()) {
+    if (!isReserved(r)) {
+      continue;
+    }
+    Quantities q = Quantities::of(r);
+    for (Role* n = &ensureRole(reservationRole(r)); n != nullptr; n = n->parent) {
+      if (add) {
+        n->reserved += q;
+      } else {
+        n->reserved -= q;
+      }
+    }
+  }
+  (void)agent;
+}
+
+void HierarchicalAllocator::addAgent(const std::string& agentId, const AgentInfo& info,
+                                     const Resources& total) {
+  (void)info;
+  auto found = agentIndex_.find(agentId);
+  if (found != agentIndex_.end()) {
+    // Known (re-registered): take the new total; what frameworks hold stays held.
+    Agent& agent = *agents_[found->second];
+    freeUnreserved_ -= Quantities::of(agent.available.unreserved());
+    clusterTotal_ -= Quantities::of(agent.total);
+    accountReservations(agent, agent.total, false);
+    agent.total = total;
+    agent.available = total;
+    for (const auto& [key, resources] : agent.held) {
+      agent.available -= resources;
+    }
+    agent.availableQ = Quantities::of(agent.available);
+    agent.hasGpus = total.scalar("gpus") > 0;
+    agent.hasReservations = std::any_of(total.items().begin(), total.items().end(), isReserved);
+    accountReservations(agent, total, true);
+    clusterTotal_ += Quantities::of(total);
+    freeUnreserved_ += Quantities::of(agent.available.unreserved());
+    totalsChanged_ = true;
+    return;
+  }
+  uint32_t index;
+  if (!freeAgentSlots_.empty()) {
+    index = freeAgentSlots_.back();
+    freeAgentSlots_.pop_back();
+  } else {
+    index = static_cast<uint32_t>(agents_.size());
+    agents_.emplace_back();
+  }
+  static uint64_t serials = 0;
+  auto agent = std::make_unique<Agent>();
+  agent->id = agentId;
+  agent->serial = ++serials;
+  agent->total = total;
+  agent->available = total;
+  agent->availableQ = Quantities::of(total);
+  agent->hasGpus = total.scalar("gpus") > 0;
+  agent->hasReservations = std::any_of(total.items().begin(), total.items().end(), isReserved);
+  accountReservations(*agent, total, true);
+  clusterTotal_ += agent->availableQ;
+  freeUnreserved_ += Quantities::of(total.unreserved());
+  agents_[index] = std::move(agent);
+  agentIndex_[agentId] = index;
+  totalsChanged_ = true;
+}
+
+void HierarchicalAllocator::removeAgent(const std::string& agentId) {
+  auto found = agentIndex_.find(agentId);
+  if (found == agentIndex_.end()) {
+    return;
+  }
+  uint32_t index = found->second;
+  Agent& agent = *agents_[index];
+  auto held = agent.held;
+  for (auto& [key, resources] : held) {
+    if (frameworks_[key.first] != nullptr) {
+      account(*frameworks_[key.first], key.second, agent, resources, false);
+    }
+  }
+  accountReservations(agent, agent.total, false);
+  clusterTotal_ -= Quantities::of(agent.total);
+  freeUnreserved_ -= Quantities::of(agent.available.unreserved());
+  agentIndex_.erase(found);
+  agents_[index].reset();
+  freeAgentSlots_.push_back(index);
+  totalsChanged_ = true;
+}
+
+void HierarchicalAllocator::account(Framework& f, const std::string& roleName, Agent& agent,
+                                    const Resources& resources, bool add) {
+  Quantities q;
+  Quantities reserved;
+  for (const Resource& r : resources.items()) {
+    Quantities one = Quantities::of(r);
+    q += one;
+    if (isReserved(r)) {
+      reserved += one;
+    }
+  }
+  Quantities unreserved = q;
+  unreserved -= reserved;
+  requiredValid_ = false;
+  auto key = std::make_pair(f.index, roleName);
+  Framework::InRole& in = f.roles[roleName];
+  Role& role = ensureRole(roleName);
+  if (add) {
+    if (!in.inSorter) {
+      role.frameworkSorter.add(f.index, f.id);
+      role.frameworkSorter.deactivate(f.index);
+      in.inSorter = true;
+    }
+    agent.available -= resources;
+    agent.availableQ -= q;
+    agent.held[key] += resources;
+    freeUnreserved_ -= unreserved;
+    in.allocated += q;
+    role.frameworkSorter.allocate(f.index, q);
+    role.childSorter.allocate(kSelf, q);
+    for (Role* n = &role; n != nullptr; n = n->parent) {
+      n->allocated += q;
+      n->reservedAllocated += reserved;
+      if (n->parent != nullptr) {
+        n->parent->childSorter.allocate(n->id, q);
+      }
+    }
+    refreshActive(f, roleName);  // an unsubscribed role now held: keep it in the sorter
+    return;
+  }
+  auto held = agent.held.find(key);
+  if (held == agent.held.end() || !held->second.contains(resources)) {
+    LOG(ERROR) << "Allocator: framework " << f.id << " gives back " << resources << " on agent "
+               << agent.id << " for role " << roleName << " but holds "
+               << (held == agent.held.end() ? std::string("nothing") : held->second.toString());
+    return;
+  }
+  held->second -= resources;
+  if (held->second.empty()) {
+    agent.held.erase(held);
+  }
+  agent.available += resources;
+  agent.availableQ += q;
+  freeUnreserved_ += unreserved;
+  in.allocated -= q;
+  for (double& x : in.allocated.v) {
+    x = std::max(0.0, x < 0.0005 ? 0.0 : x);
+  }
+  role.frameworkSorter.unallocate(f.index, q);
+  role.childSorter.unallocate(kSelf, q);
+  for (Role* n = &role; n != nullptr; n = n->parent) {
+    n->allocated -= q;
+    n->reservedAllocated -= reserved;
+    if (n->parent != nullptr) {
+      n->parent->childSorter.unallocate(n->id, q);
+    }
+  }
+  refreshActive(f, roleName);  // may drop a role it no longer holds or wants
+}
+
+void HierarchicalAllocator::addUsed(const std::string& frameworkId, const std::string& agentId,
+                                    const std::string& role, const Resources& resources) {
+  Framework* f = findFramework(frameworkId);
+  auto a = agentIndex_.find(agentId);
+  if (f == nullptr || a == agentIndex_.end() || resources.empty()) {
+    return;
+  }
+  std::string name = role;
+  if (name.empty() || !validateRole(name)) {
+    name = "*";
+    for (const auto& [r, in] : f->roles) {
+      if (in.subscribed) {
+        name = r;
+        break;
+      }
+    }
+  }
+  Agent& agent = *agents_[a->second];
+  if (!agent.available.contains(resources)) {
+    LOG(ERROR) << "Allocator: agent " << agentId << " has " << agent.available
+               << " free, not the " << resources << " framework " << frameworkId << " uses";
+    return;
+  }
+  account(*f, name, agent, resources, true);
+}
+
+void HierarchicalAllocator::recoverResources(const std::string& frameworkId,
+                                             const std::string& agentId,
+                                             const std::string& role,
+                                             const Resources& resources,
+                                             std::optional<Duration> refuse) {
+  Framework* f = findFramework(frameworkId);
+  auto a = agentIndex_.find(agentId);
+  if (f == nullptr || a == agentIndex_.end() || resources.empty()) {
+    return;
+  }
+  Agent& agent = *agents_[a->second];
+  std::string name = role.empty() ? "*" : role;
+  account(*f, name, agent, resources, false);
+  if (refuse && *refuse > Duration::zero()) {
+    auto in = f->roles.find(name);
+    if (in != f->roles.end()) {
+      in->second.filters[agent.serial] = Framework::Filter{resources, clock_() + *refuse};
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+
+Status HierarchicalAllocator::setWeight(const std::string& role, double weight) {
+  Status valid = validateRole(role);
+  if (!valid) {
+    return valid;
+  }
+  if (!(weight > 0) || !std::isfinite(weight)) {
+    return Error("a weight must be a positive number");
+  }
+  Role& r = ensureRole(role);
+  r.weight = weight;
+  r.parent->childSorter.setWeight(r.id, weight);
+  return ok();
+}
+
+Status HierarchicalAllocator::setQuota(const std::string& role, const RoleQuota& quota) {
+  Status valid = validateRole(role);
+  if (!valid) {
+    return valid;
+  }
+  if (!quota.limit.contains(quota.guarantee)) {
+    return Error("role '" + role + "': the guarantee (" + quota.guarantee.toString() +
+                 ") exceeds the limit (" + quota.limit.toString() + ")");
+  }
+  Role& r = ensureRole(role);
+  if (!r.hasQuota) {
+    ++quotaRoles_;
+  }
+  r.hasQuota = true;
+  r.quota = quota;
+  requiredValid_ = false;
+  return ok();
+}
+
+void HierarchicalAllocator::removeQuota(const std::string& role) {
+  Role* r = findRole(role);
+  if (r != nullptr && r->hasQuota) {
+    r->hasQuota = false;
+    r->quota = RoleQuota{};
+    --quotaRoles_;
+    requiredValid_ = false;
+  }
+}
+
+std::vector<RoleInfo> HierarchicalAllocator::roles() const {
+  std::vector<RoleInfo> out;
+  std::vector<const Role*> pending{root_.get()};
+  while (!pending.empty()) {
+    const Role* r = pending.back();
+    pending.pop_back();
+    for (auto it = r->children.rbegin(); it != r->children.rend(); ++it) {
+      pending.push_back(it->second.get());
+    }
+    if (r == root_.get()) {
+      continue;
+    }
+    if (r->subscribers.empty() && r->allocated.empty() && r->reserved.empty() &&
+        r->weight == 1 && !r->hasQuota) {
+      continue;
+    }
+    RoleInfo info;
+    info.name = r->name;
+    info.weight = r->weight;
+    info.quota = r->quota;
+    info.hasQuota = r->hasQuota;
+    info.allocated = r->allocated;
+    info.reserved = r->reserved;
+    info.frameworks.assign(r->subscribers.begin(), r->subscribers.end());
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+std::vector<Explanation> HierarchicalAllocator::explain() const {
+  std::vector<Explanation> out;
+  for (const auto& f : frameworks_) {
+    if (f == nullptr) {
+      continue;
+    }
+    for (const auto& [name, in] : f->roles) {
+      if (!in.subscribed) {
+        continue;
+      }
+      Explanation e;
+      e.frameworkId = f->id;
+      e.role = name;
+      e.reason = in.last;
+      e.allocated = in.allocated;
+      const Role* role = findRole(name);
+      e.share = role != nullptr ? role->frameworkSorter.share(f->index) : 0;
+      out.push_back(std::move(e));
+    }
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------
+
+bool HierarchicalAllocator::allocatable(const Quantities& q) const {
+  for (const Quantities& min : options_.minAllocatable) {
+    if (q.contains(min)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+Quantities HierarchicalAllocator::consumption(const Role& role) const {
+  Quantities q = role.allocated;
+  q += role.reserved;
+  q -= role.reservedAllocated;
+  return q;
+}
+
+HierarchicalAllocator::Role* HierarchicalAllocator::quotaRootOf(Role& role) const {
+  Role* top = nullptr;
+  for (Role* n = &role; n != nullptr; n = n->parent) {
+    if (n->hasQuota) {
+      top = n;
+    }
+  }
+  return top;
+}
+
+const Quantities& HierarchicalAllocator::requiredHeadroom() {
+  if (!requiredValid_) {
+    requiredValid_ = true;
+    required_ = Quantities();
+    if (quotaRoles_ > 0) {
+      for (const auto& [name, role] : roles_) {
+        if (role->hasQuota && quotaRootOf(*role) == role) {
+          required_ += role->quota.guarantee.above(consumption(*role));
+        }
+      }
+    }
+  }
+  return required_;
+}
+
+void HierarchicalAllocator::refreshTotals() {
+  if (!totalsChanged_) {
+    return;
+  }
+  totalsChanged_ = false;
+  for (auto& [name, role] : roles_) {
+    role->childSorter.setTotal(clusterTotal_);
+    role->frameworkSorter.setTotal(clusterTotal_);
+  }
+}
+
+void HierarchicalAllocator::note(Framework& f, const std::string& role, Unoffered reason) {
+  auto it = f.roles.find(role);
+  if (it != f.roles.end() && static_cast<int>(reason) < static_cast<int>(it->second.last)) {
+    it->second.last = reason;
+  }
+}
+
+bool HierarchicalAllocator::offerFor(Framework& f, Role& role, Agent& agent, TimePoint now,
+                                     Role* quotaRoot, Candidate& out) {
+  if (agent.hasGpus && !f.gpuCapable) {
+    note(f, role.name, Unoffered::kNoFittingAgent);
+    return false;
+  }
+  // What the role may take here: unreserved resources, and those reserved for it or a parent.
+  Resources reserved;
+  Resources unreserved;
+  if (!agent.hasReservations) {
+    unreserved = agent.available;
+  } else {
+    for (const Resource& r : agent.available.items()) {
+      if (!isReserved(r)) {
+        unreserved += r;
+      } else if (within(role.name, reservationRole(r))) {
+        reserved += r;
+      }
+    }
+  }
+  Quantities unreservedQ = agent.hasReservations ? Quantities::of(unreserved) : agent.availableQ;
+
+  // The unreserved part is capped by quota limits on the path, by the headroom other roles'
+  // guarantees need, and in stage 1 by what the guarantee still needs.
+  Unoffered bound = Unoffered::kNoFittingAgent;
+  if (quotaRoles_ > 0 && !unreservedQ.empty()) {
+    // A role with no room left in a kind its limit bounds is at its limit: it gets no more
+    // unreserved resources of any kind (mem without cpus would be of no use to it).
+    Quantities cap = Quantities::unlimited();
+    bool atLimit = false;
+    for (Role* n = &role; n != nullptr; n = n->parent) {
+      if (n->hasQuota) {
+        Quantities room = n->quota.limit.above(consumption(*n));
+        for (size_t i = 0; i < Quantities::kKinds; ++i) {
+          atLimit |= !n->quota.limit.isUnlimited(i) && room.v[i] < 0.001;
+        }
+        cap = minimum(cap, room);
+      }
+    }
+    if (atLimit) {
+      cap = Quantities();
+    }
+    if (!cap.contains(unreservedQ)) {
+      bound = Unoffered::kQuotaLimit;
+    }
+    Role* own = quotaRootOf(role);
+    Quantities ownNeed;
+    if (own != nullptr) {
+      ownNeed = own->quota.guarantee.above(consumption(*own));
+    }
+    Quantities others = requiredHeadroom();
+    others -= ownNeed;
+    Quantities allowed = freeUnreserved_.above(others);
+    if (bound != Unoffered::kQuotaLimit && !allowed.contains(unreservedQ)) {
+      bound = Unoffered::kHeadroom;
+    }
+    cap = minimum(cap, allowed);
+    if (quotaRoot != nullptr) {
+      for (size_t i = 0; i < Quantities::kKinds; ++i) {
+        if (quotaRoot->quota.guarantee.v[i] > 0) {
+          cap.v[i] = std::min(cap.v[i], ownNeed.v[i]);
+        }
+      }
+    }
+    if (!cap.contains(unreservedQ)) {
+      unreserved = capped(unreserved, cap);
+    }
+  }
+  Resources offer = std::move(reserved);
+  offer += unreserved;
+  if (offer.empty() || !allocatable(Quantities::of(offer))) {
+    note(f, role.name, bound);
+    return false;
+  }
+  auto in = f.roles.find(role.name);
+  if (in != f.roles.end()) {
+    auto filter = in->second.filters.find(agent.serial);
+    if (filter != in->second.filters.end()) {
+      if (filter->second.expires <= now) {
+        in->second.filters.erase(filter);
+      } else if (filter->second.resources.contains(offer)) {
+        note(f, role.name, Unoffered::kFiltered);
+        return false;
+      }
+    }
+  }
+  out.framework = &f;
+  out.role = &role;
+  out.offer = std::move(offer);
+  return true;
+}
+
+bool HierarchicalAllocator::pick(Role& node, Agent& agent, TimePoint now, Role* quotaRoot,
+                                 Candidate& out) {
+  for (const Sorter::Entry& entry : node.childSorter.order()) {
+    if (entry.id == kSelf) {
+      for (const Sorter::Entry& fe : node.frameworkSorter.order()) {
+        if (offerFor(*frameworks_[fe.id], node, agent, now, quotaRoot, out)) {
+          return true;
+        }
+      }
+      continue;
+    }
+    auto child = node.children.find(*entry.name);
+    if (child == node.children.end() || child->second->active == 0) {
+      continue;
+    }
+    if (pick(*child->second, agent, now, quotaRoot, out)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::vector<Allocation> HierarchicalAllocator::allocate(TimePoint now) {
+  std::vector<uint32_t> all;
+  all.reserve(agentIndex_.size());
+  for (uint32_t i = 0; i < agents_.size(); ++i) {
+    if (agents_[i] != nullptr) {
+      all.push_back(i);
+    }
+  }
+  return allocateAgents(now, all, true);
+}
+
+std::vector<Allocation> HierarchicalAllocator::allocate(TimePoint now,
+                                                        const std::set<std::string>& agents) {
+  std::vector<uint32_t> some;
+  for (const std::string& id : agents) {
+    auto it = agentIndex_.find(id);
+    if (it != agentIndex_.end()) {
+      some.push_back(it->second);
+    }
+  }
+  return allocateAgents(now, some, false);
+}
+
+std::vector<Allocation> HierarchicalAllocator::allocateAgents(TimePoint now,
+                                                              const std::vector<uint32_t>& agents,
+                                                              bool full) {
+  std::vector<Allocation> out;
+  refreshTotals();
+  if (full) {
+    // Every (framework, role) is told afresh why it got nothing, unless it gets something.
+    for (auto& f : frameworks_) {
+      if (f == nullptr) {
+        continue;
+      }
+      for (auto& [name, in] : f->roles) {
+        in.last = !f->active      ? Unoffered::kInactive
+                  : in.suppressed ? Unoffered::kSuppressed
+                                  : Unoffered::kNothingFree;
+      }
+    }
+  }
+  if (agents.empty() || root_->active == 0) {
+    return out;
+  }
+  std::vector<uint32_t> order = agents;
+  std::rotate(order.begin(), order.begin() + static_cast<long>(startOffset_ % order.size()),
+              order.end());
+  ++startOffset_;
+
+  bool anyFree = false;
+  auto commit = [&](Candidate& c, Agent& agent) {
+    note(*c.framework, c.role->name, Unoffered::kOffered);
+    account(*c.framework, c.role->name, agent, c.offer, true);
+    out.push_back(Allocation{c.framework->id, agent.id, c.role->name, std::move(c.offer)});
+  };
+
+  // Stage 1: roles whose guarantee is not met yet, the neediest first.
+  if (quotaRoles_ > 0) {
+    std::vector<Role*> needy;
+    for (auto& [name, role] : roles_) {
+      if (role->hasQuota && role->active > 0 && quotaRootOf(*role) == role &&
+          !role->quota.guarantee.above(consumption(*role)).empty()) {
+        needy.push_back(role);
+      }
+    }
+    std::sort(needy.begin(), needy.end(),
+              [](const Role* a, const Role* b) { return a->name < b->name; });
+    for (uint32_t index : order) {
+      Agent& agent = *agents_[index];
+      for (Role* role : needy) {
+        for (int rounds = 0; rounds < 4 && allocatable(agent.availableQ); ++rounds) {
+          if (role->quota.guarantee.above(consumption(*role)).empty()) {
+            break;
+          }
+          Candidate c;
+          if (!pick(*role, agent, now, role, c)) {
+            break;
+          }
+          commit(c, agent);
+        }
+      }
+    }
+  }
+
+  // Stage 2: everyone, lowest share first. An agent can go to several frameworks when parts
+  // of it are reserved for different roles.
+  for (uint32_t index : order) {
+    Agent& agent = *agents_[index];
+    for (int rounds = 0; rounds < 8 && allocatable(agent.availableQ); ++rounds) {
+      anyFree = true;
+      Candidate c;
+      if (!pick(*root_, agent, now, nullptr, c)) {
+        break;
+      }
+      commit(c, agent);
+    }
+  }
+
+  if (full && anyFree) {
+    // Those that were looked at got their reason; those never reached lost on fair share.
+    for (auto& f : frameworks_) {
+      if (f == nullptr) {
+        continue;
+      }
+      for (auto& [name, in] : f->roles) {
+        if (in.active && in.last == Unoffered::kNothingFree) {
+          in.last = Unoffered::kFairShare;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace agora::master
