@@ -63,6 +63,20 @@ Resources capped(const Resources& resources, Quantities cap) {
 
 }  // namespace
 
+struct FrameworkInRole {
+  struct Filter {
+    Resources resources;
+    TimePoint expires;
+  };
+  bool subscribed = false;
+  bool suppressed = false;
+  bool inSorter = false;  // a client of the role's framework sorter
+  bool active = false;    // counted in the role's `active`
+  Unoffered last = Unoffered::kNothingFree;
+  Quantities allocated;
+  std::unordered_map<uint64_t, Filter> filters;  // by agent serial
+};
+
 struct HierarchicalAllocator::Role {
   std::string name;
   Role* parent = nullptr;
@@ -78,22 +92,14 @@ struct HierarchicalAllocator::Role {
   Quantities reservedAllocated;  // subtree: the reserved part of `allocated`
   size_t active = 0;             // subtree: (framework, role) pairs to offer to
   std::set<std::string> subscribers;  // framework ids subscribed to exactly this role
+  std::unordered_map<Sorter::Id, Role*> childById;
+  // The frameworks in frameworkSorter, by index: their state in this role.
+  std::unordered_map<uint32_t, FrameworkInRole*> members;
 };
 
 struct HierarchicalAllocator::Framework {
-  struct Filter {
-    Resources resources;
-    TimePoint expires;
-  };
-  struct InRole {
-    bool subscribed = false;
-    bool suppressed = false;
-    bool inSorter = false;  // a client of the role's framework sorter
-    bool active = false;    // counted in the role's `active`
-    Unoffered last = Unoffered::kNothingFree;
-    Quantities allocated;
-    std::unordered_map<uint64_t, Filter> filters;  // by agent serial
-  };
+  using InRole = FrameworkInRole;
+  using Filter = FrameworkInRole::Filter;
   std::string id;
   uint32_t index = 0;
   bool active = true;
@@ -109,13 +115,15 @@ struct HierarchicalAllocator::Agent {
   Quantities availableQ;
   bool hasGpus = false;
   bool hasReservations = false;
-  std::map<std::pair<uint32_t, std::string>, Resources> held;  // by (framework, role)
+  std::map<std::pair<uint32_t, Role*>, Resources> held;  // by (framework, role)
 };
 
 struct HierarchicalAllocator::Candidate {
   Framework* framework = nullptr;
+  FrameworkInRole* in = nullptr;
   Role* role = nullptr;
   Resources offer;
+  bool whole = false;  // the offer is all the agent has free
 };
 
 // ------------------------------------------------------------------------------------------
@@ -154,7 +162,7 @@ Result<std::vector<Quantities>> HierarchicalAllocator::Options::parseMinAllocata
 
 HierarchicalAllocator::HierarchicalAllocator(std::function<TimePoint()> clock, Options options)
     : clock_(std::move(clock)), options_(std::move(options)), root_(std::make_unique<Role>()) {
-  root_->childSorter.add(kSelf, root_->name);
+  root_->childSorter.add(kSelf);
   roles_[""] = root_.get();
 }
 
@@ -173,9 +181,10 @@ HierarchicalAllocator::Role& HierarchicalAllocator::ensureRole(const std::string
   role->id = nextRoleId_++;
   role->childSorter.setTotal(clusterTotal_);
   role->frameworkSorter.setTotal(clusterTotal_);
-  role->childSorter.add(kSelf, role->name);
-  parent.childSorter.add(role->id, role->name, role->weight);
+  role->childSorter.add(kSelf);
+  parent.childSorter.add(role->id, role->weight);
   Role* raw = role.get();
+  parent.childById[raw->id] = raw;
   parent.children[name] = std::move(role);
   roles_[name] = raw;
   return *raw;
@@ -201,8 +210,9 @@ void HierarchicalAllocator::refreshActive(Framework& f, const std::string& roleN
   bool want = f.active && in.subscribed && !in.suppressed;
   bool keep = in.subscribed || !in.allocated.empty();
   if (keep && !in.inSorter) {
-    role.frameworkSorter.add(f.index, f.id);
+    role.frameworkSorter.add(f.index);
     role.frameworkSorter.allocate(f.index, in.allocated);
+    role.members[f.index] = &in;
     in.inSorter = true;
   }
   if (in.inSorter) {
@@ -226,6 +236,7 @@ void HierarchicalAllocator::refreshActive(Framework& f, const std::string& roleN
   if (!keep) {
     if (in.inSorter) {
       role.frameworkSorter.remove(f.index);
+      role.members.erase(f.index);
     }
     f.roles.erase(it);
   }
@@ -303,13 +314,13 @@ void HierarchicalAllocator::removeFramework(const std::string& frameworkId) {
     if (agent == nullptr) {
       continue;
     }
-    std::vector<std::pair<std::string, Resources>> mine;
-    for (auto it = agent->held.lower_bound({f->index, ""});
+    std::vector<std::pair<Role*, Resources>> mine;
+    for (auto it = agent->held.lower_bound({f->index, nullptr});
          it != agent->held.end() && it->first.first == f->index; ++it) {
       mine.emplace_back(it->first.second, it->second);
     }
     for (auto& [role, resources] : mine) {
-      account(*f, role, *agent, resources, false);
+      account(*f, *role, *agent, resources, false);
     }
   }
   std::vector<std::string> names;
@@ -459,7 +470,7 @@ void HierarchicalAllocator::removeAgent(const std::string& agentId) {
   auto held = agent.held;
   for (auto& [key, resources] : held) {
     if (frameworks_[key.first] != nullptr) {
-      account(*frameworks_[key.first], key.second, agent, resources, false);
+      account(*frameworks_[key.first], *key.second, agent, resources, false);
     }
   }
   accountReservations(agent, agent.total, false);
@@ -471,8 +482,8 @@ void HierarchicalAllocator::removeAgent(const std::string& agentId) {
   totalsChanged_ = true;
 }
 
-void HierarchicalAllocator::account(Framework& f, const std::string& roleName, Agent& agent,
-                                    const Resources& resources, bool add) {
+void HierarchicalAllocator::account(Framework& f, Role& role, Agent& agent,
+                                    const Resources& resources, bool add, bool whole) {
   Quantities q;
   Quantities reserved;
   for (const Resource& r : resources.items()) {
@@ -485,18 +496,32 @@ void HierarchicalAllocator::account(Framework& f, const std::string& roleName, A
   Quantities unreserved = q;
   unreserved -= reserved;
   requiredValid_ = false;
-  auto key = std::make_pair(f.index, roleName);
-  Framework::InRole& in = f.roles[roleName];
-  Role& role = ensureRole(roleName);
+  auto key = std::make_pair(f.index, &role);
+  auto found = f.roles.find(role.name);
+  if (found == f.roles.end()) {
+    found = f.roles.emplace(role.name, Framework::InRole()).first;
+  }
+  Framework::InRole& in = found->second;
   if (add) {
-    if (!in.inSorter) {
-      role.frameworkSorter.add(f.index, f.id);
+    bool joined = !in.inSorter;
+    if (joined) {
+      // Held for a role it is not subscribed to (tasks it had before it changed roles).
+      role.frameworkSorter.add(f.index);
       role.frameworkSorter.deactivate(f.index);
+      role.members[f.index] = &in;
       in.inSorter = true;
     }
-    agent.available -= resources;
-    agent.availableQ -= q;
-    agent.held[key] += resources;
+    if (whole) {
+      agent.available = Resources();
+      agent.availableQ = Quantities();
+    } else {
+      agent.available -= resources;
+      agent.availableQ -= q;
+    }
+    auto [slot, inserted] = agent.held.try_emplace(key, resources);
+    if (!inserted) {
+      slot->second += resources;
+    }
     freeUnreserved_ -= unreserved;
     in.allocated += q;
     role.frameworkSorter.allocate(f.index, q);
@@ -508,13 +533,15 @@ void HierarchicalAllocator::account(Framework& f, const std::string& roleName, A
         n->parent->childSorter.allocate(n->id, q);
       }
     }
-    refreshActive(f, roleName);  // an unsubscribed role now held: keep it in the sorter
+    if (joined) {
+      refreshActive(f, role.name);
+    }
     return;
   }
   auto held = agent.held.find(key);
   if (held == agent.held.end() || !held->second.contains(resources)) {
     LOG(ERROR) << "Allocator: framework " << f.id << " gives back " << resources << " on agent "
-               << agent.id << " for role " << roleName << " but holds "
+               << agent.id << " for role " << role.name << " but holds "
                << (held == agent.held.end() ? std::string("nothing") : held->second.toString());
     return;
   }
@@ -527,7 +554,7 @@ void HierarchicalAllocator::account(Framework& f, const std::string& roleName, A
   freeUnreserved_ += unreserved;
   in.allocated -= q;
   for (double& x : in.allocated.v) {
-    x = std::max(0.0, x < 0.0005 ? 0.0 : x);
+    x = x < 0.0005 ? 0.0 : x;
   }
   role.frameworkSorter.unallocate(f.index, q);
   role.childSorter.unallocate(kSelf, q);
@@ -538,7 +565,9 @@ void HierarchicalAllocator::account(Framework& f, const std::string& roleName, A
       n->parent->childSorter.unallocate(n->id, q);
     }
   }
-  refreshActive(f, roleName);  // may drop a role it no longer holds or wants
+  if (!in.subscribed && in.allocated.empty()) {
+    refreshActive(f, role.name);  // drops a role it no longer holds or wants
+  }
 }
 
 void HierarchicalAllocator::addUsed(const std::string& frameworkId, const std::string& agentId,
@@ -564,7 +593,7 @@ void HierarchicalAllocator::addUsed(const std::string& frameworkId, const std::s
                << " free, not the " << resources << " framework " << frameworkId << " uses";
     return;
   }
-  account(*f, name, agent, resources, true);
+  account(*f, ensureRole(name), agent, resources, true);
 }
 
 void HierarchicalAllocator::recoverResources(const std::string& frameworkId,
@@ -579,7 +608,13 @@ void HierarchicalAllocator::recoverResources(const std::string& frameworkId,
   }
   Agent& agent = *agents_[a->second];
   std::string name = role.empty() ? "*" : role;
-  account(*f, name, agent, resources, false);
+  Role* r = findRole(name);
+  if (r == nullptr) {
+    LOG(ERROR) << "Allocator: framework " << frameworkId << " gives back resources for role "
+               << name << ", which holds nothing";
+    return;
+  }
+  account(*f, *r, agent, resources, false);
   if (refuse && *refuse > Duration::zero()) {
     auto in = f->roles.find(name);
     if (in != f->roles.end()) {
@@ -739,18 +774,42 @@ void HierarchicalAllocator::refreshTotals() {
   }
 }
 
-void HierarchicalAllocator::note(Framework& f, const std::string& role, Unoffered reason) {
-  auto it = f.roles.find(role);
-  if (it != f.roles.end() && static_cast<int>(reason) < static_cast<int>(it->second.last)) {
-    it->second.last = reason;
+void HierarchicalAllocator::note(FrameworkInRole& in, Unoffered reason) {
+  if (static_cast<int>(reason) < static_cast<int>(in.last)) {
+    in.last = reason;
   }
 }
 
-bool HierarchicalAllocator::offerFor(Framework& f, Role& role, Agent& agent, TimePoint now,
-                                     Role* quotaRoot, Candidate& out) {
+bool HierarchicalAllocator::offerFor(Framework& f, FrameworkInRole& in, Role& role,
+                                     Agent& agent, TimePoint now, Role* quotaRoot,
+                                     Candidate& out) {
   if (agent.hasGpus && !f.gpuCapable) {
-    note(f, role.name, Unoffered::kNoFittingAgent);
+    note(in, Unoffered::kNoFittingAgent);
     return false;
+  }
+  const Framework::Filter* filter = nullptr;
+  if (!in.filters.empty()) {
+    auto found = in.filters.find(agent.serial);
+    if (found != in.filters.end()) {
+      if (found->second.expires <= now) {
+        in.filters.erase(found);
+      } else {
+        filter = &found->second;
+      }
+    }
+  }
+  if (!agent.hasReservations && quotaRoles_ == 0) {
+    // The common case: the whole of what is free, as it is.
+    if (filter != nullptr && filter->resources.contains(agent.available)) {
+      note(in, Unoffered::kFiltered);
+      return false;
+    }
+    out.framework = &f;
+    out.in = &in;
+    out.role = &role;
+    out.offer = agent.available;
+    out.whole = true;
+    return true;
   }
   // What the role may take here: unreserved resources, and those reserved for it or a parent.
   Resources reserved;
@@ -817,24 +876,18 @@ bool HierarchicalAllocator::offerFor(Framework& f, Role& role, Agent& agent, Tim
   Resources offer = std::move(reserved);
   offer += unreserved;
   if (offer.empty() || !allocatable(Quantities::of(offer))) {
-    note(f, role.name, bound);
+    note(in, bound);
     return false;
   }
-  auto in = f.roles.find(role.name);
-  if (in != f.roles.end()) {
-    auto filter = in->second.filters.find(agent.serial);
-    if (filter != in->second.filters.end()) {
-      if (filter->second.expires <= now) {
-        in->second.filters.erase(filter);
-      } else if (filter->second.resources.contains(offer)) {
-        note(f, role.name, Unoffered::kFiltered);
-        return false;
-      }
-    }
+  if (filter != nullptr && filter->resources.contains(offer)) {
+    note(in, Unoffered::kFiltered);
+    return false;
   }
   out.framework = &f;
+  out.in = &in;
   out.role = &role;
   out.offer = std::move(offer);
+  out.whole = false;
   return true;
 }
 
@@ -843,14 +896,15 @@ bool HierarchicalAllocator::pick(Role& node, Agent& agent, TimePoint now, Role* 
   for (const Sorter::Entry& entry : node.childSorter.order()) {
     if (entry.id == kSelf) {
       for (const Sorter::Entry& fe : node.frameworkSorter.order()) {
-        if (offerFor(*frameworks_[fe.id], node, agent, now, quotaRoot, out)) {
+        FrameworkInRole* in = node.members[fe.id];
+        if (offerFor(*frameworks_[fe.id], *in, node, agent, now, quotaRoot, out)) {
           return true;
         }
       }
       continue;
     }
-    auto child = node.children.find(*entry.name);
-    if (child == node.children.end() || child->second->active == 0) {
+    auto child = node.childById.find(entry.id);
+    if (child == node.childById.end() || child->second->active == 0) {
       continue;
     }
     if (pick(*child->second, agent, now, quotaRoot, out)) {
@@ -911,8 +965,8 @@ std::vector<Allocation> HierarchicalAllocator::allocateAgents(TimePoint now,
 
   bool anyFree = false;
   auto commit = [&](Candidate& c, Agent& agent) {
-    note(*c.framework, c.role->name, Unoffered::kOffered);
-    account(*c.framework, c.role->name, agent, c.offer, true);
+    note(*c.in, Unoffered::kOffered);
+    account(*c.framework, *c.role, agent, c.offer, true, c.whole);
     out.push_back(Allocation{c.framework->id, agent.id, c.role->name, std::move(c.offer)});
   };
 

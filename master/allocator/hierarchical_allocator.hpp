@@ -24,6 +24,8 @@
 
 namespace agora::master {
 
+struct FrameworkInRole;
+
 class HierarchicalAllocator final : public Allocator {
  public:
   struct Options {
@@ -81,18 +83,19 @@ class HierarchicalAllocator final : public Allocator {
   // the role's sorter order and keeps the subtree's active counts.
   void refreshActive(Framework& f, const std::string& role);
 
-  // What is held moves between "free on the agent" and "held by (framework, role)".
-  void account(Framework& f, const std::string& role, Agent& agent, const Resources& resources,
-               bool add);
+  // What is held moves between "free on the agent" and "held by (framework, role)". `whole`:
+  // the resources are all the agent has free.
+  void account(Framework& f, Role& role, Agent& agent, const Resources& resources, bool add,
+               bool whole = false);
   void accountReservations(Agent& agent, const Resources& total, bool add);
 
   std::vector<Allocation> allocateAgents(TimePoint now, const std::vector<uint32_t>& agents,
                                          bool full);
   // Stage 1: `quotaRoot` is a role with an unmet guarantee; stage 2: the root.
   bool pick(Role& node, Agent& agent, TimePoint now, Role* quotaRoot, Candidate& out);
-  bool offerFor(Framework& f, Role& role, Agent& agent, TimePoint now, Role* quotaRoot,
-                Candidate& out);
-  void note(Framework& f, const std::string& role, Unoffered reason);
+  bool offerFor(Framework& f, FrameworkInRole& in, Role& role, Agent& agent, TimePoint now,
+                Role* quotaRoot, Candidate& out);
+  void note(FrameworkInRole& in, Unoffered reason);
   bool allocatable(const Quantities& q) const;
   Quantities consumption(const Role& role) const;
   // The role's own top-most quota ancestor (itself included), or null.

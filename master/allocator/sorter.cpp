@@ -131,16 +131,15 @@ double Sorter::computeShare(const Client& c) const {
   return share / c.weight;
 }
 
-void Sorter::add(Id id, const std::string& name, double weight) {
+void Sorter::add(Id id, double weight) {
   if (clients_.count(id) > 0) {
     return;
   }
   Client& c = clients_[id];
-  c.name = name;
   c.weight = weight > 0 ? weight : 1;
   c.share = computeShare(c);
   if (!stale_) {
-    order_.insert(Entry{c.share, &c.name, id});
+    order_.insert(Entry{c.share, id});
   }
 }
 
@@ -150,7 +149,7 @@ void Sorter::remove(Id id) {
     return;
   }
   if (it->second.active && !stale_) {
-    order_.erase(Entry{it->second.share, &it->second.name, id});
+    order_.erase(Entry{it->second.share, id});
   }
   clients_.erase(it);
 }
@@ -164,7 +163,7 @@ void Sorter::activate(Id id) {
   c.active = true;
   if (!stale_) {
     c.share = computeShare(c);
-    order_.insert(Entry{c.share, &c.name, id});
+    order_.insert(Entry{c.share, id});
   }
 }
 
@@ -175,7 +174,7 @@ void Sorter::deactivate(Id id) {
   }
   Client& c = it->second;
   if (!stale_) {
-    order_.erase(Entry{c.share, &c.name, id});
+    order_.erase(Entry{c.share, id});
   }
   c.active = false;
 }
@@ -188,9 +187,9 @@ void Sorter::reposition(Id id, Client& c) {
   if (share == c.share) {
     return;
   }
-  order_.erase(Entry{c.share, &c.name, id});
+  order_.erase(Entry{c.share, id});
   c.share = share;
-  order_.insert(Entry{c.share, &c.name, id});
+  order_.insert(Entry{c.share, id});
 }
 
 void Sorter::setWeight(Id id, double weight) {
@@ -247,7 +246,7 @@ const std::set<Sorter::Entry>& Sorter::order() {
     for (auto& [id, c] : clients_) {
       c.share = computeShare(c);
       if (c.active) {
-        order_.insert(Entry{c.share, &c.name, id});
+        order_.insert(Entry{c.share, id});
       }
     }
   }

@@ -52,7 +52,7 @@ struct Quantities {
 
 // Keeps clients (roles, or a role's frameworks) in order of weighted dominant share: the
 // largest fraction of the cluster's total of any kind the client is allocated, divided by its
-// weight; ties by name. Incremental: a change to one client's allocation moves only that
+// weight; ties by id (the order clients were added in, for roles and frameworks alike). Incremental: a change to one client's allocation moves only that
 // client (O(log n)); a change of the total re-sorts once, the next time the order is read.
 class Sorter {
  public:
@@ -60,18 +60,15 @@ class Sorter {
 
   struct Entry {
     double share;
-    const std::string* name;
     Id id;
     bool operator<(const Entry& o) const {
-      if (share != o.share) return share < o.share;
-      if (*name != *o.name) return *name < *o.name;
-      return id < o.id;
+      return share != o.share ? share < o.share : id < o.id;
     }
   };
 
   // A client starts active: in the order. An inactive one keeps its allocation (it still
   // counts) but is not offered anything, so iterating the order never visits it.
-  void add(Id id, const std::string& name, double weight = 1);
+  void add(Id id, double weight = 1);
   void remove(Id id);
   void activate(Id id);
   void deactivate(Id id);
@@ -89,7 +86,6 @@ class Sorter {
 
  private:
   struct Client {
-    std::string name;
     double weight = 1;
     Quantities allocation;
     double share = 0;
