@@ -16,6 +16,9 @@ int profileCommand(int argc, const char* const* argv);
 int agentsCommand(int argc, const char* const* argv);
 int frameworksCommand(int argc, const char* const* argv);
 int tasksCommand(int argc, const char* const* argv);
+int rolesCommand(int argc, const char* const* argv);
+int weightsCommand(int argc, const char* const* argv);
+int quotaCommand(int argc, const char* const* argv);
 int runCommand(int argc, const char* const* argv);
 int superviseCommand(int argc, const char* const* argv);
 

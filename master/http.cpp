@@ -16,6 +16,65 @@ std::string httpAddress(const MasterInfo& info) {
   return info.ip() + ":" + std::to_string(info.http_port());
 }
 
+// Runs `work` with the master on its loop when this master leads; otherwise redirects the
+// request to the leader (307 keeps the method and body), or says none leads yet.
+void onLeader(Loop& loop, std::shared_ptr<MasterHttpContext> ctx, const HttpRequest& request,
+              HttpResponder respond, std::function<void(Master&, HttpResponder)> work) {
+  loop.post([ctx, target = request.target, respond = std::move(respond),
+             work = std::move(work)]() mutable {
+    if (Master* master = ctx->leading()) {
+      work(*master, std::move(respond));
+      return;
+    }
+    if (auto leader = ctx->leader()) {
+      HttpResponse r = HttpResponse::error(307, "this master does not lead; the leader is at " +
+                                                    httpAddress(*leader));
+      r.headers.emplace_back("Location", "http://" + httpAddress(*leader) + target);
+      respond(std::move(r));
+      return;
+    }
+    respond(HttpResponse::error(503, "no master leads yet"));
+  });
+}
+
+// Answers a role change: the roles view of the role on success, the error otherwise.
+std::function<void(Status)> answerRole(Master& master, const std::string& role,
+                                       HttpResponder respond) {
+  return [&master, role, respond = std::move(respond)](Status done) {
+    if (!done) {
+      int status = done.error().find("has no quota") != std::string::npos ? 404 : 400;
+      respond(HttpResponse::error(status, done.error()));
+      return;
+    }
+    const nlohmann::json view = master.roles();
+    for (const auto& r : view["roles"]) {
+      if (r["name"] == role) {
+        respond(HttpResponse::jsonBody(dump(r)));
+        return;
+      }
+    }
+    respond(HttpResponse::jsonBody(dump({{"name", role}})));
+  };
+}
+
+// Quantities from a request: "cpus:4;mem:1024" or {"cpus": 4, "mem": 1024}.
+Result<Quantities> quantitiesFrom(const nlohmann::json& j, bool limit) {
+  std::string text;
+  if (j.is_string()) {
+    text = j.get<std::string>();
+  } else if (j.is_object()) {
+    for (const auto& [name, value] : j.items()) {
+      if (!value.is_number()) {
+        return Error("'" + name + "' must be a number");
+      }
+      text += (text.empty() ? "" : ";") + name + ":" + std::to_string(value.get<double>());
+    }
+  } else if (!j.is_null()) {
+    return Error("amounts are \"cpus:4;mem:1024\" or {\"cpus\": 4, \"mem\": 1024}");
+  }
+  return limit ? Quantities::parseLimit(text) : Quantities::parse(text);
+}
+
 }  // namespace
 
 void addMasterRoutes(HttpServer& server, Loop& loop, MasterHttpContext context) {
@@ -64,6 +123,106 @@ void addMasterRoutes(HttpServer& server, Loop& loop, MasterHttpContext context) 
       r.contentType = "text/plain; version=0.0.4; charset=utf-8";
       respond(std::move(r));
     });
+  });
+  server.route("/roles", [&loop, ctx](const HttpRequest& request, HttpResponder respond) {
+    onLeader(loop, ctx, request, std::move(respond), [](Master& master, HttpResponder respond) {
+      respond(HttpResponse::jsonBody(dump(master.roles())));
+    });
+  });
+  server.route("/weights", [&loop, ctx](const HttpRequest& request, HttpResponder respond) {
+    if (request.method == "GET") {
+      onLeader(loop, ctx, request, std::move(respond), [](Master& master, HttpResponder respond) {
+        nlohmann::json out = nlohmann::json::array();
+        const nlohmann::json view = master.roles();
+        for (const auto& r : view["roles"]) {
+          out.push_back({{"role", r["name"]}, {"weight", r["weight"]}});
+        }
+        respond(HttpResponse::jsonBody(dump(out)));
+      });
+      return;
+    }
+    if (request.method != "POST" && request.method != "PUT") {
+      respond(HttpResponse::error(405, "GET, or POST {\"role\": ROLE, \"weight\": W}"));
+      return;
+    }
+    nlohmann::json body = nlohmann::json::parse(request.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object() || !body.contains("role") ||
+        !body["role"].is_string() || !body.contains("weight") || !body["weight"].is_number()) {
+      respond(HttpResponse::error(400, "expected {\"role\": ROLE, \"weight\": W}"));
+      return;
+    }
+    std::string role = body["role"];
+    double weight = body["weight"];
+    onLeader(loop, ctx, request, std::move(respond),
+             [role, weight](Master& master, HttpResponder respond) {
+               master.setWeight(role, weight, answerRole(master, role, std::move(respond)));
+             });
+  });
+  server.route("/quota", [&loop, ctx](const HttpRequest& request, HttpResponder respond) {
+    if (request.method == "GET") {
+      std::string only = request.param("role");
+      onLeader(loop, ctx, request, std::move(respond),
+               [only](Master& master, HttpResponder respond) {
+                 nlohmann::json out = nlohmann::json::array();
+                 const nlohmann::json view = master.roles();
+                 for (const auto& r : view["roles"]) {
+                   if (r.contains("quota") && (only.empty() || r["name"] == only)) {
+                     out.push_back({{"role", r["name"]},
+                                    {"guarantee", r["quota"]["guarantee"]},
+                                    {"limit", r["quota"]["limit"]},
+                                    {"allocated", r["allocated"]},
+                                    {"reserved", r["reserved"]}});
+                     if (r["quota"].contains("warning")) {
+                       out.back()["warning"] = r["quota"]["warning"];
+                     }
+                   }
+                 }
+                 if (!only.empty() && out.empty()) {
+                   respond(HttpResponse::error(404, "role '" + only + "' has no quota"));
+                   return;
+                 }
+                 respond(HttpResponse::jsonBody(dump(out)));
+               });
+      return;
+    }
+    if (request.method == "DELETE") {
+      std::string role = request.param("role");
+      if (role.empty()) {
+        respond(HttpResponse::error(400, "DELETE /quota?role=ROLE"));
+        return;
+      }
+      onLeader(loop, ctx, request, std::move(respond),
+               [role](Master& master, HttpResponder respond) {
+                 master.removeQuota(role, answerRole(master, role, std::move(respond)));
+               });
+      return;
+    }
+    if (request.method != "POST" && request.method != "PUT") {
+      respond(HttpResponse::error(405, "GET, POST or DELETE"));
+      return;
+    }
+    nlohmann::json body = nlohmann::json::parse(request.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object() || !body.contains("role") ||
+        !body["role"].is_string()) {
+      respond(HttpResponse::error(
+          400, "expected {\"role\": ROLE, \"guarantee\": \"cpus:4\", \"limit\": \"cpus:8\"}"));
+      return;
+    }
+    auto guarantee = quantitiesFrom(body.value("guarantee", nlohmann::json()), false);
+    auto limit = quantitiesFrom(body.value("limit", nlohmann::json()), true);
+    if (!guarantee || !limit) {
+      respond(HttpResponse::error(400, !guarantee ? "guarantee: " + guarantee.error()
+                                                  : "limit: " + limit.error()));
+      return;
+    }
+    RoleQuota quota;
+    quota.guarantee = *guarantee;
+    quota.limit = *limit;
+    std::string role = body["role"];
+    onLeader(loop, ctx, request, std::move(respond),
+             [role, quota](Master& master, HttpResponder respond) {
+               master.setQuota(role, quota, answerRole(master, role, std::move(respond)));
+             });
   });
   server.route("/redirect", [&loop, ctx](const HttpRequest& request, HttpResponder respond) {
     std::string path = request.param("path", "/");

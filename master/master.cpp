@@ -68,6 +68,9 @@ void Master::start(const RegistryState& recovered) {
     disconnectFramework(framework, "recovered from the registry",
                         std::max(fromSeconds(record.info().failover_timeout()), recoveryGrace()));
   }
+  for (const auto& [role, record] : recovered.roles) {
+    applyRole(record);
+  }
   servingTime_ = loop_.wallTime();
   if (options_.electedTime == 0) {
     options_.electedTime = servingTime_;

@@ -73,6 +73,16 @@ class Master {
   // Runs an allocation now (tests and benchmarks; normally timers and events do).
   void allocateNow();
 
+  // Operator settings for roles (roles.cpp): stored in the registry, then applied; `done` is
+  // called on the master's loop with the outcome (a clear error for bad input).
+  void setWeight(const std::string& role, double weight, std::function<void(Status)> done);
+  void setQuota(const std::string& role, const RoleQuota& quota,
+                std::function<void(Status)> done);
+  void removeQuota(const std::string& role, std::function<void(Status)> done);
+  // GET /roles: every role with its weight, quota, what it is allocated and reserved, and for
+  // each of its frameworks whether the last allocation offered it something, and why not.
+  nlohmann::json roles() const;
+
  private:
   struct OfferEntry {
     Offer offer;
@@ -115,6 +125,10 @@ class Master {
     double since = 0;
     std::string reason;
   };
+
+  // Stores a role's settings, then gives them to the allocator.
+  void storeRole(registry::RoleRecord record, std::function<void(Status)> done);
+  void applyRole(const registry::RoleRecord& record);
 
   // Runs `work` every `interval`, keeping the current timer id in *timer.
   void every(Duration interval, TimerId* timer, void (Master::*work)());
@@ -210,6 +224,7 @@ class Master {
   std::unordered_set<std::string> pendingAdmissions_;                  // agent ids
   std::unordered_set<std::string> pendingSubscriptions_;               // connections
   std::map<std::string, FrameworkEntry> frameworks_;
+  std::map<std::string, registry::RoleRecord> roleRecords_;  // operator settings, as stored
   std::unordered_map<std::string, std::string> frameworkByConnection_;
   std::deque<std::pair<std::string, FrameworkEntry>> completedFrameworks_;
   std::unordered_set<std::string> removedFrameworkIds_;

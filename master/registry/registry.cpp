@@ -54,6 +54,18 @@ Status RegistryState::apply(const registry::Operation& op, double now) {
     case registry::Operation::kRemoveFramework:
       frameworks.erase(op.remove_framework());
       return ok();
+    case registry::Operation::kSetRole: {
+      const registry::RoleRecord& record = op.set_role();
+      if (record.role().empty()) {
+        return Error("a role record needs a role");
+      }
+      if ((record.weight() == 0 || record.weight() == 1) && !record.has_quota()) {
+        roles.erase(record.role());
+      } else {
+        roles[record.role()] = record;
+      }
+      return ok();
+    }
     case registry::Operation::OP_NOT_SET:
       break;
   }
@@ -67,6 +79,9 @@ registry::Shard RegistryState::toShard() const {
   }
   for (const auto& [id, record] : frameworks) {
     *shard.add_frameworks() = record;
+  }
+  for (const auto& [role, record] : roles) {
+    *shard.add_roles() = record;
   }
   return shard;
 }
@@ -88,6 +103,14 @@ Status RegistryState::add(const registry::Shard& shard) {
     }
     if (!frameworks.emplace(record.info().id(), record).second) {
       return Error("framework " + record.info().id() + " is recorded twice");
+    }
+  }
+  for (const registry::RoleRecord& record : shard.roles()) {
+    if (record.role().empty()) {
+      return Error("a role record without a role");
+    }
+    if (!roles.emplace(record.role(), record).second) {
+      return Error("role " + record.role() + " is recorded twice");
     }
   }
   return ok();

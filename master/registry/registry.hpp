@@ -22,6 +22,7 @@ namespace agora::master {
 struct RegistryState {
   std::map<std::string, registry::AgentRecord> agents;          // by agent id
   std::map<std::string, registry::FrameworkRecord> frameworks;  // by framework id
+  std::map<std::string, registry::RoleRecord> roles;            // by role
 
   // Applies one operation at time `now`; an error leaves the state as it was.
   Status apply(const registry::Operation& op, double now);

@@ -247,7 +247,8 @@ void ZooKeeperRegistry::loadNodes(std::function<void(Result<RegistryState>)> don
               if (!shard.ParseFromString(*payload)) {
                 return finish("registry data in " + node->path + " does not parse");
               }
-              if ((agents && shard.frameworks_size() > 0) || (!agents && shard.agents_size() > 0)) {
+              if ((agents && (shard.frameworks_size() > 0 || shard.roles_size() > 0)) ||
+                  (!agents && shard.agents_size() > 0)) {
                 return finish("registry node " + node->path + " holds records of the wrong kind");
               }
               Status added = gather->state.add(shard);
@@ -286,6 +287,9 @@ void ZooKeeperRegistry::store(const RegistryState& next,
       case registry::Operation::kRemoveFramework:
         frameworkShards.insert(shardOf(op.remove_framework(), frameworkShards_));
         break;
+      case registry::Operation::kSetRole:
+        frameworkShards.insert(shardOf("role:" + op.set_role().role(), frameworkShards_));
+        break;
       case registry::Operation::OP_NOT_SET:
         break;
     }
@@ -312,6 +316,12 @@ void ZooKeeperRegistry::store(const RegistryState& next,
       auto it = frameworkContent.find(shardOf(id, frameworkShards_));
       if (it != frameworkContent.end()) {
         *it->second.add_frameworks() = record;
+      }
+    }
+    for (const auto& [role, record] : next.roles) {
+      auto it = frameworkContent.find(shardOf("role:" + role, frameworkShards_));
+      if (it != frameworkContent.end()) {
+        *it->second.add_roles() = record;
       }
     }
   }

@@ -163,5 +163,54 @@ TEST(CliTest, LocalClusterUpRunAndStop) {
   EXPECT_FALSE(pathExists(home.path() + "/profiles/default"));
 }
 
+TEST(CliTest, RolesWeightsAndQuota) {
+  TempDir home;
+  std::map<std::string, std::string> env = {{"AGORA_HOME", home.path()}};
+  StopAtExit guard{env};
+  auto r = agora({"up", "--port=0", "--agents=2", "--agent_resources=cpus:2;mem:2048;cpus(eng):1"},
+                 env);
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+
+  r = agora({"weights", "set", "eng=2", "ops=0.5"}, env);
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"weights", "set", "eng=-1"},
+        {"weights", "set", "eng"},
+        {"weights", "set", "bad role=2"},
+        {"quota", "set", "eng", "--guarantee=cpus:4", "--limit=cpus:2"},
+        {"quota", "set", "eng", "--guarantee=bogus:1"},
+        {"quota", "set", "eng", "--guarantee=cpus:-1"},
+        {"quota", "remove", "nobody"},
+        {"quota", "frobnicate", "eng"}}) {
+    r = agora(bad, env);
+    EXPECT_NE(r.exitCode, 0) << bad[1] << " " << r.output;
+    EXPECT_TRUE(contains(r.output, "agora " + bad[0] + ": ")) << r.output;
+  }
+  r = agora({"quota", "set", "eng", "--guarantee=cpus:1;mem:256", "--limit=cpus:3"}, env);
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  r = agora({"quota", "set", "huge", "--guarantee=cpus:1000"}, env);
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "warning: the guarantee exceeds the cluster's total")) << r.output;
+  r = agora({"quota", "remove", "huge"}, env);
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+
+  r = agora({"run", "--role=eng", "--command=true", "--count=2"}, env);
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  r = agora({"roles", "--why"}, env);
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "LAST ALLOCATION")) << r.output;
+
+  // The settings are in the registry: a restarted master has them.
+  ASSERT_EQ(agora({"stop"}, env).exitCode, 0);
+  r = agora({"up", "--port=0", "--agents=1"}, env);
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  r = agora({"roles"}, env);
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "eng    2 ")) << r.output;
+  EXPECT_TRUE(contains(r.output, "cpus:1;mem:256   cpus:3")) << r.output;
+  EXPECT_TRUE(contains(r.output, "ops    0.5")) << r.output;
+  EXPECT_FALSE(contains(r.output, "huge")) << r.output;
+}
+
 }  // namespace
 }  // namespace agora::testing

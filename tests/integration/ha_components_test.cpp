@@ -195,6 +195,12 @@ TEST_F(HaComponentsTest, RegistryRoundTripsAndFencesAStaleOwner) {
   framework.mutable_add_framework()->set_id("f1");
   framework.mutable_add_framework()->set_failover_timeout(120);
   ASSERT_TRUE(apply(thread, *first, framework).ok());
+  registry::Operation role;
+  role.mutable_set_role()->set_role("eng");
+  role.mutable_set_role()->set_weight(2);
+  role.mutable_set_role()->set_has_quota(true);
+  (*role.mutable_set_role()->mutable_guarantee())["cpus"] = 4;
+  ASSERT_TRUE(apply(thread, *first, role).ok());
 
   // A new owner sees everything, and the old one can no longer write.
   thread.sync([&] { second = std::make_unique<ZooKeeperRegistry>(thread.loop(), *zk, "/agora", "m2"); });
@@ -202,6 +208,9 @@ TEST_F(HaComponentsTest, RegistryRoundTripsAndFencesAStaleOwner) {
   ASSERT_TRUE(state.ok()) << state.error();
   EXPECT_EQ(state->agents.size(), 2000u);
   EXPECT_DOUBLE_EQ(state->frameworks.at("f1").info().failover_timeout(), 120);
+  ASSERT_EQ(state->roles.count("eng"), 1u);
+  EXPECT_DOUBLE_EQ(state->roles.at("eng").weight(), 2);
+  EXPECT_DOUBLE_EQ(state->roles.at("eng").guarantee().at("cpus"), 4);
   Status stale = apply(thread, *first, admit("late"));
   ASSERT_FALSE(stale.ok());
   EXPECT_NE(stale.error().find("no longer owns"), std::string::npos) << stale.error();

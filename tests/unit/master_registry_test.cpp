@@ -245,5 +245,46 @@ TEST_F(MasterRegistryTest, AgentsThatDoNotComeBackInTimeAreMarkedUnreachable) {
   EXPECT_TRUE(killed);
 }
 
+TEST_F(MasterRegistryTest, RoleSettingsAreStoredBeforeTheyTakeEffectAndComeBack) {
+  start();
+  std::optional<Status> answered;
+  master_->setWeight("eng", 3, [&](Status s) { answered = s; });
+  loop_.runUntilIdle();
+  EXPECT_FALSE(answered.has_value());  // not until it is stored
+  ASSERT_EQ(registry_->waiting.size(), 1u);
+  registry_->release();
+  loop_.runUntilIdle();
+  ASSERT_TRUE(answered.has_value());
+  EXPECT_TRUE(*answered);
+
+  RoleQuota quota;
+  quota.guarantee = *Quantities::parse("cpus:2");
+  quota.limit = *Quantities::parseLimit("cpus:4");
+  registry_->hold = false;
+  answered.reset();
+  master_->setQuota("eng", quota, [&](Status s) { answered = s; });
+  loop_.runUntilIdle();
+  ASSERT_TRUE(answered && *answered);
+  // Bad input is refused without a write.
+  size_t stored = registry_->stored.roles.size();
+  master_->setWeight("eng", -2, [&](Status s) { answered = s; });
+  EXPECT_FALSE(*answered);
+  master_->removeQuota("ops", [&](Status s) { answered = s; });
+  EXPECT_FALSE(*answered);
+  EXPECT_EQ(registry_->stored.roles.size(), stored);
+
+  // A new master (after a failover) takes the settings from the registry.
+  RegistryState before = registry_->stored;
+  master_.reset();
+  start(before);
+  auto roles = master_->roles()["roles"];
+  ASSERT_EQ(roles.size(), 1u);
+  EXPECT_EQ(roles[0]["name"], "eng");
+  EXPECT_EQ(roles[0]["weight"], 3);
+  EXPECT_EQ(roles[0]["quota"]["guarantee"]["cpus"], 2);
+  EXPECT_EQ(roles[0]["quota"]["limit"]["cpus"], 4);
+  EXPECT_FALSE(roles[0]["quota"]["limit"].contains("mem"));  // unlimited
+}
+
 }  // namespace
 }  // namespace agora::master
