@@ -323,6 +323,9 @@ void Agent::receiveFromMaster(const std::string& from, Envelope&& envelope) {
       statusUpdates_.flush(info.id());
       return;
     }
+    case AgentEvent::kUpdateResources:
+      updateResources(event.update_resources());
+      return;
     case AgentEvent::kMessage: {
       const auto& message = event.message();
       Executor* executor = findExecutor(message.framework_id(), message.executor_id());

@@ -133,6 +133,11 @@ class Agent {
 
   // Executors and tasks (executors.cpp).
   void runTask(const FrameworkInfo& framework, const TaskInfo& task);
+  // Persistent volumes: kept under <work_dir>/volumes/roles/<role>/<id>, and linked into the
+  // sandbox of each task that uses one, at its container_path.
+  void updateResources(const AgentEvent::UpdateResources& update);
+  void linkVolumes(const Executor& executor, const google::protobuf::RepeatedPtrField<Resource>&
+                                                 resources);
   void runTaskGroup(const FrameworkInfo& framework, const ExecutorInfo& executor,
                     const TaskGroupInfo& group);
   Executor* getOrLaunchExecutor(const FrameworkInfo& framework, const ExecutorInfo& info);
@@ -159,6 +164,7 @@ class Agent {
   Loop& loop_;
   Transport& master_;
   Connect connect_;
+  Resources checkpointed_;  // dynamic reservations and volumes, as the master last said
   std::function<bool(const std::string&)> alreadyConnected_;
   MasterDetector& detector_;
   Transport& executors_;

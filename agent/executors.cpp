@@ -2,6 +2,11 @@
 // report, and cleaning up after them.
 
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
 
 #include <glog/logging.h>
 
@@ -221,6 +226,7 @@ void Agent::runTask(const FrameworkInfo& framework, const TaskInfo& task) {
                 TaskStatus::REASON_EXECUTOR_SHUTDOWN, "its executor is shutting down");
     return;
   }
+  linkVolumes(*executor, task.resources());
   executor->tasks[task.task_id()] = taskFromInfo(task, framework.id(), executor->id, agentId_);
   if (executor->phase == Executor::Phase::kRunning) {
     ExecutorEvent event;
@@ -251,6 +257,7 @@ void Agent::runTaskGroup(const FrameworkInfo& framework, const ExecutorInfo& exe
     return;
   }
   for (const TaskInfo& t : group.tasks()) {
+    linkVolumes(*executor, t.resources());
     executor->tasks[t.task_id()] = taskFromInfo(t, framework.id(), executor->id, agentId_);
   }
   if (executor->phase == Executor::Phase::kRunning) {
@@ -603,6 +610,99 @@ void Agent::heartbeatExecutors() {
     }
   }
   heartbeatTimer_ = loop_.after(options_.executorHeartbeatInterval, [this] { heartbeatExecutors(); });
+}
+
+}  // namespace agora::agent
+
+namespace agora::agent {
+
+namespace {
+
+// Only ids the master would have accepted make a path: nothing escapes the volumes directory.
+bool safeSegment(const std::string& s) {
+  if (s.empty() || s == "." || s == "..") {
+    return false;
+  }
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+std::optional<std::string> volumeDirectory(const std::string& workDir, const Resource& volume) {
+  std::string role = reservationRole(volume);
+  for (size_t start = 0; start <= role.size();) {
+    size_t slash = role.find('/', start);
+    if (!safeSegment(role.substr(start, slash == std::string::npos ? std::string::npos
+                                                                   : slash - start))) {
+      return std::nullopt;
+    }
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  if (!safeSegment(volume.disk().persistence_id())) {
+    return std::nullopt;
+  }
+  return workDir + "/volumes/roles/" + role + "/" + volume.disk().persistence_id();
+}
+
+}  // namespace
+
+void Agent::updateResources(const AgentEvent::UpdateResources& update) {
+  for (const Resource& gone : update.destroyed_volumes()) {
+    auto dir = volumeDirectory(options_.workDir, gone);
+    if (dir && pathExists(*dir)) {
+      LOG(INFO) << "Destroying volume " << gone.disk().persistence_id() << " at " << *dir;
+      if (Status removed = removeAll(*dir); !removed) {
+        LOG(WARNING) << "Could not remove " << *dir << ": " << removed.error();
+      }
+    }
+  }
+  checkpointed_ = Resources(update.checkpointed());
+  for (const Resource& r : update.checkpointed()) {
+    if (!isPersistentVolume(r)) {
+      continue;
+    }
+    auto dir = volumeDirectory(options_.workDir, r);
+    if (!dir) {
+      LOG(WARNING) << "Ignoring a volume with an unusable role or id: " << r.ShortDebugString();
+      continue;
+    }
+    if (!pathExists(*dir)) {
+      if (Status made = makeDirectories(*dir); !made) {
+        LOG(WARNING) << "Could not create volume directory " << *dir << ": " << made.error();
+      } else {
+        LOG(INFO) << "Created volume " << r.disk().persistence_id() << " at " << *dir;
+      }
+    }
+  }
+}
+
+void Agent::linkVolumes(const Executor& executor,
+                        const google::protobuf::RepeatedPtrField<Resource>& resources) {
+  for (const Resource& r : resources) {
+    if (!isPersistentVolume(r)) {
+      continue;
+    }
+    auto dir = volumeDirectory(options_.workDir, r);
+    const std::string& path = r.disk().container_path();
+    if (!dir || path.empty() || path.front() == '/' || path.find("..") != std::string::npos) {
+      LOG(WARNING) << "Not linking volume " << r.disk().persistence_id() << " into "
+                   << executor.directory << ": unusable id, role or container_path";
+      continue;
+    }
+    std::string link = executor.directory + "/" + path;
+    Status made = makeDirectories(*dir);
+    if (made) {
+      made = makeDirectories(link.substr(0, link.rfind('/')));
+    }
+    if (made && !pathExists(link) && ::symlink(dir->c_str(), link.c_str()) != 0) {
+      made = Error(std::string("symlink: ") + std::strerror(errno));
+    }
+    if (!made) {
+      LOG(WARNING) << "Could not link volume " << r.disk().persistence_id() << " at " << link
+                   << ": " << made.error();
+    }
+  }
 }
 
 }  // namespace agora::agent

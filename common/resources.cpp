@@ -173,6 +173,38 @@ std::string reservationRole(const Resource& r) {
   return r.reservations_size() == 0 ? "*" : r.reservations(r.reservations_size() - 1).role();
 }
 
+bool isDynamicallyReserved(const Resource& r) {
+  return r.reservations_size() > 0 &&
+         r.reservations(r.reservations_size() - 1).type() == Resource::ReservationInfo::DYNAMIC;
+}
+
+bool isPersistentVolume(const Resource& r) {
+  return r.name() == "disk" && !r.disk().persistence_id().empty();
+}
+
+Resource baseOf(const Resource& r) {
+  Resource base = r;
+  base.clear_disk();
+  while (isDynamicallyReserved(base)) {
+    base.mutable_reservations()->RemoveLast();
+  }
+  return base;
+}
+
+Result<Resources> applyCheckpointed(const Resources& reported, const Resources& checkpointed) {
+  Resources out = reported;
+  for (const Resource& r : checkpointed.items()) {
+    Resource base = baseOf(r);
+    if (!out.contains(base)) {
+      return Error("the agent no longer has " + Resources(std::vector<Resource>{base}).toString() +
+                   " for " + Resources(std::vector<Resource>{r}).toString());
+    }
+    out -= base;
+    out += r;
+  }
+  return out;
+}
+
 bool Resources::sameKind(const Resource& a, const Resource& b) {
   if (a.name() != b.name() || a.type() != b.type() ||
       a.reservations_size() != b.reservations_size() ||
@@ -485,6 +517,9 @@ std::string Resources::toString() const {
     std::string name = r.name();
     if (r.reservations_size() > 0) {
       name += "(" + reservationRole(r) + ")";
+    }
+    if (!r.disk().persistence_id().empty()) {
+      name += "[" + r.disk().persistence_id() + "]";
     }
     if (r.type() == Resource::SCALAR) {
       std::ostringstream v;

@@ -73,6 +73,18 @@ class Resources {
 // The role a resource is allocated to: its last reservation, or "*".
 std::string reservationRole(const Resource& r);
 
+bool isDynamicallyReserved(const Resource& r);  // its last reservation is DYNAMIC
+bool isPersistentVolume(const Resource& r);     // disk with a persistence id
+
+// What a dynamic reservation or a volume was made from: without its persistence id and its
+// dynamic reservations (the static form the agent itself reports).
+Resource baseOf(const Resource& r);
+
+// An agent's resources once its dynamic reservations and volumes are carved out of what it
+// reports: `reported` - base(checkpointed) + checkpointed. An error when `reported` no longer
+// holds them (the agent came back smaller).
+Result<Resources> applyCheckpointed(const Resources& reported, const Resources& checkpointed);
+
 std::ostream& operator<<(std::ostream& out, const Resources& r);
 
 }  // namespace agora

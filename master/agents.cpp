@@ -123,7 +123,7 @@ void Master::registerAgent(const std::string& from, const AgentCall::Register& r
     AgentEntry& agent = agents_[id];
     agent.info = info;
     agent.connection = from;
-    agent.total = Resources(agent.info.resources());
+    setAgentTotal(agent, Resources(agent.info.resources()));
     agent.registeredTime = loop_.wallTime();
     agentByConnection_[from] = id;
     allocator_->addAgent(id, agent.info, agent.total);
@@ -133,6 +133,33 @@ void Master::registerAgent(const std::string& from, const AgentCall::Register& r
     sendToAgent(agent, registered(id));
     requestAllocation(id);
   });
+}
+
+void Master::setAgentTotal(AgentEntry& agent, const Resources& reported) {
+  agent.checkpointed = Resources();
+  auto known = checkpointed_.find(agent.info.id());
+  if (known != checkpointed_.end()) {
+    auto total = applyCheckpointed(reported, known->second);
+    if (total) {
+      agent.total = *total;
+      agent.checkpointed = known->second;
+      agent.planned = known->second;
+      return;
+    }
+    LOG(WARNING) << "Agent " << agent.info.id() << " at " << agent.info.hostname()
+                 << ": its recorded reservations and volumes do not fit what it reports, so "
+                    "they are not offered: "
+                 << total.error();
+  }
+  agent.total = reported;
+  agent.planned = agent.checkpointed;
+}
+
+void Master::sendCheckpointed(AgentEntry& agent, const Resources& destroyedVolumes) {
+  AgentEvent event;
+  agent.checkpointed.copyTo(event.mutable_update_resources()->mutable_checkpointed());
+  destroyedVolumes.copyTo(event.mutable_update_resources()->mutable_destroyed_volumes());
+  sendToAgent(agent, event);
 }
 
 AgentEvent Master::registered(const std::string& agentId) const {
@@ -216,7 +243,7 @@ void Master::admitReregisteredAgent(const std::string& from, const std::string& 
     agent->info = reg.agent_info();
     agent->info.set_id(agentId);
     agent->connection = from;
-    agent->total = Resources(agent->info.resources());
+    setAgentTotal(*agent, Resources(agent->info.resources()));
     agent->registeredTime = loop_.wallTime();
     agentByConnection_[from] = agentId;
     allocator_->addAgent(agentId, agent->info, agent->total);
@@ -287,6 +314,9 @@ void Master::admitReregisteredAgent(const std::string& from, const std::string& 
             << reg.tasks_size() << " tasks";
 
   sendToAgent(*agent, registered(agentId));
+  if (!agent->checkpointed.empty()) {
+    sendCheckpointed(*agent);
+  }
   for (const AgentEvent& e : afterwards) {
     sendToAgent(*agent, e);
   }

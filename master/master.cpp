@@ -68,6 +68,11 @@ void Master::start(const RegistryState& recovered) {
     disconnectFramework(framework, "recovered from the registry",
                         std::max(fromSeconds(record.info().failover_timeout()), recoveryGrace()));
   }
+  for (const auto& [id, record] : recovered.agents) {
+    if (record.checkpointed_size() > 0) {
+      checkpointed_[id] = Resources(record.checkpointed());
+    }
+  }
   for (const auto& [role, record] : recovered.roles) {
     applyRole(record);
   }

@@ -93,7 +93,9 @@ class Master {
   struct AgentEntry {
     AgentInfo info;
     std::string connection;  // routing id
-    Resources total;
+    Resources total;         // as offered: what it reports, with `checkpointed` carved out
+    Resources checkpointed;  // dynamic reservations and persistent volumes, as stored
+    Resources planned;       // `checkpointed` with the operations being stored applied
     Resources used;          // by tasks
     Resources offered;
     std::unordered_map<std::string, std::unordered_set<std::string>> tasks;  // by framework
@@ -203,6 +205,24 @@ class Master {
   TaskStatus masterStatus(const std::string& taskId, const std::string& agentId, TaskState state,
                           TaskStatus::Reason reason, const std::string& message) const;
   TaskState lostState(const FrameworkEntry& framework) const;
+  // What RESERVE, UNRESERVE, CREATE and DESTROY in an accept do: for each operation (by its
+  // index in the accept), what it turns into what; and the agent's checkpointed resources after.
+  struct CheckpointPlan {
+    std::map<int, std::pair<Resources, Resources>> changes;  // op index -> (from, to)
+    Resources checkpointed;
+    Resources destroyedVolumes;
+  };
+  Result<CheckpointPlan> planCheckpoint(const FrameworkEntry& framework, const AgentEntry& agent,
+                                        const std::string& role, Resources offered,
+                                        const SchedulerCall::Accept& accept) const;
+  // The operations of an accept, in order, on `offered` (what the accepted offers held).
+  void applyAccept(FrameworkEntry& framework, AgentEntry& agent, const std::string& role,
+                   Resources offered, const SchedulerCall::Accept& accept,
+                   const CheckpointPlan* plan);
+  // Tells the agent its dynamic reservations and volumes.
+  void sendCheckpointed(AgentEntry& agent, const Resources& destroyedVolumes = Resources());
+  // The agent's total as offered: what it reports with its checkpointed resources applied.
+  void setAgentTotal(AgentEntry& agent, const Resources& reported);
   void dropLaunches(FrameworkEntry& framework, const SchedulerCall::Accept& accept,
                     const std::string& why);
 
@@ -225,6 +245,7 @@ class Master {
   std::unordered_set<std::string> pendingSubscriptions_;               // connections
   std::map<std::string, FrameworkEntry> frameworks_;
   std::map<std::string, registry::RoleRecord> roleRecords_;  // operator settings, as stored
+  std::map<std::string, Resources> checkpointed_;  // by agent id, as stored
   std::unordered_map<std::string, std::string> frameworkByConnection_;
   std::deque<std::pair<std::string, FrameworkEntry>> completedFrameworks_;
   std::unordered_set<std::string> removedFrameworkIds_;

@@ -261,7 +261,59 @@ void Master::accept(FrameworkEntry& framework, const SchedulerCall::Accept& acce
   }
   ++metrics_.offersAccepted;
 
-  Resources remaining = offered;
+  bool changesResources = false;
+  for (const Operation& op : accept.operations()) {
+    changesResources |= op.type() == Operation::RESERVE || op.type() == Operation::UNRESERVE ||
+                        op.type() == Operation::CREATE || op.type() == Operation::DESTROY;
+  }
+  if (!changesResources) {
+    applyAccept(framework, *agent, role, std::move(offered), accept, nullptr);
+    return;
+  }
+  auto plan = planCheckpoint(framework, *agent, role, offered, accept);
+  if (!plan) {
+    ++metrics_.invalidCalls;
+    LOG(WARNING) << "Framework " << framework.info.id() << ": refused operations on agent "
+                 << agentId << ": " << plan.error();
+    sendSchedulerError(framework.connection, ERROR_INVALID, "accept refused: " + plan.error());
+    allocator_->recoverResources(framework.info.id(), agentId, role, offered, std::nullopt);
+    dropLaunches(framework, accept, plan.error());
+    requestAllocation(agentId);
+    return;
+  }
+  // Stored before anyone hears of it; the offered resources stay the framework's meanwhile.
+  agent->planned = plan->checkpointed;
+  registry::Operation store;
+  store.mutable_set_checkpointed()->set_agent_id(agentId);
+  plan->checkpointed.copyTo(store.mutable_set_checkpointed()->mutable_resources());
+  std::string frameworkId = framework.info.id();
+  persist(std::move(store), [this, frameworkId, agentId, role, offered, accept,
+                             plan = std::move(plan).value()] {
+    FrameworkEntry* framework = findFramework(frameworkId);
+    AgentEntry* agent = findAgent(agentId);
+    if (agent != nullptr) {
+      agent->checkpointed = plan.checkpointed;
+      checkpointed_[agentId] = plan.checkpointed;
+      sendCheckpointed(*agent, plan.destroyedVolumes);
+    } else {
+      checkpointed_[agentId] = plan.checkpointed;  // for when it comes back
+    }
+    if (framework == nullptr || agent == nullptr) {
+      if (framework != nullptr) {
+        dropLaunches(*framework, accept, "agent " + agentId + " is gone");
+      }
+      return;  // what was offered went with the framework or the agent
+    }
+    applyAccept(*framework, *agent, role, offered, accept, &plan);
+  });
+}
+
+void Master::applyAccept(FrameworkEntry& framework, AgentEntry& agentEntry,
+                         const std::string& role, Resources offered,
+                         const SchedulerCall::Accept& accept, const CheckpointPlan* plan) {
+  AgentEntry* agent = &agentEntry;
+  const std::string agentId = agent->info.id();
+  Resources remaining = std::move(offered);
   auto reject = [&](const TaskInfo& task, const std::string& why) {
     ++metrics_.tasksInvalid;
     SchedulerEvent event;
@@ -270,8 +322,31 @@ void Master::accept(FrameworkEntry& framework, const SchedulerCall::Accept& acce
     sendToFramework(framework, event);
   };
 
+  int index = -1;
   for (const Operation& op : accept.operations()) {
+    ++index;
     switch (op.type()) {
+      case Operation::RESERVE:
+      case Operation::UNRESERVE:
+      case Operation::CREATE:
+      case Operation::DESTROY: {
+        if (plan == nullptr) {
+          break;
+        }
+        auto change = plan->changes.find(index);
+        if (change == plan->changes.end()) {
+          break;
+        }
+        const auto& [from, to] = change->second;
+        remaining -= from;
+        remaining += to;
+        agent->total -= from;
+        agent->total += to;
+        allocator_->updateAllocation(framework.info.id(), agentId, role, from, to);
+        LOG(INFO) << "Framework " << framework.info.id() << ": " << Operation::Type_Name(op.type())
+                  << " on agent " << agentId << ": " << from << " -> " << to;
+        break;
+      }
       case Operation::LAUNCH: {
         for (const TaskInfo& task : op.launch().task_infos()) {
           Status valid = validateTask(framework, *agent, task, remaining);

@@ -96,6 +96,15 @@ class Allocator {
                                 const std::string& role, const Resources& resources,
                                 std::optional<Duration> refuse) = 0;
 
+  // An operation on resources a framework holds (RESERVE, UNRESERVE, CREATE, DESTROY): `from`
+  // becomes `to`, both in what the framework holds and in the agent's total.
+  virtual void updateAllocation(const std::string& frameworkId, const std::string& agentId,
+                                const std::string& role, const Resources& from,
+                                const Resources& to) = 0;
+  // The same on free resources (an operator's reservation); an error if they are not free.
+  virtual Status updateAvailable(const std::string& agentId, const Resources& from,
+                                 const Resources& to) = 0;
+
   // Roles empty: all of the framework's roles.
   virtual void suppress(const std::string& frameworkId, const std::vector<std::string>& roles) = 0;
   virtual void revive(const std::string& frameworkId, const std::vector<std::string>& roles) = 0;

@@ -623,6 +623,51 @@ void HierarchicalAllocator::recoverResources(const std::string& frameworkId,
   }
 }
 
+Status HierarchicalAllocator::updateAvailable(const std::string& agentId, const Resources& from,
+                                              const Resources& to) {
+  auto a = agentIndex_.find(agentId);
+  if (a == agentIndex_.end()) {
+    return Error("unknown agent " + agentId);
+  }
+  Agent& agent = *agents_[a->second];
+  if (!agent.available.contains(from)) {
+    return Error("agent " + agentId + " does not have " + from.toString() +
+                 " free (it may be offered or in use): free now is " +
+                 agent.available.toString());
+  }
+  freeUnreserved_ -= Quantities::of(agent.available.unreserved());
+  accountReservations(agent, agent.total, false);
+  agent.total -= from;
+  agent.total += to;
+  agent.available -= from;
+  agent.available += to;
+  agent.availableQ = Quantities::of(agent.available);
+  agent.hasReservations =
+      std::any_of(agent.total.items().begin(), agent.total.items().end(), isReserved);
+  accountReservations(agent, agent.total, true);
+  freeUnreserved_ += Quantities::of(agent.available.unreserved());
+  return ok();
+}
+
+void HierarchicalAllocator::updateAllocation(const std::string& frameworkId,
+                                             const std::string& agentId, const std::string& role,
+                                             const Resources& from, const Resources& to) {
+  Framework* f = findFramework(frameworkId);
+  Role* r = findRole(role.empty() ? "*" : role);
+  auto a = agentIndex_.find(agentId);
+  if (f == nullptr || r == nullptr || a == agentIndex_.end()) {
+    return;
+  }
+  Agent& agent = *agents_[a->second];
+  account(*f, *r, agent, from, false);  // back to free...
+  if (!updateAvailable(agentId, from, to)) {
+    LOG(ERROR) << "Allocator: cannot turn " << from << " into " << to << " on " << agentId;
+    account(*f, *r, agent, from, true);
+    return;
+  }
+  account(*f, *r, agent, to, true);  // ...changed, and held again
+}
+
 // ------------------------------------------------------------------------------------------
 
 Status HierarchicalAllocator::setWeight(const std::string& role, double weight) {

@@ -56,6 +56,11 @@ class HierarchicalAllocator final : public Allocator {
   void recoverResources(const std::string& frameworkId, const std::string& agentId,
                         const std::string& role, const Resources& resources,
                         std::optional<Duration> refuse) override;
+  void updateAllocation(const std::string& frameworkId, const std::string& agentId,
+                        const std::string& role, const Resources& from,
+                        const Resources& to) override;
+  Status updateAvailable(const std::string& agentId, const Resources& from,
+                         const Resources& to) override;
   void suppress(const std::string& frameworkId, const std::vector<std::string>& roles) override;
   void revive(const std::string& frameworkId, const std::vector<std::string>& roles) override;
   std::vector<Allocation> allocate(TimePoint now) override;

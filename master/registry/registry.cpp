@@ -54,6 +54,15 @@ Status RegistryState::apply(const registry::Operation& op, double now) {
     case registry::Operation::kRemoveFramework:
       frameworks.erase(op.remove_framework());
       return ok();
+    case registry::Operation::kSetCheckpointed: {
+      auto it = agents.find(op.set_checkpointed().agent_id());
+      if (it == agents.end()) {
+        return Error("cannot record reservations on unknown agent " +
+                     op.set_checkpointed().agent_id());
+      }
+      *it->second.mutable_checkpointed() = op.set_checkpointed().resources();
+      return ok();
+    }
     case registry::Operation::kSetRole: {
       const registry::RoleRecord& record = op.set_role();
       if (record.role().empty()) {

@@ -287,6 +287,9 @@ void ZooKeeperRegistry::store(const RegistryState& next,
       case registry::Operation::kRemoveFramework:
         frameworkShards.insert(shardOf(op.remove_framework(), frameworkShards_));
         break;
+      case registry::Operation::kSetCheckpointed:
+        agentShards.insert(shardOf(op.set_checkpointed().agent_id(), agentShards_));
+        break;
       case registry::Operation::kSetRole:
         frameworkShards.insert(shardOf("role:" + op.set_role().role(), frameworkShards_));
         break;

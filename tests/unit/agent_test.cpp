@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
+#include "common/fs.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include "agent/agent.hpp"
@@ -297,6 +301,54 @@ TEST_F(AgentTest, IgnoresTasksBeforeRegistrationAndStrayExecutors) {
   agent_->receiveFromExecutor("no-such-container", std::move(stray));
   EXPECT_EQ(agent_->metricsText().find("agora_agent_invalid_messages_total 0"),
             std::string::npos);
+}
+
+TEST_F(AgentTest, VolumesLiveInTheWorkDirAndAreLinkedIntoSandboxes) {
+  registered();
+  Resource volume = Resources::scalar("disk", 64);
+  auto* reservation = volume.add_reservations();
+  reservation->set_type(Resource::ReservationInfo::DYNAMIC);
+  reservation->set_role("eng/db");
+  volume.mutable_disk()->set_persistence_id("pg-1");
+  volume.mutable_disk()->set_container_path("state/data");
+  AgentEvent update;
+  *update.mutable_update_resources()->add_checkpointed() = volume;
+  fromMaster(update);
+  const std::string dir = workDir_.path() + "/volumes/roles/eng/db/pg-1";
+  ASSERT_TRUE(pathExists(dir));
+
+  AgentEvent run;
+  run.mutable_run_task()->mutable_framework()->set_id("F");
+  TaskInfo* t = run.mutable_run_task()->mutable_task();
+  t->set_task_id("t1");
+  t->mutable_command()->set_value("true");
+  *t->add_resources() = volume;
+  fromMaster(run);
+  // The sandbox sees the volume at its container path; what is written there is the volume's.
+  std::string sandbox = workDir_.path() + "/frameworks/F/executors/t1/runs";
+  std::vector<std::string> runs;
+  for (const auto& entry : std::filesystem::directory_iterator(sandbox)) {
+    runs.push_back(entry.path().string());
+  }
+  ASSERT_EQ(runs.size(), 1u);
+  std::string link = runs.front() + "/state/data";
+  ASSERT_TRUE(writeFileAtomic(link + "/file", "kept").ok());
+  EXPECT_EQ(*readFile(dir + "/file"), "kept");
+
+  // A bad id never makes a path outside the volumes directory.
+  AgentEvent bad;
+  Resource evil = volume;
+  evil.mutable_disk()->set_persistence_id("../../escape");
+  *bad.mutable_update_resources()->add_checkpointed() = evil;
+  fromMaster(bad);
+  EXPECT_FALSE(pathExists(workDir_.path() + "/volumes/escape"));
+  EXPECT_FALSE(pathExists(workDir_.path() + "/escape"));
+
+  // DESTROY deletes it.
+  AgentEvent destroy;
+  *destroy.mutable_update_resources()->add_destroyed_volumes() = volume;
+  fromMaster(destroy);
+  EXPECT_FALSE(pathExists(dir));
 }
 
 }  // namespace
