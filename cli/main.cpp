@@ -36,6 +36,8 @@ const Verb kVerbs[] = {
      agora::cli::rolesCommand},
     {"weights", "list or set role weights (agora weights set eng=2)", agora::cli::weightsCommand},
     {"quota", "get, set or remove a role's quota guarantee and limit", agora::cli::quotaCommand},
+    {"reserve", "reserve an agent's free resources for a role", agora::cli::reserveCommand},
+    {"unreserve", "give an operator's reservation back", agora::cli::unreserveCommand},
     {"master", "run a master", agora::cli::masterCommand, true},
     {"agent", "run an agent on this machine", agora::cli::agentCommand, true},
     {"executor", "(started by agents) the built-in executor", agora::cli::executorCommand, true},

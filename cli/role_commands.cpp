@@ -265,4 +265,43 @@ int quotaCommand(int argc, const char* const* argv) {
   return 2;
 }
 
+namespace {
+
+int reservationCommand(bool reserve, int argc, const char* const* argv) {
+  const std::string verb = reserve ? "reserve" : "unreserve";
+  Target target;
+  Flags flags("agora " + verb + " AGENT_ID 'cpus(ROLE):4;mem(ROLE):1024' [--master=...]",
+              reserve ? "Reserves free resources of an agent for a role (a dynamic reservation, "
+                        "stored in the registry). Offers on the agent are rescinded first."
+                      : "Gives an operator's dynamic reservation back to the unreserved pool.");
+  target.addTo(flags);
+  std::vector<std::string> words;
+  int rc = parseFlags(flags, argc, argv, &words);
+  if (rc >= 0) {
+    return rc;
+  }
+  if (words.size() != 2) {
+    std::cerr << "agora " << verb << ": usage: agora " << verb
+              << " AGENT_ID 'cpus(ROLE):4;mem(ROLE):1024'\n";
+    return 2;
+  }
+  json body = {{"agent_id", words[0]}, {"resources", words[1]}};
+  if (!call(verb, target, "POST", "/" + verb, body.dump())) {
+    return 1;
+  }
+  std::cout << (reserve ? "reserved " : "unreserved ") << words[1] << " on " << words[0]
+            << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int reserveCommand(int argc, const char* const* argv) {
+  return reservationCommand(true, argc, argv);
+}
+
+int unreserveCommand(int argc, const char* const* argv) {
+  return reservationCommand(false, argc, argv);
+}
+
 }  // namespace agora::cli

@@ -224,6 +224,58 @@ void addMasterRoutes(HttpServer& server, Loop& loop, MasterHttpContext context) 
                master.setQuota(role, quota, answerRole(master, role, std::move(respond)));
              });
   });
+  for (bool reserve : {true, false}) {
+    server.route(reserve ? "/reserve" : "/unreserve", [&loop, ctx, reserve](
+                                                          const HttpRequest& request,
+                                                          HttpResponder respond) {
+      const char* usage = "POST {\"agent_id\": ID, \"resources\": \"cpus(ROLE):4;mem(ROLE):1024\"}";
+      if (request.method != "POST") {
+        respond(HttpResponse::error(405, usage));
+        return;
+      }
+      nlohmann::json body = nlohmann::json::parse(request.body, nullptr, false);
+      if (body.is_discarded() || !body.is_object() || !body.contains("agent_id") ||
+          !body["agent_id"].is_string() || !body.contains("resources") ||
+          !body["resources"].is_string()) {
+        respond(HttpResponse::error(400, std::string("expected ") + usage));
+        return;
+      }
+      auto parsed = Resources::parse(body["resources"].get<std::string>());
+      if (!parsed) {
+        respond(HttpResponse::error(400, "resources: " + parsed.error()));
+        return;
+      }
+      // "cpus(eng):4" names the role; an operator's reservation is a dynamic one.
+      Resources resources;
+      for (Resource r : parsed->items()) {
+        if (r.reservations_size() > 0) {
+          auto* last = r.mutable_reservations(r.reservations_size() - 1);
+          last->set_type(Resource::ReservationInfo::DYNAMIC);
+          last->set_principal("operator");
+        }
+        resources += r;
+      }
+      std::string agentId = body["agent_id"];
+      onLeader(loop, ctx, request, std::move(respond),
+               [agentId, resources, reserve](Master& master, HttpResponder respond) {
+                 master.operatorReserve(agentId, resources, reserve,
+                                        [respond = std::move(respond)](Status done) {
+                                          if (!done) {
+                                            const std::string& why = done.error();
+                                            int status =
+                                                why.rfind("unknown agent", 0) == 0 ? 404
+                                                : why.find(" free") != std::string::npos ||
+                                                        why.rfind("stored", 0) == 0
+                                                    ? 409
+                                                    : 400;
+                                            respond(HttpResponse::error(status, why));
+                                            return;
+                                          }
+                                          respond(HttpResponse::jsonBody("{}"));
+                                        });
+               });
+    });
+  }
   server.route("/redirect", [&loop, ctx](const HttpRequest& request, HttpResponder respond) {
     std::string path = request.param("path", "/");
     if (path.empty() || path.front() != '/') {

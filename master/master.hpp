@@ -79,6 +79,10 @@ class Master {
   void setQuota(const std::string& role, const RoleQuota& quota,
                 std::function<void(Status)> done);
   void removeQuota(const std::string& role, std::function<void(Status)> done);
+  // POST /reserve and /unreserve: an operator's dynamic reservation of free resources on an
+  // agent (offers on the agent are rescinded first), stored before it takes effect.
+  void operatorReserve(const std::string& agentId, const Resources& resources, bool reserve,
+                       std::function<void(Status)> done);
   // GET /roles: every role with its weight, quota, what it is allocated and reserved, and for
   // each of its frameworks whether the last allocation offered it something, and why not.
   nlohmann::json roles() const;

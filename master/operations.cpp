@@ -186,4 +186,89 @@ Result<Master::CheckpointPlan> Master::planCheckpoint(const FrameworkEntry& fram
   return plan;
 }
 
+void Master::operatorReserve(const std::string& agentId, const Resources& resources,
+                             bool reserve, std::function<void(Status)> done) {
+  AgentEntry* agent = findAgent(agentId);
+  if (agent == nullptr) {
+    done(Error("unknown agent " + agentId));
+    return;
+  }
+  if (resources.empty()) {
+    done(Error("no resources given"));
+    return;
+  }
+  Resources from;
+  Resources to;
+  Resources checkpointed = agent->planned;
+  for (const Resource& r : resources.items()) {
+    if (!isDynamicallyReserved(r) || isPersistentVolume(r)) {
+      return done(Error(text(r) + ": name a role, as in cpus(eng):4 (a dynamic reservation)"));
+    }
+    if (Status valid = validateRole(reservationRole(r)); !valid) {
+      return done(valid);
+    }
+    if (reserve) {
+      from += withoutLastReservation(r);
+      to += r;
+    } else {
+      from += r;
+      to += withoutLastReservation(r);
+    }
+  }
+  if (reserve) {
+    checkpointed += to;
+  } else if (!checkpointed.contains(from)) {
+    return done(Error("agent " + agentId + " has no dynamic reservation of " + from.toString() +
+                      " (static reservations are changed on the agent)"));
+  } else {
+    checkpointed -= from;
+  }
+  // What is offered on the agent comes back first; what tasks use cannot be changed.
+  auto rescindAll = [this](AgentEntry& a) {
+    std::vector<std::string> ids(a.offers.begin(), a.offers.end());
+    for (const std::string& id : ids) {
+      removeOffer(id, true);
+    }
+  };
+  rescindAll(*agent);
+  Resources free = agent->total - agent->used;
+  if (!free.contains(from)) {
+    return done(Error("agent " + agentId + " does not have " + from.toString() +
+                      " free: tasks use " +
+                      (agent->used.empty() ? std::string("nothing") : agent->used.toString()) +
+                      " of " + agent->total.toString()));
+  }
+  agent->planned = checkpointed;
+  registry::Operation store;
+  store.mutable_set_checkpointed()->set_agent_id(agentId);
+  checkpointed.copyTo(store.mutable_set_checkpointed()->mutable_resources());
+  LOG(INFO) << "Operator " << (reserve ? "reserves " : "unreserves ") << from << " -> " << to
+            << " on agent " << agentId;
+  persist(std::move(store), [this, agentId, from, to, checkpointed, rescindAll,
+                             done = std::move(done)] {
+    checkpointed_[agentId] = checkpointed;
+    AgentEntry* agent = findAgent(agentId);
+    if (agent == nullptr) {
+      done(ok());  // stored: it applies when the agent comes back
+      return;
+    }
+    rescindAll(*agent);  // offers made while the write was in flight
+    agent->checkpointed = checkpointed;
+    Status changed = allocator_->updateAvailable(agentId, from, to);
+    if (!changed) {
+      // Tasks took them meanwhile: the record says more than the agent can give. It is
+      // applied when the agent next registers; say so.
+      LOG(WARNING) << "Reservation on agent " << agentId << " stored but not applied yet: "
+                   << changed.error();
+      done(Error("stored, but not applied yet: " + changed.error()));
+      return;
+    }
+    agent->total -= from;
+    agent->total += to;
+    sendCheckpointed(*agent);
+    requestAllocation(agentId);
+    done(ok());
+  });
+}
+
 }  // namespace agora::master

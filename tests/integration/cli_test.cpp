@@ -200,6 +200,22 @@ TEST(CliTest, RolesWeightsAndQuota) {
   EXPECT_EQ(r.exitCode, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "LAST ALLOCATION")) << r.output;
 
+  // An operator's reservation of free resources, and back.
+  r = agora({"agents"}, env);
+  std::string agentId = r.output.substr(r.output.find('\n') + 1);
+  agentId = agentId.substr(0, agentId.find(' '));
+  r = agora({"reserve", agentId, "cpus(ops):1;mem(ops):128"}, env);
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  r = agora({"roles"}, env);
+  EXPECT_TRUE(contains(r.output, "cpus:1;mem:128")) << r.output;
+  r = agora({"reserve", agentId, "cpus(ops):100"}, env);
+  EXPECT_EQ(r.exitCode, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "does not have cpus:100 free")) << r.output;
+  r = agora({"reserve", agentId, "cpus:1"}, env);
+  EXPECT_TRUE(contains(r.output, "name a role")) << r.output;
+  r = agora({"unreserve", agentId, "cpus(ops):1;mem(ops):128"}, env);
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+
   // The settings are in the registry: a restarted master has them.
   ASSERT_EQ(agora({"stop"}, env).exitCode, 0);
   r = agora({"up", "--port=0", "--agents=1"}, env);
