@@ -20,6 +20,7 @@ int rolesCommand(int argc, const char* const* argv);
 int weightsCommand(int argc, const char* const* argv);
 int quotaCommand(int argc, const char* const* argv);
 int reserveCommand(int argc, const char* const* argv);
+int maintenanceCommand(int argc, const char* const* argv);
 int unreserveCommand(int argc, const char* const* argv);
 int runCommand(int argc, const char* const* argv);
 int superviseCommand(int argc, const char* const* argv);

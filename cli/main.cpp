@@ -37,6 +37,8 @@ const Verb kVerbs[] = {
     {"weights", "list or set role weights (agora weights set eng=2)", agora::cli::weightsCommand},
     {"quota", "get, set or remove a role's quota guarantee and limit", agora::cli::quotaCommand},
     {"reserve", "reserve an agent's free resources for a role", agora::cli::reserveCommand},
+    {"maintenance", "schedule, drain and bring up machines; status",
+     agora::cli::maintenanceCommand},
     {"unreserve", "give an operator's reservation back", agora::cli::unreserveCommand},
     {"master", "run a master", agora::cli::masterCommand, true},
     {"agent", "run an agent on this machine", agora::cli::agentCommand, true},

@@ -1,5 +1,7 @@
-// agora roles / weights / quota: the allocator's roles, and the operator's settings for them.
+// agora roles / weights / quota / reserve / unreserve / maintenance: how the cluster is shared,
+// and the operator's settings for it.
 
+#include <chrono>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -295,6 +297,109 @@ int reservationCommand(bool reserve, int argc, const char* const* argv) {
 }
 
 }  // namespace
+
+int maintenanceCommand(int argc, const char* const* argv) {
+  Target target;
+  std::string start = "now";
+  Duration duration = hours(1);
+  bool kill = false;
+  Duration grace = Duration::zero();
+  Flags flags(
+      "agora maintenance status | schedule HOST... [--start=now|+DURATION|UNIX_SECONDS] "
+      "[--duration=1hrs] | drain HOST [--kill] [--grace=5secs] | up HOST",
+      "Maintenance of machines (by hostname). schedule: frameworks running there are asked to "
+      "move (inverse offers), and offers carry the window; at its start the tasks are killed "
+      "and the machine is offered nothing until the window ends. drain: no more offers now; "
+      "once its tasks are gone (--kill kills them) the machine is down until `up`.");
+  target.addTo(flags);
+  flags.add(&start, "start", "(schedule) when the window starts: now, +DURATION or a Unix time.");
+  flags.add(&duration, "duration", "(schedule) how long the window lasts.");
+  flags.add(&kill, "kill", "(drain) kill the tasks rather than wait for them to finish.");
+  flags.add(&grace, "grace", "(drain) the kill's grace period.");
+  std::vector<std::string> words;
+  int rc = parseFlags(flags, argc, argv, &words);
+  if (rc >= 0) {
+    return rc;
+  }
+  std::string action = words.empty() ? "status" : words[0];
+  if (action == "status") {
+    auto status = call("maintenance", target, "GET", "/maintenance/status");
+    if (!status) {
+      return 1;
+    }
+    Table table({"MACHINE", "MODE", "WINDOW START", "DURATION", "AGENTS", "TASKS",
+                 "INVERSE OFFERS"});
+    for (const json& m : (*status)["machines"]) {
+      std::string answers;
+      for (const json& a : m.value("inverse_offers", json::array())) {
+        answers += (answers.empty() ? "" : ", ") + a.value("framework_id", "") + ": " +
+                   a.value("response", "");
+      }
+      json window = m.value("window", json::object());
+      table.add({m.value("hostname", ""), m.value("mode", ""),
+                 window.empty() ? "-" : formatNumber(window.value("start", 0.0)),
+                 window.empty() ? "-" : formatDuration(fromSeconds(window.value("duration", 0.0))),
+                 std::to_string(m.value("agents", json::array()).size()),
+                 std::to_string(m.value("tasks", 0)), answers.empty() ? "-" : answers});
+    }
+    table.print(std::cout);
+    return 0;
+  }
+  if (action == "schedule") {
+    if (words.size() < 2) {
+      std::cerr << "agora maintenance: schedule needs at least one machine (hostname)\n";
+      return 2;
+    }
+    double now = std::chrono::duration<double>(
+                     std::chrono::system_clock::now().time_since_epoch()).count();
+    double at = now;
+    if (start != "now") {
+      if (start[0] == '+') {
+        Duration offset;
+        Flags parser("", "");
+        parser.add(&offset, "offset", "");
+        std::string arg = "--offset=" + start.substr(1);
+        const char* args[] = {"agora maintenance", arg.c_str()};
+        auto parsed = parser.parse(2, args);
+        if (!parsed) {
+          std::cerr << "agora maintenance: --start: '" << start << "' is not +DURATION\n";
+          return 2;
+        }
+        at = now + toSeconds(offset);
+      } else {
+        char* end = nullptr;
+        at = std::strtod(start.c_str(), &end);
+        if (end == start.c_str() || *end != '\0') {
+          std::cerr << "agora maintenance: --start must be now, +DURATION or a Unix time\n";
+          return 2;
+        }
+      }
+    }
+    json body = {{"machines", std::vector<std::string>(words.begin() + 1, words.end())},
+                 {"start", at},
+                 {"duration", toSeconds(duration)}};
+    if (!call("maintenance", target, "POST", "/maintenance/schedule", body.dump())) {
+      return 1;
+    }
+    std::cout << "scheduled " << formatDuration(duration) << " of maintenance on "
+              << words.size() - 1 << " machine(s)\n";
+    return 0;
+  }
+  if ((action == "drain" || action == "up") && words.size() == 2) {
+    json body = {{"machine", words[1]}};
+    if (action == "drain") {
+      body["kill"] = kill;
+      body["grace_seconds"] = toSeconds(grace);
+    }
+    if (!call("maintenance", target, "POST", "/maintenance/" + action, body.dump())) {
+      return 1;
+    }
+    std::cout << words[1] << (action == "drain" ? ": draining\n" : ": up\n");
+    return 0;
+  }
+  std::cerr << "agora maintenance: usage: status | schedule HOST... | drain HOST | up HOST\n";
+  return 2;
+}
 
 int reserveCommand(int argc, const char* const* argv) {
   return reservationCommand(true, argc, argv);

@@ -230,6 +230,12 @@ void SchedulerDriver::Impl::onEvent(Envelope&& envelope) {
     case SchedulerEvent::kRescind:
       scheduler->rescind(driver, event.rescind().offer_id());
       return;
+    case SchedulerEvent::kInverseOffers: {
+      std::vector<InverseOffer> inverse(event.inverse_offers().inverse_offers().begin(),
+                                        event.inverse_offers().inverse_offers().end());
+      scheduler->inverseOffers(driver, inverse);
+      return;
+    }
     case SchedulerEvent::kUpdate: {
       const TaskStatus& status = event.update().status();
       scheduler->update(driver, status);
@@ -423,6 +429,16 @@ void SchedulerDriver::decline(const std::string& offerId, const Filters& filters
   SchedulerCall call;
   call.mutable_decline()->add_offer_ids(offerId);
   *call.mutable_decline()->mutable_filters() = filters;
+  impl_->postCall(std::move(call));
+}
+
+void SchedulerDriver::respondInverseOffers(const std::vector<std::string>& inverseOfferIds,
+                                           bool accept) {
+  SchedulerCall call;
+  for (const std::string& id : inverseOfferIds) {
+    call.mutable_respond_inverse_offers()->add_inverse_offer_ids(id);
+  }
+  call.mutable_respond_inverse_offers()->set_accept(accept);
   impl_->postCall(std::move(call));
 }
 

@@ -131,6 +131,9 @@ void Master::registerAgent(const std::string& from, const AgentCall::Register& r
     LOG(INFO) << "Registered agent " << id << " at " << agent.info.hostname() << " ("
               << agent.info.address() << ") with " << agent.total;
     sendToAgent(agent, registered(id));
+    if (maintenance_.count(agent.info.hostname()) > 0) {
+      evaluateMaintenance();  // a machine under maintenance is not offered
+    }
     requestAllocation(id);
   });
 }
@@ -319,6 +322,9 @@ void Master::admitReregisteredAgent(const std::string& from, const std::string& 
   }
   for (const AgentEvent& e : afterwards) {
     sendToAgent(*agent, e);
+  }
+  if (maintenance_.count(agent->info.hostname()) > 0) {
+    evaluateMaintenance();
   }
   requestAllocation(agentId);
 }

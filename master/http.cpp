@@ -1,5 +1,7 @@
 #include "master/http.hpp"
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "common/zk_election.hpp"
@@ -273,6 +275,83 @@ void addMasterRoutes(HttpServer& server, Loop& loop, MasterHttpContext context) 
                                           }
                                           respond(HttpResponse::jsonBody("{}"));
                                         });
+               });
+    });
+  }
+  server.route("/maintenance/status", [&loop, ctx](const HttpRequest& request,
+                                                   HttpResponder respond) {
+    onLeader(loop, ctx, request, std::move(respond), [](Master& master, HttpResponder respond) {
+      respond(HttpResponse::jsonBody(dump(master.maintenanceStatus())));
+    });
+  });
+  // POST /maintenance/schedule {"machines": [...], "start": UNIX_SECONDS, "duration": SECONDS}
+  // POST /maintenance/drain {"machine": HOST, "kill": BOOL, "grace_seconds": S}
+  // POST /maintenance/up {"machine": HOST}
+  for (std::string action : {"schedule", "drain", "up"}) {
+    server.route("/maintenance/" + action, [&loop, ctx, action](const HttpRequest& request,
+                                                                HttpResponder respond) {
+      if (request.method != "POST") {
+        respond(HttpResponse::error(405, "POST a JSON body (see the operator guide)"));
+        return;
+      }
+      nlohmann::json body = nlohmann::json::parse(request.body, nullptr, false);
+      if (body.is_discarded() || !body.is_object()) {
+        respond(HttpResponse::error(400, "the body must be a JSON object"));
+        return;
+      }
+      auto answer = [](HttpResponder respond) {
+        return [respond = std::move(respond)](Status done) {
+          respond(done ? HttpResponse::jsonBody("{}") : HttpResponse::error(400, done.error()));
+        };
+      };
+      if (action == "schedule") {
+        std::vector<std::string> machines;
+        if (body.contains("machines") && body["machines"].is_array()) {
+          for (const auto& m : body["machines"]) {
+            if (!m.is_string()) {
+              respond(HttpResponse::error(400, "machines are hostnames (strings)"));
+              return;
+            }
+            machines.push_back(m);
+          }
+        }
+        if (!body.contains("start") || !body["start"].is_number() ||
+            !body.contains("duration") || !body["duration"].is_number()) {
+          respond(HttpResponse::error(400, "expected {\"machines\": [HOST, ...], \"start\": "
+                                           "UNIX_SECONDS, \"duration\": SECONDS}"));
+          return;
+        }
+        double start = body["start"];
+        double duration = body["duration"];
+        onLeader(loop, ctx, request, std::move(respond),
+                 [machines, start, duration, answer](Master& master, HttpResponder respond) {
+                   master.scheduleMaintenance(machines, start, duration,
+                                              answer(std::move(respond)));
+                 });
+        return;
+      }
+      if (!body.contains("machine") || !body["machine"].is_string()) {
+        respond(HttpResponse::error(400, "expected {\"machine\": HOST, ...}"));
+        return;
+      }
+      std::string machine = body["machine"];
+      if (action == "drain") {
+        bool kill = body.value("kill", false);
+        double grace = body.value("grace_seconds", 0.0);
+        if (!std::isfinite(grace) || grace < 0) {
+          respond(HttpResponse::error(400, "grace_seconds must be a non-negative number"));
+          return;
+        }
+        onLeader(loop, ctx, request, std::move(respond),
+                 [machine, kill, grace, answer](Master& master, HttpResponder respond) {
+                   master.drainMachine(machine, kill, fromSeconds(grace),
+                                       answer(std::move(respond)));
+                 });
+        return;
+      }
+      onLeader(loop, ctx, request, std::move(respond),
+               [machine, answer](Master& master, HttpResponder respond) {
+                 master.upMachine(machine, answer(std::move(respond)));
                });
     });
   }

@@ -39,6 +39,7 @@ Master::~Master() {
   loop_.cancel(pingTimer_);
   loop_.cancel(livenessTimer_);
   loop_.cancel(reregisterTimer_);
+  loop_.cancel(maintenanceTimer_);
   for (auto& [id, offer] : offers_) {
     loop_.cancel(offer.timeout);
   }
@@ -73,6 +74,9 @@ void Master::start(const RegistryState& recovered) {
       checkpointed_[id] = Resources(record.checkpointed());
     }
   }
+  for (const auto& [host, record] : recovered.maintenance) {
+    maintenance_[host].record = record;
+  }
   for (const auto& [role, record] : recovered.roles) {
     applyRole(record);
   }
@@ -85,6 +89,7 @@ void Master::start(const RegistryState& recovered) {
   } else {
     reregisterTimer_ = loop_.after(options_.agentReregisterTimeout, [this] { expireRecoveredAgents(); });
   }
+  every(seconds(1), &maintenanceTimer_, &Master::evaluateMaintenance);
   // Periodic allocation catches expired filters and anything events did not trigger.
   every(options_.allocationInterval, &allocationTimer_, &Master::allocate);
   every(options_.agentPingTimeout, &pingTimer_, &Master::pingAgents);
@@ -164,6 +169,10 @@ void Master::allocate() {
     allocation.resources.copyTo(entry.offer.mutable_resources());
     *entry.offer.mutable_attributes() = agent->info.attributes();
     entry.offer.set_allocation_role(allocation.role);
+    auto machine = maintenance_.find(agent->info.hostname());
+    if (machine != maintenance_.end() && machine->second.record.has_window()) {
+      *entry.offer.mutable_unavailability() = machine->second.record.window();
+    }
     entry.resources = std::move(allocation.resources);
     if (options_.offerTimeout > Duration::zero()) {
       entry.timeout = loop_.after(options_.offerTimeout, [this, offerId] {

@@ -83,6 +83,17 @@ class Master {
   // agent (offers on the agent are rescinded first), stored before it takes effect.
   void operatorReserve(const std::string& agentId, const Resources& resources, bool reserve,
                        std::function<void(Status)> done);
+  // Maintenance (maintenance.cpp), by machine hostname; stored before it takes effect.
+  // Scheduled machines stay in use until their window, with inverse offers to the frameworks
+  // running there; at the window's start their tasks are killed and they are offered nothing
+  // until the window ends. Draining takes a machine out now: no more offers, and once its
+  // tasks are gone (killed with `kill`) it is down until brought up.
+  void scheduleMaintenance(const std::vector<std::string>& hostnames, double start,
+                           double duration, std::function<void(Status)> done);
+  void drainMachine(const std::string& hostname, bool kill, Duration grace,
+                    std::function<void(Status)> done);
+  void upMachine(const std::string& hostname, std::function<void(Status)> done);
+  nlohmann::json maintenanceStatus() const;
   // GET /roles: every role with its weight, quota, what it is allocated and reserved, and for
   // each of its frameworks whether the last allocation offered it something, and why not.
   nlohmann::json roles() const;
@@ -131,6 +142,19 @@ class Master {
     double since = 0;
     std::string reason;
   };
+
+  struct Machine {
+    registry::MaintenanceRecord record;
+    std::map<std::string, std::string> inverseOffers;  // framework id -> inverse offer id
+    std::map<std::string, bool> responses;             // framework id -> will vacate
+    std::set<std::string> killed;                      // task ids already told to die
+    bool down = false;
+  };
+  void evaluateMaintenance();
+  void respondInverseOffers(FrameworkEntry& framework,
+                            const SchedulerCall::RespondInverseOffers& respond);
+  std::vector<AgentEntry*> agentsOn(const std::string& hostname);
+  size_t liveTasks(const AgentEntry& agent) const;  // not known to be terminal
 
   // Stores a role's settings, then gives them to the allocator.
   void storeRole(registry::RoleRecord record, std::function<void(Status)> done);
@@ -250,6 +274,8 @@ class Master {
   std::map<std::string, FrameworkEntry> frameworks_;
   std::map<std::string, registry::RoleRecord> roleRecords_;  // operator settings, as stored
   std::map<std::string, Resources> checkpointed_;  // by agent id, as stored
+  std::map<std::string, Machine> maintenance_;     // by hostname
+  TimerId maintenanceTimer_ = 0;
   std::unordered_map<std::string, std::string> frameworkByConnection_;
   std::deque<std::pair<std::string, FrameworkEntry>> completedFrameworks_;
   std::unordered_set<std::string> removedFrameworkIds_;

@@ -85,6 +85,9 @@ void Master::handleSchedulerCall(const std::string& from, const SchedulerCall& c
     case SchedulerCall::kMessage:
       frameworkMessage(*framework, call.message());
       return;
+    case SchedulerCall::kRespondInverseOffers:
+      respondInverseOffers(*framework, call.respond_inverse_offers());
+      return;
     case SchedulerCall::kHeartbeat:
       return;
     case SchedulerCall::kSubscribe:

@@ -31,6 +31,11 @@ class Scheduler {
   virtual void offers(SchedulerDriver* driver, const std::vector<Offer>& offers) = 0;
   // An offer is no longer valid (its agent left, or it timed out).
   virtual void rescind(SchedulerDriver* driver, const std::string& offerId) {}
+  // Maintenance: the master asks the framework to move its tasks off these agents before
+  // their unavailability starts. Answer with SchedulerDriver::respondInverseOffers (optional:
+  // at the window's start the tasks are killed either way).
+  virtual void inverseOffers(SchedulerDriver* driver,
+                             const std::vector<InverseOffer>& inverseOffers) {}
   virtual void update(SchedulerDriver* driver, const TaskStatus& status) = 0;
   virtual void message(SchedulerDriver* driver, const std::string& agentId,
                        const std::string& executorId, const std::string& data) {}
@@ -75,6 +80,8 @@ class SchedulerDriver {
   void launch(const std::string& offerId, const std::vector<TaskInfo>& tasks,
               const Filters& filters = Filters());
   void decline(const std::string& offerId, const Filters& filters = Filters());
+  // Tells the master whether the framework will vacate those agents in time.
+  void respondInverseOffers(const std::vector<std::string>& inverseOfferIds, bool accept);
   void kill(const std::string& taskId, const std::string& agentId = "");
   void revive(const std::vector<std::string>& roles = {});
   void suppress(const std::vector<std::string>& roles = {});

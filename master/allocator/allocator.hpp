@@ -83,6 +83,8 @@ class Allocator {
   virtual void addAgent(const std::string& agentId, const AgentInfo& info,
                         const Resources& total) = 0;
   virtual void removeAgent(const std::string& agentId) = 0;
+  // Maintenance: an agent that is not offerable keeps its accounting but is offered nothing.
+  virtual void setAgentOfferable(const std::string& agentId, bool offerable) = 0;
 
   // Marks resources on an agent as held by a framework (tasks the master learned of on
   // re-registration, not through an offer).

@@ -115,6 +115,7 @@ struct HierarchicalAllocator::Agent {
   Quantities availableQ;
   bool hasGpus = false;
   bool hasReservations = false;
+  bool offerable = true;  // false while down for maintenance
   std::map<std::pair<uint32_t, Role*>, Resources> held;  // by (framework, role)
 };
 
@@ -458,6 +459,13 @@ void HierarchicalAllocator::addAgent(const std::string& agentId, const AgentInfo
   agents_[index] = std::move(agent);
   agentIndex_[agentId] = index;
   totalsChanged_ = true;
+}
+
+void HierarchicalAllocator::setAgentOfferable(const std::string& agentId, bool offerable) {
+  auto found = agentIndex_.find(agentId);
+  if (found != agentIndex_.end()) {
+    agents_[found->second]->offerable = offerable;
+  }
 }
 
 void HierarchicalAllocator::removeAgent(const std::string& agentId) {
@@ -1028,6 +1036,9 @@ std::vector<Allocation> HierarchicalAllocator::allocateAgents(TimePoint now,
               [](const Role* a, const Role* b) { return a->name < b->name; });
     for (uint32_t index : order) {
       Agent& agent = *agents_[index];
+      if (!agent.offerable) {
+        continue;
+      }
       for (Role* role : needy) {
         for (int rounds = 0; rounds < 4 && allocatable(agent.availableQ); ++rounds) {
           if (role->quota.guarantee.above(consumption(*role)).empty()) {
@@ -1047,6 +1058,9 @@ std::vector<Allocation> HierarchicalAllocator::allocateAgents(TimePoint now,
   // of it are reserved for different roles.
   for (uint32_t index : order) {
     Agent& agent = *agents_[index];
+    if (!agent.offerable) {
+      continue;
+    }
     for (int rounds = 0; rounds < 8 && allocatable(agent.availableQ); ++rounds) {
       anyFree = true;
       Candidate c;

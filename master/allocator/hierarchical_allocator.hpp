@@ -51,6 +51,7 @@ class HierarchicalAllocator final : public Allocator {
   void addAgent(const std::string& agentId, const AgentInfo& info,
                 const Resources& total) override;
   void removeAgent(const std::string& agentId) override;
+  void setAgentOfferable(const std::string& agentId, bool offerable) override;
   void addUsed(const std::string& frameworkId, const std::string& agentId,
                const std::string& role, const Resources& resources) override;
   void recoverResources(const std::string& frameworkId, const std::string& agentId,

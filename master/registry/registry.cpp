@@ -63,6 +63,17 @@ Status RegistryState::apply(const registry::Operation& op, double now) {
       *it->second.mutable_checkpointed() = op.set_checkpointed().resources();
       return ok();
     }
+    case registry::Operation::kSetMaintenance: {
+      const registry::MaintenanceRecord& record = op.set_maintenance();
+      if (record.hostname().empty()) {
+        return Error("a maintenance record needs a hostname");
+      }
+      maintenance[record.hostname()] = record;
+      return ok();
+    }
+    case registry::Operation::kRemoveMaintenance:
+      maintenance.erase(op.remove_maintenance());
+      return ok();
     case registry::Operation::kSetRole: {
       const registry::RoleRecord& record = op.set_role();
       if (record.role().empty()) {
@@ -92,6 +103,9 @@ registry::Shard RegistryState::toShard() const {
   for (const auto& [role, record] : roles) {
     *shard.add_roles() = record;
   }
+  for (const auto& [host, record] : maintenance) {
+    *shard.add_maintenance() = record;
+  }
   return shard;
 }
 
@@ -120,6 +134,14 @@ Status RegistryState::add(const registry::Shard& shard) {
     }
     if (!roles.emplace(record.role(), record).second) {
       return Error("role " + record.role() + " is recorded twice");
+    }
+  }
+  for (const registry::MaintenanceRecord& record : shard.maintenance()) {
+    if (record.hostname().empty()) {
+      return Error("a maintenance record without a hostname");
+    }
+    if (!maintenance.emplace(record.hostname(), record).second) {
+      return Error("maintenance of " + record.hostname() + " is recorded twice");
     }
   }
   return ok();

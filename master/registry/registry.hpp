@@ -23,6 +23,7 @@ struct RegistryState {
   std::map<std::string, registry::AgentRecord> agents;          // by agent id
   std::map<std::string, registry::FrameworkRecord> frameworks;  // by framework id
   std::map<std::string, registry::RoleRecord> roles;            // by role
+  std::map<std::string, registry::MaintenanceRecord> maintenance;  // by hostname
 
   // Applies one operation at time `now`; an error leaves the state as it was.
   Status apply(const registry::Operation& op, double now);

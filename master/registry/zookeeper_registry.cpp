@@ -247,7 +247,8 @@ void ZooKeeperRegistry::loadNodes(std::function<void(Result<RegistryState>)> don
               if (!shard.ParseFromString(*payload)) {
                 return finish("registry data in " + node->path + " does not parse");
               }
-              if ((agents && (shard.frameworks_size() > 0 || shard.roles_size() > 0)) ||
+              if ((agents && (shard.frameworks_size() > 0 || shard.roles_size() > 0 ||
+                              shard.maintenance_size() > 0)) ||
                   (!agents && shard.agents_size() > 0)) {
                 return finish("registry node " + node->path + " holds records of the wrong kind");
               }
@@ -290,6 +291,12 @@ void ZooKeeperRegistry::store(const RegistryState& next,
       case registry::Operation::kSetCheckpointed:
         agentShards.insert(shardOf(op.set_checkpointed().agent_id(), agentShards_));
         break;
+      case registry::Operation::kSetMaintenance:
+        frameworkShards.insert(shardOf("host:" + op.set_maintenance().hostname(), frameworkShards_));
+        break;
+      case registry::Operation::kRemoveMaintenance:
+        frameworkShards.insert(shardOf("host:" + op.remove_maintenance(), frameworkShards_));
+        break;
       case registry::Operation::kSetRole:
         frameworkShards.insert(shardOf("role:" + op.set_role().role(), frameworkShards_));
         break;
@@ -325,6 +332,12 @@ void ZooKeeperRegistry::store(const RegistryState& next,
       auto it = frameworkContent.find(shardOf("role:" + role, frameworkShards_));
       if (it != frameworkContent.end()) {
         *it->second.add_roles() = record;
+      }
+    }
+    for (const auto& [host, record] : next.maintenance) {
+      auto it = frameworkContent.find(shardOf("host:" + host, frameworkShards_));
+      if (it != frameworkContent.end()) {
+        *it->second.add_maintenance() = record;
       }
     }
   }

@@ -1,8 +1,11 @@
 // RESERVE, UNRESERVE, CREATE and DESTROY through the master: checked, stored in the registry
 // before anyone hears of them, told to the agent, offered only to their role, and back after a
-// master failover. No sockets: a fake transport and a manual clock.
+// master failover. And maintenance: windows, inverse offers, drain. No sockets: a fake
+// transport and a manual clock.
 
 #include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
 
 #include "common/manual_loop.hpp"
 #include "common/resources.hpp"
@@ -36,6 +39,9 @@ class MasterOperationsTest : public ::testing::Test {
     MasterOptions options;
     options.info.set_id("M" + std::to_string(++masters_));
     options.allocationInterval = seconds(1);
+    // The clock jumps by hours here: no peer is expected to keep up pings and heartbeats.
+    options.agentPingTimeout = hours(24);
+    options.frameworkHeartbeatInterval = hours(24);
     master_ = std::make_unique<Master>(
         options, loop_, transport_,
         std::make_unique<HierarchicalAllocator>([this] { return loop_.now(); }), registry_);
@@ -247,6 +253,108 @@ TEST_F(MasterOperationsTest, ReservationsAndVolumesAreStoredOfferedToTheirRoleAn
     destroyed |= e.agent_event().update_resources().destroyed_volumes_size() == 1;
   }
   EXPECT_TRUE(destroyed);
+}
+
+TEST_F(MasterOperationsTest, MaintenanceWindowsInverseOffersAndDrain) {
+  std::string agentId = registerAgent();
+  std::string fw = subscribe("fw", "*");
+  auto first = offers("fw");
+  ASSERT_EQ(first.size(), 1u);
+  Operation launch;
+  launch.set_type(Operation::LAUNCH);
+  TaskInfo* task = launch.mutable_launch()->add_task_infos();
+  task->set_task_id("t1");
+  task->mutable_command()->set_value("sleep 1000");
+  *task->add_resources() = Resources::scalar("cpus", 1);
+  *task->add_resources() = Resources::scalar("mem", 128);
+  ASSERT_EQ(accept("fw", fw, first, {launch}), "");
+  transport_.take("agent");
+
+  // Bad input.
+  std::optional<Status> answer;
+  master_->scheduleMaintenance({"h"}, loop_.wallTime(), 0, [&](Status s) { answer = s; });
+  EXPECT_FALSE(*answer);
+  master_->drainMachine("nowhere", false, seconds(0), [&](Status s) { answer = s; });
+  EXPECT_FALSE(*answer);
+  master_->upMachine("nowhere", [&](Status s) { answer = s; });
+  EXPECT_FALSE(*answer);
+
+  // A window a minute from now: stored, and the framework running there is asked to move.
+  stash_.clear();  // offers made before the window are rescinded when it is scheduled
+  double start = loop_.wallTime() + 60;
+  master_->scheduleMaintenance({"h"}, start, 3600, [&](Status s) { answer = s; });
+  loop_.runUntilIdle();
+  ASSERT_TRUE(answer && *answer);
+  registry_.recover([&](Result<RegistryState> state) { stored_ = *state; });
+  loop_.runUntilIdle();
+  ASSERT_EQ(stored_.maintenance.count("h"), 1u);
+  std::string inverseId;
+  for (Envelope& e : transport_.take("fw")) {
+    for (const InverseOffer& io : e.scheduler_event().inverse_offers().inverse_offers()) {
+      inverseId = io.id();
+      EXPECT_EQ(io.agent_id(), agentId);
+      EXPECT_DOUBLE_EQ(io.unavailability().start(), start);
+    }
+    for (const Offer& o : e.scheduler_event().offers().offers()) stash_["fw"].push_back(o);
+  }
+  ASSERT_FALSE(inverseId.empty());
+  Envelope respond;
+  respond.mutable_scheduler_call()->set_framework_id(fw);
+  respond.mutable_scheduler_call()->mutable_respond_inverse_offers()->add_inverse_offer_ids(
+      inverseId);
+  respond.mutable_scheduler_call()->mutable_respond_inverse_offers()->set_accept(true);
+  deliver("fw", respond);
+  auto status = master_->maintenanceStatus()["machines"];
+  ASSERT_EQ(status.size(), 1u);
+  EXPECT_EQ(status[0]["mode"], "draining");
+  EXPECT_EQ(status[0]["inverse_offers"][0]["response"], "accepted");
+  // Offers on the machine carry the window meanwhile.
+  for (const Offer& o : offers("fw")) {
+    EXPECT_DOUBLE_EQ(o.unavailability().start(), start);
+  }
+
+  // The window starts: its tasks are killed, and it is offered nothing.
+  loop_.advance(seconds(61));
+  bool killed = false;
+  for (Envelope& e : transport_.take("agent")) {
+    killed |= e.agent_event().kill_task().task_id() == "t1";
+  }
+  EXPECT_TRUE(killed);
+  EXPECT_EQ(master_->maintenanceStatus()["machines"][0]["mode"], "down");
+  transport_.take("fw");
+  for (const Offer& o : offers("fw")) ADD_FAILURE() << "offered while down: " << o.ShortDebugString();
+
+  // The window ends: it is up, and offered again.
+  loop_.advance(seconds(3600));
+  EXPECT_TRUE(master_->maintenanceStatus()["machines"].empty());
+  auto back = offers("fw");
+  ASSERT_FALSE(back.empty());
+  for (const Offer& o : back) {
+    EXPECT_FALSE(o.has_unavailability()) << o.ShortDebugString();
+  }
+
+  // Drain without killing: no offers at once; down once its task is gone; then up.
+  master_->drainMachine("h", false, seconds(0), [&](Status s) { answer = s; });
+  loop_.runUntilIdle();
+  ASSERT_TRUE(answer && *answer);
+  EXPECT_TRUE(offers("fw").empty());
+  EXPECT_EQ(master_->maintenanceStatus()["machines"][0]["mode"], "draining");
+  Envelope finished;
+  finished.mutable_agent_call()->set_agent_id(agentId);
+  auto* update = finished.mutable_agent_call()->mutable_status_update();
+  update->set_framework_id(fw);
+  update->mutable_status()->set_task_id("t1");
+  update->mutable_status()->set_state(TASK_KILLED);
+  update->mutable_status()->set_uuid("0123456789abcdef");
+  update->set_latest_state(TASK_KILLED);
+  deliver("agent", finished);
+  loop_.advance(seconds(1));
+  EXPECT_EQ(master_->maintenanceStatus()["machines"][0]["mode"], "down");
+  EXPECT_TRUE(offers("fw").empty());
+  master_->upMachine("h", [&](Status s) { answer = s; });
+  loop_.runUntilIdle();
+  ASSERT_TRUE(answer && *answer);
+  EXPECT_FALSE(offers("fw").empty());
 }
 
 }  // namespace
