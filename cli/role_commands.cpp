@@ -2,6 +2,7 @@
 // and the operator's settings for it.
 
 #include <chrono>
+#include <ctime>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -75,6 +76,16 @@ std::optional<json> call(const std::string& verb, const Target& target, const st
     return std::nullopt;
   }
   return parsed;
+}
+
+// "2026-11-29 14:05:00Z" for seconds since the epoch.
+std::string utcTime(double seconds) {
+  std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char out[32];
+  std::strftime(out, sizeof(out), "%Y-%m-%d %H:%M:%SZ", &tm);
+  return out;
 }
 
 // "cpus:4;mem:1024" from {"cpus": 4, "mem": 1024}; "-" when empty.
@@ -337,7 +348,7 @@ int maintenanceCommand(int argc, const char* const* argv) {
       }
       json window = m.value("window", json::object());
       table.add({m.value("hostname", ""), m.value("mode", ""),
-                 window.empty() ? "-" : formatNumber(window.value("start", 0.0)),
+                 window.empty() ? "-" : utcTime(window.value("start", 0.0)),
                  window.empty() ? "-" : formatDuration(fromSeconds(window.value("duration", 0.0))),
                  std::to_string(m.value("agents", json::array()).size()),
                  std::to_string(m.value("tasks", 0)), answers.empty() ? "-" : answers});
