@@ -53,8 +53,8 @@ struct Cluster {
   HierarchicalAllocator allocator;
 };
 
-void BM_FirstCycle(benchmark::State& state) {
-  Cluster cluster(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+// Times one full cycle per iteration, giving back what it handed out (untimed) each time.
+void timeCycles(benchmark::State& state, Cluster& cluster) {
   size_t offers = 0;
   for (auto _ : state) {
     auto allocations = cluster.allocator.allocate(cluster.loop.now());
@@ -64,34 +64,23 @@ void BM_FirstCycle(benchmark::State& state) {
     state.ResumeTiming();
   }
   state.counters["offers"] = static_cast<double>(offers);
+}
+
+void BM_FirstCycle(benchmark::State& state) {
+  Cluster cluster(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  timeCycles(state, cluster);
 }
 
 void BM_DeclinedCycle(benchmark::State& state) {
   Cluster cluster(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
   // Every framework declines what the first cycle gave it.
   cluster.recover(cluster.allocator.allocate(cluster.loop.now()), hours(1));
-  size_t offers = 0;
-  for (auto _ : state) {
-    auto allocations = cluster.allocator.allocate(cluster.loop.now());
-    offers = allocations.size();
-    state.PauseTiming();
-    cluster.recover(allocations, std::nullopt);
-    state.ResumeTiming();
-  }
-  state.counters["offers"] = static_cast<double>(offers);
+  timeCycles(state, cluster);
 }
 
 void BM_QuotaFirstCycle(benchmark::State& state) {
   Cluster cluster(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)), 100);
-  size_t offers = 0;
-  for (auto _ : state) {
-    auto allocations = cluster.allocator.allocate(cluster.loop.now());
-    offers = allocations.size();
-    state.PauseTiming();
-    cluster.recover(allocations, std::nullopt);
-    state.ResumeTiming();
-  }
-  state.counters["offers"] = static_cast<double>(offers);
+  timeCycles(state, cluster);
 }
 
 void BM_AddAgents(benchmark::State& state) {
@@ -121,11 +110,17 @@ void grid(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_FirstCycle)->Apply(grid);
 BENCHMARK(BM_DeclinedCycle)->Apply(grid);
-BENCHMARK(BM_QuotaFirstCycle)
-    ->Args({10000, 100})
-    ->Args({10000, 1000})
-    ->Args({20000, 2000})
-    ->Unit(benchmark::kMillisecond);
+void quotaGrid(benchmark::internal::Benchmark* b) {
+  for (int agents : {1000, 5000, 10000, 20000, 50000}) {
+    for (int frameworks : {100, 1000, 3000}) {
+      b->Args({agents, frameworks});
+    }
+  }
+  b->Args({20000, 2000});
+  b->Unit(benchmark::kMillisecond);
+}
+
+BENCHMARK(BM_QuotaFirstCycle)->Apply(quotaGrid);
 BENCHMARK(BM_AddAgents)->Args({10000, 1000})->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -156,6 +156,8 @@ class Master {
   std::vector<AgentEntry*> agentsOn(const std::string& hostname);
   size_t liveTasks(const AgentEntry& agent) const;  // not known to be terminal
 
+  // The role's stored settings, or the defaults.
+  registry::RoleRecord roleRecord(const std::string& role) const;
   // Stores a role's settings, then gives them to the allocator.
   void storeRole(registry::RoleRecord record, std::function<void(Status)> done);
   void applyRole(const registry::RoleRecord& record);

@@ -99,6 +99,13 @@ void Master::storeRole(registry::RoleRecord record, std::function<void(Status)> 
   });
 }
 
+registry::RoleRecord Master::roleRecord(const std::string& role) const {
+  auto it = roleRecords_.find(role);
+  registry::RoleRecord record = it != roleRecords_.end() ? it->second : registry::RoleRecord();
+  record.set_role(role);
+  return record;
+}
+
 void Master::setWeight(const std::string& role, double weight, std::function<void(Status)> done) {
   Status valid = validateRole(role);
   if (valid && (!std::isfinite(weight) || weight <= 0)) {
@@ -108,12 +115,7 @@ void Master::setWeight(const std::string& role, double weight, std::function<voi
     done(valid);
     return;
   }
-  registry::RoleRecord record;
-  auto it = roleRecords_.find(role);
-  if (it != roleRecords_.end()) {
-    record = it->second;
-  }
-  record.set_role(role);
+  registry::RoleRecord record = roleRecord(role);
   record.set_weight(weight);
   LOG(INFO) << "Setting the weight of role " << role << " to " << weight;
   storeRole(std::move(record), std::move(done));
@@ -130,12 +132,7 @@ void Master::setQuota(const std::string& role, const RoleQuota& quota,
     done(valid);
     return;
   }
-  registry::RoleRecord record;
-  auto it = roleRecords_.find(role);
-  if (it != roleRecords_.end()) {
-    record = it->second;
-  }
-  record.set_role(role);
+  registry::RoleRecord record = roleRecord(role);
   record.set_has_quota(true);
   toMap(quota.guarantee, record.mutable_guarantee());
   limitToMap(quota.limit, record.mutable_limit());

@@ -91,6 +91,7 @@ struct HierarchicalAllocator::Role {
   Quantities reserved;           // subtree: reserved on agents, used or not
   Quantities reservedAllocated;  // subtree: the reserved part of `allocated`
   size_t active = 0;             // subtree: (framework, role) pairs to offer to
+  Quantities need;               // a top-most quota role: what its guarantee still needs
   std::set<std::string> subscribers;  // framework ids subscribed to exactly this role
   std::unordered_map<Sorter::Id, Role*> childById;
   // The frameworks in frameworkSorter, by index: their state in this role.
@@ -340,56 +341,53 @@ void HierarchicalAllocator::removeFramework(const std::string& frameworkId) {
   freeFrameworkSlots_.push_back(index);
 }
 
+void HierarchicalAllocator::changeRoles(Framework& f, const std::vector<std::string>& roles,
+                                        const std::function<bool(FrameworkInRole&)>& change) {
+  std::vector<std::string> changed;
+  for (auto& [name, in] : f.roles) {
+    if ((roles.empty() || std::find(roles.begin(), roles.end(), name) != roles.end()) &&
+        change(in)) {
+      changed.push_back(name);
+    }
+  }
+  for (const std::string& name : changed) {
+    refreshActive(f, name);
+  }
+}
+
 void HierarchicalAllocator::activateFramework(const std::string& frameworkId) {
   if (Framework* f = findFramework(frameworkId)) {
     f->active = true;
-    std::vector<std::string> names;
-    for (auto& [name, in] : f->roles) names.push_back(name);
-    for (const std::string& name : names) refreshActive(*f, name);
+    changeRoles(*f, {}, [](FrameworkInRole&) { return true; });
   }
 }
 
 void HierarchicalAllocator::deactivateFramework(const std::string& frameworkId) {
   if (Framework* f = findFramework(frameworkId)) {
     f->active = false;
-    std::vector<std::string> names;
-    for (auto& [name, in] : f->roles) names.push_back(name);
-    for (const std::string& name : names) refreshActive(*f, name);
+    changeRoles(*f, {}, [](FrameworkInRole&) { return true; });
   }
 }
 
 void HierarchicalAllocator::suppress(const std::string& frameworkId,
                                      const std::vector<std::string>& roles) {
-  Framework* f = findFramework(frameworkId);
-  if (f == nullptr) {
-    return;
+  if (Framework* f = findFramework(frameworkId)) {
+    changeRoles(*f, roles, [](FrameworkInRole& in) {
+      in.suppressed = in.subscribed;
+      return in.subscribed;
+    });
   }
-  std::vector<std::string> names;
-  for (auto& [name, in] : f->roles) {
-    if (in.subscribed &&
-        (roles.empty() || std::find(roles.begin(), roles.end(), name) != roles.end())) {
-      in.suppressed = true;
-      names.push_back(name);
-    }
-  }
-  for (const std::string& name : names) refreshActive(*f, name);
 }
 
 void HierarchicalAllocator::revive(const std::string& frameworkId,
                                    const std::vector<std::string>& roles) {
-  Framework* f = findFramework(frameworkId);
-  if (f == nullptr) {
-    return;
-  }
-  std::vector<std::string> names;
-  for (auto& [name, in] : f->roles) {
-    if (roles.empty() || std::find(roles.begin(), roles.end(), name) != roles.end()) {
+  if (Framework* f = findFramework(frameworkId)) {
+    changeRoles(*f, roles, [](FrameworkInRole& in) {
       in.suppressed = false;
       in.filters.clear();
-      names.push_back(name);
-    }
+      return true;
+    });
   }
-  for (const std::string& name : names) refreshActive(*f, name);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -503,7 +501,6 @@ void HierarchicalAllocator::account(Framework& f, Role& role, Agent& agent,
   }
   Quantities unreserved = q;
   unreserved -= reserved;
-  requiredValid_ = false;
   auto key = std::make_pair(f.index, &role);
   auto found = f.roles.find(role.name);
   if (found == f.roles.end()) {
@@ -541,6 +538,7 @@ void HierarchicalAllocator::account(Framework& f, Role& role, Agent& agent,
         n->parent->childSorter.allocate(n->id, q);
       }
     }
+    updateNeed(role);
     if (joined) {
       refreshActive(f, role.name);
     }
@@ -573,8 +571,20 @@ void HierarchicalAllocator::account(Framework& f, Role& role, Agent& agent,
       n->parent->childSorter.unallocate(n->id, q);
     }
   }
+  updateNeed(role);
   if (!in.subscribed && in.allocated.empty()) {
     refreshActive(f, role.name);  // drops a role it no longer holds or wants
+  }
+}
+
+void HierarchicalAllocator::updateNeed(Role& role) {
+  if (!requiredValid_ || quotaRoles_ == 0) {
+    return;
+  }
+  if (Role* root = quotaRootOf(role)) {
+    required_ -= root->need;
+    root->need = root->quota.guarantee.above(consumption(*root));
+    required_ += root->need;
   }
 }
 
@@ -808,7 +818,8 @@ const Quantities& HierarchicalAllocator::requiredHeadroom() {
     if (quotaRoles_ > 0) {
       for (const auto& [name, role] : roles_) {
         if (role->hasQuota && quotaRootOf(*role) == role) {
-          required_ += role->quota.guarantee.above(consumption(*role));
+          role->need = role->quota.guarantee.above(consumption(*role));
+          required_ += role->need;
         }
       }
     }

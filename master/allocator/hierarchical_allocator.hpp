@@ -85,6 +85,10 @@ class HierarchicalAllocator final : public Allocator {
   Framework* findFramework(const std::string& id);
   // Subscribes (or not) a framework to its roles, from its info.
   void setRoles(Framework& f, const FrameworkInfo& info);
+  // Applies `change` to the framework's roles among `roles` (all when empty); those it returns
+  // true for are refreshed.
+  void changeRoles(Framework& f, const std::vector<std::string>& roles,
+                   const std::function<bool(FrameworkInRole&)>& change);
   // Whether the framework is to be offered anything for `role` now; moves it in or out of
   // the role's sorter order and keeps the subtree's active counts.
   void refreshActive(Framework& f, const std::string& role);
@@ -110,6 +114,8 @@ class HierarchicalAllocator final : public Allocator {
   // allocation, reservation or quota changes it).
   const Quantities& requiredHeadroom();
   void refreshTotals();
+  // After an allocation change in `role`: its quota root's need, and the sum, kept current.
+  void updateNeed(Role& role);
 
   std::function<TimePoint()> clock_;
   Options options_;
