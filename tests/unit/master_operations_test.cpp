@@ -264,7 +264,7 @@ TEST_F(MasterOperationsTest, MaintenanceWindowsInverseOffersAndDrain) {
   launch.set_type(Operation::LAUNCH);
   TaskInfo* task = launch.mutable_launch()->add_task_infos();
   task->set_task_id("t1");
-  task->mutable_command()->set_value("sleep 1000");
+  task->mutable_command()->set_value("./serve");  // never runs: the agent is a fake
   *task->add_resources() = Resources::scalar("cpus", 1);
   *task->add_resources() = Resources::scalar("mem", 128);
   ASSERT_EQ(accept("fw", fw, first, {launch}), "");
