@@ -254,6 +254,7 @@ void Master::admitReregisteredAgent(const std::string& from, const std::string& 
     for (const FrameworkInfo& info : reg.frameworks()) {
       frameworkInfos[info.id()] = &info;
     }
+    std::map<std::pair<std::string, std::string>, Resources> used;  // by (framework, role)
     for (Task& reported : *reg.mutable_tasks()) {
       if (isTerminal(reported.state())) {
         continue;  // its terminal update is still on its way and will be forwarded
@@ -290,7 +291,7 @@ void Master::admitReregisteredAgent(const std::string& from, const std::string& 
       Resources resources(task.resources());
       agent->used += resources;
       agent->tasks[framework->info.id()].insert(task.task_id());
-      allocator_->addUsed(framework->info.id(), agentId, task.role(), resources);
+      used[{framework->info.id(), task.role()}] += resources;  // told to the allocator below
 
       if (wasRemoved) {
         if (framework->partitionAware) {
@@ -308,6 +309,9 @@ void Master::admitReregisteredAgent(const std::string& from, const std::string& 
           afterwards.push_back(killEvent);
         }
       }
+    }
+    for (const auto& [key, resources] : used) {
+      allocator_->addUsed(key.first, agentId, key.second, resources);
     }
     unreachableAgents_.erase(agentId);
   }
