@@ -39,6 +39,8 @@ class [[nodiscard]] Result {
     CHECK(ok()) << "Result::value() on an error: " << error();
     return std::get<T>(std::move(value_));
   }
+  // The value, or `fallback` for an error.
+  T value_or(T fallback) const& { return ok() ? std::get<T>(value_) : std::move(fallback); }
   const T& operator*() const& { return value(); }
   T& operator*() & { return value(); }
   const T* operator->() const { return &value(); }
