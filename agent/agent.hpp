@@ -136,6 +136,8 @@ class Agent {
   // Persistent volumes: kept under <work_dir>/volumes/roles/<role>/<id>, and linked into the
   // sandbox of each task that uses one, at its container_path.
   void updateResources(const AgentEvent::UpdateResources& update);
+  // Gives the containerizer the executor's resources plus its live tasks'.
+  void updateContainer(const Executor& executor);
   void linkVolumes(const Executor& executor, const google::protobuf::RepeatedPtrField<Resource>&
                                                  resources);
   void runTaskGroup(const FrameworkInfo& framework, const ExecutorInfo& executor,

@@ -228,6 +228,7 @@ void Agent::runTask(const FrameworkInfo& framework, const TaskInfo& task) {
   }
   linkVolumes(*executor, task.resources());
   executor->tasks[task.task_id()] = taskFromInfo(task, framework.id(), executor->id, agentId_);
+  updateContainer(*executor);
   if (executor->phase == Executor::Phase::kRunning) {
     ExecutorEvent event;
     *event.mutable_launch()->mutable_task() = task;
@@ -260,6 +261,7 @@ void Agent::runTaskGroup(const FrameworkInfo& framework, const ExecutorInfo& exe
     linkVolumes(*executor, t.resources());
     executor->tasks[t.task_id()] = taskFromInfo(t, framework.id(), executor->id, agentId_);
   }
+  updateContainer(*executor);
   if (executor->phase == Executor::Phase::kRunning) {
     ExecutorEvent event;
     *event.mutable_launch_group()->mutable_task_group() = group;
@@ -495,6 +497,14 @@ void Agent::executorUpdate(Executor& executor, const TaskStatus& incoming) {
   if (status.timestamp() == 0) {
     status.set_timestamp(loop_.wallTime());
   }
+  if (status.state() == TASK_FAILED) {
+    // A task the kernel killed for its container's limit failed because of the limit.
+    if (auto limit = containerizer_.limitation(executor.containerId)) {
+      status.set_reason(limit->reason);
+      status.set_message(limit->message);
+      status.set_source(TaskStatus::SOURCE_AGENT);
+    }
+  }
   bool fresh = frameworks_.at(executor.frameworkId).removed ||
                statusUpdates_.update(executor.frameworkId, status);
   if (fresh) {
@@ -527,8 +537,14 @@ void Agent::executorExited(const std::string& containerId, int waitStatus) {
   loop_.cancel(executor->registrationTimer);
   loop_.cancel(executor->shutdownTimer);
 
-  failQueuedTasks(*executor, executor->killedOnRequest ? TASK_KILLED : TASK_FAILED,
-                  TaskStatus::REASON_EXECUTOR_TERMINATED, "executor " + how);
+  TaskStatus::Reason reason = TaskStatus::REASON_EXECUTOR_TERMINATED;
+  std::string message = "executor " + how;
+  if (auto limit = containerizer_.limitation(containerId)) {
+    reason = limit->reason;
+    message = limit->message;
+  }
+  failQueuedTasks(*executor, executor->killedOnRequest ? TASK_KILLED : TASK_FAILED, reason,
+                  message);
   std::vector<std::string> unfinished;
   for (const auto& [id, task] : executor->tasks) {
     if (!terminal(task.state())) {
@@ -537,8 +553,7 @@ void Agent::executorExited(const std::string& containerId, int waitStatus) {
   }
   for (const std::string& id : unfinished) {
     agentUpdate(frameworkId, executorId, id,
-                executor->killedOnRequest ? TASK_KILLED : TASK_FAILED,
-                TaskStatus::REASON_EXECUTOR_TERMINATED, "executor " + how);
+                executor->killedOnRequest ? TASK_KILLED : TASK_FAILED, reason, message);
   }
 
   if (state_ == State::kRegistered) {
@@ -646,6 +661,19 @@ std::optional<std::string> volumeDirectory(const std::string& workDir, const Res
 }
 
 }  // namespace
+
+void Agent::updateContainer(const Executor& executor) {
+  Resources resources(executor.info.resources());
+  for (const auto& [id, task] : executor.tasks) {
+    if (!terminal(task.state())) {
+      resources += Resources(task.resources());
+    }
+  }
+  if (Status updated = containerizer_.update(executor.containerId, resources); !updated) {
+    LOG(WARNING) << "Could not set the limits of executor " << executor.id << ": "
+                 << updated.error();
+  }
+}
 
 void Agent::updateResources(const AgentEvent::UpdateResources& update) {
   for (const Resource& gone : update.destroyed_volumes()) {

@@ -51,6 +51,10 @@ int agentCommand(int argc, const char* const* argv) {
   std::string resourcesFlag;
   std::string attributesFlag;
   std::string containerizerName = "posix";
+  std::string isolation;
+  std::string cgroupsRoot = "agora";
+  bool cgroupsEnableCfs = false;
+  int maxPids = 0;
   Duration fakeTaskDuration = Duration::zero();
   DaemonFlags daemonFlags;
   agent::AgentOptions options;
@@ -78,6 +82,16 @@ int agentCommand(int argc, const char* const* argv) {
   flags.add(&containerizerName, "containerizer",
             "posix (executors as child processes) or fake (simulated tasks, for tests and\n"
             "benchmarks).");
+  flags.add(&isolation, "isolation",
+            "With the posix containerizer: isolators, comma-separated, of cgroups/cpu, "
+            "cgroups/mem, cgroups/pids (needs root and cgroups v1 or v2). Empty: none.");
+  flags.add(&cgroupsRoot, "cgroups_root",
+            "Where containers' cgroups go: relative to the agent's own cgroup, or from the "
+            "hierarchy's top when it starts with '/'.");
+  flags.add(&cgroupsEnableCfs, "cgroups_enable_cfs",
+            "Hard-limit each container's CPU to its cpus (CFS quota), not just shares.");
+  flags.add(&maxPids, "max_pids_per_container",
+            "With cgroups/pids: the most processes a container may have (0: no limit).");
   flags.add(&fakeTaskDuration, "fake_task_duration",
             "With --containerizer=fake: how long each simulated task runs.");
   flags.add(&options.executorRegistrationTimeout, "executor_registration_timeout",
@@ -114,6 +128,52 @@ int agentCommand(int argc, const char* const* argv) {
   if (containerizerName != "posix" && containerizerName != "fake") {
     std::cerr << "agora agent: --containerizer must be posix or fake\n";
     return 2;
+  }
+  std::optional<agent::CgroupsIsolation> cgroupsIsolation;
+  if (!isolation.empty()) {
+    agent::CgroupsIsolation chosen;
+    chosen.cpu = chosen.memory = chosen.pids = false;
+    size_t start = 0;
+    while (start <= isolation.size()) {
+      size_t comma = isolation.find(',', start);
+      std::string name = isolation.substr(start, comma == std::string::npos ? std::string::npos
+                                                                           : comma - start);
+      if (name == "cgroups/cpu") {
+        chosen.cpu = true;
+      } else if (name == "cgroups/mem") {
+        chosen.memory = true;
+      } else if (name == "cgroups/pids") {
+        chosen.pids = true;
+      } else {
+        std::cerr << "agora agent: --isolation: unknown isolator '" << name
+                  << "' (cgroups/cpu, cgroups/mem, cgroups/pids)\n";
+        return 2;
+      }
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    if (containerizerName != "posix") {
+      std::cerr << "agora agent: --isolation needs --containerizer=posix\n";
+      return 2;
+    }
+    if (maxPids < 0) {
+      std::cerr << "agora agent: --max_pids_per_container must not be negative\n";
+      return 2;
+    }
+    if (::geteuid() != 0) {
+      std::cerr << "agora agent: --isolation needs root (cgroups)\n";
+      return 1;
+    }
+    auto layout = cgroups::detectLayout();
+    if (!layout) {
+      std::cerr << "agora agent: --isolation: " << layout.error() << "\n";
+      return 1;
+    }
+    chosen.layout = *layout;
+    chosen.root = cgroupsRoot;
+    chosen.cpuHardLimit = cgroupsEnableCfs;
+    chosen.maxPids = static_cast<uint64_t>(maxPids);
+    cgroupsIsolation = chosen;
   }
   if (Status made = makeDirectories(workDir); !made) {
     std::cerr << "agora agent: " << made.error() << "\n";
@@ -186,7 +246,12 @@ int agentCommand(int argc, const char* const* argv) {
       return 1;
     }
     options.executorEndpoint = *bound;
-    posix = std::make_unique<agent::PosixContainerizer>(loop);
+    posix = std::make_unique<agent::PosixContainerizer>(loop, cgroupsIsolation);
+    if (cgroupsIsolation) {
+      LOG(INFO) << "Isolating containers with cgroups "
+                << (cgroupsIsolation->layout.v2 ? "v2" : "v1") << " under '"
+                << cgroupsIsolation->root << "' (" << isolation << ")";
+    }
     executorLink = executorRouter.get();
     containerizer = posix.get();
   }

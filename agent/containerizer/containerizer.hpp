@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "agora/agora.pb.h"
@@ -28,6 +29,13 @@ struct ContainerConfig {
   Resources resources;
 };
 
+// A resource limit a container ran into (the memory limit's OOM kill): tasks that end in such
+// a container end with this reason.
+struct Limitation {
+  TaskStatus::Reason reason = TaskStatus::REASON_CONTAINER_LIMITATION;
+  std::string message;
+};
+
 class Containerizer {
  public:
   // Called on the agent's loop when a container's executor has exited (wait(2) status).
@@ -39,6 +47,14 @@ class Containerizer {
   virtual Status launch(const ContainerConfig& config) = 0;
   // Kills every process of the container now. The exit callback follows.
   virtual void destroy(const std::string& containerId) = 0;
+  // What the container may use now: its executor's resources and its live tasks'.
+  virtual Status update(const std::string& containerId, const Resources& resources) {
+    return ok();
+  }
+  // A limit the container has run into so far, if any (isolating containerizers only).
+  virtual std::optional<Limitation> limitation(const std::string& containerId) {
+    return std::nullopt;
+  }
 };
 
 }  // namespace agora::agent

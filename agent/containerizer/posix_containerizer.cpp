@@ -12,7 +12,8 @@
 
 namespace agora::agent {
 
-PosixContainerizer::PosixContainerizer(EventLoop& loop) : loop_(loop) {
+PosixContainerizer::PosixContainerizer(EventLoop& loop, std::optional<CgroupsIsolation> isolation)
+    : loop_(loop), isolation_(std::move(isolation)) {
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
     PLOG(WARNING) << "Could not become a child subreaper; orphans of containers go to init";
   }
@@ -60,8 +61,46 @@ Status PosixContainerizer::launch(const ContainerConfig& config) {
   spawn.stdoutPath = config.directory + "/stdout";
   spawn.stderrPath = config.directory + "/stderr";
   spawn.newSession = true;
+  if (isolation_) {
+    auto container = std::make_unique<cgroups::Container>(isolation_->layout, isolation_->root,
+                                                          config.containerId);
+    Status isolated = container->create();
+    if (isolated) {
+      isolated = applyLimits(*container, config.resources);
+    }
+    if (isolated && isolation_->pids && isolation_->maxPids > 0) {
+      isolated = container->setPidsLimit(isolation_->maxPids);
+    }
+    if (!isolated) {
+      (void)container->destroy(seconds(5));
+      return Error("cannot isolate the container: " + isolated.error());
+    }
+    // The wrapper puts itself (and so everything it execs and starts) into the cgroups first.
+    std::string dirs;
+    for (const std::string& controller : isolation_->layout.v2
+                                             ? std::vector<std::string>{""}
+                                             : cgroups::kControllers) {
+      if (isolation_->layout.v2 || isolation_->layout.v1Mounts.count(controller) > 0) {
+        dirs += (dirs.empty() ? "" : " ") + container->path(controller);
+      }
+    }
+    spawn.env["AGORA_CGROUPS"] = dirs;
+    std::vector<std::string> wrapped = {
+        "/bin/sh", "-c",
+        "for d in $AGORA_CGROUPS; do echo $$ > \"$d/cgroup.procs\" || exit 125; done; "
+        "unset AGORA_CGROUPS; exec \"$@\"",
+        "agora-container"};
+    wrapped.insert(wrapped.end(), spawn.argv.begin(), spawn.argv.end());
+    spawn.argv = std::move(wrapped);
+    cgroups_[config.containerId] = std::move(container);
+  }
   auto pid = spawnProcess(spawn);
   if (!pid) {
+    auto c = cgroups_.find(config.containerId);
+    if (c != cgroups_.end()) {
+      (void)c->second->destroy(seconds(5));
+      cgroups_.erase(c);
+    }
     return Error(pid.error());
   }
   pids_[config.containerId] = *pid;
@@ -77,11 +116,66 @@ void PosixContainerizer::destroy(const std::string& containerId) {
   }
   int n = signalSession(it->second, SIGKILL);
   VLOG(1) << "Destroying container " << containerId << ": killed " << n << " processes";
+  auto c = cgroups_.find(containerId);
+  if (c != cgroups_.end()) {
+    // Also what left the session: the cgroup holds everything the container started.
+    if (Status killed = c->second->killAll(seconds(5)); !killed) {
+      LOG(WARNING) << killed.error();
+    }
+  }
+}
+
+Status PosixContainerizer::applyLimits(cgroups::Container& container, const Resources& resources) {
+  double cpus = resources.scalar("cpus");
+  double mem = resources.scalar("mem");
+  if (isolation_->cpu && cpus > 0) {
+    if (Status s = container.setCpus(cpus, isolation_->cpuHardLimit); !s) {
+      return s;
+    }
+  }
+  if (isolation_->memory && mem > 0) {
+    return container.setMemoryLimit(static_cast<uint64_t>(mem * 1024 * 1024) +
+                                    kExecutorMemoryOverhead);
+  }
+  return ok();
+}
+
+Status PosixContainerizer::update(const std::string& containerId, const Resources& resources) {
+  auto c = cgroups_.find(containerId);
+  return c == cgroups_.end() ? ok() : applyLimits(*c->second, resources);
+}
+
+std::optional<Limitation> PosixContainerizer::limitation(const std::string& containerId) {
+  auto c = cgroups_.find(containerId);
+  if (c == cgroups_.end()) {
+    return std::nullopt;
+  }
+  auto stats = c->second->stats();
+  if (!stats || stats->oomKills == 0) {
+    return std::nullopt;
+  }
+  Limitation l;
+  l.reason = TaskStatus::REASON_CONTAINER_LIMITATION_MEMORY;
+  l.message = "the container exceeded its memory limit of " +
+              std::to_string(stats->memoryLimitBytes / (1024 * 1024)) +
+              " MiB and was killed by the kernel's OOM killer";
+  return l;
+}
+
+Result<cgroups::Stats> PosixContainerizer::usage(const std::string& containerId) const {
+  auto c = cgroups_.find(containerId);
+  if (c == cgroups_.end()) {
+    return Error("no isolated container " + containerId);
+  }
+  return c->second->stats();
 }
 
 void PosixContainerizer::destroyAll() {
   for (const auto& [id, pid] : pids_) {
     signalSession(pid, SIGKILL);
+  }
+  for (auto& [id, container] : cgroups_) {
+    (void)container->killAll(seconds(5));
   }
 }
 
@@ -99,10 +193,17 @@ void PosixContainerizer::reap() {
     std::string containerId = it->second;
     containers_.erase(it);
     pids_.erase(containerId);
-    // Whatever the executor left behind in its session goes with it.
+    // Whatever the executor left behind in its session (and its cgroups) goes with it.
     signalSession(pid, SIGKILL);
     if (onExit_) {
       onExit_(containerId, status);
+    }
+    auto c = cgroups_.find(containerId);
+    if (c != cgroups_.end()) {
+      if (Status gone = c->second->destroy(seconds(5)); !gone) {
+        LOG(WARNING) << "Container " << containerId << ": " << gone.error();
+      }
+      cgroups_.erase(c);
     }
   }
 }

@@ -4,6 +4,9 @@
 
 #include <unordered_map>
 
+#include <memory>
+
+#include "agent/cgroups/cgroups.hpp"
 #include "agent/containerizer/containerizer.hpp"
 #include "common/event_loop.hpp"
 
@@ -14,14 +17,38 @@ namespace agora::agent {
 // all of it by session id. The agent becomes a child subreaper, so a container's orphans are
 // reaped here rather than by init. Needs SIGCHLD blocked in every thread (main() does that
 // before any thread starts).
+//
+// With cgroups isolation, each container also gets cgroups (below the agent's own, or
+// `root`) limited to its resources: cpu shares (and a CFS quota with `cpuHardLimit`), a memory
+// limit, a pids limit. The executor is placed in them before it runs anything (a small shell
+// wrapper writes its own pid into cgroup.procs, then execs), so everything it starts is
+// counted, limited, and killed with the container.
+struct CgroupsIsolation {
+  cgroups::Layout layout;
+  std::string root = "agora";  // relative to the agent's own cgroup, or absolute
+  bool cpuHardLimit = false;
+  uint64_t maxPids = 0;        // 0: no pids limit
+  bool cpu = true;
+  bool memory = true;
+  bool pids = true;
+};
+
 class PosixContainerizer final : public Containerizer {
  public:
-  explicit PosixContainerizer(EventLoop& loop);
+  explicit PosixContainerizer(EventLoop& loop,
+                              std::optional<CgroupsIsolation> isolation = std::nullopt);
   ~PosixContainerizer() override;
 
   void setExitCallback(ExitCallback callback) override { onExit_ = std::move(callback); }
   Status launch(const ContainerConfig& config) override;
   void destroy(const std::string& containerId) override;
+  Status update(const std::string& containerId, const Resources& resources) override;
+  std::optional<Limitation> limitation(const std::string& containerId) override;
+  // Memory the executor process itself needs on top of its tasks' (its container's limit is
+  // the tasks' memory plus this).
+  static constexpr uint64_t kExecutorMemoryOverhead = 32ull << 20;
+  // Usage of a container (cgroups isolation only).
+  Result<cgroups::Stats> usage(const std::string& containerId) const;
 
   // Kills every container (agent shutdown).
   void destroyAll();
@@ -36,6 +63,9 @@ class PosixContainerizer final : public Containerizer {
   ExitCallback onExit_;
   std::unordered_map<std::string, pid_t> pids_;           // by container id
   std::unordered_map<pid_t, std::string> containers_;     // by executor pid
+  std::optional<CgroupsIsolation> isolation_;
+  std::unordered_map<std::string, std::unique_ptr<cgroups::Container>> cgroups_;  // by id
+  Status applyLimits(cgroups::Container& container, const Resources& resources);
 };
 
 }  // namespace agora::agent

@@ -1,11 +1,13 @@
 // End to end: a real master and two real agents, frameworks on the SDK, real task processes.
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
+#include "agent/cgroups/cgroups.hpp"
 #include "common/fs.hpp"
 #include "common/http.hpp"
 #include "common/process.hpp"
@@ -353,6 +355,55 @@ TEST_F(ClusterTest, AVolumesDataOutlivesItsTaskAndComesBackToItsRole) {
   EXPECT_EQ(scheduler.waitForEnd("writer"), TASK_FINISHED);
   EXPECT_EQ(scheduler.waitForEnd("reader"), TASK_FINISHED);
   EXPECT_TRUE(scheduler.errors().empty());
+  driver.stop();
+  driver.join();
+}
+
+// Agents that isolate containers with cgroups (root only).
+class ClusterIsolationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) {
+      GTEST_SKIP() << "cgroups isolation needs root";
+    }
+    root_ = "agora-it-" + std::to_string(::getpid());
+    ProcessClusterOptions options;
+    options.agents = 1;
+    options.agentFlags = {"--isolation=cgroups/cpu,cgroups/mem,cgroups/pids",
+                          "--cgroups_root=" + root_, "--max_pids_per_container=64"};
+    cluster_ = std::make_unique<ProcessCluster>(options);
+    ASSERT_TRUE(cluster_->start().ok()) << "see " << cluster_->dir();
+  }
+  void TearDown() override {
+    if (cluster_ != nullptr) {
+      cluster_->stop();
+    }
+    // Every container's cgroups went with it; the agent's root for them goes here.
+    if (auto layout = cgroups::detectLayout(); layout && !root_.empty()) {
+      cgroups::Container parent(*layout, "", root_);
+      EXPECT_TRUE(parent.processes().empty());
+      EXPECT_TRUE(parent.destroy(seconds(10)).ok());
+    }
+  }
+  std::string root_;
+  std::unique_ptr<ProcessCluster> cluster_;
+};
+
+TEST_F(ClusterIsolationTest, ATaskPastItsMemoryFailsWithTheMemoryReasonInItsOwnCgroup) {
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster_->masterHttp());
+  scheduler.launch(TestScheduler::commandTask("where", "cat /proc/self/cgroup"));
+  scheduler.launch(TestScheduler::commandTask(
+      "hog", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}", "cpus:0.1;mem:32"));
+  driver.start();
+  TaskStatus where = scheduler.waitForEnd("where");
+  EXPECT_EQ(where.state(), TASK_FINISHED) << where.message();
+  std::string cgroup = waitForSandboxFile(scheduler.agentAddress("where"), "where", "stdout");
+  EXPECT_NE(cgroup.find(root_ + "/"), std::string::npos) << cgroup;
+  TaskStatus hog = scheduler.waitForEnd("hog", seconds(60));
+  EXPECT_EQ(hog.state(), TASK_FAILED);
+  EXPECT_EQ(hog.reason(), TaskStatus::REASON_CONTAINER_LIMITATION_MEMORY) << hog.message();
+  EXPECT_NE(hog.message().find("memory limit"), std::string::npos) << hog.message();
   driver.stop();
   driver.join();
 }
