@@ -84,7 +84,8 @@ int agentCommand(int argc, const char* const* argv) {
             "benchmarks).");
   flags.add(&isolation, "isolation",
             "With the posix containerizer: isolators, comma-separated, of cgroups/cpu, "
-            "cgroups/mem, cgroups/pids (needs root and cgroups v1 or v2). Empty: none.");
+            "cgroups/mem, cgroups/pids (cgroups v1 or v2), namespaces/pid, namespaces/mount, "
+            "namespaces/uts, namespaces/ipc. Needs root. Empty: none.");
   flags.add(&cgroupsRoot, "cgroups_root",
             "Where containers' cgroups go: relative to the agent's own cgroup, or from the "
             "hierarchy's top when it starts with '/'.");
@@ -144,9 +145,13 @@ int agentCommand(int argc, const char* const* argv) {
         chosen.memory = true;
       } else if (name == "cgroups/pids") {
         chosen.pids = true;
+      } else if (name == "namespaces/pid" || name == "namespaces/mount" ||
+                 name == "namespaces/uts" || name == "namespaces/ipc") {
+        chosen.namespaces.insert(name.substr(std::string("namespaces/").size()));
       } else {
         std::cerr << "agora agent: --isolation: unknown isolator '" << name
-                  << "' (cgroups/cpu, cgroups/mem, cgroups/pids)\n";
+                  << "' (cgroups/cpu, cgroups/mem, cgroups/pids, namespaces/pid, "
+                     "namespaces/mount, namespaces/uts, namespaces/ipc)\n";
         return 2;
       }
       if (comma == std::string::npos) break;
@@ -161,15 +166,17 @@ int agentCommand(int argc, const char* const* argv) {
       return 2;
     }
     if (::geteuid() != 0) {
-      std::cerr << "agora agent: --isolation needs root (cgroups)\n";
+      std::cerr << "agora agent: --isolation needs root (cgroups, namespaces)\n";
       return 1;
     }
-    auto layout = cgroups::detectLayout();
-    if (!layout) {
-      std::cerr << "agora agent: --isolation: " << layout.error() << "\n";
-      return 1;
+    if (chosen.anyCgroups()) {
+      auto layout = cgroups::detectLayout();
+      if (!layout) {
+        std::cerr << "agora agent: --isolation: " << layout.error() << "\n";
+        return 1;
+      }
+      chosen.layout = *layout;
     }
-    chosen.layout = *layout;
     chosen.root = cgroupsRoot;
     chosen.cpuHardLimit = cgroupsEnableCfs;
     chosen.maxPids = static_cast<uint64_t>(maxPids);

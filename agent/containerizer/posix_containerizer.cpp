@@ -61,7 +61,32 @@ Status PosixContainerizer::launch(const ContainerConfig& config) {
   spawn.stdoutPath = config.directory + "/stdout";
   spawn.stderrPath = config.directory + "/stderr";
   spawn.newSession = true;
-  if (isolation_) {
+  if (isolation_ && !isolation_->namespaces.empty()) {
+    // Namespaces first (inside the cgroups, which the outer wrapper below enters).
+    const auto& ns = isolation_->namespaces;
+    std::vector<std::string> unshare = {"/usr/bin/unshare", "--fork", "--kill-child"};
+    if (ns.count("pid") > 0) {
+      unshare.push_back("--pid");
+      unshare.push_back("--mount-proc");
+    }
+    if (ns.count("mount") > 0 || ns.count("pid") > 0) {
+      unshare.push_back("--mount");
+      unshare.push_back("--propagation=private");
+    }
+    if (ns.count("uts") > 0) unshare.push_back("--uts");
+    if (ns.count("ipc") > 0) unshare.push_back("--ipc");
+    std::string setup;
+    if (ns.count("uts") > 0) {
+      spawn.env["AGORA_CONTAINER_HOSTNAME"] = config.executorId;
+      setup += "hostname \"$AGORA_CONTAINER_HOSTNAME\" || exit 125; ";
+    }
+    unshare.insert(unshare.end(),
+                   {"--", "/bin/sh", "-c",
+                    setup + "unset AGORA_CONTAINER_HOSTNAME; exec \"$@\"", "agora-ns"});
+    unshare.insert(unshare.end(), spawn.argv.begin(), spawn.argv.end());
+    spawn.argv = std::move(unshare);
+  }
+  if (isolation_ && isolation_->anyCgroups()) {
     auto container = std::make_unique<cgroups::Container>(isolation_->layout, isolation_->root,
                                                           config.containerId);
     Status isolated = container->create();

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include <memory>
+#include <set>
 
 #include "agent/cgroups/cgroups.hpp"
 #include "agent/containerizer/containerizer.hpp"
@@ -31,6 +32,11 @@ struct CgroupsIsolation {
   bool cpu = true;
   bool memory = true;
   bool pids = true;
+  // Linux namespaces for each container (util-linux's unshare): "pid" (its own process tree,
+  // with its own /proc), "mount" (mounts made inside stay inside), "uts" (its hostname is the
+  // executor id), "ipc".
+  std::set<std::string> namespaces;
+  bool anyCgroups() const { return cpu || memory || pids; }
 };
 
 class PosixContainerizer final : public Containerizer {

@@ -369,7 +369,8 @@ class ClusterIsolationTest : public ::testing::Test {
     root_ = "agora-it-" + std::to_string(::getpid());
     ProcessClusterOptions options;
     options.agents = 1;
-    options.agentFlags = {"--isolation=cgroups/cpu,cgroups/mem,cgroups/pids",
+    options.agentFlags = {"--isolation=cgroups/cpu,cgroups/mem,cgroups/pids,namespaces/pid,"
+                          "namespaces/mount,namespaces/uts,namespaces/ipc",
                           "--cgroups_root=" + root_, "--max_pids_per_container=64"};
     cluster_ = std::make_unique<ProcessCluster>(options);
     ASSERT_TRUE(cluster_->start().ok()) << "see " << cluster_->dir();
@@ -404,6 +405,24 @@ TEST_F(ClusterIsolationTest, ATaskPastItsMemoryFailsWithTheMemoryReasonInItsOwnC
   EXPECT_EQ(hog.state(), TASK_FAILED);
   EXPECT_EQ(hog.reason(), TaskStatus::REASON_CONTAINER_LIMITATION_MEMORY) << hog.message();
   EXPECT_NE(hog.message().find("memory limit"), std::string::npos) << hog.message();
+  driver.stop();
+  driver.join();
+}
+
+TEST_F(ClusterIsolationTest, AContainerSeesOnlyItsOwnProcessesAndHostname) {
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster_->masterHttp());
+  // Its processes: the executor, the task's shell and ls; the host has many more.
+  scheduler.launch(TestScheduler::commandTask(
+      "inside", "echo procs=$(ls /proc | grep -c '^[0-9]') host=$(hostname) end"));
+  driver.start();
+  TaskStatus inside = scheduler.waitForEnd("inside");
+  EXPECT_EQ(inside.state(), TASK_FINISHED) << inside.message();
+  std::string out = waitForSandboxFile(scheduler.agentAddress("inside"), "inside", "stdout");
+  int procs = std::atoi(out.substr(out.find("procs=") + 6).c_str());
+  EXPECT_GT(procs, 0) << out;
+  EXPECT_LT(procs, 10) << out;
+  EXPECT_NE(out.find("host=inside end"), std::string::npos) << out;
   driver.stop();
   driver.join();
 }
