@@ -82,6 +82,9 @@ class Agent {
   const std::string& id() const { return agentId_; }
   bool registered() const { return state_ == State::kRegistered; }
   nlohmann::json state() const;
+  // GET /containers: each running container with its executor and, when isolated, its usage
+  // (cpu seconds, throttling, memory, processes), as the kube autoscaler reads it.
+  nlohmann::json containers() const;
   std::string metricsText() const;
 
  private:

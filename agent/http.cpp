@@ -65,6 +65,11 @@ void addAgentRoutes(HttpServer& server, Loop& loop, Agent& agent, const std::str
   };
   server.route("/state", state);
   server.route("/agent/state", state);
+  server.route("/containers", [&loop, &agent](const HttpRequest&, HttpResponder respond) {
+    loop.post([&agent, respond = std::move(respond)] {
+      respond(HttpResponse::jsonBody(dump(agent.containers())));
+    });
+  });
   server.route("/metrics", [&loop, &agent](const HttpRequest&, HttpResponder respond) {
     loop.post([&agent, respond = std::move(respond)] {
       HttpResponse r = HttpResponse::text(agent.metricsText());

@@ -11,6 +11,38 @@ namespace agora::agent {
 
 using nlohmann::json;
 
+json Agent::containers() const {
+  json out = json::array();
+  for (const auto& [fid, framework] : frameworks_) {
+    for (const auto& [eid, executor] : framework.executors) {
+      json c = {{"container_id", executor.containerId},
+                {"framework_id", fid},
+                {"executor_id", eid},
+                {"tasks", executor.tasks.size()}};
+      Resources limits(executor.info.resources());
+      for (const auto& [id, task] : executor.tasks) {
+        limits += Resources(task.resources());
+      }
+      c["resources"] = resourcesJson(limits);
+      auto usage = containerizer_.usage(executor.containerId);
+      if (usage) {
+        c["statistics"] = {{"cpus_user_time_secs", usage->userSeconds},
+                           {"cpus_system_time_secs", usage->systemSeconds},
+                           {"cpus_nr_throttled", usage->throttledPeriods},
+                           {"cpus_throttled_time_secs", usage->throttledSeconds},
+                           {"mem_total_bytes", usage->memoryBytes},
+                           {"mem_rss_bytes", usage->rssBytes},
+                           {"mem_cache_bytes", usage->cacheBytes},
+                           {"mem_limit_bytes", usage->memoryLimitBytes},
+                           {"processes", usage->processes},
+                           {"timestamp", loop_.wallTime()}};
+      }
+      out.push_back(std::move(c));
+    }
+  }
+  return out;
+}
+
 json Agent::state() const {
   json frameworks = json::array();
   Resources used;

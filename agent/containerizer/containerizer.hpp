@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "agent/cgroups/cgroups.hpp"
 #include "agora/agora.pb.h"
 #include "common/resources.hpp"
 #include "common/result.hpp"
@@ -50,6 +51,10 @@ class Containerizer {
   // What the container may use now: its executor's resources and its live tasks'.
   virtual Status update(const std::string& containerId, const Resources& resources) {
     return ok();
+  }
+  // What the container uses now (isolating containerizers only).
+  virtual Result<cgroups::Stats> usage(const std::string& containerId) const {
+    return Error("containers are not isolated: no usage");
   }
   // A limit the container has run into so far, if any (isolating containerizers only).
   virtual std::optional<Limitation> limitation(const std::string& containerId) {

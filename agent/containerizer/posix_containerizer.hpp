@@ -53,8 +53,7 @@ class PosixContainerizer final : public Containerizer {
   // Memory the executor process itself needs on top of its tasks' (its container's limit is
   // the tasks' memory plus this).
   static constexpr uint64_t kExecutorMemoryOverhead = 32ull << 20;
-  // Usage of a container (cgroups isolation only).
-  Result<cgroups::Stats> usage(const std::string& containerId) const;
+  Result<cgroups::Stats> usage(const std::string& containerId) const override;
 
   // Kills every container (agent shutdown).
   void destroyAll();

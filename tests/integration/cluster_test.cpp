@@ -427,6 +427,33 @@ TEST_F(ClusterIsolationTest, AContainerSeesOnlyItsOwnProcessesAndHostname) {
   driver.join();
 }
 
+TEST_F(ClusterIsolationTest, UsageOfARunningContainerIsOnTheAgentsContainersEndpoint) {
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster_->masterHttp());
+  scheduler.launch(TestScheduler::commandTask("idle", "exec tail -f /dev/null", "cpus:0.5;mem:64"));
+  driver.start();
+  ASSERT_TRUE(scheduler.waitForState("idle", TASK_RUNNING));
+  json container;
+  ASSERT_TRUE(waitUntil([&] {
+    auto r = httpGet(scheduler.agentAddress("idle"), "/containers");
+    if (!r || r->status != 200) return false;
+    for (const json& c : json::parse(r->body)) {
+      if (c.value("executor_id", "") == "idle" && c.contains("statistics") &&
+          c["statistics"].value("processes", 0) >= 2) {
+        container = c;
+        return true;
+      }
+    }
+    return false;
+  }, seconds(20))) << container.dump();
+  EXPECT_EQ(container["statistics"]["mem_limit_bytes"].get<uint64_t>(), (64u + 32u) << 20);
+  EXPECT_GT(container["statistics"]["mem_total_bytes"].get<uint64_t>(), 0u);
+  driver.kill("idle");
+  EXPECT_EQ(scheduler.waitForEnd("idle").state(), TASK_KILLED);
+  driver.stop();
+  driver.join();
+}
+
 TEST(ClusterFaultTest, AgentThatStopsAnsweringIsRemovedAndComesBack) {
   ProcessClusterOptions options;
   options.masterFlags = {"--agent_ping_timeout=200ms", "--max_agent_ping_timeouts=3"};
