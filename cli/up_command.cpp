@@ -1,11 +1,14 @@
 // agora up: a local cluster, minikube-style. A master (or, with --ha, a ZooKeeper server and
 // three masters, each kept running by `agora supervise`) and --agents agents.
 
+#include <unistd.h>
+
 #include <iostream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "agent/cgroups/cgroups.hpp"
 #include "cli/commands.hpp"
 #include "cli/daemon.hpp"
 #include "cli/local_cluster.hpp"
@@ -70,6 +73,10 @@ int upCommand(int argc, const char* const* argv) {
   flags.add(&agentResources, "agent_resources",
             "--resources for each agent (default: detected, shared by all agents).");
   flags.add(&containerizer, "containerizer", "posix, or fake for simulated tasks.");
+  std::string isolation = "auto";
+  flags.add(&isolation, "isolation",
+            "The agents' --isolation. auto: cgroups (cpu, mem, pids) and pid, uts and ipc "
+            "namespaces when running as root on a machine with cgroups; none: plain processes.");
   flags.add(&ha, "ha", "High availability: ZooKeeper and several masters, one elected leader.");
   flags.add(&masters, "masters", "With --ha: how many masters.");
   flags.add(&timeout, "timeout", "How long to wait for the cluster to come up.");
@@ -171,6 +178,23 @@ int upCommand(int argc, const char* const* argv) {
     masterAddress = profile.daemons.back().http;
   }
 
+  // Isolated containers where the machine allows them; plain processes, said so, where not.
+  std::string isolationFlag;
+  if (containerizer == "posix" && isolation == "auto") {
+    auto layout = cgroups::detectLayout();
+    if (::geteuid() != 0) {
+      std::cout << "Tasks run as plain processes (no cgroups or namespaces): not running as "
+                   "root.\n";
+    } else if (!layout) {
+      std::cout << "Tasks run as plain processes: " << layout.error() << "\n";
+    } else {
+      isolationFlag = "cgroups/cpu,cgroups/mem,cgroups/pids,namespaces/pid,namespaces/uts,"
+                      "namespaces/ipc";
+    }
+  } else if (containerizer == "posix" && isolation != "none" && isolation != "auto") {
+    isolationFlag = isolation;
+  }
+
   size_t firstAgent = profile.daemons.size();
   for (int i = 1; i <= agents; ++i) {
     DaemonRecord agent;
@@ -196,6 +220,9 @@ int upCommand(int argc, const char* const* argv) {
     }
     if (!agentResources.empty()) {
       args.push_back("--resources=" + agentResources);
+    }
+    if (!isolationFlag.empty()) {
+      args.push_back("--isolation=" + isolationFlag);
     }
     auto pid = startDaemon(args, agent.log);
     if (!pid) {

@@ -418,6 +418,20 @@ Status Container::killAll(Duration timeout) {
   return ok();
 }
 
+bool Container::removeIfEmpty() {
+  bool gone = true;
+  for (const std::string& controller : layout_.v2 ? std::vector<std::string>{""} : kControllers) {
+    if (!layout_.v2 && layout_.v1Mounts.count(controller) == 0) {
+      continue;
+    }
+    std::string dir = path(controller);
+    if (pathExists(dir) && ::rmdir(dir.c_str()) != 0 && errno != ENOENT) {
+      gone = false;  // in use (EBUSY): another agent's containers, or processes
+    }
+  }
+  return gone;
+}
+
 Status Container::destroy(Duration timeout) {
   bool exists = false;
   for (const std::string& controller : layout_.v2 ? std::vector<std::string>{""} : kControllers) {

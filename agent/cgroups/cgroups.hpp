@@ -73,6 +73,8 @@ class Container {
   Status killAll(Duration timeout);
   // Kills what is left, then removes the directories.
   Status destroy(Duration timeout);
+  // Removes the directories if nothing is in them (no processes, no children); true if gone.
+  bool removeIfEmpty();
 
   // The directory of `controller` (v1) or the container's directory (v2).
   std::string path(const std::string& controller) const;

@@ -40,6 +40,11 @@ void PosixContainerizer::armReapTimer() {
 }
 
 PosixContainerizer::~PosixContainerizer() {
+  if (isolation_ && isolation_->anyCgroups()) {
+    // The agent's own directory for containers, if no other agent shares it.
+    cgroups::Container root(isolation_->layout, "", isolation_->root);
+    (void)root.removeIfEmpty();
+  }
   loop_.cancel(reapTimer_);
   loop_.unwatchFd(signalFd_);
   ::close(signalFd_);
