@@ -371,7 +371,8 @@ class ClusterIsolationTest : public ::testing::Test {
     options.agents = 1;
     options.agentFlags = {"--isolation=cgroups/cpu,cgroups/mem,cgroups/pids,namespaces/pid,"
                           "namespaces/mount,namespaces/uts,namespaces/ipc",
-                          "--cgroups_root=" + root_, "--max_pids_per_container=64"};
+                          "--cgroups_root=" + root_, "--max_pids_per_container=64",
+                          "--cgroups_enable_cfs"};
     cluster_ = std::make_unique<ProcessCluster>(options);
     ASSERT_TRUE(cluster_->start().ok()) << "see " << cluster_->dir();
   }
@@ -395,7 +396,7 @@ TEST_F(ClusterIsolationTest, ATaskPastItsMemoryFailsWithTheMemoryReasonInItsOwnC
   SchedulerDriver driver(&scheduler, testFramework(), cluster_->masterHttp());
   scheduler.launch(TestScheduler::commandTask("where", "cat /proc/self/cgroup"));
   scheduler.launch(TestScheduler::commandTask(
-      "hog", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}", "cpus:0.1;mem:32"));
+      "hog", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}", "cpus:1;mem:32"));
   driver.start();
   TaskStatus where = scheduler.waitForEnd("where");
   EXPECT_EQ(where.state(), TASK_FINISHED) << where.message();
@@ -450,6 +451,54 @@ TEST_F(ClusterIsolationTest, UsageOfARunningContainerIsOnTheAgentsContainersEndp
   EXPECT_GT(container["statistics"]["mem_total_bytes"].get<uint64_t>(), 0u);
   driver.kill("idle");
   EXPECT_EQ(scheduler.waitForEnd("idle").state(), TASK_KILLED);
+  driver.stop();
+  driver.join();
+}
+
+TEST_F(ClusterIsolationTest, BusyTasksAreHeldToTheirCpusByTheCfsQuota) {
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster_->masterHttp());
+  const char* twoLoops = "while :; do :; done & while :; do :; done";  // ok: busy on purpose
+  const char* oneLoop = "while :; do :; done";
+  scheduler.launch(TestScheduler::commandTask("big", twoLoops, "cpus:1.5;mem:64"));
+  scheduler.launch(TestScheduler::commandTask("small", oneLoop, "cpus:0.5;mem:64"));
+  driver.start();
+  ASSERT_TRUE(scheduler.waitForState("big", TASK_RUNNING));
+  ASSERT_TRUE(scheduler.waitForState("small", TASK_RUNNING));
+  std::string agent = scheduler.agentAddress("big");
+  auto cpuSeconds = [&](const std::string& executor) -> std::pair<double, uint64_t> {
+    auto r = httpGet(agent, "/containers");
+    if (r && r->status == 200) {
+      for (const json& c : json::parse(r->body)) {
+        if (c.value("executor_id", "") == executor && c.contains("statistics")) {
+          const json& st = c["statistics"];
+          return {st.value("cpus_user_time_secs", 0.0) + st.value("cpus_system_time_secs", 0.0),
+                  st.value("cpus_nr_throttled", uint64_t{0})};
+        }
+      }
+    }
+    return {0, 0};
+  };
+  // Usage over about two seconds, measured from the cgroups' own accounting.
+  auto started = std::chrono::steady_clock::now();
+  auto [big0, bigThrottled0] = cpuSeconds("big");
+  auto [small0, smallThrottled0] = cpuSeconds("small");
+  waitUntil([] { return false; }, seconds(2));
+  double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  auto [big1, bigThrottled1] = cpuSeconds("big");
+  auto [small1, smallThrottled1] = cpuSeconds("small");
+  double bigRate = (big1 - big0) / elapsed;
+  double smallRate = (small1 - small0) / elapsed;
+  EXPECT_LE(bigRate, 1.5 * 1.1) << bigRate;
+  EXPECT_LE(smallRate, 0.5 * 1.1) << smallRate;
+  EXPECT_GT(smallRate, 0.2) << smallRate;
+  EXPECT_GT(bigRate, smallRate) << bigRate << " vs " << smallRate;
+  EXPECT_GT(smallThrottled1, smallThrottled0);
+  driver.kill("big");
+  driver.kill("small");
+  EXPECT_EQ(scheduler.waitForEnd("big").state(), TASK_KILLED);
+  EXPECT_EQ(scheduler.waitForEnd("small").state(), TASK_KILLED);
   driver.stop();
   driver.join();
 }
