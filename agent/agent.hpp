@@ -51,6 +51,9 @@ struct AgentOptions {
   Duration recoveryTimeout = minutes(15);
   StatusUpdateManager::Options statusUpdates;
   size_t maxCompletedExecutors = 1000;
+  // Run tasks as their framework's user (FrameworkInfo.user). Needs the agent to run as root
+  // unless that user is the agent's own.
+  bool switchUser = true;
 };
 
 class Agent {
@@ -139,6 +142,8 @@ class Agent {
   // Persistent volumes: kept under <work_dir>/volumes/roles/<role>/<id>, and linked into the
   // sandbox of each task that uses one, at its container_path.
   void updateResources(const AgentEvent::UpdateResources& update);
+  // Checks the framework's user and prepares the container to run as it (switch_user).
+  Status prepareUser(const std::string& user, ContainerConfig* config);
   // Gives the containerizer the executor's resources plus its live tasks'.
   void updateContainer(const Executor& executor);
   void linkVolumes(const Executor& executor, const google::protobuf::RepeatedPtrField<Resource>&

@@ -1,6 +1,7 @@
 // The agent's side towards executors: launching them, handing them tasks, relaying what they
 // report, and cleaning up after them.
 
+#include <pwd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -167,7 +168,10 @@ Agent::Executor* Agent::getOrLaunchExecutor(const FrameworkInfo& frameworkInfo,
   config.env["AGORA_EXECUTOR_SHUTDOWN_GRACE_PERIOD"] =
       formatDuration(options_.executorShutdownGracePeriod);
 
-  Status made = containerizer_.launch(config);
+  Status made = prepareUser(frameworkInfo.user(), &config);
+  if (made) {
+    made = containerizer_.launch(config);
+  }
   ++counters_.executorsLaunched;
   if (!made) {
     LOG(ERROR) << "Could not launch executor " << executor.id << " of framework " << frameworkId
@@ -661,6 +665,43 @@ std::optional<std::string> volumeDirectory(const std::string& workDir, const Res
 }
 
 }  // namespace
+
+Status Agent::prepareUser(const std::string& user, ContainerConfig* config) {
+  if (!options_.switchUser || user.empty()) {
+    return ok();
+  }
+  struct passwd entry;
+  struct passwd* found = nullptr;
+  std::vector<char> buffer(16384);
+  if (::getpwnam_r(user.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
+      found == nullptr) {
+    return Error("user '" + user + "' does not exist on this agent");
+  }
+  if (::geteuid() != 0) {
+    if (found->pw_uid != ::geteuid()) {
+      return Error("cannot run tasks as '" + user + "': the agent does not run as root (run it "
+                   "as root, or with --switch_user=false)");
+    }
+    return ok();  // already that user
+  }
+  if (found->pw_uid == 0) {
+    return ok();
+  }
+  // The sandbox is the user's; the built-in executors start the tasks as the user, and a
+  // framework's own executor is itself run as the user.
+  if (Status made = makeDirectories(config->directory); !made) {
+    return made;
+  }
+  if (::chown(config->directory.c_str(), found->pw_uid, found->pw_gid) != 0) {
+    return Error("cannot give the sandbox to user '" + user + "': " + std::strerror(errno));
+  }
+  config->env["AGORA_TASK_USER"] = user;
+  config->env["AGORA_TASK_UID"] = std::to_string(found->pw_uid);
+  config->env["AGORA_TASK_GID"] = std::to_string(found->pw_gid);
+  config->env["HOME"] = found->pw_dir;
+  config->user = user;
+  return ok();
+}
 
 void Agent::updateContainer(const Executor& executor) {
   Resources resources(executor.info.resources());

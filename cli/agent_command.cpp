@@ -86,6 +86,8 @@ int agentCommand(int argc, const char* const* argv) {
             "With the posix containerizer: isolators, comma-separated, of cgroups/cpu, "
             "cgroups/mem, cgroups/pids (cgroups v1 or v2), namespaces/pid, namespaces/mount, "
             "namespaces/uts, namespaces/ipc. Needs root. Empty: none.");
+  flags.add(&options.switchUser, "switch_user",
+            "Run tasks as their framework's user (needs root unless it is the agent's own).");
   flags.add(&cgroupsRoot, "cgroups_root",
             "Where containers' cgroups go: relative to the agent's own cgroup, or from the "
             "hierarchy's top when it starts with '/'.");

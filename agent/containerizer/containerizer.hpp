@@ -28,6 +28,7 @@ struct ContainerConfig {
   std::string directory;         // the sandbox (the containerizer creates it)
   std::map<std::string, std::string> env;
   Resources resources;
+  std::string user;              // run a custom executor as this user ("" : the agent's)
 };
 
 // A resource limit a container ran into (the memory limit's OOM kill): tasks that end in such

@@ -66,6 +66,19 @@ Status PosixContainerizer::launch(const ContainerConfig& config) {
   spawn.stdoutPath = config.directory + "/stdout";
   spawn.stderrPath = config.directory + "/stderr";
   spawn.newSession = true;
+  if (!config.user.empty() && config.executorInfo.type() == ExecutorInfo::CUSTOM) {
+    // A framework's own executor runs as the framework's user (the built-in ones switch for
+    // each task).
+    auto id = [&](const char* name) {
+      auto it = config.env.find(name);
+      return it == config.env.end() ? std::string() : it->second;
+    };
+    std::vector<std::string> asUser = {"/usr/bin/setpriv", "--reuid=" + id("AGORA_TASK_UID"),
+                                       "--regid=" + id("AGORA_TASK_GID"), "--init-groups",
+                                       "--"};
+    asUser.insert(asUser.end(), spawn.argv.begin(), spawn.argv.end());
+    spawn.argv = std::move(asUser);
+  }
   if (isolation_ && !isolation_->namespaces.empty()) {
     // Namespaces first (inside the cgroups, which the outer wrapper below enters).
     const auto& ns = isolation_->namespaces;

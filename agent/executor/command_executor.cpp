@@ -80,6 +80,18 @@ void CommandExecutor::launch(ExecutorDriver* driver, const TaskInfo& task) {
     spawn.argv[0] = command.value();
   }
   spawn.env = taskEnvironment(*driver, task);
+  const char* user = std::getenv("AGORA_TASK_USER");
+  const char* uid = std::getenv("AGORA_TASK_UID");
+  const char* gid = std::getenv("AGORA_TASK_GID");
+  if (user != nullptr && uid != nullptr && gid != nullptr && *user != '\0') {
+    // The task runs as its framework's user; the executor stays the agent's.
+    std::vector<std::string> asUser = {"/usr/bin/setpriv", std::string("--reuid=") + uid,
+                                       std::string("--regid=") + gid, "--init-groups", "--"};
+    asUser.insert(asUser.end(), spawn.argv.begin(), spawn.argv.end());
+    spawn.argv = std::move(asUser);
+    spawn.env["USER"] = user;
+    spawn.env["LOGNAME"] = user;
+  }
   spawn.cwd = driver->sandbox();
   spawn.stdoutPath = driver->sandbox() + "/stdout";
   spawn.stderrPath = driver->sandbox() + "/stderr";

@@ -503,6 +503,32 @@ TEST_F(ClusterIsolationTest, BusyTasksAreHeldToTheirCpusByTheCfsQuota) {
   driver.join();
 }
 
+TEST_F(ClusterIsolationTest, TasksRunAsTheirFrameworksUser) {
+  TestScheduler scheduler;
+  FrameworkInfo info = testFramework();
+  info.set_user("nobody");
+  SchedulerDriver driver(&scheduler, info, cluster_->masterHttp());
+  scheduler.launch(TestScheduler::commandTask("who", "echo user=$(id -un) && touch mine"));
+  driver.start();
+  TaskStatus who = scheduler.waitForEnd("who");
+  EXPECT_EQ(who.state(), TASK_FINISHED) << who.message();
+  EXPECT_EQ(waitForSandboxFile(scheduler.agentAddress("who"), "who", "stdout"), "user=nobody\n");
+  driver.stop();
+  driver.join();
+
+  TestScheduler strangers;
+  info.set_user("no-such-user-here");
+  SchedulerDriver other(&strangers, info, cluster_->masterHttp());
+  strangers.launch(TestScheduler::commandTask("ghost", "true"));
+  other.start();
+  TaskStatus ghost = strangers.waitForEnd("ghost");
+  EXPECT_EQ(ghost.state(), TASK_FAILED);
+  EXPECT_NE(ghost.message().find("user 'no-such-user-here' does not exist"), std::string::npos)
+      << ghost.message();
+  other.stop();
+  other.join();
+}
+
 TEST(ClusterFaultTest, AgentThatStopsAnsweringIsRemovedAndComesBack) {
   ProcessClusterOptions options;
   options.masterFlags = {"--agent_ping_timeout=200ms", "--max_agent_ping_timeouts=3"};
