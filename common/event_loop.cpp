@@ -265,6 +265,7 @@ void EventLoop::run() {
     }
   }
   drainPosted();
+  stopped_ = false;  // stop() ends this run; the loop can be run again
 }
 
 }  // namespace agora

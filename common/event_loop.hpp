@@ -56,6 +56,7 @@ class EventLoop final : public Loop {
   // Runs until stop(). The thread that calls run() is the loop thread.
   void run();
   // Makes run() return after the current iteration. Safe from any thread.
+  // Makes run() return (the current one, or the next if none runs); run() may be called again.
   void stop();
   bool inLoopThread() const { return std::this_thread::get_id() == loopThread_.load(); }
 
