@@ -84,7 +84,8 @@ int agentCommand(int argc, const char* const* argv) {
             "benchmarks).");
   flags.add(&isolation, "isolation",
             "With the posix containerizer: isolators, comma-separated, of cgroups/cpu, "
-            "cgroups/mem, cgroups/pids (cgroups v1 or v2), namespaces/pid, namespaces/mount, "
+            "cgroups/mem, cgroups/pids (cgroups v1 or v2), cgroups/devices (v1), namespaces/pid, "
+            "namespaces/mount, "
             "namespaces/uts, namespaces/ipc. Needs root. Empty: none.");
   flags.add(&options.switchUser, "switch_user",
             "Run tasks as their framework's user (needs root unless it is the agent's own).");
@@ -147,12 +148,14 @@ int agentCommand(int argc, const char* const* argv) {
         chosen.memory = true;
       } else if (name == "cgroups/pids") {
         chosen.pids = true;
+      } else if (name == "cgroups/devices") {
+        chosen.devices = true;
       } else if (name == "namespaces/pid" || name == "namespaces/mount" ||
                  name == "namespaces/uts" || name == "namespaces/ipc") {
         chosen.namespaces.insert(name.substr(std::string("namespaces/").size()));
       } else {
         std::cerr << "agora agent: --isolation: unknown isolator '" << name
-                  << "' (cgroups/cpu, cgroups/mem, cgroups/pids, namespaces/pid, "
+                  << "' (cgroups/cpu, cgroups/mem, cgroups/pids, cgroups/devices, namespaces/pid, "
                      "namespaces/mount, namespaces/uts, namespaces/ipc)\n";
         return 2;
       }
@@ -178,6 +181,11 @@ int agentCommand(int argc, const char* const* argv) {
         return 1;
       }
       chosen.layout = *layout;
+      if (chosen.devices && layout->v2) {
+        std::cerr << "agora agent: --isolation: cgroups/devices is not supported on cgroups v2 "
+                     "yet\n";
+        return 1;
+      }
     }
     chosen.root = cgroupsRoot;
     chosen.cpuHardLimit = cgroupsEnableCfs;

@@ -190,6 +190,9 @@ int upCommand(int argc, const char* const* argv) {
     } else {
       isolationFlag = "cgroups/cpu,cgroups/mem,cgroups/pids,namespaces/pid,namespaces/uts,"
                       "namespaces/ipc";
+      if (!layout->v2) {
+        isolationFlag += ",cgroups/devices";
+      }
     }
   } else if (containerizer == "posix" && isolation != "none" && isolation != "auto") {
     isolationFlag = isolation;

@@ -312,6 +312,26 @@ Status Container::setMemoryLimit(uint64_t bytes) {
                     : write("memory", "memory.limit_in_bytes", std::to_string(bytes));
 }
 
+const std::vector<std::string> kStandardDevices = {
+    "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+    "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm"};
+
+Status Container::setDevices(const std::vector<std::string>& allowed) {
+  if (layout_.v2) {
+    return Error("device isolation on cgroups v2 needs a BPF program, which Agora does not "
+                 "load yet");
+  }
+  if (Status denied = write("devices", "devices.deny", "a"); !denied) {
+    return denied;
+  }
+  for (const std::string& rule : allowed) {
+    if (Status s = write("devices", "devices.allow", rule); !s) {
+      return s;
+    }
+  }
+  return ok();
+}
+
 Status Container::setPidsLimit(uint64_t max) {
   return write(layout_.v2 ? "" : "pids", "pids.max", std::to_string(max));
 }

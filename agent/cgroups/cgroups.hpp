@@ -66,6 +66,8 @@ class Container {
   Status setCpus(double cpus, bool hardLimit);
   Status setMemoryLimit(uint64_t bytes);
   Status setPidsLimit(uint64_t max);
+  // Denies every device but `allowed` ("c 1:3 rwm" lines). v1 only: v2 needs a BPF program.
+  Status setDevices(const std::vector<std::string>& allowed);
   Result<Stats> stats() const;
   std::vector<pid_t> processes() const;
   // Kills every process in the container (cgroup.kill on v2; freeze, SIGKILL, thaw on v1)
@@ -92,6 +94,9 @@ class Container {
 // Enables the controllers we use for the children of every cgroup between the v2 mount and
 // `path` (v2 needs cgroup.subtree_control set on each ancestor). No-op on v1.
 Status enableV2Controllers(const Layout& layout, const std::string& path);
+
+// The devices every container may use: null, zero, full, random, urandom, tty, ptmx, ptys.
+extern const std::vector<std::string> kStandardDevices;
 
 // "key value" lines (cpu.stat, memory.stat, memory.events) into a map.
 std::map<std::string, uint64_t> parseKeyValues(const std::string& text);

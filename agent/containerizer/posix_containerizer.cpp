@@ -114,6 +114,9 @@ Status PosixContainerizer::launch(const ContainerConfig& config) {
     if (isolated && isolation_->pids && isolation_->maxPids > 0) {
       isolated = container->setPidsLimit(isolation_->maxPids);
     }
+    if (isolated && isolation_->devices) {
+      isolated = container->setDevices(cgroups::kStandardDevices);
+    }
     if (!isolated) {
       (void)container->destroy(seconds(5));
       return Error("cannot isolate the container: " + isolated.error());

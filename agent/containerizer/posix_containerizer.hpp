@@ -32,11 +32,12 @@ struct CgroupsIsolation {
   bool cpu = true;
   bool memory = true;
   bool pids = true;
+  bool devices = false;  // deny all but the standard devices (v1)
   // Linux namespaces for each container (util-linux's unshare): "pid" (its own process tree,
   // with its own /proc), "mount" (mounts made inside stay inside), "uts" (its hostname is the
   // executor id), "ipc".
   std::set<std::string> namespaces;
-  bool anyCgroups() const { return cpu || memory || pids; }
+  bool anyCgroups() const { return cpu || memory || pids || devices; }
 };
 
 class PosixContainerizer final : public Containerizer {

@@ -369,8 +369,12 @@ class ClusterIsolationTest : public ::testing::Test {
     root_ = "agora-it-" + std::to_string(::getpid());
     ProcessClusterOptions options;
     options.agents = 1;
-    options.agentFlags = {"--isolation=cgroups/cpu,cgroups/mem,cgroups/pids,namespaces/pid,"
-                          "namespaces/mount,namespaces/uts,namespaces/ipc",
+    auto layout = cgroups::detectLayout();
+    ASSERT_TRUE(layout) << layout.error();
+    devices_ = !layout->v2;
+    options.agentFlags = {std::string("--isolation=cgroups/cpu,cgroups/mem,cgroups/pids,") +
+                              (devices_ ? "cgroups/devices," : "") +
+                              "namespaces/pid,namespaces/mount,namespaces/uts,namespaces/ipc",
                           "--cgroups_root=" + root_, "--max_pids_per_container=64",
                           "--cgroups_enable_cfs"};
     cluster_ = std::make_unique<ProcessCluster>(options);
@@ -388,8 +392,26 @@ class ClusterIsolationTest : public ::testing::Test {
     }
   }
   std::string root_;
+  bool devices_ = false;
   std::unique_ptr<ProcessCluster> cluster_;
 };
+
+TEST_F(ClusterIsolationTest, OnlyTheStandardDevicesAreUsable) {
+  if (!devices_) {
+    GTEST_SKIP() << "device isolation is for cgroups v1";
+  }
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster_->masterHttp());
+  scheduler.launch(TestScheduler::commandTask(
+      "devices", "echo zero=$(head -c 3 /dev/zero | wc -c); "
+                 "mknod ./mem c 1 1 2>/dev/null && echo mknod=yes || echo mknod=no"));
+  driver.start();
+  EXPECT_EQ(scheduler.waitForEnd("devices").state(), TASK_FINISHED);
+  EXPECT_EQ(waitForSandboxFile(scheduler.agentAddress("devices"), "devices", "stdout"),
+            "zero=3\nmknod=no\n");
+  driver.stop();
+  driver.join();
+}
 
 TEST_F(ClusterIsolationTest, ATaskPastItsMemoryFailsWithTheMemoryReasonInItsOwnCgroup) {
   TestScheduler scheduler;
