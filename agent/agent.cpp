@@ -54,6 +54,7 @@ Agent::~Agent() {
   loop_.cancel(registrationTimer_);
   loop_.cancel(livenessTimer_);
   loop_.cancel(heartbeatTimer_);
+  loop_.cancel(diskTimer_);
   for (auto& [fid, framework] : frameworks_) {
     for (auto& [eid, executor] : framework.executors) {
       loop_.cancel(executor.registrationTimer);
@@ -69,6 +70,7 @@ void Agent::start() {
   detect();
   checkMasterLiveness();
   heartbeatExecutors();
+  diskTimer_ = loop_.after(options_.diskWatchInterval, [this] { checkDisk(); });
 }
 
 void Agent::detect() {

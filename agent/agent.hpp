@@ -54,6 +54,10 @@ struct AgentOptions {
   // Run tasks as their framework's user (FrameworkInfo.user). Needs the agent to run as root
   // unless that user is the agent's own.
   bool switchUser = true;
+  // How often sandboxes are measured; with enforceDiskLimit a container whose sandbox outgrows
+  // its tasks' disk is destroyed (REASON_CONTAINER_LIMITATION_DISK).
+  Duration diskWatchInterval = seconds(15);
+  bool enforceDiskLimit = false;
 };
 
 class Agent {
@@ -108,6 +112,8 @@ class Agent {
     TimerId shutdownTimer = 0;
     bool killedOnRequest = false;                    // shutting down because of a kill
     double startTime = 0;
+    uint64_t diskUsed = 0;                           // the sandbox, at the last check
+    std::optional<Limitation> limitation;            // why the agent destroyed it, if it did
   };
 
   struct Framework {
@@ -144,6 +150,10 @@ class Agent {
   void updateResources(const AgentEvent::UpdateResources& update);
   // Checks the framework's user and prepares the container to run as it (switch_user).
   Status prepareUser(const std::string& user, ContainerConfig* config);
+  // Measures each sandbox; with enforce_disk_limit, destroys containers past their disk.
+  void checkDisk();
+  // The limit an executor's container ran into: the agent's (disk) or the containerizer's.
+  std::optional<Limitation> limitationOf(Executor& executor);
   // Gives the containerizer the executor's resources plus its live tasks'.
   void updateContainer(const Executor& executor);
   void linkVolumes(const Executor& executor, const google::protobuf::RepeatedPtrField<Resource>&
@@ -191,6 +201,7 @@ class Agent {
   TimerId registrationTimer_ = 0;
   TimerId livenessTimer_ = 0;
   TimerId heartbeatTimer_ = 0;
+  TimerId diskTimer_ = 0;
   uint64_t detectGeneration_ = 0;
   std::mt19937_64 rng_{std::random_device{}()};
   double startTime_ = 0;

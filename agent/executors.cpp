@@ -503,7 +503,7 @@ void Agent::executorUpdate(Executor& executor, const TaskStatus& incoming) {
   }
   if (status.state() == TASK_FAILED) {
     // A task the kernel killed for its container's limit failed because of the limit.
-    if (auto limit = containerizer_.limitation(executor.containerId)) {
+    if (auto limit = limitationOf(executor)) {
       status.set_reason(limit->reason);
       status.set_message(limit->message);
       status.set_source(TaskStatus::SOURCE_AGENT);
@@ -543,7 +543,7 @@ void Agent::executorExited(const std::string& containerId, int waitStatus) {
 
   TaskStatus::Reason reason = TaskStatus::REASON_EXECUTOR_TERMINATED;
   std::string message = "executor " + how;
-  if (auto limit = containerizer_.limitation(containerId)) {
+  if (auto limit = limitationOf(*executor)) {
     reason = limit->reason;
     message = limit->message;
   }
@@ -701,6 +701,51 @@ Status Agent::prepareUser(const std::string& user, ContainerConfig* config) {
   config->env["HOME"] = found->pw_dir;
   config->user = user;
   return ok();
+}
+
+std::optional<Limitation> Agent::limitationOf(Executor& executor) {
+  if (executor.limitation) {
+    return executor.limitation;
+  }
+  return containerizer_.limitation(executor.containerId);
+}
+
+void Agent::checkDisk() {
+  for (auto& [fid, framework] : frameworks_) {
+    for (auto& [eid, executor] : framework.executors) {
+      executor.diskUsed = diskUsage(executor.directory);
+      if (!options_.enforceDiskLimit || executor.limitation ||
+          executor.phase == Executor::Phase::kTerminating) {
+        continue;
+      }
+      Resources given(executor.info.resources());
+      for (const auto& [id, task] : executor.tasks) {
+        if (!terminal(task.state())) {
+          given += Resources(task.resources());
+        }
+      }
+      double limitMiB = 0;
+      for (const Resource& r : given.items()) {
+        if (r.name() == "disk" && !isPersistentVolume(r)) {
+          limitMiB += r.scalar();
+        }
+      }
+      uint64_t limit = static_cast<uint64_t>(limitMiB * 1024 * 1024);
+      if (limit == 0 || executor.diskUsed <= limit) {
+        continue;
+      }
+      Limitation l;
+      l.reason = TaskStatus::REASON_CONTAINER_LIMITATION_DISK;
+      l.message = "the sandbox uses " + std::to_string(executor.diskUsed >> 20) +
+                  " MiB of disk, more than the " + std::to_string(limit >> 20) + " MiB given";
+      LOG(WARNING) << "Executor " << eid << " of framework " << fid << ": " << l.message
+                   << "; destroying its container";
+      executor.limitation = l;
+      executor.phase = Executor::Phase::kTerminating;
+      containerizer_.destroy(executor.containerId);
+    }
+  }
+  diskTimer_ = loop_.after(options_.diskWatchInterval, [this] { checkDisk(); });
 }
 
 void Agent::updateContainer(const Executor& executor) {

@@ -24,6 +24,7 @@ json Agent::containers() const {
         limits += Resources(task.resources());
       }
       c["resources"] = resourcesJson(limits);
+      c["disk_used_bytes"] = executor.diskUsed;
       auto usage = containerizer_.usage(executor.containerId);
       if (usage) {
         c["statistics"] = {{"cpus_user_time_secs", usage->userSeconds},

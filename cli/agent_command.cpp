@@ -87,6 +87,10 @@ int agentCommand(int argc, const char* const* argv) {
             "cgroups/mem, cgroups/pids (cgroups v1 or v2), cgroups/devices (v1), namespaces/pid, "
             "namespaces/mount, "
             "namespaces/uts, namespaces/ipc. Needs root. Empty: none.");
+  flags.add(&options.enforceDiskLimit, "enforce_disk_limit",
+            "Destroy a container whose sandbox outgrows its tasks' disk (checked every "
+            "--disk_watch_interval).");
+  flags.add(&options.diskWatchInterval, "disk_watch_interval", "How often sandboxes are measured.");
   flags.add(&options.switchUser, "switch_user",
             "Run tasks as their framework's user (needs root unless it is the agent's own).");
   flags.add(&cgroupsRoot, "cgroups_root",

@@ -1,3 +1,4 @@
+#include <dirent.h>
 #include "common/fs.hpp"
 
 #include <fcntl.h>
@@ -93,6 +94,33 @@ Result<std::string> realPath(const std::string& path) {
     return Error(path + ": " + std::strerror(errno));
   }
   return std::string(buffer);
+}
+
+}  // namespace agora
+
+namespace agora {
+
+uint64_t diskUsage(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    return 0;
+  }
+  uint64_t total = static_cast<uint64_t>(st.st_blocks) * 512;
+  if (!S_ISDIR(st.st_mode)) {
+    return total;
+  }
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) {
+    return total;
+  }
+  while (struct dirent* entry = ::readdir(dir)) {
+    std::string name = entry->d_name;
+    if (name != "." && name != "..") {
+      total += diskUsage(path + "/" + name);
+    }
+  }
+  ::closedir(dir);
+  return total;
 }
 
 }  // namespace agora

@@ -20,6 +20,10 @@ bool pathExists(const std::string& path);
 // rm -rf; missing paths are fine.
 Status removeAll(const std::string& path);
 
+// Bytes a directory tree takes on disk (allocated blocks, as du counts them; symlinks are not
+// followed, so a linked persistent volume is not counted). 0 if it does not exist.
+uint64_t diskUsage(const std::string& path);
+
 // The canonical absolute path (symlinks resolved); an error when it does not exist.
 Result<std::string> realPath(const std::string& path);
 

@@ -551,6 +551,29 @@ TEST_F(ClusterIsolationTest, TasksRunAsTheirFrameworksUser) {
   other.join();
 }
 
+TEST(ClusterDiskTest, ASandboxPastItsDiskIsDestroyedWithTheDiskReason) {
+  ProcessClusterOptions options;
+  options.agents = 1;
+  options.agentFlags = {"--enforce_disk_limit", "--disk_watch_interval=100ms"};
+  ProcessCluster cluster(options);
+  ASSERT_TRUE(cluster.start().ok()) << "see " << cluster.dir();
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster.masterHttp());
+  scheduler.launch(TestScheduler::commandTask(
+      "filler", "head -c 5000000 /dev/urandom > junk && exec tail -f /dev/null",
+      "cpus:0.1;mem:32;disk:1"));
+  scheduler.launch(TestScheduler::commandTask("modest", "echo small > note", "cpus:0.1;mem:32;disk:1"));
+  driver.start();
+  TaskStatus filler = scheduler.waitForEnd("filler");
+  EXPECT_EQ(filler.state(), TASK_FAILED);
+  EXPECT_EQ(filler.reason(), TaskStatus::REASON_CONTAINER_LIMITATION_DISK) << filler.message();
+  EXPECT_NE(filler.message().find("more than the 1 MiB given"), std::string::npos)
+      << filler.message();
+  EXPECT_EQ(scheduler.waitForEnd("modest").state(), TASK_FINISHED);
+  driver.stop();
+  driver.join();
+}
+
 TEST(ClusterFaultTest, AgentThatStopsAnsweringIsRemovedAndComesBack) {
   ProcessClusterOptions options;
   options.masterFlags = {"--agent_ping_timeout=200ms", "--max_agent_ping_timeouts=3"};
