@@ -6,15 +6,6 @@
 
 namespace agora::agent {
 
-namespace {
-
-bool terminal(TaskState s) {
-  return s == TASK_FINISHED || s == TASK_FAILED || s == TASK_KILLED || s == TASK_ERROR ||
-         s == TASK_LOST || s == TASK_DROPPED || s == TASK_GONE;
-}
-
-}  // namespace
-
 StatusUpdateManager::StatusUpdateManager(Loop& loop, Options options, Forward forward)
     : loop_(loop), options_(options), forward_(std::move(forward)) {
   armRetryTimer();

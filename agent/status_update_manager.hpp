@@ -18,6 +18,12 @@
 
 namespace agora::agent {
 
+// Whether a task in this state has ended.
+inline bool terminal(TaskState s) {
+  return s == TASK_FINISHED || s == TASK_FAILED || s == TASK_KILLED || s == TASK_ERROR ||
+         s == TASK_LOST || s == TASK_DROPPED || s == TASK_GONE;
+}
+
 class StatusUpdateManager {
  public:
   struct Options {

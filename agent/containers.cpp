@@ -1,0 +1,203 @@
+// What the agent does for its containers beyond starting and stopping them: persistent
+// volumes, the user tasks run as, the limits the containerizer is given, and disk checks.
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <optional>
+
+#include <glog/logging.h>
+
+#include "agent/agent.hpp"
+#include "common/fs.hpp"
+
+namespace agora::agent {
+
+namespace {
+
+// Only ids the master would have accepted make a path: nothing escapes the volumes directory.
+bool safeSegment(const std::string& s) {
+  if (s.empty() || s == "." || s == "..") {
+    return false;
+  }
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+std::optional<std::string> volumeDirectory(const std::string& workDir, const Resource& volume) {
+  std::string role = reservationRole(volume);
+  for (size_t start = 0; start <= role.size();) {
+    size_t slash = role.find('/', start);
+    if (!safeSegment(role.substr(start, slash == std::string::npos ? std::string::npos
+                                                                   : slash - start))) {
+      return std::nullopt;
+    }
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  if (!safeSegment(volume.disk().persistence_id())) {
+    return std::nullopt;
+  }
+  return workDir + "/volumes/roles/" + role + "/" + volume.disk().persistence_id();
+}
+
+}  // namespace
+
+Status Agent::prepareUser(const std::string& user, ContainerConfig* config) {
+  if (!options_.switchUser || user.empty()) {
+    return ok();
+  }
+  struct passwd entry;
+  struct passwd* found = nullptr;
+  std::vector<char> buffer(16384);
+  if (::getpwnam_r(user.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
+      found == nullptr) {
+    return Error("user '" + user + "' does not exist on this agent");
+  }
+  if (::geteuid() != 0) {
+    if (found->pw_uid != ::geteuid()) {
+      return Error("cannot run tasks as '" + user + "': the agent does not run as root (run it "
+                   "as root, or with --switch_user=false)");
+    }
+    return ok();  // already that user
+  }
+  if (found->pw_uid == 0) {
+    return ok();
+  }
+  // The sandbox is the user's; the built-in executors start the tasks as the user, and a
+  // framework's own executor is itself run as the user.
+  if (Status made = makeDirectories(config->directory); !made) {
+    return made;
+  }
+  if (::chown(config->directory.c_str(), found->pw_uid, found->pw_gid) != 0) {
+    return Error("cannot give the sandbox to user '" + user + "': " + std::strerror(errno));
+  }
+  config->env["AGORA_TASK_USER"] = user;
+  config->env["AGORA_TASK_UID"] = std::to_string(found->pw_uid);
+  config->env["AGORA_TASK_GID"] = std::to_string(found->pw_gid);
+  config->env["HOME"] = found->pw_dir;
+  config->user = user;
+  return ok();
+}
+
+std::optional<Limitation> Agent::limitationOf(Executor& executor) {
+  if (executor.limitation) {
+    return executor.limitation;
+  }
+  return containerizer_.limitation(executor.containerId);
+}
+
+void Agent::checkDisk() {
+  for (auto& [fid, framework] : frameworks_) {
+    for (auto& [eid, executor] : framework.executors) {
+      executor.diskUsed = diskUsage(executor.directory);
+      if (!options_.enforceDiskLimit || executor.limitation ||
+          executor.phase == Executor::Phase::kTerminating) {
+        continue;
+      }
+      Resources given(executor.info.resources());
+      for (const auto& [id, task] : executor.tasks) {
+        if (!terminal(task.state())) {
+          given += Resources(task.resources());
+        }
+      }
+      double limitMiB = 0;
+      for (const Resource& r : given.items()) {
+        if (r.name() == "disk" && !isPersistentVolume(r)) {
+          limitMiB += r.scalar();
+        }
+      }
+      uint64_t limit = static_cast<uint64_t>(limitMiB * 1024 * 1024);
+      if (limit == 0 || executor.diskUsed <= limit) {
+        continue;
+      }
+      Limitation l;
+      l.reason = TaskStatus::REASON_CONTAINER_LIMITATION_DISK;
+      l.message = "the sandbox uses " + std::to_string(executor.diskUsed >> 20) +
+                  " MiB of disk, more than the " + std::to_string(limit >> 20) + " MiB given";
+      LOG(WARNING) << "Executor " << eid << " of framework " << fid << ": " << l.message
+                   << "; destroying its container";
+      executor.limitation = l;
+      executor.phase = Executor::Phase::kTerminating;
+      containerizer_.destroy(executor.containerId);
+    }
+  }
+  diskTimer_ = loop_.after(options_.diskWatchInterval, [this] { checkDisk(); });
+}
+
+void Agent::updateContainer(const Executor& executor) {
+  Resources resources(executor.info.resources());
+  for (const auto& [id, task] : executor.tasks) {
+    if (!terminal(task.state())) {
+      resources += Resources(task.resources());
+    }
+  }
+  if (Status updated = containerizer_.update(executor.containerId, resources); !updated) {
+    LOG(WARNING) << "Could not set the limits of executor " << executor.id << ": "
+                 << updated.error();
+  }
+}
+
+void Agent::updateResources(const AgentEvent::UpdateResources& update) {
+  for (const Resource& gone : update.destroyed_volumes()) {
+    auto dir = volumeDirectory(options_.workDir, gone);
+    if (dir && pathExists(*dir)) {
+      LOG(INFO) << "Destroying volume " << gone.disk().persistence_id() << " at " << *dir;
+      if (Status removed = removeAll(*dir); !removed) {
+        LOG(WARNING) << "Could not remove " << *dir << ": " << removed.error();
+      }
+    }
+  }
+  checkpointed_ = Resources(update.checkpointed());
+  for (const Resource& r : update.checkpointed()) {
+    if (!isPersistentVolume(r)) {
+      continue;
+    }
+    auto dir = volumeDirectory(options_.workDir, r);
+    if (!dir) {
+      LOG(WARNING) << "Ignoring a volume with an unusable role or id: " << r.ShortDebugString();
+      continue;
+    }
+    if (!pathExists(*dir)) {
+      if (Status made = makeDirectories(*dir); !made) {
+        LOG(WARNING) << "Could not create volume directory " << *dir << ": " << made.error();
+      } else {
+        LOG(INFO) << "Created volume " << r.disk().persistence_id() << " at " << *dir;
+      }
+    }
+  }
+}
+
+void Agent::linkVolumes(const Executor& executor,
+                        const google::protobuf::RepeatedPtrField<Resource>& resources) {
+  for (const Resource& r : resources) {
+    if (!isPersistentVolume(r)) {
+      continue;
+    }
+    auto dir = volumeDirectory(options_.workDir, r);
+    const std::string& path = r.disk().container_path();
+    if (!dir || path.empty() || path.front() == '/' || path.find("..") != std::string::npos) {
+      LOG(WARNING) << "Not linking volume " << r.disk().persistence_id() << " into "
+                   << executor.directory << ": unusable id, role or container_path";
+      continue;
+    }
+    std::string link = executor.directory + "/" + path;
+    Status made = makeDirectories(*dir);
+    if (made) {
+      made = makeDirectories(link.substr(0, link.rfind('/')));
+    }
+    if (made && !pathExists(link) && ::symlink(dir->c_str(), link.c_str()) != 0) {
+      made = Error(std::string("symlink: ") + std::strerror(errno));
+    }
+    if (!made) {
+      LOG(WARNING) << "Could not link volume " << r.disk().persistence_id() << " at " << link
+                   << ": " << made.error();
+    }
+  }
+}
+
+}  // namespace agora::agent
