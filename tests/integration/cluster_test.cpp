@@ -551,6 +551,27 @@ TEST_F(ClusterIsolationTest, TasksRunAsTheirFrameworksUser) {
   other.join();
 }
 
+TEST_F(ClusterIsolationTest, ATaskGroupsContainersTalkOverLocalhostAndShareAFile) {
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster_->masterHttp());
+  ExecutorInfo pod;
+  pod.set_executor_id("pod");
+  // The client writes a file and sends its content over loopback; the server compares what
+  // it got with the file it sees.
+  scheduler.launchGroup(
+      pod, {TestScheduler::commandTask(
+                "server",
+                "busybox nc -l -p 31555 > got && test \"$(cat got)\" = \"$(cat shared.txt)\""),
+            TestScheduler::commandTask(
+                "client", "echo hello > shared.txt; "
+                          "until busybox nc 127.0.0.1 31555 < shared.txt; do :; done")});
+  driver.start();
+  EXPECT_EQ(scheduler.waitForEnd("server").state(), TASK_FINISHED);
+  EXPECT_EQ(scheduler.waitForEnd("client").state(), TASK_FINISHED);
+  driver.stop();
+  driver.join();
+}
+
 TEST(ClusterDiskTest, ASandboxPastItsDiskIsDestroyedWithTheDiskReason) {
   ProcessClusterOptions options;
   options.agents = 1;
