@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/cgroups/cgroups.hpp"
+#include "isolators/cgroups.hpp"
 #include "cli/commands.hpp"
 #include "cli/daemon.hpp"
 #include "cli/local_cluster.hpp"

@@ -10,7 +10,7 @@
 #include <optional>
 #include <string>
 
-#include "agent/cgroups/cgroups.hpp"
+#include "isolators/cgroups.hpp"
 #include "agora/agora.pb.h"
 #include "common/resources.hpp"
 #include "common/result.hpp"

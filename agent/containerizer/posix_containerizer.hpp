@@ -7,7 +7,7 @@
 #include <memory>
 #include <set>
 
-#include "agent/cgroups/cgroups.hpp"
+#include "isolators/cgroups.hpp"
 #include "agent/containerizer/containerizer.hpp"
 #include "common/event_loop.hpp"
 

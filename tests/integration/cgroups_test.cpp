@@ -10,7 +10,7 @@
 #include <chrono>
 #include <thread>
 
-#include "agent/cgroups/cgroups.hpp"
+#include "isolators/cgroups.hpp"
 #include "common/fs.hpp"
 
 namespace agora::cgroups {

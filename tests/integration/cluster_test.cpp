@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/cgroups/cgroups.hpp"
+#include "isolators/cgroups.hpp"
 #include "common/fs.hpp"
 #include "common/http.hpp"
 #include "common/process.hpp"

@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "agent/cgroups/cgroups.hpp"
+#include "isolators/cgroups.hpp"
 #include "common/fs.hpp"
 #include "tests/support/temp_dir.hpp"
 

@@ -1,4 +1,4 @@
-#include "agent/cgroups/cgroups.hpp"
+#include "isolators/cgroups.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
