@@ -188,6 +188,19 @@ Result<Layout> detectLayout(const std::string& proc) {
   return parseLayout(*mountinfo, *self, controllers);
 }
 
+Status leaveOwnCgroupForALeaf(const Layout& layout, const std::string& containersRoot,
+                              pid_t self) {
+  if (!layout.v2 || layout.v2Path.empty() || layout.v2Path == "/" ||
+      (!containersRoot.empty() && containersRoot.front() == '/')) {
+    return ok();
+  }
+  std::string leaf = join(join(layout.v2Mount, layout.v2Path), "agora-agent");
+  if (Status made = makeDirectories(leaf); !made) {
+    return made;
+  }
+  return writeTo(leaf + "/cgroup.procs", std::to_string(self));
+}
+
 Status enableV2Controllers(const Layout& layout, const std::string& path) {
   if (!layout.v2) {
     return ok();

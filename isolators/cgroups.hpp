@@ -91,6 +91,13 @@ class Container {
   std::string name_;
 };
 
+// On v2 a cgroup with processes cannot hand controllers to children ("no internal
+// processes"), so before making containers below its own cgroup the agent moves itself into a
+// leaf of it (`<own>/agora-agent`). No-op on v1, at the hierarchy's root, or with an absolute
+// containers root.
+Status leaveOwnCgroupForALeaf(const Layout& layout, const std::string& containersRoot,
+                              pid_t self);
+
 // Enables the controllers we use for the children of every cgroup between the v2 mount and
 // `path` (v2 needs cgroup.subtree_control set on each ancestor). No-op on v1.
 Status enableV2Controllers(const Layout& layout, const std::string& path);

@@ -14,6 +14,15 @@ namespace agora::agent {
 
 PosixContainerizer::PosixContainerizer(EventLoop& loop, std::optional<CgroupsIsolation> isolation)
     : loop_(loop), isolation_(std::move(isolation)) {
+  if (isolation_ && isolation_->anyCgroups()) {
+    Status moved = cgroups::leaveOwnCgroupForALeaf(isolation_->layout, isolation_->root,
+                                                   ::getpid());
+    if (!moved) {
+      LOG(WARNING) << "Could not move the agent into a leaf of its cgroup; containers may not "
+                      "get their controllers: "
+                   << moved.error();
+    }
+  }
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
     PLOG(WARNING) << "Could not become a child subreaper; orphans of containers go to init";
   }

@@ -115,6 +115,24 @@ TEST(CgroupsContainerTest, V2LimitsAndStatsOnAFakeTree) {
   EXPECT_EQ(c.processes(), (std::vector<pid_t>{12, 13, 14}));
 }
 
+TEST(CgroupsContainerTest, OnV2TheAgentMovesIntoALeafOfItsOwnCgroup) {
+  agora::testing::TempDir root;
+  Layout layout;
+  layout.v2 = true;
+  layout.v2Mount = root.path();
+  layout.v2Path = "/agent.slice";
+  ASSERT_TRUE(makeDirectories(root.path() + "/agent.slice/agora-agent").ok());
+  touch(root.path() + "/agent.slice/agora-agent/cgroup.procs");
+  ASSERT_TRUE(leaveOwnCgroupForALeaf(layout, "agora", 4242).ok());
+  EXPECT_EQ(*readFile(root.path() + "/agent.slice/agora-agent/cgroup.procs"), "4242");
+  // Nothing to do at the root, on v1, or for an absolute containers root.
+  layout.v2Path = "/";
+  EXPECT_TRUE(leaveOwnCgroupForALeaf(layout, "agora", 1).ok());
+  layout.v2Path = "/agent.slice";
+  EXPECT_TRUE(leaveOwnCgroupForALeaf(layout, "/agora", 1).ok());
+  EXPECT_EQ(*readFile(root.path() + "/agent.slice/agora-agent/cgroup.procs"), "4242");
+}
+
 TEST(CgroupsContainerTest, V1LimitsOnAFakeTree) {
   agora::testing::TempDir root;
   auto layout = parseLayout(kV1Mountinfo, kV1Self, "");
