@@ -366,17 +366,12 @@ int maintenanceCommand(int argc, const char* const* argv) {
     double at = now;
     if (start != "now") {
       if (start[0] == '+') {
-        Duration offset;
-        Flags parser("", "");
-        parser.add(&offset, "offset", "");
-        std::string arg = "--offset=" + start.substr(1);
-        const char* args[] = {"agora maintenance", arg.c_str()};
-        auto parsed = parser.parse(2, args);
-        if (!parsed) {
+        auto offset = parseDuration(start.substr(1));
+        if (!offset) {
           std::cerr << "agora maintenance: --start: '" << start << "' is not +DURATION\n";
           return 2;
         }
-        at = now + toSeconds(offset);
+        at = now + toSeconds(*offset);
       } else {
         char* end = nullptr;
         at = std::strtod(start.c_str(), &end);

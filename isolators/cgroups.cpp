@@ -247,6 +247,23 @@ std::string Container::path(const std::string& controller) const {
   return join(base, name_);
 }
 
+std::vector<std::string> Container::directories() const {
+  if (layout_.v2) {
+    return {path("")};
+  }
+  std::vector<std::string> out;
+  for (const std::string& controller : kControllers) {
+    if (layout_.v1Mounts.count(controller) == 0) {
+      continue;
+    }
+    std::string dir = path(controller);
+    if (std::find(out.begin(), out.end(), dir) == out.end()) {
+      out.push_back(dir);  // co-mounted controllers (cpu,cpuacct) share one
+    }
+  }
+  return out;
+}
+
 Status Container::write(const std::string& controller, const std::string& file,
                         const std::string& value) const {
   return writeTo(path(controller) + "/" + file, value);
@@ -270,11 +287,8 @@ Status Container::create() {
     }
     return makeDirectories(dir);
   }
-  for (const std::string& controller : kControllers) {
-    if (layout_.v1Mounts.count(controller) == 0) {
-      continue;
-    }
-    if (Status made = makeDirectories(path(controller)); !made) {
+  for (const std::string& dir : directories()) {
+    if (Status made = makeDirectories(dir); !made) {
       return made;
     }
   }
@@ -282,15 +296,8 @@ Status Container::create() {
 }
 
 Status Container::addProcess(pid_t pid) {
-  std::string value = std::to_string(pid);
-  if (layout_.v2) {
-    return write("", "cgroup.procs", value);
-  }
-  for (const std::string& controller : kControllers) {
-    if (layout_.v1Mounts.count(controller) == 0) {
-      continue;
-    }
-    if (Status s = write(controller, "cgroup.procs", value); !s) {
+  for (const std::string& dir : directories()) {
+    if (Status s = writeTo(dir + "/cgroup.procs", std::to_string(pid)); !s) {
       return s;
     }
   }
@@ -453,11 +460,7 @@ Status Container::killAll(Duration timeout) {
 
 bool Container::removeIfEmpty() {
   bool gone = true;
-  for (const std::string& controller : layout_.v2 ? std::vector<std::string>{""} : kControllers) {
-    if (!layout_.v2 && layout_.v1Mounts.count(controller) == 0) {
-      continue;
-    }
-    std::string dir = path(controller);
+  for (const std::string& dir : directories()) {
     if (pathExists(dir) && ::rmdir(dir.c_str()) != 0 && errno != ENOENT) {
       gone = false;  // in use (EBUSY): another agent's containers, or processes
     }
@@ -466,18 +469,14 @@ bool Container::removeIfEmpty() {
 }
 
 Status Container::destroy(Duration timeout) {
-  bool exists = false;
-  for (const std::string& controller : layout_.v2 ? std::vector<std::string>{""} : kControllers) {
-    exists |= pathExists(path(controller));
-  }
-  if (!exists) {
+  std::vector<std::string> dirs = directories();
+  if (std::none_of(dirs.begin(), dirs.end(), [](const std::string& d) { return pathExists(d); })) {
     return ok();
   }
   if (Status killed = killAll(timeout); !killed) {
     return killed;
   }
-  for (const std::string& controller : layout_.v2 ? std::vector<std::string>{""} : kControllers) {
-    std::string dir = path(controller);
+  for (const std::string& dir : dirs) {
     if (pathExists(dir) && ::rmdir(dir.c_str()) != 0 && errno != ENOENT) {
       return Error("cannot remove " + dir + ": " + std::strerror(errno));
     }

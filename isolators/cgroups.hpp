@@ -80,6 +80,8 @@ class Container {
 
   // The directory of `controller` (v1) or the container's directory (v2).
   std::string path(const std::string& controller) const;
+  // Its directory in every hierarchy it uses: one on v2, one per mounted controller on v1.
+  std::vector<std::string> directories() const;
 
  private:
   Status write(const std::string& controller, const std::string& file,

@@ -82,10 +82,7 @@ void Master::scheduleMaintenance(const std::vector<std::string>& hostnames, doub
       machine.responses.clear();
       // Outstanding offers there come back, to be made again with the window in them.
       for (AgentEntry* agent : agentsOn(record.hostname())) {
-        std::vector<std::string> ids(agent->offers.begin(), agent->offers.end());
-        for (const std::string& id : ids) {
-          removeOffer(id, true);
-        }
+        rescindOffersOn(*agent);
         requestAllocation(agent->info.id());
       }
       LOG(INFO) << "Maintenance of " << record.hostname() << " scheduled: "
@@ -179,10 +176,7 @@ void Master::evaluateMaintenance() {
     for (AgentEntry* agent : agents) {
       allocator_->setAgentOfferable(agent->info.id(), offerable);
       if (!offerable) {
-        std::vector<std::string> ids(agent->offers.begin(), agent->offers.end());
-        for (const std::string& id : ids) {
-          removeOffer(id, true);
-        }
+        rescindOffersOn(*agent);
       }
       for (const auto& [frameworkId, ids] : agent->tasks) {
         FrameworkEntry* framework = findFramework(frameworkId);

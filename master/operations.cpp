@@ -224,13 +224,7 @@ void Master::operatorReserve(const std::string& agentId, const Resources& resour
     checkpointed -= from;
   }
   // What is offered on the agent comes back first; what tasks use cannot be changed.
-  auto rescindAll = [this](AgentEntry& a) {
-    std::vector<std::string> ids(a.offers.begin(), a.offers.end());
-    for (const std::string& id : ids) {
-      removeOffer(id, true);
-    }
-  };
-  rescindAll(*agent);
+  rescindOffersOn(*agent);
   Resources free = agent->total - agent->used;
   if (!free.contains(from)) {
     return done(Error("agent " + agentId + " does not have " + from.toString() +
@@ -244,7 +238,7 @@ void Master::operatorReserve(const std::string& agentId, const Resources& resour
   checkpointed.copyTo(store.mutable_set_checkpointed()->mutable_resources());
   LOG(INFO) << "Operator " << (reserve ? "reserves " : "unreserves ") << from << " -> " << to
             << " on agent " << agentId;
-  persist(std::move(store), [this, agentId, from, to, checkpointed, rescindAll,
+  persist(std::move(store), [this, agentId, from, to, checkpointed,
                              done = std::move(done)] {
     checkpointed_[agentId] = checkpointed;
     AgentEntry* agent = findAgent(agentId);
@@ -252,7 +246,7 @@ void Master::operatorReserve(const std::string& agentId, const Resources& resour
       done(ok());  // stored: it applies when the agent comes back
       return;
     }
-    rescindAll(*agent);  // offers made while the write was in flight
+    rescindOffersOn(*agent);  // offers made while the write was in flight
     agent->checkpointed = checkpointed;
     Status changed = allocator_->updateAvailable(agentId, from, to);
     if (!changed) {

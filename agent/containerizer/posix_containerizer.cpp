@@ -132,12 +132,8 @@ Status PosixContainerizer::launch(const ContainerConfig& config) {
     }
     // The wrapper puts itself (and so everything it execs and starts) into the cgroups first.
     std::string dirs;
-    for (const std::string& controller : isolation_->layout.v2
-                                             ? std::vector<std::string>{""}
-                                             : cgroups::kControllers) {
-      if (isolation_->layout.v2 || isolation_->layout.v1Mounts.count(controller) > 0) {
-        dirs += (dirs.empty() ? "" : " ") + container->path(controller);
-      }
+    for (const std::string& dir : container->directories()) {
+      dirs += (dirs.empty() ? "" : " ") + dir;
     }
     spawn.env["AGORA_CGROUPS"] = dirs;
     std::vector<std::string> wrapped = {

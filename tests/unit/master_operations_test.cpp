@@ -136,6 +136,20 @@ class MasterOperationsTest : public ::testing::Test {
     return o;
   }
 
+  // The agent reports a task's end.
+  void taskEnded(const std::string& agentId, const std::string& frameworkId,
+                 const std::string& taskId, TaskState state) {
+    Envelope e;
+    e.mutable_agent_call()->set_agent_id(agentId);
+    auto* update = e.mutable_agent_call()->mutable_status_update();
+    update->set_framework_id(frameworkId);
+    update->mutable_status()->set_task_id(taskId);
+    update->mutable_status()->set_state(state);
+    update->mutable_status()->set_uuid("0123456789abcdef");
+    update->set_latest_state(state);
+    deliver("agent", e);
+  }
+
   Resources recorded(const std::string& agentId) {
     registry_.recover([&](Result<RegistryState> s) { stored_ = *s; });
     loop_.runUntilIdle();
@@ -191,15 +205,7 @@ TEST_F(MasterOperationsTest, ReservationsAndVolumesAreStoredOfferedToTheirRoleAn
   }
 
   // The task ends: its volume (with its data) is offered back to eng.
-  Envelope finished;
-  finished.mutable_agent_call()->set_agent_id(agentId);
-  auto* update = finished.mutable_agent_call()->mutable_status_update();
-  update->set_framework_id(eng);
-  update->mutable_status()->set_task_id("t1");
-  update->mutable_status()->set_state(TASK_FINISHED);
-  update->mutable_status()->set_uuid("0123456789abcdef");
-  update->set_latest_state(TASK_FINISHED);
-  deliver("agent", finished);
+  taskEnded(agentId, eng, "t1", TASK_FINISHED);
   engOffers = offers("eng");  // the task's resources, and what the accept left
   Resources back;
   for (const Offer& o : engOffers) back += Resources(o.resources());
@@ -339,15 +345,7 @@ TEST_F(MasterOperationsTest, MaintenanceWindowsInverseOffersAndDrain) {
   ASSERT_TRUE(answer && *answer);
   EXPECT_TRUE(offers("fw").empty());
   EXPECT_EQ(master_->maintenanceStatus()["machines"][0]["mode"], "draining");
-  Envelope finished;
-  finished.mutable_agent_call()->set_agent_id(agentId);
-  auto* update = finished.mutable_agent_call()->mutable_status_update();
-  update->set_framework_id(fw);
-  update->mutable_status()->set_task_id("t1");
-  update->mutable_status()->set_state(TASK_KILLED);
-  update->mutable_status()->set_uuid("0123456789abcdef");
-  update->set_latest_state(TASK_KILLED);
-  deliver("agent", finished);
+  taskEnded(agentId, fw, "t1", TASK_KILLED);
   loop_.advance(seconds(1));
   EXPECT_EQ(master_->maintenanceStatus()["machines"][0]["mode"], "down");
   EXPECT_TRUE(offers("fw").empty());
