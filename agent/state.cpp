@@ -31,6 +31,7 @@ json Agent::containers() const {
                            {"cpus_system_time_secs", usage->systemSeconds},
                            {"cpus_nr_throttled", usage->throttledPeriods},
                            {"cpus_throttled_time_secs", usage->throttledSeconds},
+                           {"cpus_limit", usage->cpusLimit},
                            {"mem_total_bytes", usage->memoryBytes},
                            {"mem_rss_bytes", usage->rssBytes},
                            {"mem_cache_bytes", usage->cacheBytes},

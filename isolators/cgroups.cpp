@@ -387,6 +387,12 @@ Result<Stats> Container::stats() const {
     stats.systemSeconds = static_cast<double>(field(c, "system_usec")) / 1e6;
     stats.throttledPeriods = field(c, "nr_throttled");
     stats.throttledSeconds = static_cast<double>(field(c, "throttled_usec")) / 1e6;
+    std::istringstream cpuMax(read("", "cpu.max").value_or("max"));
+    std::string quota;
+    double period = 0;
+    if (cpuMax >> quota >> period && quota != "max" && period > 0) {
+      stats.cpusLimit = static_cast<double>(number(quota)) / period;
+    }
     stats.memoryBytes = number(*memory);
     auto m = parseKeyValues(read("", "memory.stat").value_or(""));
     stats.rssBytes = field(m, "anon");
@@ -409,6 +415,11 @@ Result<Stats> Container::stats() const {
   auto c = parseKeyValues(read("cpu", "cpu.stat").value_or(""));
   stats.throttledPeriods = field(c, "nr_throttled");
   stats.throttledSeconds = static_cast<double>(field(c, "throttled_time")) / 1e9;
+  std::string quota = read("cpu", "cpu.cfs_quota_us").value_or("-1");
+  double period = static_cast<double>(number(read("cpu", "cpu.cfs_period_us").value_or("0")));
+  if (!quota.empty() && quota[0] != '-' && period > 0) {
+    stats.cpusLimit = static_cast<double>(number(quota)) / period;
+  }
   stats.memoryBytes = number(*memory);
   auto m = parseKeyValues(read("memory", "memory.stat").value_or(""));
   stats.rssBytes = field(m, "rss");

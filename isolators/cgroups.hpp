@@ -45,6 +45,7 @@ struct Stats {
   double systemSeconds = 0;
   uint64_t throttledPeriods = 0;
   double throttledSeconds = 0;
+  double cpusLimit = 0;  // the hard CFS quota in cpus; 0: none
   uint64_t memoryBytes = 0;  // in use (rss + cache on v1, memory.current on v2)
   uint64_t rssBytes = 0;
   uint64_t cacheBytes = 0;

@@ -112,7 +112,10 @@ TEST(CgroupsContainerTest, V2LimitsAndStatsOnAFakeTree) {
   EXPECT_EQ(stats->memoryLimitBytes, 67108864u);
   EXPECT_EQ(stats->processes, 3u);
   EXPECT_EQ(stats->oomKills, 1u);
+  EXPECT_DOUBLE_EQ(stats->cpusLimit, 0);  // "max": no hard limit
   EXPECT_EQ(c.processes(), (std::vector<pid_t>{12, 13, 14}));
+  ASSERT_TRUE(c.setCpus(1.5, true).ok());
+  EXPECT_DOUBLE_EQ(c.stats()->cpusLimit, 1.5);
 }
 
 TEST(CgroupsContainerTest, OnV2TheAgentMovesIntoALeafOfItsOwnCgroup) {
