@@ -11,11 +11,23 @@
 
 namespace agora::agent {
 
+namespace {
+
+StatusUpdateManager::Options updateOptions(const AgentOptions& options) {
+  StatusUpdateManager::Options out = options.statusUpdates;
+  if (options.checkpoint && out.directory.empty()) {
+    out.directory = options.workDir + "/meta/updates";
+  }
+  return out;
+}
+
+}  // namespace
+
 Agent::Agent(AgentOptions options, Loop& loop, Transport& master, Connect connect,
              MasterDetector& detector, Transport& executors, Containerizer& containerizer)
     : options_(std::move(options)), loop_(loop), master_(master), connect_(std::move(connect)),
       detector_(detector), executors_(executors), containerizer_(containerizer),
-      statusUpdates_(loop, options_.statusUpdates,
+      statusUpdates_(loop, updateOptions(options_),
                      [this](const std::string& frameworkId, const TaskStatus& status,
                             TaskState latest) {
                        return forwardStatusUpdate(frameworkId, status, latest);
@@ -128,18 +140,18 @@ void Agent::registerWithMaster() {
       }
     }
     // Tasks whose executor is gone but whose final updates are still on their way.
-    for (const CompletedExecutor& executor : completedExecutors_) {
-      for (const auto& [taskId, state] : executor.tasks) {
-        if (statusUpdates_.hasStream(executor.frameworkId, taskId)) {
-          Task* task = reg->add_tasks();
-          task->set_task_id(taskId);
-          task->set_framework_id(executor.frameworkId);
-          task->set_executor_id(executor.id);
-          task->set_agent_id(agentId_);
-          task->set_state(state);
-        }
+    statusUpdates_.forEachStream([&](const std::string& frameworkId, const std::string& taskId,
+                                     const TaskStatus& head, TaskState latest) {
+      if (findExecutorOfTask(frameworkId, taskId) != nullptr) {
+        return;
       }
-    }
+      Task* task = reg->add_tasks();
+      task->set_task_id(taskId);
+      task->set_framework_id(frameworkId);
+      task->set_executor_id(head.executor_id());
+      task->set_agent_id(agentId_);
+      task->set_state(latest);
+    });
   }
   ++counters_.registrations;
   sendToMaster(std::move(call));
@@ -185,6 +197,9 @@ void Agent::onRegistered(const AgentEvent::Registered& registered) {
   registrationTimer_ = 0;
   LOG(INFO) << (first ? "Registered" : "Re-registered") << " with master " << masterInfo_.id()
             << " as agent " << agentId_;
+  if (first) {
+    checkpointAgent();
+  }
   statusUpdates_.resume();
 }
 
@@ -273,6 +288,8 @@ void Agent::receiveFromMaster(const std::string& from, Envelope&& envelope) {
   }
   if (state_ != State::kRegistered) {
     // Not ours to act on until the master has (re-)admitted us.
+    VLOG(1) << "Dropped a message from the master while not registered: "
+            << event.ShortDebugString();
     ++counters_.invalidMessages;
     return;
   }

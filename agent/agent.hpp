@@ -16,6 +16,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "agent/checkpoint.pb.h"
 #include "agent/containerizer/containerizer.hpp"
 #include "agent/status_update_manager.hpp"
 #include "agora/protocol.pb.h"
@@ -50,6 +51,11 @@ struct AgentOptions {
   // Executors that lose their agent for this long kill their tasks and exit.
   Duration recoveryTimeout = minutes(15);
   StatusUpdateManager::Options statusUpdates;
+  // Checkpoint what a restarted agent needs to take back its executors and to resend the
+  // status updates not yet acknowledged (under <work_dir>/meta). Off for simulated agents.
+  bool checkpoint = false;
+  // After a restart, an executor taken back that has not reconnected within this is destroyed.
+  Duration executorReregistrationTimeout = seconds(5);
   size_t maxCompletedExecutors = 1000;
   // Run tasks as their framework's user (FrameworkInfo.user). Needs the agent to run as root
   // unless that user is the agent's own.
@@ -71,6 +77,11 @@ class Agent {
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
+  // Takes back what an earlier run of the agent on this work directory left: its id, its
+  // executors still running (those that died meanwhile have their tasks failed), and its
+  // unacknowledged status updates. Call before start(). An error when the checkpoint cannot
+  // be read: the agent must not start as if nothing ran before.
+  Status recover();
   // Looks for the master and registers.
   void start();
   // Stops every executor (asking first, killing after the grace period), then calls done.
@@ -114,6 +125,9 @@ class Agent {
     double startTime = 0;
     uint64_t diskUsed = 0;                           // the sandbox, at the last check
     std::optional<Limitation> limitation;            // why the agent destroyed it, if it did
+    bool subscribedOnce = false;
+    bool reconnecting = false;                       // taken back after a restart, not yet heard
+    std::vector<ExecutorEvent> held;                 // for it once it has reconnected
   };
 
   struct Framework {
@@ -143,6 +157,14 @@ class Agent {
   bool forwardStatusUpdate(const std::string& frameworkId, const TaskStatus& status,
                            TaskState latest);
 
+  // Checkpoint and recovery (recovery.cpp).
+  std::string metaDir() const { return options_.workDir + "/meta"; }
+  void checkpointAgent();
+  void checkpointExecutor(const Executor& executor);
+  void recoverExecutor(const checkpoint::ExecutorRecord& record, bool rebooted);
+  // Asks the executors taken back to reconnect, until they have or `deadline` passes.
+  void reconnectExecutors(TimePoint deadline);
+
   // Executors and tasks (executors.cpp).
   void runTask(const FrameworkInfo& framework, const TaskInfo& task);
   // Persistent volumes: kept under <work_dir>/volumes/roles/<role>/<id>, and linked into the
@@ -170,7 +192,9 @@ class Agent {
   void executorExited(const std::string& containerId, int status);
   void failQueuedTasks(Executor& executor, TaskState state, TaskStatus::Reason reason,
                        const std::string& message);
-  void sendToExecutor(const Executor& executor, const ExecutorEvent& event);
+  // Sends to the executor; held back while it is reconnecting (a message to an executor not
+  // connected yet would be lost), and sent once it has.
+  void sendToExecutor(Executor& executor, const ExecutorEvent& event);
   void heartbeatExecutors();
   // Records and forwards an update that the agent itself generates.
   void agentUpdate(const std::string& frameworkId, const std::string& executorId,

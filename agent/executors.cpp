@@ -12,6 +12,7 @@
 #include <glog/logging.h>
 
 #include "agent/agent.hpp"
+#include "agent/checkpoint.hpp"
 #include "common/fs.hpp"
 #include "common/ids.hpp"
 #include "common/process.hpp"
@@ -60,7 +61,11 @@ Agent::Executor* Agent::findExecutorOfTask(const std::string& frameworkId,
   return nullptr;
 }
 
-void Agent::sendToExecutor(const Executor& executor, const ExecutorEvent& event) {
+void Agent::sendToExecutor(Executor& executor, const ExecutorEvent& event) {
+  if (executor.reconnecting && !event.has_reconnect() && !event.has_heartbeat()) {
+    executor.held.push_back(event);
+    return;
+  }
   Envelope envelope;
   *envelope.mutable_executor_event() = event;
   executors_.send(executor.containerId, envelope);
@@ -86,6 +91,7 @@ void Agent::agentUpdate(const std::string& frameworkId, const std::string& execu
         task->second.set_state(state);
       }
       *task->second.mutable_status() = status;
+      checkpointExecutor(*executor);
     }
   }
   auto framework = frameworks_.find(frameworkId);
@@ -228,6 +234,7 @@ void Agent::runTask(const FrameworkInfo& framework, const TaskInfo& task) {
   linkVolumes(*executor, task.resources());
   executor->tasks[task.task_id()] = taskFromInfo(task, framework.id(), executor->id, agentId_);
   updateContainer(*executor);
+  checkpointExecutor(*executor);
   if (executor->phase == Executor::Phase::kRunning) {
     ExecutorEvent event;
     *event.mutable_launch()->mutable_task() = task;
@@ -261,6 +268,7 @@ void Agent::runTaskGroup(const FrameworkInfo& framework, const ExecutorInfo& exe
     executor->tasks[t.task_id()] = taskFromInfo(t, framework.id(), executor->id, agentId_);
   }
   updateContainer(*executor);
+  checkpointExecutor(*executor);
   if (executor->phase == Executor::Phase::kRunning) {
     ExecutorEvent event;
     *event.mutable_launch_group()->mutable_task_group() = group;
@@ -416,6 +424,12 @@ void Agent::receiveFromExecutor(const std::string& from, Envelope&& envelope) {
     ++counters_.invalidMessages;
     return;
   }
+  if (executor->reconnecting && !call.has_subscribe()) {
+    // It is connected again (this came through): it may subscribe now.
+    ExecutorEvent reconnect;
+    reconnect.mutable_reconnect();
+    sendToExecutor(*executor, reconnect);
+  }
   switch (call.call_case()) {
     case ExecutorCall::kSubscribe:
       executorSubscribed(from, *executor, call.subscribe());
@@ -443,6 +457,10 @@ void Agent::executorSubscribed(const std::string& from, Executor& executor,
                                const ExecutorCall::Subscribe& subscribe) {
   loop_.cancel(executor.registrationTimer);
   executor.registrationTimer = 0;
+  if (executor.reconnecting) {
+    executor.reconnecting = false;
+    VLOG(1) << "Executor " << executor.id << " reconnected after the agent's restart";
+  }
   if (executor.phase == Executor::Phase::kTerminating) {
     ExecutorEvent event;
     event.mutable_shutdown()->set_grace_period_seconds(0);
@@ -451,6 +469,10 @@ void Agent::executorSubscribed(const std::string& from, Executor& executor,
   }
   bool first = executor.phase == Executor::Phase::kLaunching;
   executor.phase = Executor::Phase::kRunning;
+  if (!executor.subscribedOnce) {
+    executor.subscribedOnce = true;
+    checkpointExecutor(executor);
+  }
 
   ExecutorEvent subscribed;
   auto* s = subscribed.mutable_subscribed();
@@ -462,6 +484,11 @@ void Agent::executorSubscribed(const std::string& from, Executor& executor,
 
   for (const TaskStatus& status : subscribe.unacknowledged_updates()) {
     executorUpdate(executor, status);
+  }
+  std::vector<ExecutorEvent> held = std::move(executor.held);
+  executor.held.clear();
+  for (const ExecutorEvent& event : held) {
+    sendToExecutor(executor, event);
   }
   if (!first) {
     return;
@@ -511,6 +538,7 @@ void Agent::executorUpdate(Executor& executor, const TaskStatus& incoming) {
       task->second.set_state(status.state());
     }
     *task->second.mutable_status() = status;
+    checkpointExecutor(executor);
   }
   // Recorded: the executor may forget it.
   ExecutorEvent ack;
@@ -579,6 +607,11 @@ void Agent::executorExited(const std::string& containerId, int waitStatus) {
   }
 
   byContainer_.erase(containerId);
+  if (options_.checkpoint) {
+    if (Status removed = checkpoint::removeExecutor(metaDir(), containerId); !removed) {
+      LOG(WARNING) << removed.error();
+    }
+  }
   Framework& framework = frameworks_.at(frameworkId);
   framework.executors.erase(executorId);
   if (framework.executors.empty()) {
@@ -611,6 +644,7 @@ void Agent::forgetAcknowledgedTask(Executor& executor, const std::string& taskId
     executor.completedTasks.pop_front();
   }
   executor.tasks.erase(it);
+  checkpointExecutor(executor);
 }
 
 void Agent::heartbeatExecutors() {

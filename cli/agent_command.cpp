@@ -5,6 +5,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <functional>
 #include <iostream>
 
@@ -219,7 +220,7 @@ int agentCommand(int argc, const char* const* argv) {
   }
 
   initLogging(argv[0], daemonFlags.logDir, daemonFlags.verbose);
-  int signals = prepareDaemonSignals();
+  int signals = prepareDaemonSignals({SIGUSR1});
 
   zmq::context_t context(1);
   EventLoop loop;
@@ -238,6 +239,8 @@ int agentCommand(int argc, const char* const* argv) {
     *options.info.add_attributes() = a;
   }
   options.executorBinary = selfExecutable();
+  // Real executors outlive the agent: checkpoint them so that a restarted agent takes them back.
+  options.checkpoint = containerizerName == "posix";
   options.statusUpdates.retryMin = statusRetry;
   options.statusUpdates.retryMax = std::max<Duration>(statusRetry, minutes(10));
 
@@ -299,14 +302,24 @@ int agentCommand(int argc, const char* const* argv) {
   } else {
     executorRouter->setHandler(toAgent);
   }
+  if (Status recovered = agent.recover(); !recovered) {
+    std::cerr << "agora agent: " << recovered.error() << "\n";
+    LOG(ERROR) << recovered.error();
+    return 1;
+  }
   agent::addAgentRoutes(http, loop, agent, workDir);
   http.serve();
   agent.start();
 
+  // SIGTERM and SIGINT stop the agent alone: its containers keep running, and the next agent
+  // on this work directory takes them back (a restart, an upgrade). SIGUSR1 stops everything:
+  // each executor is asked to stop its tasks, then killed after the grace period.
   bool stopping = false;
   loop.watchFd(signals, [&] {
     signalfd_siginfo info;
+    int signal = 0;
     while (::read(signals, &info, sizeof(info)) > 0) {
+      signal = static_cast<int>(info.ssi_signo);
     }
     if (stopping) {
       LOG(WARNING) << "Second signal: killing every container now";
@@ -316,8 +329,14 @@ int agentCommand(int argc, const char* const* argv) {
       loop.stop();
       return;
     }
+    if (signal != SIGUSR1) {
+      LOG(INFO) << "Agent received " << strsignal(signal)
+                << "; stopping, and leaving its containers running for the next agent";
+      loop.stop();
+      return;
+    }
     stopping = true;
-    LOG(INFO) << "Agent received a signal; stopping its executors";
+    LOG(INFO) << "Agent received SIGUSR1; stopping its executors";
     agent.shutdown([&loop] { loop.stop(); });
     loop.after(options.executorShutdownGracePeriod + seconds(3), [&] {
       LOG(WARNING) << "Executors did not stop in time; killing them";

@@ -19,13 +19,15 @@ void DaemonFlags::addTo(Flags& flags, const std::string& what) {
   flags.add(&verbose, "verbose", "Verbose logging level (glog's VLOG).");
 }
 
-int prepareDaemonSignals() {
+int prepareDaemonSignals(const std::vector<int>& extra) {
   ::signal(SIGPIPE, SIG_IGN);
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
   pthread_sigmask(SIG_BLOCK, &chld, nullptr);
-  return blockSignalsToFd({SIGTERM, SIGINT});
+  std::vector<int> signals = {SIGTERM, SIGINT};
+  signals.insert(signals.end(), extra.begin(), extra.end());
+  return blockSignalsToFd(signals);
 }
 
 int parseFlags(Flags& flags, int argc, const char* const* argv,

@@ -20,8 +20,9 @@ struct DaemonFlags {
 };
 
 // Blocks SIGTERM, SIGINT and SIGCHLD in this thread and every thread started after it (call
-// first thing), ignores SIGPIPE, and returns a signalfd that reads SIGTERM and SIGINT.
-int prepareDaemonSignals();
+// first thing), ignores SIGPIPE, and returns a signalfd that reads SIGTERM and SIGINT (and
+// `extra`).
+int prepareDaemonSignals(const std::vector<int>& extra = {});
 
 // Parses flags; on --help prints the help and returns 0, on a bad flag prints the error and
 // returns 2; returns -1 when the command should go on.

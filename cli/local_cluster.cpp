@@ -73,7 +73,8 @@ void stopDaemon(const DaemonRecord& d, Clock::duration patience) {
   if (!isOurDaemon(d.pid, d.role)) {
     return;
   }
-  ::kill(d.pid, SIGTERM);
+  // An agent on SIGTERM leaves its containers running for the next agent; SIGUSR1 stops them.
+  ::kill(d.pid, d.role == "agent" ? SIGUSR1 : SIGTERM);
   auto deadline = Clock::now() + patience;
   while (Clock::now() < deadline && processAlive(d.pid)) {
     ::waitpid(d.pid, nullptr, WNOHANG);  // reaps it when it is our own child

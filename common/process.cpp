@@ -158,6 +158,34 @@ bool processAlive(pid_t pid) {
   return close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'Z';
 }
 
+uint64_t processStartTicks(pid_t pid) {
+  if (pid <= 0) {
+    return 0;
+  }
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) {
+    return 0;
+  }
+  size_t close = line.rfind(')');
+  if (close == std::string::npos || close + 2 >= line.size()) {
+    return 0;
+  }
+  // After the command: state (field 3) ... starttime (field 22).
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  uint64_t start = 0;
+  for (int i = 3; i <= 22 && rest >> field; ++i) {
+    if (i == 3 && field == "Z") {
+      return 0;
+    }
+    if (i == 22) {
+      start = std::strtoull(field.c_str(), nullptr, 10);
+    }
+  }
+  return start;
+}
+
 std::string selfExecutable() {
   char buffer[4096];
   ssize_t n = ::readlink("/proc/self/exe", buffer, sizeof(buffer) - 1);
@@ -179,6 +207,9 @@ int blockSignalsToFd(const std::vector<int>& signals) {
 }
 
 std::string describeWaitStatus(int status) {
+  if (status == kUnknownWaitStatus) {
+    return "exited (its status is unknown: it was started by an earlier run of the agent)";
+  }
   if (WIFEXITED(status)) {
     return "exited with status " + std::to_string(WEXITSTATUS(status));
   }

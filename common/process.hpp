@@ -37,6 +37,14 @@ int signalSession(pid_t sid, int signal);
 
 bool processAlive(pid_t pid);
 
+// When a process started, in clock ticks since boot (field 22 of /proc/PID/stat); 0 if it does
+// not exist or is a zombie. With the pid it names one process for good: a pid taken again by a
+// later process has another start time.
+uint64_t processStartTicks(pid_t pid);
+
+// The wait status of a process that was not our child, so could not be waited for.
+constexpr int kUnknownWaitStatus = -1;
+
 // The absolute path of the running executable.
 std::string selfExecutable();
 
@@ -44,7 +52,8 @@ std::string selfExecutable();
 // signalfd that reads them; call before any thread starts.
 int blockSignalsToFd(const std::vector<int>& signals);
 
-// Describes a wait(2) status: "exited with status 3", "killed by signal 9 (Killed)".
+// Describes a wait(2) status: "exited with status 3", "killed by signal 9 (Killed)"; and
+// kUnknownWaitStatus.
 std::string describeWaitStatus(int status);
 
 }  // namespace agora

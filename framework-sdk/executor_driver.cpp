@@ -158,6 +158,12 @@ void ExecutorDriver::Impl::onEvent(Envelope&& envelope) {
     case ExecutorEvent::kError:
       executor->error(driver, event.error().message());
       return;
+    case ExecutorEvent::kReconnect:
+      // The agent restarted and took this executor back.
+      subscribed = false;
+      loop.cancel(subscribeTimer);
+      subscribe();
+      return;
     case ExecutorEvent::kHeartbeat:
     case ExecutorEvent::EVENT_NOT_SET:
       return;

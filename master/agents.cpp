@@ -202,6 +202,8 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
 
   if (AgentEntry* agent = findAgent(agentId)) {
     // Known and connected to this master: a new connection, or a retry.
+    VLOG(1) << "Agent " << agentId << " re-registers from " << from << " (was "
+            << agent->connection << ")";
     if (agent->connection != from) {
       agentByConnection_.erase(agent->connection);
       agent->connection = from;

@@ -484,6 +484,7 @@ void Master::kill(FrameworkEntry& framework, const SchedulerCall::Kill& kill) {
   if (agent == nullptr) {
     return;  // the agent's removal already reported the task
   }
+  VLOG(1) << "Killing task " << kill.task_id() << " on " << agent->connection;
   AgentEvent event;
   auto* k = event.mutable_kill_task();
   k->set_framework_id(framework.info.id());

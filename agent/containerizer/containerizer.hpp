@@ -5,6 +5,9 @@
 // containerizer (cgroups, namespaces) and a fake for simulated agents sit behind the same
 // interface.
 
+#include <sys/types.h>
+
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -38,6 +41,12 @@ struct Limitation {
   std::string message;
 };
 
+// A container's first process, as the agent's checkpoint records it.
+struct ContainerProcess {
+  pid_t pid = 0;
+  uint64_t startTicks = 0;  // processStartTicks(pid): tells a reused pid from the original
+};
+
 class Containerizer {
  public:
   // Called on the agent's loop when a container's executor has exited (wait(2) status).
@@ -60,6 +69,18 @@ class Containerizer {
   // A limit the container has run into so far, if any (isolating containerizers only).
   virtual std::optional<Limitation> limitation(const std::string& containerId) {
     return std::nullopt;
+  }
+  // The container's first process, for the agent's checkpoint; nullopt for containers that do
+  // not outlive the agent (simulated ones).
+  virtual std::optional<ContainerProcess> process(const std::string& containerId) const {
+    return std::nullopt;
+  }
+  // Takes back a container that an earlier run of the agent started. False when its process
+  // has gone (whatever is left of the container is destroyed; no exit callback follows). Once
+  // taken back, the container is destroyed, updated and watched like one launched here; its
+  // exit status is kUnknownWaitStatus (it is not this process's child).
+  virtual bool recover(const std::string& containerId, const ContainerProcess& process) {
+    return false;
   }
 };
 

@@ -2,6 +2,7 @@
 
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -57,6 +58,12 @@ PosixContainerizer::~PosixContainerizer() {
   loop_.cancel(reapTimer_);
   loop_.unwatchFd(signalFd_);
   ::close(signalFd_);
+  for (const auto& [pid, fd] : recovered_) {
+    if (fd >= 0) {
+      loop_.unwatchFd(fd);
+      ::close(fd);
+    }
+  }
 }
 
 Status PosixContainerizer::launch(const ContainerConfig& config) {
@@ -235,28 +242,101 @@ void PosixContainerizer::reap() {
     int status = 0;
     pid_t pid = ::waitpid(-1, &status, WNOHANG);
     if (pid <= 0) {
-      return;
+      break;
     }
-    auto it = containers_.find(pid);
-    if (it == containers_.end()) {
-      continue;  // an orphan of some container, inherited as subreaper
+    if (containers_.count(pid) > 0) {
+      exited(pid, status);
     }
-    std::string containerId = it->second;
-    containers_.erase(it);
-    pids_.erase(containerId);
-    // Whatever the executor left behind in its session (and its cgroups) goes with it.
-    signalSession(pid, SIGKILL);
-    if (onExit_) {
-      onExit_(containerId, status);
-    }
-    auto c = cgroups_.find(containerId);
-    if (c != cgroups_.end()) {
-      if (Status gone = c->second->destroy(seconds(5)); !gone) {
-        LOG(WARNING) << "Container " << containerId << ": " << gone.error();
-      }
-      cgroups_.erase(c);
+    // Otherwise an orphan of some container, inherited as subreaper.
+  }
+  // Taken-back containers without a pidfd: polled.
+  std::vector<pid_t> gone;
+  for (const auto& [pid, fd] : recovered_) {
+    if (fd < 0 && !processAlive(pid)) {
+      gone.push_back(pid);
     }
   }
+  for (pid_t pid : gone) {
+    exited(pid, kUnknownWaitStatus);
+  }
+}
+
+void PosixContainerizer::exited(pid_t pid, int status) {
+  auto it = containers_.find(pid);
+  if (it == containers_.end()) {
+    return;
+  }
+  std::string containerId = it->second;
+  containers_.erase(it);
+  pids_.erase(containerId);
+  auto watched = recovered_.find(pid);
+  if (watched != recovered_.end()) {
+    if (watched->second >= 0) {
+      loop_.unwatchFd(watched->second);
+      ::close(watched->second);
+    }
+    recovered_.erase(watched);
+  }
+  // Whatever the executor left behind in its session (and its cgroups) goes with it.
+  signalSession(pid, SIGKILL);
+  if (onExit_) {
+    onExit_(containerId, status);
+  }
+  auto c = cgroups_.find(containerId);
+  if (c != cgroups_.end()) {
+    if (Status gone = c->second->destroy(seconds(5)); !gone) {
+      LOG(WARNING) << "Container " << containerId << ": " << gone.error();
+    }
+    cgroups_.erase(c);
+  }
+}
+
+std::optional<ContainerProcess> PosixContainerizer::process(const std::string& containerId) const {
+  auto it = pids_.find(containerId);
+  if (it == pids_.end()) {
+    return std::nullopt;
+  }
+  return ContainerProcess{it->second, processStartTicks(it->second)};
+}
+
+bool PosixContainerizer::recover(const std::string& containerId,
+                                 const ContainerProcess& process) {
+  std::unique_ptr<cgroups::Container> container;
+  if (isolation_ && isolation_->anyCgroups()) {
+    container = std::make_unique<cgroups::Container>(isolation_->layout, isolation_->root,
+                                                     containerId);
+  }
+  bool alive = process.pid > 1 && process.startTicks != 0 &&
+               processStartTicks(process.pid) == process.startTicks;
+  if (!alive) {
+    // What the executor started in its session is orphaned now; unless the pid names a new,
+    // unrelated process (which could lead a session of the same id), that goes.
+    if (process.pid > 1 && !processAlive(process.pid)) {
+      signalSession(process.pid, SIGKILL);
+    }
+    if (container) {
+      // What the executor left behind (if it was isolated) goes now.
+      if (Status gone = container->destroy(seconds(5)); !gone) {
+        LOG(WARNING) << "Container " << containerId << ": " << gone.error();
+      }
+    }
+    return false;
+  }
+  pids_[containerId] = process.pid;
+  containers_[process.pid] = containerId;
+  if (container) {
+    cgroups_[containerId] = std::move(container);
+  }
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, process.pid, 0));
+  recovered_[process.pid] = fd;
+  if (fd >= 0) {
+    // Readable once the process has ended.
+    loop_.watchFd(fd, [this, pid = process.pid] { exited(pid, kUnknownWaitStatus); });
+  } else {
+    PLOG(WARNING) << "No pidfd for pid " << process.pid << "; polling it instead";
+  }
+  VLOG(1) << "Took back container " << containerId << " (pid " << process.pid << ")";
+  return true;
 }
 
 }  // namespace agora::agent

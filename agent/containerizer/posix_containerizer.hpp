@@ -55,6 +55,8 @@ class PosixContainerizer final : public Containerizer {
   // the tasks' memory plus this).
   static constexpr uint64_t kExecutorMemoryOverhead = 32ull << 20;
   Result<cgroups::Stats> usage(const std::string& containerId) const override;
+  std::optional<ContainerProcess> process(const std::string& containerId) const override;
+  bool recover(const std::string& containerId, const ContainerProcess& process) override;
 
   // Kills every container (agent shutdown).
   void destroyAll();
@@ -62,6 +64,11 @@ class PosixContainerizer final : public Containerizer {
  private:
   void reap();
   void armReapTimer();
+  // The container's first process has ended: clean up after it and call back.
+  void exited(pid_t pid, int status);
+  // Containers taken back from an earlier run: not our children, so watched through a pidfd
+  // (or, where the kernel has none, by polling), by pid.
+  std::unordered_map<pid_t, int> recovered_;
 
   EventLoop& loop_;
   int signalFd_ = -1;

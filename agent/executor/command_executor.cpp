@@ -212,7 +212,14 @@ void CommandExecutor::exitWhenDone(ExecutorDriver* driver) {
     }
   }
   exiting_ = true;
-  stopWhenRecorded(driver, std::chrono::steady_clock::now() + seconds(30));
+  // As long as the executor would wait for a restarting agent anyway.
+  Duration patience = minutes(15);
+  if (const char* timeout = std::getenv("AGORA_RECOVERY_TIMEOUT")) {
+    if (auto parsed = parseDuration(timeout)) {
+      patience = *parsed;
+    }
+  }
+  stopWhenRecorded(driver, std::chrono::steady_clock::now() + patience);
 }
 
 void CommandExecutor::stopWhenRecorded(ExecutorDriver* driver, TimePoint deadline) {

@@ -258,11 +258,11 @@ TEST(HaTest, PartitionedAgentComesBackUnreachableToRunningOrLostToKilled) {
                                    "--work_dir=" + agentDir.path() + "/work",
                                    "--resources=cpus:4;mem:4096", "--hostname=partitioned",
                                    "--recovery_timeout=60secs"}),
-                          agentDir.path() + "/agent.log");
+                          agentDir.path() + "/agent.log", {}, SIGUSR1);
   ASSERT_TRUE(agent.ok());
   struct StopAgent {
     pid_t pid;
-    ~StopAgent() { stopChild(pid); }
+    ~StopAgent() { stopChild(pid, seconds(15), SIGUSR1); }
   } stopAgent{*agent};
   ASSERT_TRUE(cluster.waitForLeaderState([](const json& s) { return s["agents"].size() == 1; }))
       << "see " << agentDir.path() << "/agent.log";

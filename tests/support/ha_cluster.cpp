@@ -73,7 +73,7 @@ Status HaCluster::start() {
                                      "--recovery_timeout=60secs",
                                      "--executor_shutdown_grace_period=2secs"};
     args.insert(args.end(), options_.agentFlags.begin(), options_.agentFlags.end());
-    auto pid = spawnChild(args, agentDir + ".log");
+    auto pid = spawnChild(args, agentDir + ".log", {}, SIGUSR1);
     if (!pid) {
       return Error(pid.error());
     }
@@ -89,7 +89,7 @@ Status HaCluster::start() {
 
 void HaCluster::stop() {
   for (pid_t pid : agents_) {
-    stopChild(pid);
+    stopChild(pid, seconds(15), SIGUSR1);
   }
   agents_.clear();
   for (int i = 0; i < masters(); ++i) {

@@ -30,7 +30,7 @@ bool waitUntil(const std::function<bool()>& condition, Duration timeout) {
 }
 
 Result<pid_t> spawnChild(const std::vector<std::string>& argv, const std::string& log,
-                         const std::map<std::string, std::string>& extraEnv) {
+                         const std::map<std::string, std::string>& extraEnv, int deathSignal) {
   // Everything the child needs is built before fork: it runs only system calls after it.
   std::vector<char*> args;
   for (const std::string& a : argv) {
@@ -57,7 +57,7 @@ Result<pid_t> spawnChild(const std::vector<std::string>& argv, const std::string
     return Error("fork failed");
   }
   if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    ::prctl(PR_SET_PDEATHSIG, deathSignal);
     if (::getppid() != parent) {
       ::_exit(1);
     }
@@ -78,12 +78,12 @@ Result<pid_t> spawnChild(const std::vector<std::string>& argv, const std::string
   return pid;
 }
 
-void stopChild(pid_t pid, Duration patience) {
+void stopChild(pid_t pid, Duration patience, int signal) {
   if (pid <= 0) {
     return;
   }
   ::kill(pid, SIGCONT);  // in case a test stopped it
-  ::kill(pid, SIGTERM);
+  ::kill(pid, signal);
   bool reaped = waitUntil([pid] { return ::waitpid(pid, nullptr, WNOHANG) == pid; }, patience);
   if (!reaped) {
     ::kill(pid, SIGKILL);
@@ -174,11 +174,12 @@ Status ProcessCluster::start() {
                                           "--executor_shutdown_grace_period=2secs",
                                           "--info_file=" + agentDir + ".json"};
     agentArgs.insert(agentArgs.end(), options_.agentFlags.begin(), options_.agentFlags.end());
-    auto agentPid = spawnChild(agentArgs, agentDir + ".log");
+    auto agentPid = spawnChild(agentArgs, agentDir + ".log", {}, SIGUSR1);
     if (!agentPid) {
       return Error(agentPid.error());
     }
     agentPids_.push_back(*agentPid);
+    agentArgs_.push_back(agentArgs);
   }
   size_t want = static_cast<size_t>(options_.agents);
   if (!waitForState([want](const nlohmann::json& s) { return s["agents"].size() == want; })) {
@@ -187,9 +188,35 @@ Status ProcessCluster::start() {
   return Status();
 }
 
+void ProcessCluster::killAgent(size_t i, int signal) {
+  pid_t pid = agentPids_.at(i);
+  if (pid > 0) {
+    ::kill(pid, signal);
+    ::waitpid(pid, nullptr, 0);
+    agentPids_[i] = -1;
+  }
+}
+
+Status ProcessCluster::restartAgent(size_t i) {
+  killAgent(i);
+  (void)removeAll(agentWorkDir(i) + ".json");  // the new agent writes it once it is up
+  auto pid = spawnChild(agentArgs_.at(i), agentLog(i), {}, SIGUSR1);
+  if (!pid) {
+    return Error(pid.error());
+  }
+  agentPids_[i] = *pid;
+  return Status();
+}
+
 void ProcessCluster::stop() {
-  for (pid_t pid : agentPids_) {
-    stopChild(pid);
+  for (size_t i = 0; i < agentPids_.size(); ++i) {
+    if (agentPids_[i] < 0 && i < agentArgs_.size()) {
+      // Killed and not restarted: its executors still run. An agent takes them back to stop
+      // them.
+      (void)restartAgent(i);
+      waitUntil([&] { return pathExists(agentWorkDir(i) + ".json"); }, seconds(10));
+    }
+    stopChild(agentPids_[i], seconds(15), SIGUSR1);
   }
   agentPids_.clear();
   stopChild(masterPid_);

@@ -6,6 +6,8 @@
 
 #include <sys/types.h>
 
+#include <csignal>
+
 #include <functional>
 #include <map>
 #include <string>
@@ -22,12 +24,15 @@ namespace agora::testing {
 // Polls `condition` until it holds or `timeout` passes; true if it held.
 bool waitUntil(const std::function<bool()>& condition, Duration timeout);
 
-// Starts a child that gets SIGTERM when the test process dies; stdout and stderr go to `log`.
+// Starts a child that gets `deathSignal` when the test process dies; stdout and stderr go to
+// `log`. Agents take SIGUSR1 (stop every container too), since SIGTERM leaves their
+// containers running for the next agent.
 Result<pid_t> spawnChild(const std::vector<std::string>& argv, const std::string& log,
-                         const std::map<std::string, std::string>& extraEnv = {});
+                         const std::map<std::string, std::string>& extraEnv = {},
+                         int deathSignal = SIGTERM);
 
-// SIGTERM, then SIGKILL after `patience`; reaps it.
-void stopChild(pid_t pid, Duration patience = seconds(15));
+// `signal`, then SIGKILL after `patience`; reaps it.
+void stopChild(pid_t pid, Duration patience = seconds(15), int signal = SIGTERM);
 
 struct CommandResult {
   int exitCode = -1;  // -1: it did not finish in time (and was killed)
@@ -57,6 +62,13 @@ class ProcessCluster {
   void stop();
   // Kills the master (SIGKILL) and starts a new one on the same ports.
   Status restartMaster();
+  // Kills agent `i` (SIGKILL: as in a crash) and waits for it to end. Its executors are left
+  // running, as they are after SIGTERM.
+  void killAgent(size_t i, int signal = SIGKILL);
+  // Starts agent `i` again on its work directory (after killAgent).
+  Status restartAgent(size_t i);
+  std::string agentWorkDir(size_t i) const { return dir_.path() + "/agent-" + std::to_string(i); }
+  std::string agentLog(size_t i) const { return agentWorkDir(i) + ".log"; }
 
   const std::string& masterHttp() const { return masterHttp_; }
   const std::string& masterEndpoint() const { return masterEndpoint_; }
@@ -77,6 +89,7 @@ class ProcessCluster {
   TempDir dir_;
   pid_t masterPid_ = -1;
   std::vector<pid_t> agentPids_;
+  std::vector<std::vector<std::string>> agentArgs_;
   std::string masterHttp_;
   std::string masterEndpoint_;
 };
