@@ -63,7 +63,9 @@ int agentCommand(int argc, const char* const* argv) {
 
   Flags flags("agora agent --master=HOST:PORT --work_dir=DIR [flags]",
               "Runs an agent: it offers this machine's resources through the master and runs\n"
-              "the tasks frameworks launch on it, each under an executor in its own sandbox.");
+              "the tasks frameworks launch on it, each under an executor in its own sandbox.\n"
+              "SIGTERM or SIGINT stops the agent alone: its tasks keep running, and the next\n"
+              "agent on the same --work_dir takes them back. SIGUSR1 stops its tasks too.");
   flags.add(&masterAddress, "master",
             "The master: its HTTP address host:port, or zk://host:2181,.../agora to follow the\n"
             "leader elected in ZooKeeper (required, or --zk).");
@@ -109,6 +111,9 @@ int agentCommand(int argc, const char* const* argv) {
             "How long executors get to stop their tasks before they are killed.");
   flags.add(&options.recoveryTimeout, "recovery_timeout",
             "Executors that lose their agent for this long kill their tasks and exit.");
+  flags.add(&options.executorReregistrationTimeout, "executor_reregistration_timeout",
+            "After a restart, executors taken back that do not reconnect within this are\n"
+            "destroyed (their tasks fail with REASON_EXECUTOR_REREGISTRATION_TIMEOUT).");
   flags.add(&options.masterPingTimeout, "master_ping_timeout",
             "Without a ping from the master for this long, look for it and re-register\n"
             "(0: the master's ping interval x (missed pings + 1), which it sends).");

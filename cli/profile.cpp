@@ -19,8 +19,12 @@ const DaemonRecord* Profile::master() const {
 nlohmann::json Profile::toJson() const {
   nlohmann::json daemonsJson = nlohmann::json::array();
   for (const DaemonRecord& d : daemons) {
-    daemonsJson.push_back(
-        {{"role", d.role}, {"pid", d.pid}, {"http", d.http}, {"dir", d.dir}, {"log", d.log}});
+    daemonsJson.push_back({{"role", d.role},
+                           {"pid", d.pid},
+                           {"http", d.http},
+                           {"dir", d.dir},
+                           {"log", d.log},
+                           {"args", d.args}});
   }
   return {{"name", name}, {"dir", dir}, {"zk", zk}, {"daemons", daemonsJson}};
 }
@@ -38,6 +42,7 @@ Result<Profile> Profile::fromJson(const nlohmann::json& j) {
       r.http = d.at("http").get<std::string>();
       r.dir = d.at("dir").get<std::string>();
       r.log = d.at("log").get<std::string>();
+      r.args = d.value("args", std::vector<std::string>());
       p.daemons.push_back(r);
     }
     return p;

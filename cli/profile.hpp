@@ -19,6 +19,7 @@ struct DaemonRecord {
   std::string http;      // host:port
   std::string dir;
   std::string log;
+  std::vector<std::string> args;  // how it was started (agents), so it can be started again
 };
 
 struct Profile {

@@ -48,6 +48,38 @@ size_t waitForAgents(const std::string& master, size_t agents, Clock::time_point
   return registered;
 }
 
+// Starts again, with the flags they were started with, the agents of a running profile whose
+// process has gone; each takes back the tasks its predecessor left running.
+Status restartDeadAgents(Profile& profile, Duration timeout) {
+  auto deadline = Clock::now() + timeout;
+  bool changed = false;
+  int number = 0;
+  for (DaemonRecord& agent : profile.daemons) {
+    if (agent.role != "agent") {
+      continue;
+    }
+    ++number;
+    if (isOurDaemon(agent.pid, agent.role) || agent.args.empty()) {
+      continue;
+    }
+    (void)removeAll(agent.dir + "/info.json");
+    auto pid = startDaemon(agent.args, agent.log);
+    if (!pid) {
+      return Error("agent " + std::to_string(number) + ": " + pid.error());
+    }
+    auto info = waitForInfoFile(agent.dir + "/info.json", *pid, agent.log, deadline);
+    if (!info) {
+      return Error("agent " + std::to_string(number) + " did not come up: " + info.error());
+    }
+    agent.pid = *pid;
+    agent.http = info->value("http", "");
+    changed = true;
+    std::cout << "Restarted agent " << number << " (http://" << agent.http
+              << "); it takes back the tasks it left running\n";
+  }
+  return changed ? saveProfile(profile) : Status();
+}
+
 }  // namespace
 
 int upCommand(int argc, const char* const* argv) {
@@ -97,7 +129,12 @@ int upCommand(int argc, const char* const* argv) {
     return 2;
   }
   if (auto existing = loadProfile(profileName); existing && anyRunning(*existing)) {
-    std::cout << "Profile '" << profileName << "' is already up"
+    // Agents that died (or were stopped alone) start again; each takes back its tasks.
+    if (Status restarted = restartDeadAgents(*existing, timeout); !restarted) {
+      std::cerr << "agora up: " << restarted.error() << "\n";
+      return 1;
+    }
+    std::cout << "Profile '" << profileName << "' is up"
               << (existing->zk.empty() ? "; master at http://" + existing->master()->http
                                        : "; masters elected through " + existing->zk)
               << " (agora status, agora stop)\n";
@@ -232,6 +269,7 @@ int upCommand(int argc, const char* const* argv) {
       return fail(pid.error());
     }
     agent.pid = *pid;
+    agent.args = args;
     profile.daemons.push_back(agent);
   }
   for (size_t i = firstAgent; i < profile.daemons.size(); ++i) {

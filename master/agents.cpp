@@ -211,6 +211,11 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
     }
     agent->missedPings = 0;
     agent->pongPending = false;
+    if (agent->info.address() != reg.agent_info().address()) {
+      // A restarted agent process listens somewhere new.
+      LOG(INFO) << "Agent " << agentId << " is at " << reg.agent_info().address() << " now";
+      agent->info.set_address(reg.agent_info().address());
+    }
     dropTasksTheAgentLacks(*agent, reg);
     agent->reregisteredTime = loop_.wallTime();
     ++metrics_.agentsReregistered;

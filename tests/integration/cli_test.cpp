@@ -2,8 +2,10 @@
 // `agora up`, `agora run`, the operator verbs and `agora stop`.
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "common/fs.hpp"
+#include "common/process.hpp"
 #include "tests/support/process_cluster.hpp"
 
 namespace agora::testing {
@@ -106,7 +108,8 @@ TEST(CliTest, LocalClusterUpRunAndStop) {
 
   r = agora({"up", "--port=0"}, env);  // already up: says so, starts nothing
   EXPECT_EQ(r.exitCode, 0);
-  EXPECT_TRUE(contains(r.output, "already up")) << r.output;
+  EXPECT_TRUE(contains(r.output, "is up")) << r.output;
+  EXPECT_FALSE(contains(r.output, "Restarted")) << r.output;
 
   r = agora({"status"}, env);
   EXPECT_EQ(r.exitCode, 0) << r.output;
@@ -139,6 +142,24 @@ TEST(CliTest, LocalClusterUpRunAndStop) {
   EXPECT_TRUE(contains(r.output, "HOSTNAME")) << r.output;
   EXPECT_TRUE(contains(r.output, "-agent-1")) << r.output;
   EXPECT_TRUE(contains(r.output, "-agent-2")) << r.output;
+
+  // An agent that dies is started again by `up`, on its work directory.
+  auto profile = nlohmann::json::parse(*readFile(home.path() + "/profiles/default/profile.json"));
+  pid_t firstAgent = 0;
+  for (const auto& d : profile["daemons"]) {
+    if (d["role"] == "agent" && firstAgent == 0) {
+      firstAgent = d["pid"].get<pid_t>();
+    }
+  }
+  ASSERT_GT(firstAgent, 1);
+  ASSERT_EQ(::kill(firstAgent, SIGKILL), 0);
+  ASSERT_TRUE(waitUntil([&] { return !processAlive(firstAgent); }, seconds(10)));
+  r = agora({"up", "--port=0"}, env);
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "Restarted agent 1")) << r.output;
+  r = agora({"status"}, env);
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_FALSE(contains(r.output, "stopped")) << r.output;
 
   r = agora({"tasks", "--all"}, env);
   EXPECT_EQ(r.exitCode, 0);

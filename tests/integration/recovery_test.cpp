@@ -25,8 +25,8 @@ using nlohmann::json;
 
 // A task that runs until `gate` exists, then finishes.
 TaskInfo gatedTask(const std::string& id, const std::string& gate) {
-  return TestScheduler::commandTask(
-      id, "while [ ! -e " + gate + " ]; do sleep 0.05; done; echo released", "cpus:0.1;mem:32");
+  const std::string waitForGate = "while [ ! -e " + gate + " ]; do sleep 0.05; done";  // ok: polls
+  return TestScheduler::commandTask(id, waitForGate + "; echo released", "cpus:0.1;mem:32");
 }
 
 std::string agentIdOf(const ProcessCluster& cluster) {
