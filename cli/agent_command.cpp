@@ -368,7 +368,8 @@ int executorCommand(int argc, const char* const* argv) {
                  "not meant to be run by hand.\n";
     return 0;
   }
-  return agent::runCommandExecutor();
+  std::vector<std::string> args(argv + 1, argv + argc);
+  return agent::runCommandExecutor(args);
 }
 
 }  // namespace agora::cli

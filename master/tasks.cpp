@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "common/health_check.hpp"
 #include "common/ids.hpp"
 #include "master/master.hpp"
 
@@ -51,6 +52,11 @@ Status Master::validateTask(const FrameworkEntry& framework, const AgentEntry& a
   if (task.has_kill_grace_period_seconds() &&
       (!std::isfinite(task.kill_grace_period_seconds()) || task.kill_grace_period_seconds() < 0)) {
     return Error("kill_grace_period_seconds must be a non-negative number");
+  }
+  if (task.has_health_check()) {
+    if (Status check = validateHealthCheck(task.health_check()); !check) {
+      return Error("invalid health check: " + check.error());
+    }
   }
   return ok();
 }

@@ -10,6 +10,7 @@
 
 #include <glog/logging.h>
 
+#include "common/fs.hpp"
 #include "common/logging.hpp"
 #include "common/process.hpp"
 #include "common/time.hpp"
@@ -32,6 +33,10 @@ std::map<std::string, std::string> taskEnvironment(const ExecutorDriver& driver,
   env["AGORA_TASK_NAME"] = task.name();
   env["AGORA_SANDBOX"] = driver.sandbox();
   env["AGORA_AGENT_ID"] = driver.agentId();
+  if (const char* user = std::getenv("AGORA_TASK_USER"); user != nullptr && *user != '\0') {
+    env["USER"] = user;
+    env["LOGNAME"] = user;
+  }
   for (const auto& var : task.command().environment()) {
     env[var.name()] = var.value();
   }
@@ -50,13 +55,110 @@ void CommandExecutor::subscribed(ExecutorDriver* driver, const ExecutorInfo& exe
 }
 
 void CommandExecutor::send(ExecutorDriver* driver, const std::string& taskId, TaskState state,
-                           const std::string& message, TaskStatus::Reason reason) {
+                           const std::string& message, TaskStatus::Reason reason,
+                           std::optional<bool> healthy) {
   TaskStatus status;
   status.set_task_id(taskId);
   status.set_state(state);
   status.set_message(message);
   status.set_reason(reason);
+  if (healthy) {
+    status.set_healthy(*healthy);
+  }
   driver->update(status);
+}
+
+std::vector<std::string> CommandExecutor::asTaskUser(std::vector<std::string> argv) {
+  const char* user = std::getenv("AGORA_TASK_USER");
+  const char* uid = std::getenv("AGORA_TASK_UID");
+  const char* gid = std::getenv("AGORA_TASK_GID");
+  if (user == nullptr || uid == nullptr || gid == nullptr || *user == '\0') {
+    return argv;
+  }
+  std::vector<std::string> wrapped = {"/usr/bin/setpriv", std::string("--reuid=") + uid,
+                                      std::string("--regid=") + gid, "--init-groups", "--"};
+  wrapped.insert(wrapped.end(), argv.begin(), argv.end());
+  return wrapped;
+}
+
+Status CommandExecutor::runHelper(ExecutorDriver* driver, const TaskInfo& task,
+                                  const std::vector<std::string>& argv, bool taskUser,
+                                  const std::string& output, Duration timeout,
+                                  HealthChecker::HelperDone done) {
+  SpawnOptions spawn;
+  spawn.argv = taskUser ? asTaskUser(argv) : argv;
+  spawn.env = taskEnvironment(*driver, task);
+  spawn.cwd = driver->sandbox();
+  // Each check's output replaces the last one's.
+  if (Status cleared = writeFileAtomic(output, ""); !cleared) {
+    return cleared;
+  }
+  spawn.stdoutPath = output;
+  spawn.stderrPath = output;
+  spawn.newProcessGroup = true;
+  auto pid = spawnProcess(spawn);
+  if (!pid) {
+    return Error(pid.error());
+  }
+  Helper& helper = helpers_[*pid];
+  helper.done = std::move(done);
+  helper.timer = driver->after(timeout, [this, pid = *pid] {
+    auto it = helpers_.find(pid);
+    if (it != helpers_.end()) {
+      it->second.timedOut = true;
+      it->second.timer = 0;
+      ::kill(-pid, SIGKILL);
+    }
+  });
+  return ok();
+}
+
+void CommandExecutor::startHealthCheck(ExecutorDriver* driver, Running& task) {
+  if (!task.info.has_health_check()) {
+    return;
+  }
+  const std::string taskId = task.info.task_id();
+  if (Status valid = HealthChecker::validate(task.info.health_check()); !valid) {
+    LOG(WARNING) << "Task " << taskId << ": no health checks: " << valid.error();
+    send(driver, taskId, TASK_RUNNING, "its health check cannot run: " + valid.error(),
+         TaskStatus::REASON_TASK_HEALTH_CHECK_STATUS_UPDATED, false);
+    return;
+  }
+  auto changed = [this, driver, taskId](bool healthy, const std::string& message) {
+    auto it = tasks_.find(taskId);
+    if (it == tasks_.end() || it->second.ended || it->second.killing) {
+      return;
+    }
+    it->second.healthy = healthy;
+    LOG(INFO) << "Task " << taskId << ": " << message;
+    send(driver, taskId, TASK_RUNNING, message,
+         TaskStatus::REASON_TASK_HEALTH_CHECK_STATUS_UPDATED, healthy);
+  };
+  auto failed = [this, driver, taskId](const std::string& message) {
+    auto it = tasks_.find(taskId);
+    if (it == tasks_.end() || it->second.ended) {
+      return;
+    }
+    LOG(WARNING) << "Task " << taskId << " " << message << "; killing it";
+    it->second.unhealthy = message;
+    it->second.healthy = false;
+    startKill(driver, it->second, it->second.info.has_kill_grace_period_seconds()
+                                      ? it->second.info.kill_grace_period_seconds()
+                                      : kDefaultKillGraceSeconds);
+  };
+  auto run = [this, driver, taskId](const std::vector<std::string>& argv, bool taskUser,
+                                    const std::string& output, Duration timeout,
+                                    HealthChecker::HelperDone done) -> Status {
+    auto it = tasks_.find(taskId);
+    if (it == tasks_.end()) {
+      return Error("the task is gone");
+    }
+    return runHelper(driver, it->second.info, argv, taskUser, output, timeout, std::move(done));
+  };
+  std::string output = driver->sandbox() + "/.health-" + taskId;
+  task.checker = std::make_unique<HealthChecker>(driver, task.info.health_check(),
+                                                 selfExecutable(), output, run, changed, failed);
+  task.checker->start();
 }
 
 void CommandExecutor::launch(ExecutorDriver* driver, const TaskInfo& task) {
@@ -80,18 +182,8 @@ void CommandExecutor::launch(ExecutorDriver* driver, const TaskInfo& task) {
     spawn.argv[0] = command.value();
   }
   spawn.env = taskEnvironment(*driver, task);
-  const char* user = std::getenv("AGORA_TASK_USER");
-  const char* uid = std::getenv("AGORA_TASK_UID");
-  const char* gid = std::getenv("AGORA_TASK_GID");
-  if (user != nullptr && uid != nullptr && gid != nullptr && *user != '\0') {
-    // The task runs as its framework's user; the executor stays the agent's.
-    std::vector<std::string> asUser = {"/usr/bin/setpriv", std::string("--reuid=") + uid,
-                                       std::string("--regid=") + gid, "--init-groups", "--"};
-    asUser.insert(asUser.end(), spawn.argv.begin(), spawn.argv.end());
-    spawn.argv = std::move(asUser);
-    spawn.env["USER"] = user;
-    spawn.env["LOGNAME"] = user;
-  }
+  // The task runs as its framework's user; the executor stays the agent's.
+  spawn.argv = asTaskUser(std::move(spawn.argv));
   spawn.cwd = driver->sandbox();
   spawn.stdoutPath = driver->sandbox() + "/stdout";
   spawn.stderrPath = driver->sandbox() + "/stderr";
@@ -109,6 +201,7 @@ void CommandExecutor::launch(ExecutorDriver* driver, const TaskInfo& task) {
   LOG(INFO) << "Task " << task.task_id() << " started as pid " << *pid << ": "
             << command.value();
   send(driver, task.task_id(), TASK_RUNNING, "");
+  startHealthCheck(driver, running);
 }
 
 void CommandExecutor::launchGroup(ExecutorDriver* driver, const TaskGroupInfo& group) {
@@ -123,6 +216,9 @@ void CommandExecutor::startKill(ExecutorDriver* driver, Running& task, double gr
     return;
   }
   task.killing = true;
+  if (task.checker) {
+    task.checker->stop();
+  }
   if (killingState_) {
     send(driver, task.info.task_id(), TASK_KILLING, "");
   }
@@ -165,6 +261,14 @@ void CommandExecutor::reap(ExecutorDriver* driver) {
     if (pid <= 0) {
       break;
     }
+    if (auto helper = helpers_.find(pid); helper != helpers_.end()) {
+      Helper done = std::move(helper->second);
+      helpers_.erase(helper);
+      driver->cancel(done.timer);
+      ::kill(-pid, SIGKILL);  // anything the check left behind
+      done.done(status, done.timedOut);
+      continue;
+    }
     auto owner = byPid_.find(pid);
     if (owner == byPid_.end()) {
       continue;
@@ -177,9 +281,17 @@ void CommandExecutor::reap(ExecutorDriver* driver) {
     // Whatever the command left running in its process group ends with it.
     ::kill(-pid, SIGKILL);
 
+    if (task.checker) {
+      task.checker->stop();
+    }
     TaskState state;
     std::string message;
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    TaskStatus::Reason reason = TaskStatus::REASON_NONE;
+    if (!task.unhealthy.empty()) {
+      state = TASK_KILLED;
+      message = "Killed: it " + task.unhealthy;
+      reason = TaskStatus::REASON_TASK_HEALTH_CHECK_STATUS_UPDATED;
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
       state = TASK_FINISHED;
       message = "Command exited with status 0";
     } else if (task.killing) {
@@ -190,7 +302,7 @@ void CommandExecutor::reap(ExecutorDriver* driver) {
       message = "Command " + describeWaitStatus(status);
     }
     LOG(INFO) << "Task " << taskId << ": " << message;
-    send(driver, taskId, state, message);
+    send(driver, taskId, state, message, reason, task.healthy);
 
     if (group_ && state == TASK_FAILED) {
       // In a group, one failing task takes the others down.
@@ -232,7 +344,10 @@ void CommandExecutor::stopWhenRecorded(ExecutorDriver* driver, TimePoint deadlin
   driver->after(milliseconds(20), [this, driver, deadline] { stopWhenRecorded(driver, deadline); });
 }
 
-int runCommandExecutor() {
+int runCommandExecutor(const std::vector<std::string>& args) {
+  if (!args.empty() && args[0] == "probe") {
+    return runHealthProbe(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
   // The task owns the sandbox's stdout and stderr; the executor's own log goes beside them.
   const char* sandbox = std::getenv("AGORA_SANDBOX");
   if (sandbox != nullptr) {

@@ -8,9 +8,14 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
+#include <optional>
+#include <memory>
 #include <string>
+#include <vector>
 
+#include "agent/executor/health_checker.hpp"
 #include "agora/executor.hpp"
 #include "common/time.hpp"
 
@@ -38,16 +43,35 @@ class CommandExecutor final : public Executor {
     bool killing = false;
     bool ended = false;
     uint64_t escalation = 0;
+    std::unique_ptr<HealthChecker> checker;
+    std::optional<bool> healthy;  // what its health check last said
+    std::string unhealthy;        // why it was killed for failing its health check
+  };
+  struct Helper {
+    HealthChecker::HelperDone done;
+    uint64_t timer = 0;
+    bool timedOut = false;
   };
 
   void send(ExecutorDriver* driver, const std::string& taskId, TaskState state,
-            const std::string& message, TaskStatus::Reason reason = TaskStatus::REASON_NONE);
+            const std::string& message, TaskStatus::Reason reason = TaskStatus::REASON_NONE,
+            std::optional<bool> healthy = std::nullopt);
+  // Starts the task's health check, if it has one.
+  void startHealthCheck(ExecutorDriver* driver, Running& task);
+  // Runs a helper process (a health check) in the task's sandbox; `done` when it ends.
+  Status runHelper(ExecutorDriver* driver, const TaskInfo& task,
+                   const std::vector<std::string>& argv, bool asTaskUser,
+                   const std::string& output, Duration timeout,
+                   HealthChecker::HelperDone done);
   void startKill(ExecutorDriver* driver, Running& task, double graceSeconds);
+  // Runs argv as the framework's user (setpriv) when the agent asks for one.
+  static std::vector<std::string> asTaskUser(std::vector<std::string> argv);
   void exitWhenDone(ExecutorDriver* driver);
   void stopWhenRecorded(ExecutorDriver* driver, TimePoint deadline);
 
   std::map<std::string, Running> tasks_;
   std::map<pid_t, std::string> byPid_;
+  std::map<pid_t, Helper> helpers_;
   bool killingState_ = false;
   bool group_ = false;
   bool shuttingDown_ = false;
@@ -55,6 +79,7 @@ class CommandExecutor final : public Executor {
 };
 
 // The `agora executor` command: runs the CommandExecutor under an ExecutorDriver.
-int runCommandExecutor();
+// With `agora executor probe ...` arguments, one health probe instead (see health_checker.hpp).
+int runCommandExecutor(const std::vector<std::string>& args = {});
 
 }  // namespace agora::agent

@@ -163,6 +163,27 @@ class TestScheduler final : public Scheduler {
     return out;
   }
 
+  std::vector<TaskStatus> statuses(const std::string& taskId) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return updates_[taskId];
+  }
+
+  // Waits until an update for the task satisfies `condition`; true if one did in time.
+  bool waitForStatus(const std::string& taskId,
+                     const std::function<bool(const TaskStatus&)>& condition,
+                     Duration timeout = seconds(30)) {
+    return waitFor(
+        [&] {
+          for (const TaskStatus& s : updates_[taskId]) {
+            if (condition(s)) {
+              return true;
+            }
+          }
+          return false;
+        },
+        timeout);
+  }
+
   std::string agentAddress(const std::string& taskId) {
     std::lock_guard<std::mutex> lock(mutex_);
     return agentAddress_[taskId];
