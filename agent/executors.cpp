@@ -131,6 +131,7 @@ Agent::Executor* Agent::getOrLaunchExecutor(const FrameworkInfo& frameworkInfo,
   config.executorId = executor.id;
   config.executorInfo = executor.info;
   config.directory = executor.directory;
+  config.workDir = options_.workDir;
   config.resources = Resources(info.resources());
   for (const char* name : {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "TMPDIR"}) {
     if (const char* value = std::getenv(name)) {

@@ -225,8 +225,8 @@ int upCommand(int argc, const char* const* argv) {
     } else if (!layout) {
       std::cout << "Tasks run as plain processes: " << layout.error() << "\n";
     } else {
-      isolationFlag = "cgroups/cpu,cgroups/mem,cgroups/pids,namespaces/pid,namespaces/uts,"
-                      "namespaces/ipc";
+      isolationFlag = "cgroups/cpu,cgroups/mem,cgroups/pids,namespaces/pid,namespaces/mount,"
+                      "namespaces/uts,namespaces/ipc";
       if (!layout->v2) {
         isolationFlag += ",cgroups/devices";
       }

@@ -29,6 +29,7 @@ struct ContainerConfig {
   std::vector<std::string> argv;
   bool shell = false;            // argv[0] is a shell command line
   std::string directory;         // the sandbox (the containerizer creates it)
+  std::string workDir;           // the agent's (a private /tmp keeps it where it is)
   std::map<std::string, std::string> env;
   Resources resources;
   std::string user;              // run a custom executor as this user ("" : the agent's)

@@ -110,6 +110,20 @@ Status PosixContainerizer::launch(const ContainerConfig& config) {
     if (ns.count("uts") > 0) unshare.push_back("--uts");
     if (ns.count("ipc") > 0) unshare.push_back("--ipc");
     std::string setup;
+    if (ns.count("mount") > 0) {
+      // A private /tmp: the sandbox's tmp/ mounted over it. Were the agent's work directory
+      // under /tmp it would vanish with it (the sandbox, the executors' socket), so it is
+      // mounted into the new /tmp at the same place first.
+      spawn.env["AGORA_CONTAINER_TMP"] = config.directory + "/tmp";
+      spawn.env["AGORA_CONTAINER_WORK_DIR"] = config.workDir;
+      setup +=
+          "t=\"$AGORA_CONTAINER_TMP\"; w=\"$AGORA_CONTAINER_WORK_DIR\"; "
+          "mkdir -p \"$t\" && chmod 1777 \"$t\" || exit 125; "
+          "case \"$w/\" in /tmp/?*) mkdir -p \"$t/${w#/tmp/}\" && "
+          "mount --bind \"$w\" \"$t/${w#/tmp/}\" || exit 125;; esac; "
+          "mount --rbind \"$t\" /tmp || exit 125; "
+          "export TMPDIR=/tmp; unset AGORA_CONTAINER_TMP AGORA_CONTAINER_WORK_DIR; ";
+    }
     if (ns.count("uts") > 0) {
       spawn.env["AGORA_CONTAINER_HOSTNAME"] = config.executorId;
       setup += "hostname \"$AGORA_CONTAINER_HOSTNAME\" || exit 125; ";

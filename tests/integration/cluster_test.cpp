@@ -450,6 +450,31 @@ TEST_F(ClusterIsolationTest, AContainerSeesOnlyItsOwnProcessesAndHostname) {
   driver.join();
 }
 
+TEST_F(ClusterIsolationTest, EachContainerHasAPrivateTmpInItsSandbox) {
+  // Something in the host's /tmp that no container may see.
+  std::string marker = "/tmp/agora-host-only-" + std::to_string(::getpid());
+  std::string mine = "agora-container-only-" + std::to_string(::getpid());
+  ASSERT_TRUE(writeFileAtomic(marker, "host\n").ok());
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster_->masterHttp());
+  scheduler.launch(TestScheduler::commandTask(
+      "tmp", "test ! -e " + marker + " && echo mine > /tmp/" + mine +
+                 " && echo TMPDIR=$TMPDIR && ls -ld /tmp | cut -c1-10"));
+  driver.start();
+  TaskStatus end = scheduler.waitForEnd("tmp");
+  ::unlink(marker.c_str());
+  EXPECT_EQ(end.state(), TASK_FINISHED) << end.message();
+  std::string out = waitForSandboxFile(scheduler.agentAddress("tmp"), "tmp", "stdout");
+  EXPECT_EQ(out, "TMPDIR=/tmp\ndrwxrwxrwt\n");
+  // The container's /tmp is its sandbox's tmp/, and nothing of it reached the host's /tmp.
+  EXPECT_EQ(readFile(sandboxOf(scheduler.agentAddress("tmp"), "tmp") + "/tmp/" + mine)
+                .value_or(""),
+            "mine\n");
+  EXPECT_FALSE(pathExists("/tmp/" + mine));
+  driver.stop();
+  driver.join();
+}
+
 TEST_F(ClusterIsolationTest, UsageOfARunningContainerIsOnTheAgentsContainersEndpoint) {
   TestScheduler scheduler;
   SchedulerDriver driver(&scheduler, testFramework(), cluster_->masterHttp());
