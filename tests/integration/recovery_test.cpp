@@ -51,7 +51,8 @@ class RecoveryTest : public ::testing::TestWithParam<bool> {
         GTEST_SKIP() << "cgroups isolation needs root";
       }
       root_ = "agora-rt-" + std::to_string(::getpid());
-      options.agentFlags = {"--isolation=cgroups/cpu,cgroups/mem,cgroups/pids,namespaces/pid",
+      options.agentFlags = {"--isolation=cgroups/cpu,cgroups/mem,cgroups/pids,namespaces/pid,"
+                            "namespaces/mount,namespaces/uts,namespaces/ipc",
                             "--cgroups_root=" + root_};
     }
     cluster_ = std::make_unique<ProcessCluster>(options);
@@ -70,6 +71,14 @@ class RecoveryTest : public ::testing::TestWithParam<bool> {
     }
   }
 
+  // Where tasks wait for their gates: in the agent's work directory, which a container with a
+  // private /tmp still sees.
+  std::string gatesDir() {
+    std::string dir = cluster_->agentWorkDir(0) + "/gates";
+    EXPECT_TRUE(makeDirectories(dir).ok());
+    return dir;
+  }
+
   bool isolated_ = false;
   std::string root_;
   std::unique_ptr<ProcessCluster> cluster_;
@@ -77,12 +86,12 @@ class RecoveryTest : public ::testing::TestWithParam<bool> {
 
 TEST_P(RecoveryTest, TasksRunOnThroughAnAgentKilledAndRestarted) {
   const int kTasks = 20;
-  TempDir gates;
+  std::string gates = gatesDir();
   TestScheduler scheduler;
   SchedulerDriver driver(&scheduler, testFramework(), cluster_->masterHttp());
   for (int i = 0; i < kTasks; ++i) {
     // The first half may finish while the agent is down; the rest after it is back.
-    std::string gate = gates.path() + (i < kTasks / 2 ? "/early" : "/late");
+    std::string gate = gates + (i < kTasks / 2 ? "/early" : "/late");
     scheduler.launch(gatedTask("t" + std::to_string(i), gate));
   }
   driver.start();
@@ -95,7 +104,7 @@ TEST_P(RecoveryTest, TasksRunOnThroughAnAgentKilledAndRestarted) {
 
   cluster_->killAgent(0);
   // While no agent runs, half the tasks end: their executors report it to nobody yet.
-  touch(gates.path() + "/early");
+  touch(gates + "/early");
   // Their sandboxes' stdout says when each one saw its gate and ended.
   std::string stdouts = cluster_->agentWorkDir(0) + "/frameworks/*/executors/*/runs/*/stdout";
   ASSERT_TRUE(waitUntil(
@@ -121,7 +130,7 @@ TEST_P(RecoveryTest, TasksRunOnThroughAnAgentKilledAndRestarted) {
   for (int i = kTasks / 2; i < kTasks; ++i) {
     EXPECT_EQ(scheduler.states("t" + std::to_string(i)).back(), TASK_RUNNING) << i;
   }
-  touch(gates.path() + "/late");
+  touch(gates + "/late");
   for (int i = kTasks / 2; i < kTasks; ++i) {
     TaskStatus end = scheduler.waitForEnd("t" + std::to_string(i));
     EXPECT_EQ(end.state(), TASK_FINISHED) << "t" << i << ": " << end.message();
@@ -139,11 +148,11 @@ TEST_P(RecoveryTest, TasksRunOnThroughAnAgentKilledAndRestarted) {
 }
 
 TEST_P(RecoveryTest, AnExecutorThatDiedWhileTheAgentWasAwayFailsItsTask) {
-  TempDir gates;
+  std::string gates = gatesDir();
   TestScheduler scheduler;
   SchedulerDriver driver(&scheduler, testFramework(), cluster_->masterHttp());
-  scheduler.launch(gatedTask("victim", gates.path() + "/never"));
-  scheduler.launch(gatedTask("survivor", gates.path() + "/never"));
+  scheduler.launch(gatedTask("victim", gates + "/never"));
+  scheduler.launch(gatedTask("survivor", gates + "/never"));
   driver.start();
   ASSERT_TRUE(scheduler.waitForState("victim", TASK_RUNNING));
   ASSERT_TRUE(scheduler.waitForState("survivor", TASK_RUNNING));
@@ -176,10 +185,10 @@ TEST_P(RecoveryTest, AnExecutorThatDiedWhileTheAgentWasAwayFailsItsTask) {
 }
 
 TEST_P(RecoveryTest, SigtermStopsTheAgentAloneAndTheNextAgentTakesItsTasks) {
-  TempDir gates;
+  std::string gates = gatesDir();
   TestScheduler scheduler;
   SchedulerDriver driver(&scheduler, testFramework(), cluster_->masterHttp());
-  scheduler.launch(gatedTask("upgrade", gates.path() + "/go"));
+  scheduler.launch(gatedTask("upgrade", gates + "/go"));
   driver.start();
   ASSERT_TRUE(scheduler.waitForState("upgrade", TASK_RUNNING));
   cluster_->killAgent(0, SIGTERM);
@@ -188,7 +197,7 @@ TEST_P(RecoveryTest, SigtermStopsTheAgentAloneAndTheNextAgentTakesItsTasks) {
   EXPECT_TRUE(processAlive(executors.records[0].pid()));
 
   ASSERT_TRUE(cluster_->restartAgent(0).ok());
-  touch(gates.path() + "/go");
+  touch(gates + "/go");
   TaskStatus end = scheduler.waitForEnd("upgrade");
   EXPECT_EQ(end.state(), TASK_FINISHED) << end.message();
   // Its record goes with the executor.
