@@ -19,6 +19,7 @@
 #include "agent/checkpoint.pb.h"
 #include "agent/containerizer/containerizer.hpp"
 #include "agent/status_update_manager.hpp"
+#include "isolators/gpu.hpp"
 #include "agora/protocol.pb.h"
 #include "common/detector.hpp"
 #include "common/loop.hpp"
@@ -64,6 +65,10 @@ struct AgentOptions {
   // its tasks' disk is destroyed (REASON_CONTAINER_LIMITATION_DISK).
   Duration diskWatchInterval = seconds(15);
   bool enforceDiskLimit = false;
+  // The machine's GPUs (gpu/nvidia isolation): tasks are given specific ones, which their
+  // container may open (with the driver's control devices) and NVIDIA_VISIBLE_DEVICES names.
+  std::vector<gpu::Gpu> gpus;
+  std::vector<std::string> gpuControlRules;
 };
 
 class Agent {
@@ -125,6 +130,7 @@ class Agent {
     double startTime = 0;
     uint64_t diskUsed = 0;                           // the sandbox, at the last check
     std::optional<Limitation> limitation;            // why the agent destroyed it, if it did
+    std::map<std::string, std::vector<size_t>> gpus;  // by task: positions in options.gpus
     bool subscribedOnce = false;
     bool reconnecting = false;                       // taken back after a restart, not yet heard
     std::vector<ExecutorEvent> held;                 // for it once it has reconnected
@@ -176,8 +182,15 @@ class Agent {
   void checkDisk();
   // The limit an executor's container ran into: the agent's (disk) or the containerizer's.
   std::optional<Limitation> limitationOf(Executor& executor);
-  // Gives the containerizer the executor's resources plus its live tasks'.
+  // Gives the containerizer the executor's resources plus its live tasks', and its GPUs.
   void updateContainer(const Executor& executor);
+  // Gives the task the GPUs it asks for (and says which in its environment); false if the
+  // agent has not that many free.
+  bool assignGpus(Executor& executor, TaskInfo& task);
+  // Whether the agent has the GPUs `resources` ask for free (an error that says so if not).
+  Status enoughGpus(const google::protobuf::RepeatedPtrField<Resource>& resources) const;
+  // Takes back the GPUs of the executor's tasks that have ended (all of them with `all`).
+  void releaseGpus(Executor& executor, bool all);
   void linkVolumes(const Executor& executor, const google::protobuf::RepeatedPtrField<Resource>&
                                                  resources);
   void runTaskGroup(const FrameworkInfo& framework, const ExecutorInfo& executor,
@@ -231,6 +244,7 @@ class Agent {
   double startTime_ = 0;
 
   std::map<std::string, Framework> frameworks_;
+  std::vector<bool> gpuUsed_;  // by position in options_.gpus
   std::unordered_map<std::string, std::pair<std::string, std::string>> byContainer_;
   std::deque<CompletedExecutor> completedExecutors_;
   std::function<void()> shutdownDone_;

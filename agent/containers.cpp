@@ -1,11 +1,13 @@
 // What the agent does for its containers beyond starting and stopping them: persistent
-// volumes, the user tasks run as, the limits the containerizer is given, and disk checks.
+// volumes, the user tasks run as, the limits and GPUs the containerizer is given, and disk
+// checks.
 
 #include <pwd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <optional>
 
@@ -136,9 +138,103 @@ void Agent::updateContainer(const Executor& executor) {
       resources += Resources(task.resources());
     }
   }
-  if (Status updated = containerizer_.update(executor.containerId, resources); !updated) {
+  std::vector<std::string> devices;
+  for (const auto& [taskId, positions] : executor.gpus) {
+    for (size_t p : positions) {
+      devices.push_back(options_.gpus[p].rule());
+    }
+  }
+  if (!devices.empty()) {
+    devices.insert(devices.end(), options_.gpuControlRules.begin(),
+                   options_.gpuControlRules.end());
+  }
+  if (Status updated = containerizer_.update(executor.containerId, resources, devices);
+      !updated) {
     LOG(WARNING) << "Could not set the limits of executor " << executor.id << ": "
                  << updated.error();
+  }
+}
+
+Status Agent::enoughGpus(const google::protobuf::RepeatedPtrField<Resource>& resources) const {
+  double wanted = Resources(resources).scalar("gpus");
+  if (wanted <= 0 || options_.gpus.empty()) {
+    return ok();  // an agent that offers gpus without knowing them (simulated) hands none out
+  }
+  size_t free = options_.gpus.size();
+  for (bool used : gpuUsed_) {
+    free -= used ? 1 : 0;
+  }
+  if (wanted != std::floor(wanted)) {
+    return Error("GPUs are given whole: a task cannot ask for " + std::to_string(wanted));
+  }
+  if (static_cast<size_t>(wanted) > free) {
+    return Error("the agent has " + std::to_string(free) + " free GPUs, not " +
+                 std::to_string(static_cast<size_t>(wanted)));
+  }
+  return ok();
+}
+
+bool Agent::assignGpus(Executor& executor, TaskInfo& task) {
+  double wanted = Resources(task.resources()).scalar("gpus");
+  if (wanted <= 0 || options_.gpus.empty()) {
+    return true;
+  }
+  gpuUsed_.resize(options_.gpus.size(), false);
+  std::vector<size_t> mine;
+  for (size_t p = 0; p < gpuUsed_.size() && mine.size() < static_cast<size_t>(wanted); ++p) {
+    if (!gpuUsed_[p]) {
+      mine.push_back(p);
+    }
+  }
+  if (mine.size() < static_cast<size_t>(std::ceil(wanted))) {
+    return false;
+  }
+  std::string visible;
+  std::string indexes;
+  for (size_t p : mine) {
+    gpuUsed_[p] = true;
+    const gpu::Gpu& g = options_.gpus[p];
+    visible += (visible.empty() ? "" : ",") + (g.uuid.empty() ? std::to_string(g.index) : g.uuid);
+    indexes += (indexes.empty() ? "" : ",") + std::to_string(g.index);
+  }
+  executor.gpus[task.task_id()] = mine;
+  auto set = [&](const std::string& name, const std::string& value) {
+    auto* env = task.mutable_command()->mutable_environment();
+    for (auto& var : *env) {
+      if (var.name() == name) {
+        var.set_value(value);
+        return;
+      }
+    }
+    auto* var = env->Add();
+    var->set_name(name);
+    var->set_value(value);
+  };
+  set("NVIDIA_VISIBLE_DEVICES", visible);
+  set("CUDA_VISIBLE_DEVICES", visible);
+  set("CUDA_DEVICE_ORDER", "PCI_BUS_ID");
+  set("AGORA_GPUS", indexes);
+  return true;
+}
+
+void Agent::releaseGpus(Executor& executor, bool all) {
+  bool released = false;
+  for (auto it = executor.gpus.begin(); it != executor.gpus.end();) {
+    auto task = executor.tasks.find(it->first);
+    if (!all && task != executor.tasks.end() && !terminal(task->second.state())) {
+      ++it;
+      continue;
+    }
+    for (size_t p : it->second) {
+      if (p < gpuUsed_.size()) {
+        gpuUsed_[p] = false;
+      }
+    }
+    it = executor.gpus.erase(it);
+    released = true;
+  }
+  if (released && !all) {
+    updateContainer(executor);
   }
 }
 

@@ -91,6 +91,9 @@ void Agent::agentUpdate(const std::string& frameworkId, const std::string& execu
         task->second.set_state(state);
       }
       *task->second.mutable_status() = status;
+      if (terminal(state)) {
+        releaseGpus(*executor, false);
+      }
       checkpointExecutor(*executor);
     }
   }
@@ -226,22 +229,29 @@ void Agent::runTask(const FrameworkInfo& framework, const TaskInfo& task) {
     info.set_name("Command Executor (Task: " + task.task_id() + ")");
   }
   info.set_framework_id(framework.id());
+  if (Status gpus = enoughGpus(task.resources()); !gpus) {
+    agentUpdate(framework.id(), info.executor_id(), task.task_id(), TASK_FAILED,
+                TaskStatus::REASON_CONTAINER_LAUNCH_FAILED, gpus.error());
+    return;
+  }
   Executor* executor = getOrLaunchExecutor(framework, info);
   if (executor == nullptr) {
     agentUpdate(framework.id(), info.executor_id(), task.task_id(), TASK_DROPPED,
                 TaskStatus::REASON_EXECUTOR_SHUTDOWN, "its executor is shutting down");
     return;
   }
+  TaskInfo launched = task;
+  assignGpus(*executor, launched);
   linkVolumes(*executor, task.resources());
   executor->tasks[task.task_id()] = taskFromInfo(task, framework.id(), executor->id, agentId_);
   updateContainer(*executor);
   checkpointExecutor(*executor);
   if (executor->phase == Executor::Phase::kRunning) {
     ExecutorEvent event;
-    *event.mutable_launch()->mutable_task() = task;
+    *event.mutable_launch()->mutable_task() = launched;
     sendToExecutor(*executor, event);
   } else {
-    executor->queuedTasks.push_back(task);
+    executor->queuedTasks.push_back(launched);
   }
 }
 
@@ -256,6 +266,17 @@ void Agent::runTaskGroup(const FrameworkInfo& framework, const ExecutorInfo& exe
     info.set_type(ExecutorInfo::DEFAULT);
   }
   info.set_framework_id(framework.id());
+  Resources groupResources;
+  for (const TaskInfo& t : group.tasks()) {
+    groupResources += Resources(t.resources());
+  }
+  if (Status gpus = enoughGpus(groupResources.toProto()); !gpus) {
+    for (const TaskInfo& t : group.tasks()) {
+      agentUpdate(framework.id(), info.executor_id(), t.task_id(), TASK_FAILED,
+                  TaskStatus::REASON_CONTAINER_LAUNCH_FAILED, gpus.error());
+    }
+    return;
+  }
   Executor* executor = getOrLaunchExecutor(framework, info);
   if (executor == nullptr) {
     for (const TaskInfo& t : group.tasks()) {
@@ -264,7 +285,9 @@ void Agent::runTaskGroup(const FrameworkInfo& framework, const ExecutorInfo& exe
     }
     return;
   }
-  for (const TaskInfo& t : group.tasks()) {
+  TaskGroupInfo launched = group;
+  for (TaskInfo& t : *launched.mutable_tasks()) {
+    assignGpus(*executor, t);
     linkVolumes(*executor, t.resources());
     executor->tasks[t.task_id()] = taskFromInfo(t, framework.id(), executor->id, agentId_);
   }
@@ -272,10 +295,10 @@ void Agent::runTaskGroup(const FrameworkInfo& framework, const ExecutorInfo& exe
   checkpointExecutor(*executor);
   if (executor->phase == Executor::Phase::kRunning) {
     ExecutorEvent event;
-    *event.mutable_launch_group()->mutable_task_group() = group;
+    *event.mutable_launch_group()->mutable_task_group() = launched;
     sendToExecutor(*executor, event);
   } else {
-    executor->queuedGroups.push_back(group);
+    executor->queuedGroups.push_back(launched);
   }
 }
 
@@ -539,6 +562,9 @@ void Agent::executorUpdate(Executor& executor, const TaskStatus& incoming) {
       task->second.set_state(status.state());
     }
     *task->second.mutable_status() = status;
+    if (terminal(status.state())) {
+      releaseGpus(executor, false);
+    }
     checkpointExecutor(executor);
   }
   // Recorded: the executor may forget it.
@@ -607,6 +633,7 @@ void Agent::executorExited(const std::string& containerId, int waitStatus) {
     completedExecutors_.pop_front();
   }
 
+  releaseGpus(*executor, true);
   byContainer_.erase(containerId);
   if (options_.checkpoint) {
     if (Status removed = checkpoint::removeExecutor(metaDir(), containerId); !removed) {

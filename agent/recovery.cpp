@@ -46,6 +46,13 @@ void Agent::checkpointExecutor(const Executor& executor) {
   for (const auto& [id, task] : executor.tasks) {
     *record.add_tasks() = task;
   }
+  for (const auto& [taskId, positions] : executor.gpus) {
+    auto* gpus = record.add_gpus();
+    gpus->set_task_id(taskId);
+    for (size_t p : positions) {
+      gpus->add_gpus(options_.gpus[p].index);
+    }
+  }
   if (Status written = checkpoint::writeExecutor(metaDir(), record); !written) {
     LOG(ERROR) << "Cannot checkpoint executor " << executor.id << ": " << written.error();
   }
@@ -143,6 +150,22 @@ void Agent::recoverExecutor(const checkpoint::ExecutorRecord& record, bool reboo
     }
   }
   byContainer_[containerId] = {frameworkId, executor.id};
+  gpuUsed_.resize(options_.gpus.size(), false);
+  for (const auto& given : record.gpus()) {
+    for (uint32_t index : given.gpus()) {
+      size_t p = 0;
+      while (p < options_.gpus.size() && options_.gpus[p].index != index) {
+        ++p;
+      }
+      if (p == options_.gpus.size()) {
+        LOG(WARNING) << "Task " << given.task_id() << " had GPU " << index
+                     << ", which this agent no longer has";
+        continue;
+      }
+      gpuUsed_[p] = true;
+      executor.gpus[given.task_id()].push_back(p);
+    }
+  }
 
   bool alive = !rebooted &&
                containerizer_.recover(containerId, {record.pid(), record.pid_start_ticks()});
@@ -168,6 +191,7 @@ void Agent::recoverExecutor(const checkpoint::ExecutorRecord& record, bool reboo
   }
   executor.phase = Executor::Phase::kRunning;
   executor.reconnecting = true;
+  updateContainer(executor);  // the containerizer learns its limits and devices again
   VLOG(1) << "Took back executor " << executor.id << " of framework " << frameworkId << " with "
           << executor.tasks.size() << " tasks";
 }

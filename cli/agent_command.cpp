@@ -18,6 +18,7 @@
 #include "agent/executor/command_executor.hpp"
 #include "agent/http.hpp"
 #include "agent/resource_detection.hpp"
+#include "isolators/gpu.hpp"
 #include "cli/commands.hpp"
 #include "cli/daemon.hpp"
 #include "common/event_loop.hpp"
@@ -56,6 +57,7 @@ int agentCommand(int argc, const char* const* argv) {
   std::string cgroupsRoot = "agora";
   bool cgroupsEnableCfs = false;
   int maxPids = 0;
+  gpu::Options gpuOptions;
   Duration fakeTaskDuration = Duration::zero();
   DaemonFlags daemonFlags;
   agent::AgentOptions options;
@@ -89,13 +91,20 @@ int agentCommand(int argc, const char* const* argv) {
             "With the posix containerizer: isolators, comma-separated, of cgroups/cpu, "
             "cgroups/mem, cgroups/pids (cgroups v1 or v2), cgroups/devices (v1), namespaces/pid, "
             "namespaces/mount, "
-            "namespaces/uts, namespaces/ipc. Needs root. Empty: none.");
+            "namespaces/uts, namespaces/ipc, gpu/nvidia (GPUs, given to tasks one by one).\n"
+            "Needs root. Empty: none.");
   flags.add(&options.enforceDiskLimit, "enforce_disk_limit",
             "Destroy a container whose sandbox outgrows its tasks' disk (checked every "
             "--disk_watch_interval).");
   flags.add(&options.diskWatchInterval, "disk_watch_interval", "How often sandboxes are measured.");
   flags.add(&options.switchUser, "switch_user",
             "Run tasks as their framework's user (needs root unless it is the agent's own).");
+  flags.add(&gpuOptions.gpus, "gpus",
+            "With gpu/nvidia isolation: the GPUs to offer, by index (0,1), found as\n"
+            "<nvidia_dev_dir>/nvidia<index>. Empty: ask NVML for every GPU.");
+  flags.add(&gpuOptions.devDir, "nvidia_dev_dir", "Where the NVIDIA device files are.");
+  flags.add(&gpuOptions.nvmlLibrary, "nvml_library",
+            "The NVML library to load at run time (the driver's libnvidia-ml.so.1).");
   flags.add(&cgroupsRoot, "cgroups_root",
             "Where containers' cgroups go: relative to the agent's own cgroup, or from the "
             "hierarchy's top when it starts with '/'.");
@@ -144,6 +153,7 @@ int agentCommand(int argc, const char* const* argv) {
     return 2;
   }
   std::optional<agent::CgroupsIsolation> cgroupsIsolation;
+  bool gpuIsolation = false;
   if (!isolation.empty()) {
     agent::CgroupsIsolation chosen;
     chosen.cpu = chosen.memory = chosen.pids = false;
@@ -160,13 +170,16 @@ int agentCommand(int argc, const char* const* argv) {
         chosen.pids = true;
       } else if (name == "cgroups/devices") {
         chosen.devices = true;
+      } else if (name == "gpu/nvidia") {
+        gpuIsolation = true;
+        chosen.devices = true;
       } else if (name == "namespaces/pid" || name == "namespaces/mount" ||
                  name == "namespaces/uts" || name == "namespaces/ipc") {
         chosen.namespaces.insert(name.substr(std::string("namespaces/").size()));
       } else {
         std::cerr << "agora agent: --isolation: unknown isolator '" << name
                   << "' (cgroups/cpu, cgroups/mem, cgroups/pids, cgroups/devices, namespaces/pid, "
-                     "namespaces/mount, namespaces/uts, namespaces/ipc)\n";
+                     "namespaces/mount, namespaces/uts, namespaces/ipc, gpu/nvidia)\n";
         return 2;
       }
       if (comma == std::string::npos) break;
@@ -192,8 +205,10 @@ int agentCommand(int argc, const char* const* argv) {
       }
       chosen.layout = *layout;
       if (chosen.devices && layout->v2) {
-        std::cerr << "agora agent: --isolation: cgroups/devices is not supported on cgroups v2 "
-                     "yet\n";
+        std::cerr << "agora agent: --isolation: "
+                  << (gpuIsolation ? "gpu/nvidia" : "cgroups/devices")
+                  << " needs the devices cgroup, which Agora supports on cgroups v1 only for "
+                     "now\n";
         return 1;
       }
     }
@@ -216,6 +231,29 @@ int agentCommand(int argc, const char* const* argv) {
   auto resources = agent::detectResources(workDir, resourcesFlag);
   if (!resources) {
     std::cerr << "agora agent: " << resources.error() << "\n";
+    return 2;
+  }
+  std::optional<gpu::Inventory> gpus;
+  if (gpuIsolation) {
+    auto found = gpu::discover(gpuOptions);
+    if (!found) {
+      std::cerr << "agora agent: " << found.error() << "\n";
+      return 1;
+    }
+    double named = resources->scalar("gpus");
+    if (named > static_cast<double>(found->gpus.size())) {
+      std::cerr << "agora agent: --resources offers " << named << " GPUs but "
+                << found->gpus.size() << " were found (" << found->source << ")\n";
+      return 2;
+    }
+    if (named == 0 && !found->gpus.empty()) {
+      *resources += *Resources::parse("gpus:" + std::to_string(found->gpus.size()));
+    } else if (named > 0) {
+      found->gpus.resize(static_cast<size_t>(named));  // offer only as many as asked
+    }
+    gpus = *found;
+  } else if (!gpuOptions.gpus.empty()) {
+    std::cerr << "agora agent: --gpus needs --isolation=...,gpu/nvidia\n";
     return 2;
   }
   auto attributes = agent::parseAttributes(attributesFlag);
@@ -244,6 +282,16 @@ int agentCommand(int argc, const char* const* argv) {
     *options.info.add_attributes() = a;
   }
   options.executorBinary = selfExecutable();
+  if (gpus) {
+    options.gpus = gpus->gpus;
+    options.gpuControlRules = gpus->controlRules;
+    if (gpus->gpus.empty()) {
+      LOG(WARNING) << "gpu/nvidia: offering no GPUs: " << gpus->source;
+    } else {
+      LOG(INFO) << "gpu/nvidia: offering " << gpus->gpus.size() << " GPUs (" << gpus->source
+                << ")";
+    }
+  }
   // Real executors outlive the agent: checkpoint them so that a restarted agent takes them back.
   options.checkpoint = containerizerName == "posix";
   options.statusUpdates.retryMin = statusRetry;

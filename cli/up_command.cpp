@@ -228,7 +228,8 @@ int upCommand(int argc, const char* const* argv) {
       isolationFlag = "cgroups/cpu,cgroups/mem,cgroups/pids,namespaces/pid,namespaces/mount,"
                       "namespaces/uts,namespaces/ipc";
       if (!layout->v2) {
-        isolationFlag += ",cgroups/devices";
+        // GPUs when the machine has NVIDIA's driver (none, and it says so in the log, when not).
+        isolationFlag += ",cgroups/devices,gpu/nvidia";
       }
     }
   } else if (containerizer == "posix" && isolation != "none" && isolation != "auto") {

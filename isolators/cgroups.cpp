@@ -352,6 +352,22 @@ Status Container::setDevices(const std::vector<std::string>& allowed) {
   return ok();
 }
 
+Status Container::allowDevice(const std::string& rule) {
+  if (layout_.v2) {
+    return Error("device isolation on cgroups v2 needs a BPF program, which Agora does not "
+                 "load yet");
+  }
+  return write("devices", "devices.allow", rule);
+}
+
+Status Container::denyDevice(const std::string& rule) {
+  if (layout_.v2) {
+    return Error("device isolation on cgroups v2 needs a BPF program, which Agora does not "
+                 "load yet");
+  }
+  return write("devices", "devices.deny", rule);
+}
+
 Status Container::setPidsLimit(uint64_t max) {
   return write(layout_.v2 ? "" : "pids", "pids.max", std::to_string(max));
 }

@@ -69,6 +69,9 @@ class Container {
   Status setPidsLimit(uint64_t max);
   // Denies every device but `allowed` ("c 1:3 rwm" lines). v1 only: v2 needs a BPF program.
   Status setDevices(const std::vector<std::string>& allowed);
+  // One more device allowed, or one taken away again (v1).
+  Status allowDevice(const std::string& rule);
+  Status denyDevice(const std::string& rule);
   Result<Stats> stats() const;
   std::vector<pid_t> processes() const;
   // Kills every process in the container (cgroup.kill on v2; freeze, SIGKILL, thaw on v1)

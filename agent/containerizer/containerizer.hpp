@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "isolators/cgroups.hpp"
 #include "agora/agora.pb.h"
@@ -59,8 +60,10 @@ class Containerizer {
   virtual Status launch(const ContainerConfig& config) = 0;
   // Kills every process of the container now. The exit callback follows.
   virtual void destroy(const std::string& containerId) = 0;
-  // What the container may use now: its executor's resources and its live tasks'.
-  virtual Status update(const std::string& containerId, const Resources& resources) {
+  // What the container may use now: its executor's resources and its live tasks', and the
+  // devices beyond the standard ones it may open (devices cgroup rules: "c 195:0 rwm").
+  virtual Status update(const std::string& containerId, const Resources& resources,
+                        const std::vector<std::string>& devices = {}) {
     return ok();
   }
   // What the container uses now (isolating containerizers only).

@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <glog/logging.h>
 
 #include "common/fs.hpp"
@@ -212,9 +214,40 @@ Status PosixContainerizer::applyLimits(cgroups::Container& container, const Reso
   return ok();
 }
 
-Status PosixContainerizer::update(const std::string& containerId, const Resources& resources) {
+Status PosixContainerizer::update(const std::string& containerId, const Resources& resources,
+                                  const std::vector<std::string>& devices) {
   auto c = cgroups_.find(containerId);
-  return c == cgroups_.end() ? ok() : applyLimits(*c->second, resources);
+  if (c == cgroups_.end()) {
+    return ok();
+  }
+  if (Status limited = applyLimits(*c->second, resources); !limited) {
+    return limited;
+  }
+  if (!isolation_->devices) {
+    return ok();
+  }
+  // Only the difference: a rule is never taken away from a device still allowed, even for an
+  // instant.
+  std::set<std::string> wanted(devices.begin(), devices.end());
+  std::set<std::string>& allowed = devices_[containerId];
+  for (const std::string& rule : wanted) {
+    if (allowed.count(rule) == 0) {
+      if (Status s = c->second->allowDevice(rule); !s) {
+        return s;
+      }
+    }
+  }
+  for (const std::string& rule : allowed) {
+    if (wanted.count(rule) == 0 &&
+        std::find(cgroups::kStandardDevices.begin(), cgroups::kStandardDevices.end(), rule) ==
+            cgroups::kStandardDevices.end()) {
+      if (Status s = c->second->denyDevice(rule); !s) {
+        return s;
+      }
+    }
+  }
+  allowed = std::move(wanted);
+  return ok();
 }
 
 std::optional<Limitation> PosixContainerizer::limitation(const std::string& containerId) {
@@ -296,6 +329,7 @@ void PosixContainerizer::exited(pid_t pid, int status) {
   if (onExit_) {
     onExit_(containerId, status);
   }
+  devices_.erase(containerId);
   auto c = cgroups_.find(containerId);
   if (c != cgroups_.end()) {
     if (Status gone = c->second->destroy(seconds(5)); !gone) {

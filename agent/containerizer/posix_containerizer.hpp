@@ -49,7 +49,8 @@ class PosixContainerizer final : public Containerizer {
   void setExitCallback(ExitCallback callback) override { onExit_ = std::move(callback); }
   Status launch(const ContainerConfig& config) override;
   void destroy(const std::string& containerId) override;
-  Status update(const std::string& containerId, const Resources& resources) override;
+  Status update(const std::string& containerId, const Resources& resources,
+                const std::vector<std::string>& devices) override;
   std::optional<Limitation> limitation(const std::string& containerId) override;
   // Memory the executor process itself needs on top of its tasks' (its container's limit is
   // the tasks' memory plus this).
@@ -78,6 +79,7 @@ class PosixContainerizer final : public Containerizer {
   std::unordered_map<pid_t, std::string> containers_;     // by executor pid
   std::optional<CgroupsIsolation> isolation_;
   std::unordered_map<std::string, std::unique_ptr<cgroups::Container>> cgroups_;  // by id
+  std::unordered_map<std::string, std::set<std::string>> devices_;  // allowed beyond the standard
   Status applyLimits(cgroups::Container& container, const Resources& resources);
 };
 

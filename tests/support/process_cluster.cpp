@@ -205,6 +205,31 @@ Status ProcessCluster::restartAgent(size_t i) {
     return Error(pid.error());
   }
   agentPids_[i] = *pid;
+  // Up once it has written its info file and the master lists it at its new address.
+  std::string address;
+  bool registered = waitUntil(
+      [&] {
+        if (address.empty()) {
+          auto info = readFile(agentWorkDir(i) + ".json");
+          auto j = nlohmann::json::parse(info.value_or(""), nullptr, false);
+          address = j.is_discarded() ? "" : j.value("http", "");
+          return false;
+        }
+        auto state = masterState();
+        if (!state) {
+          return false;
+        }
+        for (const auto& agent : (*state)["agents"]) {
+          if (agent.value("address", "") == address) {
+            return true;
+          }
+        }
+        return false;
+      },
+      seconds(30));
+  if (!registered) {
+    return Error("agent " + std::to_string(i) + " did not re-register; see " + agentLog(i));
+  }
   return Status();
 }
 

@@ -65,7 +65,8 @@ class ProcessCluster {
   // Kills agent `i` (SIGKILL: as in a crash) and waits for it to end. Its executors are left
   // running, as they are after SIGTERM.
   void killAgent(size_t i, int signal = SIGKILL);
-  // Starts agent `i` again on its work directory (after killAgent).
+  // Starts agent `i` again on its work directory (after killAgent) and waits until the master
+  // lists it at its new address.
   Status restartAgent(size_t i);
   std::string agentWorkDir(size_t i) const { return dir_.path() + "/agent-" + std::to_string(i); }
   std::string agentLog(size_t i) const { return agentWorkDir(i) + ".log"; }
