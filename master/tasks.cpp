@@ -29,6 +29,9 @@ Status Master::validateTask(const FrameworkEntry& framework, const AgentEntry& a
   if (wanted.empty()) {
     return Error("a task must ask for some resources (for example cpus:0.1;mem:32)");
   }
+  if (double gpus = wanted.scalar("gpus"); gpus != std::floor(gpus)) {
+    return Error("GPUs are given whole: a task cannot ask for gpus:" + std::to_string(gpus));
+  }
   if (!available.contains(wanted)) {
     return Error("task uses more resources (" + wanted.toString() + ") than its offers hold (" +
                  available.toString() + ")");

@@ -189,6 +189,13 @@ TEST_F(GpuClusterTest, EachTaskMayOpenItsOwnGpusAndNoOthers) {
   EXPECT_NE(out["none"].find("ctl=denied"), std::string::npos) << out["none"];
   EXPECT_EQ(told(out["none"]), "") << out["none"];
 
+  // GPUs are whole.
+  scheduler.launch(TestScheduler::commandTask("half", "true", "cpus:0.1;mem:32;gpus:0.5"),
+                   &driver);
+  TaskStatus half = scheduler.waitForEnd("half");
+  EXPECT_EQ(half.state(), TASK_ERROR);
+  EXPECT_NE(half.message().find("GPUs are given whole"), std::string::npos) << half.message();
+
   // Their GPUs came back: all four fit one task now.
   scheduler.launch(TestScheduler::commandTask("all", probeCommand(dev_), "cpus:0.1;mem:32;gpus:4"),
                    &driver);
