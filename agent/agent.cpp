@@ -67,6 +67,7 @@ Agent::~Agent() {
   loop_.cancel(livenessTimer_);
   loop_.cancel(heartbeatTimer_);
   loop_.cancel(diskTimer_);
+  loop_.cancel(usageTimer_);
   for (auto& [fid, framework] : frameworks_) {
     for (auto& [eid, executor] : framework.executors) {
       loop_.cancel(executor.registrationTimer);
@@ -83,6 +84,9 @@ void Agent::start() {
   checkMasterLiveness();
   heartbeatExecutors();
   diskTimer_ = loop_.after(options_.diskWatchInterval, [this] { checkDisk(); });
+  if (options_.usageInterval > Duration::zero()) {
+    usageTimer_ = loop_.after(options_.usageInterval, [this] { reportUsage(); });
+  }
 }
 
 void Agent::detect() {

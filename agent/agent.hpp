@@ -64,6 +64,8 @@ struct AgentOptions {
   // How often sandboxes are measured; with enforceDiskLimit a container whose sandbox outgrows
   // its tasks' disk is destroyed (REASON_CONTAINER_LIMITATION_DISK).
   Duration diskWatchInterval = seconds(15);
+  // How often the usage of isolated containers goes to the master (0: never).
+  Duration usageInterval = seconds(10);
   bool enforceDiskLimit = false;
   // The machine's GPUs (gpu/nvidia isolation): tasks are given specific ones, which their
   // container may open (with the driver's control devices) and NVIDIA_VISIBLE_DEVICES names.
@@ -180,6 +182,10 @@ class Agent {
   Status prepareUser(const std::string& user, ContainerConfig* config);
   // Measures each sandbox; with enforce_disk_limit, destroys containers past their disk.
   void checkDisk();
+  // What the container uses now (isolated containers only).
+  std::optional<ResourceStatistics> statisticsOf(const Executor& executor) const;
+  // Sends the master what each isolated container uses.
+  void reportUsage();
   // The limit an executor's container ran into: the agent's (disk) or the containerizer's.
   std::optional<Limitation> limitationOf(Executor& executor);
   // Gives the containerizer the executor's resources plus its live tasks', and its GPUs.
@@ -239,6 +245,7 @@ class Agent {
   TimerId livenessTimer_ = 0;
   TimerId heartbeatTimer_ = 0;
   TimerId diskTimer_ = 0;
+  TimerId usageTimer_ = 0;
   uint64_t detectGeneration_ = 0;
   std::mt19937_64 rng_{std::random_device{}()};
   double startTime_ = 0;

@@ -131,6 +131,56 @@ void Agent::checkDisk() {
   diskTimer_ = loop_.after(options_.diskWatchInterval, [this] { checkDisk(); });
 }
 
+std::optional<ResourceStatistics> Agent::statisticsOf(const Executor& executor) const {
+  auto usage = containerizer_.usage(executor.containerId);
+  if (!usage) {
+    return std::nullopt;
+  }
+  ResourceStatistics s;
+  s.set_timestamp(loop_.wallTime());
+  s.set_cpus_user_time_secs(usage->userSeconds);
+  s.set_cpus_system_time_secs(usage->systemSeconds);
+  s.set_cpus_limit(usage->cpusLimit);
+  s.set_cpus_nr_throttled(usage->throttledPeriods);
+  s.set_cpus_throttled_time_secs(usage->throttledSeconds);
+  s.set_mem_total_bytes(usage->memoryBytes);
+  s.set_mem_rss_bytes(usage->rssBytes);
+  s.set_mem_cache_bytes(usage->cacheBytes);
+  s.set_mem_limit_bytes(usage->memoryLimitBytes);
+  s.set_processes(usage->processes);
+  s.set_disk_used_bytes(executor.diskUsed);
+  return s;
+}
+
+void Agent::reportUsage() {
+  usageTimer_ = loop_.after(options_.usageInterval, [this] { reportUsage(); });
+  if (state_ != State::kRegistered) {
+    return;
+  }
+  AgentCall call;
+  auto* usage = call.mutable_usage();
+  for (const auto& [fid, framework] : frameworks_) {
+    for (const auto& [eid, executor] : framework.executors) {
+      auto stats = statisticsOf(executor);
+      if (!stats) {
+        continue;
+      }
+      auto* c = usage->add_containers();
+      c->set_framework_id(fid);
+      c->set_executor_id(eid);
+      for (const auto& [tid, task] : executor.tasks) {
+        if (!terminal(task.state())) {
+          c->add_task_ids(tid);
+        }
+      }
+      *c->mutable_statistics() = *stats;
+    }
+  }
+  if (usage->containers_size() > 0) {
+    sendToMaster(std::move(call));
+  }
+}
+
 void Agent::updateContainer(const Executor& executor) {
   Resources resources(executor.info.resources());
   for (const auto& [id, task] : executor.tasks) {

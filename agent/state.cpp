@@ -25,19 +25,8 @@ json Agent::containers() const {
       }
       c["resources"] = resourcesJson(limits);
       c["disk_used_bytes"] = executor.diskUsed;
-      auto usage = containerizer_.usage(executor.containerId);
-      if (usage) {
-        c["statistics"] = {{"cpus_user_time_secs", usage->userSeconds},
-                           {"cpus_system_time_secs", usage->systemSeconds},
-                           {"cpus_nr_throttled", usage->throttledPeriods},
-                           {"cpus_throttled_time_secs", usage->throttledSeconds},
-                           {"cpus_limit", usage->cpusLimit},
-                           {"mem_total_bytes", usage->memoryBytes},
-                           {"mem_rss_bytes", usage->rssBytes},
-                           {"mem_cache_bytes", usage->cacheBytes},
-                           {"mem_limit_bytes", usage->memoryLimitBytes},
-                           {"processes", usage->processes},
-                           {"timestamp", loop_.wallTime()}};
+      if (auto stats = statisticsOf(executor)) {
+        c["statistics"] = statisticsJson(*stats);
       }
       out.push_back(std::move(c));
     }

@@ -97,6 +97,8 @@ int agentCommand(int argc, const char* const* argv) {
             "Destroy a container whose sandbox outgrows its tasks' disk (checked every "
             "--disk_watch_interval).");
   flags.add(&options.diskWatchInterval, "disk_watch_interval", "How often sandboxes are measured.");
+  flags.add(&options.usageInterval, "usage_interval",
+            "How often the usage of isolated containers goes to the master (0: never).");
   flags.add(&options.switchUser, "switch_user",
             "Run tasks as their framework's user (needs root unless it is the agent's own).");
   flags.add(&gpuOptions.gpus, "gpus",

@@ -46,4 +46,19 @@ nlohmann::json resourcesJson(const Resources& resources) {
   return out;
 }
 
+nlohmann::json statisticsJson(const ResourceStatistics& s) {
+  return {{"timestamp", s.timestamp()},
+          {"cpus_user_time_secs", s.cpus_user_time_secs()},
+          {"cpus_system_time_secs", s.cpus_system_time_secs()},
+          {"cpus_limit", s.cpus_limit()},
+          {"cpus_nr_throttled", s.cpus_nr_throttled()},
+          {"cpus_throttled_time_secs", s.cpus_throttled_time_secs()},
+          {"mem_total_bytes", s.mem_total_bytes()},
+          {"mem_rss_bytes", s.mem_rss_bytes()},
+          {"mem_cache_bytes", s.mem_cache_bytes()},
+          {"mem_limit_bytes", s.mem_limit_bytes()},
+          {"processes", s.processes()},
+          {"disk_used_bytes", s.disk_used_bytes()}};
+}
+
 }  // namespace agora

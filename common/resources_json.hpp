@@ -10,4 +10,7 @@ namespace agora {
 // roles, the shape operators and the CLI read; reserved amounts are under "reserved" by role.
 nlohmann::json resourcesJson(const Resources& resources);
 
+// A container's usage, with the field names Mesos uses ("cpus_user_time_secs", ...).
+nlohmann::json statisticsJson(const ResourceStatistics& statistics);
+
 }  // namespace agora

@@ -57,6 +57,20 @@ void Master::handleAgentCall(const std::string& from, AgentCall& call) {
     case AgentCall::kExecutorExited:
       executorExited(*agent, call.executor_exited());
       return;
+    case AgentCall::kUsage:
+      // Only for tasks this master knows the agent runs: nothing else is kept.
+      for (const auto& container : call.usage().containers()) {
+        auto tasks = agent->tasks.find(container.framework_id());
+        if (tasks == agent->tasks.end()) {
+          continue;
+        }
+        for (const std::string& taskId : container.task_ids()) {
+          if (tasks->second.count(taskId) > 0) {
+            agent->usage[container.framework_id() + "/" + taskId] = container.statistics();
+          }
+        }
+      }
+      return;
     case AgentCall::kMessage: {
       FrameworkEntry* framework = findFramework(call.message().framework_id());
       if (framework == nullptr) {

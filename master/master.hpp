@@ -120,6 +120,8 @@ class Master {
     bool removing = false;  // marked unreachable in the registry; removed once that is stored
     double registeredTime = 0;
     double reregisteredTime = 0;
+    // What each task's container uses, as the agent last said, by "framework/task".
+    std::unordered_map<std::string, ResourceStatistics> usage;
   };
 
   struct FrameworkEntry {

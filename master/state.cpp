@@ -35,16 +35,24 @@ json Master::taskJson(const Task& task) const {
   if (s.has_healthy()) {
     status["healthy"] = s.healthy();
   }
-  return {{"id", task.task_id()},
-          {"name", task.name()},
-          {"framework_id", task.framework_id()},
-          {"executor_id", task.executor_id()},
-          {"agent_id", task.agent_id()},
-          {"state", stateName(task.state())},
-          {"role", task.role()},
-          {"resources", resourcesJson(Resources(task.resources()))},
-          {"labels", labelsJson(task.labels())},
-          {"status", status}};
+  json out = {{"id", task.task_id()},
+              {"name", task.name()},
+              {"framework_id", task.framework_id()},
+              {"executor_id", task.executor_id()},
+              {"agent_id", task.agent_id()},
+              {"state", stateName(task.state())},
+              {"role", task.role()},
+              {"resources", resourcesJson(Resources(task.resources()))},
+              {"labels", labelsJson(task.labels())},
+              {"status", status}};
+  auto agent = agents_.find(task.agent_id());
+  if (agent != agents_.end()) {
+    auto usage = agent->second.usage.find(task.framework_id() + "/" + task.task_id());
+    if (usage != agent->second.usage.end()) {
+      out["statistics"] = statisticsJson(usage->second);
+    }
+  }
+  return out;
 }
 
 json Master::state() const {

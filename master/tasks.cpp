@@ -91,6 +91,7 @@ void Master::completeTask(FrameworkEntry& framework, const std::string& taskId) 
     return;
   }
   if (AgentEntry* agent = findAgent(it->second.agent_id())) {
+    agent->usage.erase(framework.info.id() + "/" + taskId);
     auto byFramework = agent->tasks.find(framework.info.id());
     if (byFramework != agent->tasks.end()) {
       byFramework->second.erase(taskId);

@@ -376,7 +376,7 @@ class ClusterIsolationTest : public ::testing::Test {
                               (devices_ ? "cgroups/devices," : "") +
                               "namespaces/pid,namespaces/mount,namespaces/uts,namespaces/ipc",
                           "--cgroups_root=" + root_, "--max_pids_per_container=64",
-                          "--cgroups_enable_cfs"};
+                          "--cgroups_enable_cfs", "--usage_interval=200ms"};
     cluster_ = std::make_unique<ProcessCluster>(options);
     ASSERT_TRUE(cluster_->start().ok()) << "see " << cluster_->dir();
   }
@@ -496,6 +496,22 @@ TEST_F(ClusterIsolationTest, UsageOfARunningContainerIsOnTheAgentsContainersEndp
   }, seconds(20))) << container.dump();
   EXPECT_EQ(container["statistics"]["mem_limit_bytes"].get<uint64_t>(), (64u + 32u) << 20);
   EXPECT_GT(container["statistics"]["mem_total_bytes"].get<uint64_t>(), 0u);
+  // The master shows it with the task, as the agent last reported it.
+  json task;
+  EXPECT_TRUE(cluster_->waitForState([&](const json& state) {
+    for (const json& f : state["frameworks"]) {
+      for (const json& t : f["tasks"]) {
+        if (t.value("id", "") == "idle" && t.contains("statistics")) {
+          task = t;
+          return true;
+        }
+      }
+    }
+    return false;
+  }));
+  EXPECT_EQ(task["statistics"].value("mem_limit_bytes", uint64_t{0}), (64u + 32u) << 20)
+      << task.dump();
+  EXPECT_GE(task["statistics"].value("processes", uint64_t{0}), 2u) << task.dump();
   driver.kill("idle");
   EXPECT_EQ(scheduler.waitForEnd("idle").state(), TASK_KILLED);
   driver.stop();
