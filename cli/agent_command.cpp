@@ -91,7 +91,8 @@ int agentCommand(int argc, const char* const* argv) {
             "With the posix containerizer: isolators, comma-separated, of cgroups/cpu, "
             "cgroups/mem, cgroups/pids (cgroups v1 or v2), cgroups/devices (v1), namespaces/pid, "
             "namespaces/mount, "
-            "namespaces/uts, namespaces/ipc, gpu/nvidia (GPUs, given to tasks one by one).\n"
+            "namespaces/uts, namespaces/ipc, namespaces/net (loopback only), gpu/nvidia (GPUs,\n"
+            "given to tasks one by one).\n"
             "Needs root. Empty: none.");
   flags.add(&options.enforceDiskLimit, "enforce_disk_limit",
             "Destroy a container whose sandbox outgrows its tasks' disk (checked every "
@@ -176,12 +177,14 @@ int agentCommand(int argc, const char* const* argv) {
         gpuIsolation = true;
         chosen.devices = true;
       } else if (name == "namespaces/pid" || name == "namespaces/mount" ||
-                 name == "namespaces/uts" || name == "namespaces/ipc") {
+                 name == "namespaces/uts" || name == "namespaces/ipc" ||
+                 name == "namespaces/net") {
         chosen.namespaces.insert(name.substr(std::string("namespaces/").size()));
       } else {
         std::cerr << "agora agent: --isolation: unknown isolator '" << name
                   << "' (cgroups/cpu, cgroups/mem, cgroups/pids, cgroups/devices, namespaces/pid, "
-                     "namespaces/mount, namespaces/uts, namespaces/ipc, gpu/nvidia)\n";
+                     "namespaces/mount, namespaces/uts, namespaces/ipc, namespaces/net, "
+                     "gpu/nvidia)\n";
         return 2;
       }
       if (comma == std::string::npos) break;
@@ -325,6 +328,14 @@ int agentCommand(int argc, const char* const* argv) {
       return 1;
     }
     options.executorEndpoint = *bound;
+    if (cgroupsIsolation && cgroupsIsolation->namespaces.count("net") > 0 &&
+        options.executorEndpoint.rfind("ipc://@", 0) == 0) {
+      // An abstract socket belongs to a network namespace: executors in their own could not
+      // reach it.
+      std::cerr << "agora agent: --isolation=namespaces/net needs the executors' socket in the "
+                   "filesystem: pick a --work_dir shorter than 85 characters\n";
+      return 2;
+    }
     posix = std::make_unique<agent::PosixContainerizer>(loop, cgroupsIsolation);
     if (cgroupsIsolation) {
       LOG(INFO) << "Isolating containers with cgroups "

@@ -109,6 +109,7 @@ Status PosixContainerizer::launch(const ContainerConfig& config) {
       unshare.push_back("--mount");
       unshare.push_back("--propagation=private");
     }
+    if (ns.count("net") > 0) unshare.push_back("--net");
     if (ns.count("uts") > 0) unshare.push_back("--uts");
     if (ns.count("ipc") > 0) unshare.push_back("--ipc");
     std::string setup;
@@ -125,6 +126,10 @@ Status PosixContainerizer::launch(const ContainerConfig& config) {
           "mount --bind \"$w\" \"$t/${w#/tmp/}\" || exit 125;; esac; "
           "mount --rbind \"$t\" /tmp || exit 125; "
           "export TMPDIR=/tmp; unset AGORA_CONTAINER_TMP AGORA_CONTAINER_WORK_DIR; ";
+    }
+    if (ns.count("net") > 0) {
+      // Its own network stack: a loopback of its own and no other interface.
+      setup += "ip link set lo up || exit 125; ";
     }
     if (ns.count("uts") > 0) {
       spawn.env["AGORA_CONTAINER_HOSTNAME"] = config.executorId;

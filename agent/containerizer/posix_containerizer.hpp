@@ -34,8 +34,8 @@ struct CgroupsIsolation {
   bool pids = true;
   bool devices = false;  // deny all but the standard devices (v1)
   // Linux namespaces for each container (util-linux's unshare): "pid" (its own process tree,
-  // with its own /proc), "mount" (mounts made inside stay inside), "uts" (its hostname is the
-  // executor id), "ipc".
+  // with its own /proc), "mount" (mounts made inside stay inside; a private /tmp), "uts" (its
+  // hostname is the executor id), "ipc", "net" (a network stack of its own: loopback only).
   std::set<std::string> namespaces;
   bool anyCgroups() const { return cpu || memory || pids || devices; }
 };

@@ -3,6 +3,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -374,7 +378,8 @@ class ClusterIsolationTest : public ::testing::Test {
     devices_ = !layout->v2;
     options.agentFlags = {std::string("--isolation=cgroups/cpu,cgroups/mem,cgroups/pids,") +
                               (devices_ ? "cgroups/devices," : "") +
-                              "namespaces/pid,namespaces/mount,namespaces/uts,namespaces/ipc",
+                              "namespaces/pid,namespaces/mount,namespaces/uts,namespaces/ipc,"
+                              "namespaces/net",
                           "--cgroups_root=" + root_, "--max_pids_per_container=64",
                           "--cgroups_enable_cfs", "--usage_interval=200ms"};
     cluster_ = std::make_unique<ProcessCluster>(options);
@@ -471,6 +476,35 @@ TEST_F(ClusterIsolationTest, EachContainerHasAPrivateTmpInItsSandbox) {
                 .value_or(""),
             "mine\n");
   EXPECT_FALSE(pathExists("/tmp/" + mine));
+  driver.stop();
+  driver.join();
+}
+
+TEST_F(ClusterIsolationTest, AContainerHasANetworkOfItsOwnWithALoopback) {
+  // A server on the host's loopback, which the container's own loopback does not reach.
+  int server = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(server, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(server, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(server, 4), 0);
+  socklen_t length = sizeof(addr);
+  ::getsockname(server, reinterpret_cast<sockaddr*>(&addr), &length);
+  std::string port = std::to_string(ntohs(addr.sin_port));
+
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster_->masterHttp());
+  scheduler.launch(TestScheduler::commandTask(
+      "netns", "echo links=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\\n' ,); "
+               "busybox nc -w 2 127.0.0.1 " + port + " </dev/null && echo host=reached || "
+               "echo host=unreachable"));
+  driver.start();
+  TaskStatus end = scheduler.waitForEnd("netns");
+  ::close(server);
+  EXPECT_EQ(end.state(), TASK_FINISHED) << end.message();
+  EXPECT_EQ(waitForSandboxFile(scheduler.agentAddress("netns"), "netns", "stdout"),
+            "links=lo,\nhost=unreachable\n");
   driver.stop();
   driver.join();
 }
