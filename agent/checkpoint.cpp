@@ -89,8 +89,7 @@ Status writeExecutor(const std::string& meta, const ExecutorRecord& record) {
 
 Status removeExecutor(const std::string& meta, const std::string& containerId) {
   if (::unlink(executorPath(meta, containerId).c_str()) != 0 && errno != ENOENT) {
-    return Error("cannot remove " + executorPath(meta, containerId) + ": " +
-                 std::strerror(errno));
+    return Error("cannot remove " + executorPath(meta, containerId) + ": " + std::strerror(errno));
   }
   return ok();
 }

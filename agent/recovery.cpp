@@ -106,9 +106,8 @@ Status Agent::recover() {
       running += executor.reconnecting ? 1 : 0;
     }
   }
-  LOG(INFO) << "Recovered agent " << agentId_ << ": " << running
-            << " executors to reconnect, " << statusUpdates_.pending()
-            << " status updates to deliver";
+  LOG(INFO) << "Recovered agent " << agentId_ << ": " << running << " executors to reconnect, "
+            << statusUpdates_.pending() << " status updates to deliver";
   if (running > 0) {
     TimePoint deadline = loop_.now() + options_.executorReregistrationTimeout;
     loop_.post([this, deadline] { reconnectExecutors(deadline); });
@@ -167,8 +166,8 @@ void Agent::recoverExecutor(const checkpoint::ExecutorRecord& record, bool reboo
     }
   }
 
-  bool alive = !rebooted &&
-               containerizer_.recover(containerId, {record.pid(), record.pid_start_ticks()});
+  bool alive =
+      !rebooted && containerizer_.recover(containerId, {record.pid(), record.pid_start_ticks()});
   if (!alive) {
     LOG(WARNING) << "Executor " << executor.id << " of framework " << frameworkId
                  << " exited while the agent was away";
@@ -180,12 +179,12 @@ void Agent::recoverExecutor(const checkpoint::ExecutorRecord& record, bool reboo
   }
   if (!record.subscribed()) {
     // Its tasks were never handed to it: start again is the framework's call.
-    LOG(WARNING) << "Executor " << executor.id << " had not started before the agent "
+    LOG(WARNING) << "Executor " << executor.id
+                 << " had not started before the agent "
                     "stopped; destroying it";
     executor.phase = Executor::Phase::kTerminating;
-    executor.limitation =
-        Limitation{TaskStatus::REASON_AGENT_RESTARTED,
-                   "the agent restarted before the task's executor had started"};
+    executor.limitation = Limitation{TaskStatus::REASON_AGENT_RESTARTED,
+                                     "the agent restarted before the task's executor had started"};
     containerizer_.destroy(containerId);
     return;
   }
@@ -220,9 +219,8 @@ void Agent::reconnectExecutors(TimePoint deadline) {
                  << " of the agent's restart; destroying it";
     executor->reconnecting = false;
     executor->phase = Executor::Phase::kTerminating;
-    executor->limitation =
-        Limitation{TaskStatus::REASON_EXECUTOR_REREGISTRATION_TIMEOUT,
-                   "its executor did not reconnect after the agent restarted"};
+    executor->limitation = Limitation{TaskStatus::REASON_EXECUTOR_REREGISTRATION_TIMEOUT,
+                                      "its executor did not reconnect after the agent restarted"};
     containerizer_.destroy(executor->containerId);
   }
   if (waiting) {

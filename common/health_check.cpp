@@ -32,8 +32,9 @@ Status validateHealthCheck(const HealthCheck& check) {
   for (double v : {check.delay_seconds(), check.interval_seconds(), check.timeout_seconds(),
                    check.grace_period_seconds()}) {
     if (!(v >= 0) || v > 86400 * 365) {
-      return Error("a health check's delay, interval, timeout and grace period must be between "
-                   "0 and a year");
+      return Error(
+          "a health check's delay, interval, timeout and grace period must be between "
+          "0 and a year");
     }
   }
   return ok();

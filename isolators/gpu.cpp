@@ -79,8 +79,8 @@ Result<std::vector<uint32_t>> parseIndexes(const std::string& text) {
   size_t start = 0;
   while (start <= text.size()) {
     size_t comma = text.find(',', start);
-    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos
-                                                                      : comma - start);
+    std::string item =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     if (item.empty() || item.size() > 4 ||
         item.find_first_not_of("0123456789") != std::string::npos) {
       return Error("--gpus: '" + item + "' is not a GPU index (expected a list like 0,1,3)");
@@ -127,8 +127,8 @@ Result<Inventory> discover(const Options& options) {
   nvml.library = ::dlopen(options.nvmlLibrary.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (nvml.library == nullptr) {
     const char* why = ::dlerror();
-    inventory.source = "no NVIDIA driver: " + std::string(why != nullptr ? why : "cannot load " +
-                                                                               options.nvmlLibrary);
+    inventory.source = "no NVIDIA driver: " +
+                       std::string(why != nullptr ? why : "cannot load " + options.nvmlLibrary);
     return inventory;
   }
   bool bound = bind(nvml.library, "nvmlInit_v2", &nvml.init) &&
@@ -177,8 +177,8 @@ Result<Inventory> discover(const Options& options) {
     inventory.gpus.push_back(gpu);
   }
   std::string version;
-  if (char text[96] = {0}; nvml.driver != nullptr &&
-                           nvml.driver(text, sizeof(text)) == kNvmlSuccess) {
+  if (char text[96] = {0};
+      nvml.driver != nullptr && nvml.driver(text, sizeof(text)) == kNvmlSuccess) {
     version = std::string(" (driver ") + text + ")";
   }
   nvml.shutdown();

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "isolators/cgroups.hpp"
+#include "isolators/isolator.hpp"
 #include "agora/agora.pb.h"
 #include "common/resources.hpp"
 #include "common/result.hpp"
@@ -38,10 +39,7 @@ struct ContainerConfig {
 
 // A resource limit a container ran into (the memory limit's OOM kill): tasks that end in such
 // a container end with this reason.
-struct Limitation {
-  TaskStatus::Reason reason = TaskStatus::REASON_CONTAINER_LIMITATION;
-  std::string message;
-};
+using Limitation = isolators::Limitation;
 
 // A container's first process, as the agent's checkpoint records it.
 struct ContainerProcess {

@@ -12,19 +12,28 @@
 
 #include "common/fs.hpp"
 #include "common/process.hpp"
+#include "isolators/cgroups_isolator.hpp"
+#include "isolators/namespaces_isolator.hpp"
 
 namespace agora::agent {
 
 PosixContainerizer::PosixContainerizer(EventLoop& loop, std::optional<CgroupsIsolation> isolation)
-    : loop_(loop), isolation_(std::move(isolation)) {
-  if (isolation_ && isolation_->anyCgroups()) {
-    Status moved = cgroups::leaveOwnCgroupForALeaf(isolation_->layout, isolation_->root,
-                                                   ::getpid());
-    if (!moved) {
-      LOG(WARNING) << "Could not move the agent into a leaf of its cgroup; containers may not "
-                      "get their controllers: "
-                   << moved.error();
-    }
+    : loop_(loop) {
+  if (isolation && isolation->anyCgroups()) {
+    isolators::CgroupsOptions options;
+    options.layout = isolation->layout;
+    options.root = isolation->root;
+    options.cpu = isolation->cpu;
+    options.cpuHardLimit = isolation->cpuHardLimit;
+    options.memory = isolation->memory;
+    options.pids = isolation->pids;
+    options.maxPids = isolation->maxPids;
+    options.devices = isolation->devices;
+    options.executorMemoryOverhead = kExecutorMemoryOverhead;
+    isolators_.push_back(std::make_unique<isolators::CgroupsIsolator>(options));
+  }
+  if (isolation && !isolation->namespaces.empty()) {
+    isolators_.push_back(std::make_unique<isolators::NamespacesIsolator>(isolation->namespaces));
   }
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
     PLOG(WARNING) << "Could not become a child subreaper; orphans of containers go to init";
@@ -52,11 +61,6 @@ void PosixContainerizer::armReapTimer() {
 }
 
 PosixContainerizer::~PosixContainerizer() {
-  if (isolation_ && isolation_->anyCgroups()) {
-    // The agent's own directory for containers, if no other agent shares it.
-    cgroups::Container root(isolation_->layout, "", isolation_->root);
-    (void)root.removeIfEmpty();
-  }
   loop_.cancel(reapTimer_);
   loop_.unwatchFd(signalFd_);
   ::close(signalFd_);
@@ -97,93 +101,39 @@ Status PosixContainerizer::launch(const ContainerConfig& config) {
     asUser.insert(asUser.end(), spawn.argv.begin(), spawn.argv.end());
     spawn.argv = std::move(asUser);
   }
-  if (isolation_ && !isolation_->namespaces.empty()) {
-    // Namespaces first (inside the cgroups, which the outer wrapper below enters).
-    const auto& ns = isolation_->namespaces;
-    std::vector<std::string> unshare = {"/usr/bin/unshare", "--fork", "--kill-child"};
-    if (ns.count("pid") > 0) {
-      unshare.push_back("--pid");
-      unshare.push_back("--mount-proc");
+  // Each isolator prepares the container and wraps what starts it, the first outermost.
+  isolators::ContainerSpec spec{config.containerId, config.executorId, config.directory,
+                                config.workDir, config.resources};
+  std::vector<std::vector<std::string>> launches;
+  for (auto& isolator : isolators_) {
+    isolators::Launch wrap;
+    Status prepared = isolator->prepare(spec, &wrap);
+    if (!prepared) {
+      cleanup(config.containerId);
+      return prepared;
     }
-    if (ns.count("mount") > 0 || ns.count("pid") > 0) {
-      unshare.push_back("--mount");
-      unshare.push_back("--propagation=private");
+    for (auto& [name, value] : wrap.env) {
+      spawn.env[name] = value;
     }
-    if (ns.count("net") > 0) unshare.push_back("--net");
-    if (ns.count("uts") > 0) unshare.push_back("--uts");
-    if (ns.count("ipc") > 0) unshare.push_back("--ipc");
-    std::string setup;
-    if (ns.count("mount") > 0) {
-      // A private /tmp: the sandbox's tmp/ mounted over it. Were the agent's work directory
-      // under /tmp it would vanish with it (the sandbox, the executors' socket), so it is
-      // mounted into the new /tmp at the same place first.
-      spawn.env["AGORA_CONTAINER_TMP"] = config.directory + "/tmp";
-      spawn.env["AGORA_CONTAINER_WORK_DIR"] = config.workDir;
-      setup +=
-          "t=\"$AGORA_CONTAINER_TMP\"; w=\"$AGORA_CONTAINER_WORK_DIR\"; "
-          "mkdir -p \"$t\" && chmod 1777 \"$t\" || exit 125; "
-          "case \"$w/\" in /tmp/?*) mkdir -p \"$t/${w#/tmp/}\" && "
-          "mount --bind \"$w\" \"$t/${w#/tmp/}\" || exit 125;; esac; "
-          "mount --rbind \"$t\" /tmp || exit 125; "
-          "export TMPDIR=/tmp; unset AGORA_CONTAINER_TMP AGORA_CONTAINER_WORK_DIR; ";
-    }
-    if (ns.count("net") > 0) {
-      // Its own network stack: a loopback of its own and no other interface.
-      setup += "ip link set lo up || exit 125; ";
-    }
-    if (ns.count("uts") > 0) {
-      spawn.env["AGORA_CONTAINER_HOSTNAME"] = config.executorId;
-      setup += "hostname \"$AGORA_CONTAINER_HOSTNAME\" || exit 125; ";
-    }
-    unshare.insert(unshare.end(),
-                   {"--", "/bin/sh", "-c",
-                    setup + "unset AGORA_CONTAINER_HOSTNAME; exec \"$@\"", "agora-ns"});
-    unshare.insert(unshare.end(), spawn.argv.begin(), spawn.argv.end());
-    spawn.argv = std::move(unshare);
+    launches.push_back(std::move(wrap.wrapper));
   }
-  if (isolation_ && isolation_->anyCgroups()) {
-    auto container = std::make_unique<cgroups::Container>(isolation_->layout, isolation_->root,
-                                                          config.containerId);
-    Status isolated = container->create();
-    if (isolated) {
-      isolated = applyLimits(*container, config.resources);
-    }
-    if (isolated && isolation_->pids && isolation_->maxPids > 0) {
-      isolated = container->setPidsLimit(isolation_->maxPids);
-    }
-    if (isolated && isolation_->devices) {
-      isolated = container->setDevices(cgroups::kStandardDevices);
-    }
-    if (!isolated) {
-      (void)container->destroy(seconds(5));
-      return Error("cannot isolate the container: " + isolated.error());
-    }
-    // The wrapper puts itself (and so everything it execs and starts) into the cgroups first.
-    std::string dirs;
-    for (const std::string& dir : container->directories()) {
-      dirs += (dirs.empty() ? "" : " ") + dir;
-    }
-    spawn.env["AGORA_CGROUPS"] = dirs;
-    std::vector<std::string> wrapped = {
-        "/bin/sh", "-c",
-        "for d in $AGORA_CGROUPS; do echo $$ > \"$d/cgroup.procs\" || exit 125; done; "
-        "unset AGORA_CGROUPS; exec \"$@\"",
-        "agora-container"};
-    wrapped.insert(wrapped.end(), spawn.argv.begin(), spawn.argv.end());
-    spawn.argv = std::move(wrapped);
-    cgroups_[config.containerId] = std::move(container);
+  for (auto it = launches.rbegin(); it != launches.rend(); ++it) {
+    it->insert(it->end(), spawn.argv.begin(), spawn.argv.end());
+    spawn.argv = std::move(*it);
   }
   auto pid = spawnProcess(spawn);
   if (!pid) {
-    auto c = cgroups_.find(config.containerId);
-    if (c != cgroups_.end()) {
-      (void)c->second->destroy(seconds(5));
-      cgroups_.erase(c);
-    }
+    cleanup(config.containerId);
     return Error(pid.error());
   }
   pids_[config.containerId] = *pid;
   containers_[*pid] = config.containerId;
+  for (auto& isolator : isolators_) {
+    if (Status isolated = isolator->isolate(config.containerId, *pid); !isolated) {
+      LOG(WARNING) << "Container " << config.containerId << ": " << isolator->name() << ": "
+                   << isolated.error();
+    }
+  }
   VLOG(1) << "Started container " << config.containerId << " as pid " << *pid;
   return ok();
 }
@@ -195,97 +145,55 @@ void PosixContainerizer::destroy(const std::string& containerId) {
   }
   int n = signalSession(it->second, SIGKILL);
   VLOG(1) << "Destroying container " << containerId << ": killed " << n << " processes";
-  auto c = cgroups_.find(containerId);
-  if (c != cgroups_.end()) {
-    // Also what left the session: the cgroup holds everything the container started.
-    if (Status killed = c->second->killAll(seconds(5)); !killed) {
-      LOG(WARNING) << killed.error();
-    }
+  // Also what left the session.
+  for (auto& isolator : isolators_) {
+    isolator->kill(containerId);
   }
 }
 
-Status PosixContainerizer::applyLimits(cgroups::Container& container, const Resources& resources) {
-  double cpus = resources.scalar("cpus");
-  double mem = resources.scalar("mem");
-  if (isolation_->cpu && cpus > 0) {
-    if (Status s = container.setCpus(cpus, isolation_->cpuHardLimit); !s) {
-      return s;
+void PosixContainerizer::cleanup(const std::string& containerId) {
+  for (auto& isolator : isolators_) {
+    if (Status gone = isolator->cleanup(containerId); !gone) {
+      LOG(WARNING) << "Container " << containerId << ": " << isolator->name() << ": "
+                   << gone.error();
     }
   }
-  if (isolation_->memory && mem > 0) {
-    return container.setMemoryLimit(static_cast<uint64_t>(mem * 1024 * 1024) +
-                                    kExecutorMemoryOverhead);
-  }
-  return ok();
 }
 
 Status PosixContainerizer::update(const std::string& containerId, const Resources& resources,
                                   const std::vector<std::string>& devices) {
-  auto c = cgroups_.find(containerId);
-  if (c == cgroups_.end()) {
-    return ok();
-  }
-  if (Status limited = applyLimits(*c->second, resources); !limited) {
-    return limited;
-  }
-  if (!isolation_->devices) {
-    return ok();
-  }
-  // Only the difference: a rule is never taken away from a device still allowed, even for an
-  // instant.
-  std::set<std::string> wanted(devices.begin(), devices.end());
-  std::set<std::string>& allowed = devices_[containerId];
-  for (const std::string& rule : wanted) {
-    if (allowed.count(rule) == 0) {
-      if (Status s = c->second->allowDevice(rule); !s) {
-        return s;
-      }
+  for (auto& isolator : isolators_) {
+    if (Status updated = isolator->update(containerId, resources, devices); !updated) {
+      return updated;
     }
   }
-  for (const std::string& rule : allowed) {
-    if (wanted.count(rule) == 0 &&
-        std::find(cgroups::kStandardDevices.begin(), cgroups::kStandardDevices.end(), rule) ==
-            cgroups::kStandardDevices.end()) {
-      if (Status s = c->second->denyDevice(rule); !s) {
-        return s;
-      }
-    }
-  }
-  allowed = std::move(wanted);
   return ok();
 }
 
 std::optional<Limitation> PosixContainerizer::limitation(const std::string& containerId) {
-  auto c = cgroups_.find(containerId);
-  if (c == cgroups_.end()) {
-    return std::nullopt;
+  for (const auto& isolator : isolators_) {
+    if (auto limit = isolator->limitation(containerId)) {
+      return limit;
+    }
   }
-  auto stats = c->second->stats();
-  if (!stats || stats->oomKills == 0) {
-    return std::nullopt;
-  }
-  Limitation l;
-  l.reason = TaskStatus::REASON_CONTAINER_LIMITATION_MEMORY;
-  l.message = "the container exceeded its memory limit of " +
-              std::to_string(stats->memoryLimitBytes / (1024 * 1024)) +
-              " MiB and was killed by the kernel's OOM killer";
-  return l;
+  return std::nullopt;
 }
 
 Result<cgroups::Stats> PosixContainerizer::usage(const std::string& containerId) const {
-  auto c = cgroups_.find(containerId);
-  if (c == cgroups_.end()) {
-    return Error("no isolated container " + containerId);
+  for (const auto& isolator : isolators_) {
+    if (auto stats = isolator->usage(containerId)) {
+      return *stats;
+    }
   }
-  return c->second->stats();
+  return Error("no isolated container " + containerId);
 }
 
 void PosixContainerizer::destroyAll() {
   for (const auto& [id, pid] : pids_) {
     signalSession(pid, SIGKILL);
-  }
-  for (auto& [id, container] : cgroups_) {
-    (void)container->killAll(seconds(5));
+    for (auto& isolator : isolators_) {
+      isolator->kill(id);
+    }
   }
 }
 
@@ -334,14 +242,7 @@ void PosixContainerizer::exited(pid_t pid, int status) {
   if (onExit_) {
     onExit_(containerId, status);
   }
-  devices_.erase(containerId);
-  auto c = cgroups_.find(containerId);
-  if (c != cgroups_.end()) {
-    if (Status gone = c->second->destroy(seconds(5)); !gone) {
-      LOG(WARNING) << "Container " << containerId << ": " << gone.error();
-    }
-    cgroups_.erase(c);
-  }
+  cleanup(containerId);
 }
 
 std::optional<ContainerProcess> PosixContainerizer::process(const std::string& containerId) const {
@@ -354,32 +255,29 @@ std::optional<ContainerProcess> PosixContainerizer::process(const std::string& c
 
 bool PosixContainerizer::recover(const std::string& containerId,
                                  const ContainerProcess& process) {
-  std::unique_ptr<cgroups::Container> container;
-  if (isolation_ && isolation_->anyCgroups()) {
-    container = std::make_unique<cgroups::Container>(isolation_->layout, isolation_->root,
-                                                     containerId);
+  for (auto& isolator : isolators_) {
+    if (Status taken = isolator->recover(containerId); !taken) {
+      LOG(WARNING) << "Container " << containerId << ": " << isolator->name() << ": "
+                   << taken.error();
+    }
   }
   bool alive = process.pid > 1 && process.startTicks != 0 &&
                processStartTicks(process.pid) == process.startTicks;
   if (!alive) {
     // What the executor started in its session is orphaned now; unless the pid names a new,
-    // unrelated process (which could lead a session of the same id), that goes.
+    // unrelated process (which could lead a session of the same id), that goes. Then whatever
+    // else is left of the container.
     if (process.pid > 1 && !processAlive(process.pid)) {
       signalSession(process.pid, SIGKILL);
     }
-    if (container) {
-      // What the executor left behind (if it was isolated) goes now.
-      if (Status gone = container->destroy(seconds(5)); !gone) {
-        LOG(WARNING) << "Container " << containerId << ": " << gone.error();
-      }
+    for (auto& isolator : isolators_) {
+      isolator->kill(containerId);
     }
+    cleanup(containerId);
     return false;
   }
   pids_[containerId] = process.pid;
   containers_[process.pid] = containerId;
-  if (container) {
-    cgroups_[containerId] = std::move(container);
-  }
   int fd = static_cast<int>(::syscall(SYS_pidfd_open, process.pid, 0));
   recovered_[process.pid] = fd;
   if (fd >= 0) {

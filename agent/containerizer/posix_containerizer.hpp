@@ -6,8 +6,10 @@
 
 #include <memory>
 #include <set>
+#include <vector>
 
 #include "isolators/cgroups.hpp"
+#include "isolators/isolator.hpp"
 #include "agent/containerizer/containerizer.hpp"
 #include "common/event_loop.hpp"
 
@@ -19,11 +21,8 @@ namespace agora::agent {
 // reaped here rather than by init. Needs SIGCHLD blocked in every thread (main() does that
 // before any thread starts).
 //
-// With cgroups isolation, each container also gets cgroups (below the agent's own, or
-// `root`) limited to its resources: cpu shares (and a CFS quota with `cpuHardLimit`), a memory
-// limit, a pids limit. The executor is placed in them before it runs anything (a small shell
-// wrapper writes its own pid into cgroup.procs, then execs), so everything it starts is
-// counted, limited, and killed with the container.
+// With isolation, each container also goes through the isolators (isolators/isolator.hpp):
+// cgroups limited to its resources, and Linux namespaces.
 struct CgroupsIsolation {
   cgroups::Layout layout;
   std::string root = "agora";  // relative to the agent's own cgroup, or absolute
@@ -33,9 +32,8 @@ struct CgroupsIsolation {
   bool memory = true;
   bool pids = true;
   bool devices = false;  // deny all but the standard devices (v1)
-  // Linux namespaces for each container (util-linux's unshare): "pid" (its own process tree,
-  // with its own /proc), "mount" (mounts made inside stay inside; a private /tmp), "uts" (its
-  // hostname is the executor id), "ipc", "net" (a network stack of its own: loopback only).
+  // Linux namespaces for each container (util-linux's unshare): "pid", "mount", "uts", "ipc",
+  // "net" (see isolators/namespaces_isolator.hpp).
   std::set<std::string> namespaces;
   bool anyCgroups() const { return cpu || memory || pids || devices; }
 };
@@ -67,20 +65,19 @@ class PosixContainerizer final : public Containerizer {
   void armReapTimer();
   // The container's first process has ended: clean up after it and call back.
   void exited(pid_t pid, int status);
-  // Containers taken back from an earlier run: not our children, so watched through a pidfd
-  // (or, where the kernel has none, by polling), by pid.
-  std::unordered_map<pid_t, int> recovered_;
+  // Every isolator's cleanup for the container.
+  void cleanup(const std::string& containerId);
 
   EventLoop& loop_;
   int signalFd_ = -1;
   TimerId reapTimer_ = 0;
   ExitCallback onExit_;
+  std::vector<std::unique_ptr<isolators::Isolator>> isolators_;  // in wrapping order
   std::unordered_map<std::string, pid_t> pids_;           // by container id
   std::unordered_map<pid_t, std::string> containers_;     // by executor pid
-  std::optional<CgroupsIsolation> isolation_;
-  std::unordered_map<std::string, std::unique_ptr<cgroups::Container>> cgroups_;  // by id
-  std::unordered_map<std::string, std::set<std::string>> devices_;  // allowed beyond the standard
-  Status applyLimits(cgroups::Container& container, const Resources& resources);
+  // Containers taken back from an earlier run: not our children, so watched through a pidfd
+  // (or, where the kernel has none, by polling), by pid.
+  std::unordered_map<pid_t, int> recovered_;
 };
 
 }  // namespace agora::agent

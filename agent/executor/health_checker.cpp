@@ -43,9 +43,14 @@ Status HealthChecker::validate(const HealthCheck& check) { return validateHealth
 
 HealthChecker::HealthChecker(ExecutorDriver* driver, HealthCheck check, std::string self,
                              std::string output, RunHelper run, Changed changed, Failed failed)
-    : driver_(driver), check_(std::move(check)), timing_(timingOf(check_)),
-      self_(std::move(self)), output_(std::move(output)), run_(std::move(run)),
-      changed_(std::move(changed)), failed_(std::move(failed)) {}
+    : driver_(driver),
+      check_(std::move(check)),
+      timing_(timingOf(check_)),
+      self_(std::move(self)),
+      output_(std::move(output)),
+      run_(std::move(run)),
+      changed_(std::move(changed)),
+      failed_(std::move(failed)) {}
 
 HealthChecker::~HealthChecker() {
   *alive_ = false;
@@ -92,7 +97,11 @@ void HealthChecker::check() {
       break;
     }
     case HealthCheck::HTTP:
-      argv = {self_, "executor", "probe", "http", "127.0.0.1",
+      argv = {self_,
+              "executor",
+              "probe",
+              "http",
+              "127.0.0.1",
               std::to_string(check_.http().port()),
               check_.http().path().empty() ? "/" : check_.http().path()};
       break;
@@ -147,8 +156,7 @@ void HealthChecker::result(bool healthy, const std::string& message) {
   if (stopped_) {
     return;
   }
-  bool inGrace = !everHealthy_ &&
-                 std::chrono::steady_clock::now() - started_ < timing_.grace;
+  bool inGrace = !everHealthy_ && std::chrono::steady_clock::now() - started_ < timing_.grace;
   if (healthy) {
     everHealthy_ = true;
     failures_ = 0;
@@ -162,8 +170,8 @@ void HealthChecker::result(bool healthy, const std::string& message) {
   }
   if (!healthy && failures_ >= timing_.consecutiveFailures) {
     stopped_ = true;
-    failed_("failed its health check " + std::to_string(failures_) + " times in a row (" +
-            message + ")");
+    failed_("failed its health check " + std::to_string(failures_) + " times in a row (" + message +
+            ")");
     return;
   }
   schedule(timing_.interval);
@@ -245,8 +253,8 @@ int runHealthProbe(const std::vector<std::string>& args) {
       return 1;
     }
     bool healthy = response->status >= 200 && response->status < 400;
-    std::cout << "GET http://" << host << ":" << port << args[3] << " answered "
-              << response->status << "\n";
+    std::cout << "GET http://" << host << ":" << port << args[3] << " answered " << response->status
+              << "\n";
     return healthy ? 0 : 1;
   }
   return usage();

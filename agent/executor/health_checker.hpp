@@ -34,9 +34,9 @@ class HealthChecker {
   // How a helper process ended: its wait status, or that it was killed at its timeout.
   using HelperDone = std::function<void(int waitStatus, bool timedOut)>;
   // Starts a helper process (the executor reaps it) whose output goes to `output`.
-  using RunHelper = std::function<Status(const std::vector<std::string>& argv, bool asTaskUser,
-                                         const std::string& output, Duration timeout,
-                                         HelperDone done)>;
+  using RunHelper =
+      std::function<Status(const std::vector<std::string>& argv, bool asTaskUser,
+                           const std::string& output, Duration timeout, HelperDone done)>;
   using Changed = std::function<void(bool healthy, const std::string& message)>;
   using Failed = std::function<void(const std::string& message)>;
 

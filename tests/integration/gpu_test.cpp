@@ -92,7 +92,9 @@ std::string probeCommand(const std::string& dev) {
   return "for d in 0 1 2 3; do if cat " + dev +
          "/nvidia$d 2>&1 | grep -q 'not permitted'; then s=denied; else s=allowed; fi; "
          "printf '%s=%s ' $d $s; done; "
-         "cat " + dev + "/nvidiactl 2>&1 | grep -q 'not permitted' && printf 'ctl=denied ' || "
+         "cat " +
+         dev +
+         "/nvidiactl 2>&1 | grep -q 'not permitted' && printf 'ctl=denied ' || "
          "printf 'ctl=allowed '; echo \"gpus=$AGORA_GPUS visible=$NVIDIA_VISIBLE_DEVICES\"";
 }
 
@@ -154,10 +156,10 @@ TEST_F(GpuClusterTest, EachTaskMayOpenItsOwnGpusAndNoOthers) {
   for (const char* id : {"one", "two", "none"}) {
     TaskStatus end = scheduler.waitForEnd(id);
     EXPECT_EQ(end.state(), TASK_FINISHED) << id << ": " << end.message();
-    auto sandbox = runCommand({"/bin/sh", "-c",
-                               "cat " + cluster_->agentWorkDir(0) + "/frameworks/*/executors/" +
-                                   id + "/runs/*/stdout"},
-                              seconds(5));
+    auto sandbox = runCommand(
+        {"/bin/sh", "-c",
+         "cat " + cluster_->agentWorkDir(0) + "/frameworks/*/executors/" + id + "/runs/*/stdout"},
+        seconds(5));
     out[id] = sandbox.output;
   }
   // Which GPUs each one may open: its own, and only those.
@@ -172,7 +174,8 @@ TEST_F(GpuClusterTest, EachTaskMayOpenItsOwnGpusAndNoOthers) {
   };
   auto told = [](const std::string& text) {
     size_t at = text.find("gpus=");
-    return at == std::string::npos ? std::string() : text.substr(at + 5, text.find(' ', at) - at - 5);
+    return at == std::string::npos ? std::string()
+                                   : text.substr(at + 5, text.find(' ', at) - at - 5);
   };
   std::set<std::string> one = allowed(out["one"]);
   std::set<std::string> two = allowed(out["two"]);
@@ -190,8 +193,7 @@ TEST_F(GpuClusterTest, EachTaskMayOpenItsOwnGpusAndNoOthers) {
   EXPECT_EQ(told(out["none"]), "") << out["none"];
 
   // GPUs are whole.
-  scheduler.launch(TestScheduler::commandTask("half", "true", "cpus:0.1;mem:32;gpus:0.5"),
-                   &driver);
+  scheduler.launch(TestScheduler::commandTask("half", "true", "cpus:0.1;mem:32;gpus:0.5"), &driver);
   TaskStatus half = scheduler.waitForEnd("half");
   EXPECT_EQ(half.state(), TASK_ERROR);
   EXPECT_NE(half.message().find("GPUs are given whole"), std::string::npos) << half.message();

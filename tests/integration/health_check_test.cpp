@@ -80,8 +80,8 @@ TEST_F(HealthCheckTest, AnHttpCheckReportsHealthAndAFailingOneKillsTheTask) {
       << end.message();
   EXPECT_NE(end.message().find("404"), std::string::npos) << end.message();
   // The framework heard it turn unhealthy before it was killed.
-  EXPECT_TRUE(scheduler.waitForStatus("web", [](const TaskStatus& s) { return healthIs(s, false); },
-                                      seconds(0)));
+  EXPECT_TRUE(scheduler.waitForStatus(
+      "web", [](const TaskStatus& s) { return healthIs(s, false); }, seconds(0)));
   driver.stop();
   driver.join();
 }
@@ -117,9 +117,10 @@ TEST_F(HealthCheckTest, TcpAndCommandChecksAndTheirGracePeriod) {
   scheduler.launch(broken);
   driver.start();
 
-  EXPECT_TRUE(scheduler.waitForStatus("listener",
-                                      [](const TaskStatus& s) { return healthIs(s, true); }));
-  EXPECT_TRUE(scheduler.waitForStatus("filer", [](const TaskStatus& s) { return healthIs(s, true); }));
+  EXPECT_TRUE(
+      scheduler.waitForStatus("listener", [](const TaskStatus& s) { return healthIs(s, true); }));
+  EXPECT_TRUE(
+      scheduler.waitForStatus("filer", [](const TaskStatus& s) { return healthIs(s, true); }));
   TaskStatus deafEnd = scheduler.waitForEnd("deaf");
   EXPECT_EQ(deafEnd.state(), TASK_KILLED);
   EXPECT_NE(deafEnd.message().find("cannot connect"), std::string::npos) << deafEnd.message();

@@ -51,9 +51,10 @@ class RecoveryTest : public ::testing::TestWithParam<bool> {
         GTEST_SKIP() << "cgroups isolation needs root";
       }
       root_ = "agora-rt-" + std::to_string(::getpid());
-      options.agentFlags = {"--isolation=cgroups/cpu,cgroups/mem,cgroups/pids,namespaces/pid,"
-                            "namespaces/mount,namespaces/uts,namespaces/ipc",
-                            "--cgroups_root=" + root_};
+      options.agentFlags = {
+          "--isolation=cgroups/cpu,cgroups/mem,cgroups/pids,namespaces/pid,"
+          "namespaces/mount,namespaces/uts,namespaces/ipc",
+          "--cgroups_root=" + root_};
     }
     cluster_ = std::make_unique<ProcessCluster>(options);
     ASSERT_TRUE(cluster_->start().ok()) << "see " << cluster_->dir();
@@ -109,8 +110,8 @@ TEST_P(RecoveryTest, TasksRunOnThroughAnAgentKilledAndRestarted) {
   std::string stdouts = cluster_->agentWorkDir(0) + "/frameworks/*/executors/*/runs/*/stdout";
   ASSERT_TRUE(waitUntil(
       [&] {
-        auto released = runCommand({"/bin/sh", "-c", "grep -l released " + stdouts + " | wc -l"},
-                                   seconds(5));
+        auto released =
+            runCommand({"/bin/sh", "-c", "grep -l released " + stdouts + " | wc -l"}, seconds(5));
         return std::atoi(released.output.c_str()) == kTasks / 2;
       },
       seconds(20)));
@@ -122,8 +123,8 @@ TEST_P(RecoveryTest, TasksRunOnThroughAnAgentKilledAndRestarted) {
   // The updates made while the agent was away arrive now, from the same agent.
   for (int i = 0; i < kTasks / 2; ++i) {
     TaskStatus end = scheduler.waitForEnd("t" + std::to_string(i));
-    EXPECT_EQ(end.state(), TASK_FINISHED) << "t" << i << ": " << end.message() << "; see "
-                                          << cluster_->agentLog(0);
+    EXPECT_EQ(end.state(), TASK_FINISHED)
+        << "t" << i << ": " << end.message() << "; see " << cluster_->agentLog(0);
   }
   EXPECT_EQ(agentIdOf(*cluster_), agentId);
   // The other half still run, in executors the new agent took back.
