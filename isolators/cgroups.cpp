@@ -1,5 +1,6 @@
 #include "isolators/cgroups.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -499,6 +501,25 @@ Status Container::destroy(Duration timeout) {
   std::vector<std::string> dirs = directories();
   if (std::none_of(dirs.begin(), dirs.end(), [](const std::string& d) { return pathExists(d); })) {
     return ok();
+  }
+  // Cgroups made below this one (an executor's for each of its tasks) go first.
+  std::set<std::string> children;
+  for (const std::string& dir : dirs) {
+    if (DIR* d = ::opendir(dir.c_str())) {
+      while (dirent* entry = ::readdir(d)) {
+        std::string name = entry->d_name;
+        if (entry->d_type == DT_DIR && name != "." && name != "..") {
+          children.insert(name);
+        }
+      }
+      ::closedir(d);
+    }
+  }
+  std::string below = root_.empty() ? name_ : join(root_, name_);
+  for (const std::string& child : children) {
+    if (Status gone = Container(layout_, below, child).destroy(timeout); !gone) {
+      return gone;
+    }
   }
   if (Status killed = killAll(timeout); !killed) {
     return killed;

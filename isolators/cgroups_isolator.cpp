@@ -64,6 +64,9 @@ Status CgroupsIsolator::prepare(const ContainerSpec& spec, Launch* launch) {
     dirs += (dirs.empty() ? "" : " ") + dir;
   }
   launch->env["AGORA_CGROUPS"] = dirs;
+  if (options_.nestedForTasks) {
+    launch->env["AGORA_TASK_CGROUPS"] = options_.cpuHardLimit ? "cfs" : "1";
+  }
   launch->wrapper = {"/bin/sh", "-c",
                      "for d in $AGORA_CGROUPS; do echo $$ > \"$d/cgroup.procs\" || exit 125; "
                      "done; unset AGORA_CGROUPS; exec \"$@\"",

@@ -26,6 +26,9 @@ struct CgroupsOptions {
   bool devices = false;  // deny all but the standard devices (v1)
   // Memory the executor process itself needs on top of its tasks'.
   uint64_t executorMemoryOverhead = 32ull << 20;
+  // Tell the container's executor it may give each of its tasks cgroups of their own below
+  // the container's (AGORA_TASK_CGROUPS: "1", or "cfs" with a CFS quota).
+  bool nestedForTasks = false;
 };
 
 class CgroupsIsolator final : public Isolator {

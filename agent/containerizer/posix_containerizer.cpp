@@ -30,6 +30,7 @@ PosixContainerizer::PosixContainerizer(EventLoop& loop, std::optional<CgroupsIso
     options.maxPids = isolation->maxPids;
     options.devices = isolation->devices;
     options.executorMemoryOverhead = kExecutorMemoryOverhead;
+    options.nestedForTasks = isolation->cpu || isolation->memory;
     isolators_.push_back(std::make_unique<isolators::CgroupsIsolator>(options));
   }
   if (isolation && !isolation->namespaces.empty()) {

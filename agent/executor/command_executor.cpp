@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include <glog/logging.h>
@@ -23,15 +24,19 @@ constexpr double kDefaultKillGraceSeconds = 3.0;
 
 // What the task sees: the executor's environment without the agent's private variables.
 std::map<std::string, std::string> taskEnvironment(const ExecutorDriver& driver,
-                                                   const TaskInfo& task) {
+                                                   const TaskInfo& task,
+                                                   const std::string& directory, bool group) {
   std::map<std::string, std::string> env = currentEnvironment();
   for (const char* name : {"AGORA_AGENT_ENDPOINT", "AGORA_CONTAINER_ID", "AGORA_RECOVERY_TIMEOUT",
-                           "AGORA_EXECUTOR_SHUTDOWN_GRACE_PERIOD"}) {
+                           "AGORA_EXECUTOR_SHUTDOWN_GRACE_PERIOD", "AGORA_TASK_CGROUPS"}) {
     env.erase(name);
   }
   env["AGORA_TASK_ID"] = task.task_id();
   env["AGORA_TASK_NAME"] = task.name();
-  env["AGORA_SANDBOX"] = driver.sandbox();
+  env["AGORA_SANDBOX"] = directory;
+  if (group) {
+    env["AGORA_SHARED_DIR"] = driver.sandbox() + "/shared";
+  }
   env["AGORA_AGENT_ID"] = driver.agentId();
   if (const char* user = std::getenv("AGORA_TASK_USER"); user != nullptr && *user != '\0') {
     env["USER"] = user;
@@ -41,6 +46,21 @@ std::map<std::string, std::string> taskEnvironment(const ExecutorDriver& driver,
     env[var.name()] = var.value();
   }
   return env;
+}
+
+// Makes a directory the task's user owns (the sandbox is theirs already).
+Status makeTaskDirectory(const std::string& path) {
+  if (Status made = makeDirectories(path); !made) {
+    return made;
+  }
+  const char* uid = std::getenv("AGORA_TASK_UID");
+  const char* gid = std::getenv("AGORA_TASK_GID");
+  if (uid != nullptr && gid != nullptr && *uid != '\0' &&
+      ::chown(path.c_str(), static_cast<uid_t>(std::atol(uid)),
+              static_cast<gid_t>(std::atol(gid))) != 0) {
+    return Error("cannot give " + path + " to its user: " + std::strerror(errno));
+  }
+  return ok();
 }
 
 }  // namespace
@@ -65,6 +85,9 @@ void CommandExecutor::send(ExecutorDriver* driver, const std::string& taskId, Ta
   if (healthy) {
     status.set_healthy(*healthy);
   }
+  if (auto it = tasks_.find(taskId); it != tasks_.end()) {
+    status.set_restart_count(it->second.restarts);
+  }
   driver->update(status);
 }
 
@@ -81,14 +104,14 @@ std::vector<std::string> CommandExecutor::asTaskUser(std::vector<std::string> ar
   return wrapped;
 }
 
-Status CommandExecutor::runHelper(ExecutorDriver* driver, const TaskInfo& task,
+Status CommandExecutor::runHelper(ExecutorDriver* driver, const Running& task,
                                   const std::vector<std::string>& argv, bool taskUser,
                                   const std::string& output, Duration timeout,
                                   HealthChecker::HelperDone done) {
   SpawnOptions spawn;
   spawn.argv = taskUser ? asTaskUser(argv) : argv;
-  spawn.env = taskEnvironment(*driver, task);
-  spawn.cwd = driver->sandbox();
+  spawn.env = taskEnvironment(*driver, task.info, task.directory, group_);
+  spawn.cwd = task.directory;
   // Each check's output replaces the last one's.
   if (Status cleared = writeFileAtomic(output, ""); !cleared) {
     return cleared;
@@ -153,7 +176,7 @@ void CommandExecutor::startHealthCheck(ExecutorDriver* driver, Running& task) {
     if (it == tasks_.end()) {
       return Error("the task is gone");
     }
-    return runHelper(driver, it->second.info, argv, taskUser, output, timeout, std::move(done));
+    return runHelper(driver, it->second, argv, taskUser, output, timeout, std::move(done));
   };
   std::string output = driver->sandbox() + "/.health-" + taskId;
   task.checker = std::make_unique<HealthChecker>(driver, task.info.health_check(),
@@ -167,8 +190,42 @@ void CommandExecutor::launch(ExecutorDriver* driver, const TaskInfo& task) {
   }
   Running& running = tasks_[task.task_id()];
   running.info = task;
+  running.directory = driver->sandbox();
   send(driver, task.task_id(), TASK_STARTING, "");
+  if (group_) {
+    // A sandbox of its own, and the group's scratch directory.
+    running.directory = driver->sandbox() + "/tasks/" + task.task_id();
+    Status made = makeTaskDirectory(running.directory);
+    if (made) {
+      made = makeTaskDirectory(driver->sandbox() + "/shared");
+    }
+    if (!made) {
+      running.ended = true;
+      send(driver, task.task_id(), TASK_FAILED, "cannot make its sandbox: " + made.error(),
+           TaskStatus::REASON_COMMAND_EXECUTOR_FAILED);
+      exitWhenDone(driver);
+      return;
+    }
+    if (taskCgroups_ == nullptr && std::getenv("AGORA_TASK_CGROUPS") != nullptr) {
+      auto layout = cgroups::detectLayout();
+      if (!layout) {
+        LOG(WARNING) << "Tasks share the group's cgroups: " << layout.error();
+      } else {
+        isolators::CgroupsOptions options;
+        options.layout = *layout;
+        options.root = "containers";  // not "tasks": a file of that name is in every v1 cgroup
+        options.cpuHardLimit = std::string(std::getenv("AGORA_TASK_CGROUPS")) == "cfs";
+        options.pids = false;  // the group's limit holds them all
+        options.executorMemoryOverhead = 0;
+        taskCgroups_ = std::make_unique<isolators::CgroupsIsolator>(options);
+      }
+    }
+  }
+  start(driver, running);
+}
 
+void CommandExecutor::start(ExecutorDriver* driver, Running& running) {
+  const TaskInfo& task = running.info;
   const CommandInfo& command = task.command();
   SpawnOptions spawn;
   if (!command.has_shell() || command.shell()) {
@@ -181,16 +238,35 @@ void CommandExecutor::launch(ExecutorDriver* driver, const TaskInfo& task) {
     // The program to run is `value`; arguments carry argv, argv[0] included.
     spawn.argv[0] = command.value();
   }
-  spawn.env = taskEnvironment(*driver, task);
+  spawn.env = taskEnvironment(*driver, task, running.directory, group_);
   // The task runs as its framework's user; the executor stays the agent's.
   spawn.argv = asTaskUser(std::move(spawn.argv));
-  spawn.cwd = driver->sandbox();
-  spawn.stdoutPath = driver->sandbox() + "/stdout";
-  spawn.stderrPath = driver->sandbox() + "/stderr";
+  if (taskCgroups_ != nullptr) {
+    // Its own cgroups, entered before anything of it runs.
+    isolators::ContainerSpec spec{task.task_id(), task.task_id(), running.directory, "",
+                                  Resources(task.resources())};
+    isolators::Launch wrap;
+    if (Status isolated = taskCgroups_->prepare(spec, &wrap); !isolated) {
+      LOG(WARNING) << "Task " << task.task_id() << " shares the group's cgroups: "
+                   << isolated.error();
+    } else {
+      wrap.wrapper.insert(wrap.wrapper.end(), spawn.argv.begin(), spawn.argv.end());
+      spawn.argv = std::move(wrap.wrapper);
+      for (auto& [name, value] : wrap.env) {
+        spawn.env[name] = value;
+      }
+    }
+  }
+  spawn.cwd = running.directory;
+  spawn.stdoutPath = running.directory + "/stdout";
+  spawn.stderrPath = running.directory + "/stderr";
   spawn.newProcessGroup = true;
   auto pid = spawnProcess(spawn);
   if (!pid) {
     running.ended = true;
+    if (taskCgroups_ != nullptr) {
+      (void)taskCgroups_->cleanup(task.task_id());
+    }
     send(driver, task.task_id(), TASK_FAILED, "cannot start the command: " + pid.error(),
          TaskStatus::REASON_COMMAND_EXECUTOR_FAILED);
     exitWhenDone(driver);
@@ -198,10 +274,94 @@ void CommandExecutor::launch(ExecutorDriver* driver, const TaskInfo& task) {
   }
   running.pid = *pid;
   byPid_[*pid] = task.task_id();
-  LOG(INFO) << "Task " << task.task_id() << " started as pid " << *pid << ": "
-            << command.value();
-  send(driver, task.task_id(), TASK_RUNNING, "");
+  LOG(INFO) << "Task " << task.task_id() << " started as pid " << *pid
+            << (running.restarts > 0 ? " (restart " + std::to_string(running.restarts) + ")"
+                                     : "")
+            << ": " << command.value();
+  send(driver, task.task_id(), TASK_RUNNING,
+       running.restarts > 0 ? "restarted (" + std::to_string(running.restarts) + ")" : "");
+  running.checker.reset();
+  running.unhealthy.clear();
   startHealthCheck(driver, running);
+}
+
+bool CommandExecutor::restarts(const Running& task, bool failed) const {
+  const RestartPolicy& policy = task.info.restart_policy();
+  if (shuttingDown_ || (task.killing && task.unhealthy.empty())) {
+    return false;  // killed on request: it stays killed
+  }
+  if (policy.max_restarts() > 0 && task.restarts >= policy.max_restarts()) {
+    return false;
+  }
+  return policy.mode() == RestartPolicy::ALWAYS ||
+         (policy.mode() == RestartPolicy::ON_FAILURE && failed);
+}
+
+void CommandExecutor::commandEnded(ExecutorDriver* driver, Running& task, int status) {
+  const std::string taskId = task.info.task_id();
+  task.pid = -1;
+  driver->cancel(task.escalation);
+  task.escalation = 0;
+  if (task.checker) {
+    task.checker->stop();
+  }
+  std::optional<isolators::Limitation> limit;
+  if (taskCgroups_ != nullptr) {
+    limit = taskCgroups_->limitation(taskId);
+    (void)taskCgroups_->cleanup(taskId);
+  }
+  TaskState state;
+  std::string message;
+  TaskStatus::Reason reason = TaskStatus::REASON_NONE;
+  if (!task.unhealthy.empty()) {
+    state = TASK_KILLED;
+    message = "Killed: it " + task.unhealthy;
+    reason = TaskStatus::REASON_TASK_HEALTH_CHECK_STATUS_UPDATED;
+  } else if (limit) {
+    state = TASK_FAILED;
+    message = "Command " + describeWaitStatus(status) + ": " + limit->message;
+    reason = limit->reason;
+  } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    state = TASK_FINISHED;
+    message = "Command exited with status 0";
+  } else if (task.killing) {
+    state = TASK_KILLED;
+    message = "Command " + describeWaitStatus(status) + " after a kill";
+  } else {
+    state = TASK_FAILED;
+    message = "Command " + describeWaitStatus(status);
+  }
+  if (restarts(task, state != TASK_FINISHED)) {
+    const RestartPolicy& policy = task.info.restart_policy();
+    Duration first = policy.backoff_seconds() > 0 ? fromSeconds(policy.backoff_seconds())
+                                                  : seconds(1);
+    Duration most = policy.max_backoff_seconds() > 0 ? fromSeconds(policy.max_backoff_seconds())
+                                                     : seconds(60);
+    task.backoff = task.backoff == Duration::zero() ? first : std::min(task.backoff * 2, most);
+    ++task.restarts;
+    task.killing = false;
+    LOG(INFO) << "Task " << taskId << ": " << message << "; restarting it in "
+              << formatDuration(task.backoff);
+    send(driver, taskId, TASK_RUNNING,
+         message + "; restarting in " + formatDuration(task.backoff), reason, task.healthy);
+    task.restartTimer = driver->after(task.backoff, [this, driver, taskId] {
+      auto it = tasks_.find(taskId);
+      if (it != tasks_.end() && !it->second.ended && it->second.pid < 0) {
+        it->second.restartTimer = 0;
+        start(driver, it->second);
+      }
+    });
+    return;
+  }
+  task.ended = true;
+  LOG(INFO) << "Task " << taskId << ": " << message;
+  send(driver, taskId, state, message, reason, task.healthy);
+  if (group_ && state == TASK_FAILED) {
+    // In a group, one failing task takes the others down.
+    for (auto& [id, other] : tasks_) {
+      startKill(driver, other, kDefaultKillGraceSeconds);
+    }
+  }
 }
 
 void CommandExecutor::launchGroup(ExecutorDriver* driver, const TaskGroupInfo& group) {
@@ -213,6 +373,14 @@ void CommandExecutor::launchGroup(ExecutorDriver* driver, const TaskGroupInfo& g
 
 void CommandExecutor::startKill(ExecutorDriver* driver, Running& task, double graceSeconds) {
   if (task.ended || task.killing) {
+    return;
+  }
+  if (task.pid < 0) {
+    // Waiting to restart: nothing runs, so it ends now.
+    driver->cancel(task.restartTimer);
+    task.ended = true;
+    send(driver, task.info.task_id(), TASK_KILLED, "Killed while waiting to restart",
+         TaskStatus::REASON_NONE, task.healthy);
     return;
   }
   task.killing = true;
@@ -275,41 +443,9 @@ void CommandExecutor::reap(ExecutorDriver* driver) {
     }
     std::string taskId = owner->second;
     byPid_.erase(owner);
-    Running& task = tasks_.at(taskId);
-    task.ended = true;
-    driver->cancel(task.escalation);
     // Whatever the command left running in its process group ends with it.
     ::kill(-pid, SIGKILL);
-
-    if (task.checker) {
-      task.checker->stop();
-    }
-    TaskState state;
-    std::string message;
-    TaskStatus::Reason reason = TaskStatus::REASON_NONE;
-    if (!task.unhealthy.empty()) {
-      state = TASK_KILLED;
-      message = "Killed: it " + task.unhealthy;
-      reason = TaskStatus::REASON_TASK_HEALTH_CHECK_STATUS_UPDATED;
-    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-      state = TASK_FINISHED;
-      message = "Command exited with status 0";
-    } else if (task.killing) {
-      state = TASK_KILLED;
-      message = "Command " + describeWaitStatus(status) + " after a kill";
-    } else {
-      state = TASK_FAILED;
-      message = "Command " + describeWaitStatus(status);
-    }
-    LOG(INFO) << "Task " << taskId << ": " << message;
-    send(driver, taskId, state, message, reason, task.healthy);
-
-    if (group_ && state == TASK_FAILED) {
-      // In a group, one failing task takes the others down.
-      for (auto& [id, other] : tasks_) {
-        startKill(driver, other, kDefaultKillGraceSeconds);
-      }
-    }
+    commandEnded(driver, tasks_.at(taskId), status);
   }
   exitWhenDone(driver);
 }

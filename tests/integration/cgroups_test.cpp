@@ -153,5 +153,24 @@ TEST_F(CgroupsTest, APidsLimitStopsAForkBomb) {
   ASSERT_TRUE(c.killAll(seconds(10)).ok());
 }
 
+TEST_F(CgroupsTest, DestroyTakesTheCgroupsMadeBelowAContainerAndTheirProcesses) {
+  Container& pod = container("pod");
+  ASSERT_TRUE(pod.create().ok());
+  // What an executor makes for one of its tasks.
+  Container task(layout_, root_ + "/pod/containers", "web");
+  ASSERT_TRUE(task.create().ok());
+  ASSERT_TRUE(task.setMemoryLimit(32 << 20).ok());
+  Child child = Child::start("exec tail -f /dev/null");
+  ASSERT_TRUE(task.addProcess(child.pid).ok());
+  child.run();
+  ASSERT_EQ(task.processes(), std::vector<pid_t>{child.pid});
+  ASSERT_TRUE(pod.destroy(seconds(10)).ok());
+  int status = child.waitFor(seconds(10));
+  ASSERT_NE(status, -1);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  EXPECT_FALSE(pathExists(task.path("memory")));
+  EXPECT_FALSE(pathExists(pod.path("memory")));
+}
+
 }  // namespace
 }  // namespace agora::cgroups

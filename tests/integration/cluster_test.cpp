@@ -639,23 +639,74 @@ TEST_F(ClusterIsolationTest, TasksRunAsTheirFrameworksUser) {
   other.join();
 }
 
-TEST_F(ClusterIsolationTest, ATaskGroupsContainersTalkOverLocalhostAndShareAFile) {
+TEST_F(ClusterIsolationTest, ATaskGroupIsAPodOfContainersWithTheirOwnSandboxesAndCgroups) {
   TestScheduler scheduler;
   SchedulerDriver driver(&scheduler, testFramework(), cluster_->masterHttp());
   ExecutorInfo pod;
   pod.set_executor_id("pod");
-  // The client writes a file and sends its content over loopback; the server compares what
-  // it got with the file it sees.
+  // The client writes a file in the shared scratch directory and sends its content over
+  // loopback; the server compares what it got with the file it sees. Each says which memory
+  // cgroup it is in.
+  const char* whereAmI = "grep memory /proc/self/cgroup | cut -d: -f3; ";
   scheduler.launchGroup(
       pod, {TestScheduler::commandTask(
-                "server",
-                "busybox nc -l -p 31555 > got && test \"$(cat got)\" = \"$(cat shared.txt)\""),
+                "server", std::string(whereAmI) +
+                              "busybox nc -l -p 31555 > got && "
+                              "test \"$(cat got)\" = \"$(cat $AGORA_SHARED_DIR/shared.txt)\"",
+                "cpus:0.1;mem:48"),
             TestScheduler::commandTask(
-                "client", "echo hello > shared.txt; "
-                          "until busybox nc 127.0.0.1 31555 < shared.txt; do :; done")});
+                "client", std::string(whereAmI) +
+                              "echo hello > $AGORA_SHARED_DIR/shared.txt; "
+                              "until busybox nc 127.0.0.1 31555 < $AGORA_SHARED_DIR/shared.txt; "
+                              "do :; done",
+                "cpus:0.1;mem:32")});
   driver.start();
   EXPECT_EQ(scheduler.waitForEnd("server").state(), TASK_FINISHED);
   EXPECT_EQ(scheduler.waitForEnd("client").state(), TASK_FINISHED);
+  std::string sandbox = sandboxOf(scheduler.agentAddress("server"), "pod");
+  ASSERT_FALSE(sandbox.empty());
+  // Each in a sandbox of its own, with its own output; the scratch directory between them.
+  EXPECT_EQ(readFile(sandbox + "/tasks/server/got").value_or(""), "hello\n");
+  EXPECT_EQ(readFile(sandbox + "/shared/shared.txt").value_or(""), "hello\n");
+  std::string server = readFile(sandbox + "/tasks/server/stdout").value_or("");
+  std::string client = readFile(sandbox + "/tasks/client/stdout").value_or("");
+  EXPECT_NE(server.find(root_ + "/"), std::string::npos) << server;
+  EXPECT_NE(server.find("/containers/server\n"), std::string::npos) << server;
+  EXPECT_NE(client.find("/containers/client\n"), std::string::npos) << client;
+  driver.stop();
+  driver.join();
+}
+
+TEST_F(ClusterIsolationTest, ATaskInAGroupIsHeldToItsOwnMemoryAndRestartedOnFailure) {
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster_->masterHttp());
+  ExecutorInfo pod;
+  pod.set_executor_id("pod");
+  // 200 MB would fit in the group (544 MiB) but not in the hog's own 32 MiB.
+  TaskInfo hog = TestScheduler::commandTask(
+      "hog", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}", "cpus:0.5;mem:32");
+  hog.mutable_restart_policy()->set_mode(RestartPolicy::ON_FAILURE);
+  hog.mutable_restart_policy()->set_backoff_seconds(0.1);
+  hog.mutable_restart_policy()->set_max_restarts(1);
+  scheduler.launchGroup(pod, {hog, TestScheduler::commandTask("steady", "exec tail -f /dev/null",
+                                                              "cpus:0.1;mem:512")});
+  driver.start();
+  TaskStatus end = scheduler.waitForEnd("hog", seconds(60));
+  EXPECT_EQ(end.state(), TASK_FAILED) << end.message();
+  EXPECT_EQ(end.reason(), TaskStatus::REASON_CONTAINER_LIMITATION_MEMORY) << end.message();
+  EXPECT_EQ(end.restart_count(), 1u);
+  // It was restarted once, and said so, before it failed for good.
+  EXPECT_TRUE(scheduler.waitForStatus("hog", [](const TaskStatus& s) {
+    return s.state() == TASK_RUNNING && s.restart_count() == 1 &&
+           s.message().find("restarting") != std::string::npos &&
+           s.reason() == TaskStatus::REASON_CONTAINER_LIMITATION_MEMORY;
+  }, seconds(0)));
+  // The other container ran on untouched until the group went down with the hog.
+  EXPECT_EQ(scheduler.waitForEnd("steady").state(), TASK_KILLED);
+  for (TaskState s : scheduler.states("steady")) {
+    EXPECT_TRUE(s == TASK_STARTING || s == TASK_RUNNING || s == TASK_KILLED)
+        << TaskState_Name(s);
+  }
   driver.stop();
   driver.join();
 }

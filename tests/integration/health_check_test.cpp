@@ -139,5 +139,41 @@ TEST_F(HealthCheckTest, TcpAndCommandChecksAndTheirGracePeriod) {
   driver.join();
 }
 
+TEST_F(HealthCheckTest, TasksAreRestartedAsTheirRestartPolicySays) {
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster_->masterHttp());
+  // Fails twice, then runs: ON_FAILURE starts it again until it does.
+  TaskInfo flaky = TestScheduler::commandTask(
+      "flaky", "echo run >> runs; [ $(wc -l < runs) -ge 3 ] && exec tail -f /dev/null; exit 1");
+  flaky.mutable_restart_policy()->set_mode(RestartPolicy::ON_FAILURE);
+  flaky.mutable_restart_policy()->set_backoff_seconds(0.05);
+  scheduler.launch(flaky);
+  // Finishes, and ALWAYS starts it again, after a long back-off: a kill then ends it at once.
+  TaskInfo daily = TestScheduler::commandTask("daily", "true");
+  daily.mutable_restart_policy()->set_mode(RestartPolicy::ALWAYS);
+  daily.mutable_restart_policy()->set_backoff_seconds(600);
+  scheduler.launch(daily);
+  driver.start();
+
+  EXPECT_TRUE(scheduler.waitForStatus("flaky", [](const TaskStatus& s) {
+    return s.state() == TASK_RUNNING && s.restart_count() == 2 &&
+           s.message() == "restarted (2)";
+  })) << "see " << cluster_->dir();
+  EXPECT_TRUE(scheduler.waitForStatus("daily", [](const TaskStatus& s) {
+    return s.state() == TASK_RUNNING && s.restart_count() == 1 &&
+           s.message().find("exited with status 0; restarting in 10mins") != std::string::npos;
+  })) << "see " << cluster_->dir();
+  driver.kill("daily");
+  TaskStatus daylong = scheduler.waitForEnd("daily");
+  EXPECT_EQ(daylong.state(), TASK_KILLED);
+  EXPECT_EQ(daylong.message(), "Killed while waiting to restart");
+  driver.kill("flaky");
+  TaskStatus end = scheduler.waitForEnd("flaky");
+  EXPECT_EQ(end.state(), TASK_KILLED);
+  EXPECT_EQ(end.restart_count(), 2u);
+  driver.stop();
+  driver.join();
+}
+
 }  // namespace
 }  // namespace agora::testing
