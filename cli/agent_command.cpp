@@ -209,13 +209,6 @@ int agentCommand(int argc, const char* const* argv) {
         return 1;
       }
       chosen.layout = *layout;
-      if (chosen.devices && layout->v2) {
-        std::cerr << "agora agent: --isolation: "
-                  << (gpuIsolation ? "gpu/nvidia" : "cgroups/devices")
-                  << " needs the devices cgroup, which Agora supports on cgroups v1 only for "
-                     "now\n";
-        return 1;
-      }
     }
     chosen.root = cgroupsRoot;
     chosen.cpuHardLimit = cgroupsEnableCfs;

@@ -225,12 +225,9 @@ int upCommand(int argc, const char* const* argv) {
     } else if (!layout) {
       std::cout << "Tasks run as plain processes: " << layout.error() << "\n";
     } else {
-      isolationFlag = "cgroups/cpu,cgroups/mem,cgroups/pids,namespaces/pid,namespaces/mount,"
-                      "namespaces/uts,namespaces/ipc";
-      if (!layout->v2) {
-        // GPUs when the machine has NVIDIA's driver (none, and it says so in the log, when not).
-        isolationFlag += ",cgroups/devices,gpu/nvidia";
-      }
+      // GPUs when the machine has NVIDIA's driver (none, and it says so in the log, when not).
+      isolationFlag = "cgroups/cpu,cgroups/mem,cgroups/pids,cgroups/devices,namespaces/pid,"
+                      "namespaces/mount,namespaces/uts,namespaces/ipc,gpu/nvidia";
     }
   } else if (containerizer == "posix" && isolation != "none" && isolation != "auto") {
     isolationFlag = isolation;

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "common/fs.hpp"
+#include "isolators/device_bpf.hpp"
 
 namespace agora::cgroups {
 
@@ -340,8 +341,7 @@ const std::vector<std::string> kStandardDevices = {
 
 Status Container::setDevices(const std::vector<std::string>& allowed) {
   if (layout_.v2) {
-    return Error("device isolation on cgroups v2 needs a BPF program, which Agora does not "
-                 "load yet");
+    return attachDeviceProgram(path(""), allowed);
   }
   if (Status denied = write("devices", "devices.deny", "a"); !denied) {
     return denied;
@@ -356,16 +356,14 @@ Status Container::setDevices(const std::vector<std::string>& allowed) {
 
 Status Container::allowDevice(const std::string& rule) {
   if (layout_.v2) {
-    return Error("device isolation on cgroups v2 needs a BPF program, which Agora does not "
-                 "load yet");
+    return Error("on cgroups v2 a container's devices change all at once (setDevices)");
   }
   return write("devices", "devices.allow", rule);
 }
 
 Status Container::denyDevice(const std::string& rule) {
   if (layout_.v2) {
-    return Error("device isolation on cgroups v2 needs a BPF program, which Agora does not "
-                 "load yet");
+    return Error("on cgroups v2 a container's devices change all at once (setDevices)");
   }
   return write("devices", "devices.deny", rule);
 }

@@ -67,9 +67,10 @@ class Container {
   Status setCpus(double cpus, bool hardLimit);
   Status setMemoryLimit(uint64_t bytes);
   Status setPidsLimit(uint64_t max);
-  // Denies every device but `allowed` ("c 1:3 rwm" lines). v1 only: v2 needs a BPF program.
+  // Denies every device but `allowed` ("c 1:3 rwm" lines): v1's devices.deny and
+  // devices.allow, or on v2 a device BPF program that replaces the one before.
   Status setDevices(const std::vector<std::string>& allowed);
-  // One more device allowed, or one taken away again (v1).
+  // One more device allowed, or one taken away again (v1; on v2, setDevices with them all).
   Status allowDevice(const std::string& rule);
   Status denyDevice(const std::string& rule);
   Result<Stats> stats() const;

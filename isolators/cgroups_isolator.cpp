@@ -87,10 +87,23 @@ Status CgroupsIsolator::update(const std::string& containerId, const Resources& 
   if (!options_.devices) {
     return ok();
   }
-  // Only the difference: a rule is never taken away from a device still allowed, even for an
-  // instant.
   std::set<std::string> wanted(devices.begin(), devices.end());
   std::set<std::string>& allowed = devices_[containerId];
+  if (options_.layout.v2) {
+    // A new program with every rule replaces the old one in one step.
+    if (wanted == allowed) {
+      return ok();
+    }
+    std::vector<std::string> rules = cgroups::kStandardDevices;
+    rules.insert(rules.end(), wanted.begin(), wanted.end());
+    if (Status set = c->second->setDevices(rules); !set) {
+      return set;
+    }
+    allowed = std::move(wanted);
+    return ok();
+  }
+  // On v1 only the difference: a rule is never taken away from a device still allowed, even
+  // for an instant.
   for (const std::string& rule : wanted) {
     if (allowed.count(rule) == 0) {
       if (Status s = c->second->allowDevice(rule); !s) {

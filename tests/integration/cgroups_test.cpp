@@ -12,6 +12,8 @@
 
 #include "isolators/cgroups.hpp"
 #include "common/fs.hpp"
+#include "tests/support/process_cluster.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace agora::cgroups {
 namespace {
@@ -170,6 +172,47 @@ TEST_F(CgroupsTest, DestroyTakesTheCgroupsMadeBelowAContainerAndTheirProcesses) 
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
   EXPECT_FALSE(pathExists(task.path("memory")));
   EXPECT_FALSE(pathExists(pod.path("memory")));
+}
+
+// cgroups v2's device control is a BPF program. This machine mounts its controllers as v1, but
+// a cgroup2 hierarchy beside them (hybrid) runs device programs just the same.
+TEST(CgroupsV2DevicesTest, ABpfProgramAllowsTheListedDevicesOnlyAndIsReplacedWhole) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "needs root for cgroups and BPF";
+  }
+  auto detected = detectLayout();
+  ASSERT_TRUE(detected) << detected.error();
+  if (detected->v2Mount.empty()) {
+    GTEST_SKIP() << "no cgroup2 hierarchy mounted";
+  }
+  Layout v2;
+  v2.v2 = true;
+  v2.v2Mount = detected->v2Mount;
+  v2.v2Path = detected->v2Path.empty() ? "/" : detected->v2Path;
+  Container c(v2, "agora-bpf-" + std::to_string(::getpid()), "dev");
+  ASSERT_TRUE(makeDirectories(c.path("")).ok());
+  struct Gone {
+    Container parent;
+    ~Gone() { EXPECT_TRUE(parent.destroy(seconds(10)).ok()); }
+  } gone{Container(v2, "", "agora-bpf-" + std::to_string(::getpid()))};
+  agora::testing::TempDir dir;
+  std::string out = dir.path() + "/out";
+  // Opens both devices once it runs, and says which it could.
+  Child child = Child::start(
+      "for d in null zero; do if head -c 1 /dev/$d > /dev/null 2>&1; then echo $d=yes; "
+      "else echo $d=no; fi; done > " + out + ".tmp; mv " + out + ".tmp " + out + "; exec tail -f /dev/null");
+  ASSERT_TRUE(c.addProcess(child.pid).ok());
+  ASSERT_TRUE(c.setDevices({"c 1:3 rwm"}).ok());
+  child.run();
+  ASSERT_TRUE(agora::testing::waitUntil([&] { return pathExists(out); }, seconds(10)));
+  EXPECT_EQ(readFile(out).value_or(""), "null=yes\nzero=no\n");
+  // A new rule set replaces the old in one step.
+  ASSERT_TRUE(c.setDevices({"c 1:3 rwm", "c 1:5 r"}).ok());
+  Child second = Child::start("head -c 1 /dev/zero > /dev/null && { echo x > /dev/zero; } 2>&-");
+  ASSERT_TRUE(c.addProcess(second.pid).ok());
+  second.run();
+  int status = second.waitFor(seconds(10));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << "zero is read-only: " << status;
 }
 
 }  // namespace

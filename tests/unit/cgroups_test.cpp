@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "isolators/cgroups.hpp"
+#include "isolators/device_bpf.hpp"
 #include "common/fs.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -162,6 +163,33 @@ TEST(CgroupsParseTest, KeyValues) {
   EXPECT_EQ(m["user"], 12u);
   EXPECT_EQ(m["system"], 3u);
   EXPECT_TRUE(parseKeyValues("").empty());
+}
+
+TEST(DeviceRulesTest, ParseAndCompileToABpfProgram) {
+  auto rule = parseDeviceRule("c 195:* rw");
+  ASSERT_TRUE(rule.ok()) << rule.error();
+  EXPECT_EQ(rule->type, 'c');
+  EXPECT_EQ(rule->major, 195);
+  EXPECT_EQ(rule->minor, -1);
+  EXPECT_EQ(rule->access, static_cast<uint32_t>(BPF_DEVCG_ACC_READ | BPF_DEVCG_ACC_WRITE));
+  EXPECT_EQ(parseDeviceRule("a")->type, 'a');
+  for (const char* bad : {"x 1:3 rwm", "c 1 rwm", "c 1:3 rwx", "c a:3 r", "c 1:3"}) {
+    EXPECT_FALSE(parseDeviceRule(bad).ok()) << bad;
+  }
+  // Seven instructions to read the request, a block per rule, two to deny the rest.
+  auto none = deviceProgram({});
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->size(), 9u);
+  auto program = deviceProgram({"c 1:3 rwm", "c 136:* rw"});
+  ASSERT_TRUE(program.ok());
+  // "c 1:3 rwm": type, major, minor tests, then allow (3 + 2); "c 136:* rw": type, major,
+  // the access test (3), then allow (2 + 3 + 2).
+  EXPECT_EQ(program->size(), 7u + 5u + 7u + 2u);
+  // The first rule's tests jump past its block, to the second rule.
+  EXPECT_EQ((*program)[7].off, 4);
+  EXPECT_EQ((*program)[8].off, 3);
+  EXPECT_EQ((*program)[9].off, 2);
+  EXPECT_FALSE(deviceProgram({"c 1:3 rwm", "nonsense"}).ok());
 }
 
 }  // namespace
