@@ -128,6 +128,7 @@ int run(int argc, const char* const* argv) {
   isolation.layout = *layout;
   isolation.root = "agora-bench-" + std::to_string(::getpid());
   isolation.maxPids = 64;
+  isolation.devices = true;
   isolation.namespaces = {"pid", "mount", "uts", "ipc"};
   agent::PosixContainerizer containerizer(loop, isolation);
   int exited = 0;
@@ -141,6 +142,7 @@ int run(int argc, const char* const* argv) {
     config.executorId = id;
     config.argv = std::move(argv);
     config.directory = dir + "/sandboxes/" + id;
+    config.workDir = dir;
     config.env = {{"PATH", "/usr/bin:/bin"}, {"AGORA_SANDBOX", config.directory}};
     config.resources = *Resources::parse("cpus:0.1;mem:32");
     return containerizer.launch(config);
@@ -197,7 +199,7 @@ int run(int argc, const char* const* argv) {
   Summary a = summarize(agoraMs, agoraSeconds);
   Summary r = summarize(runcMs, runcSeconds);
   std::printf(
-      "containers=%d (cgroups cpu/mem/pids, pid/mount/uts/ipc namespaces): agora p50 %.2f ms, "
+      "containers=%d (cgroups cpu/mem/pids/devices, pid/mount/uts/ipc namespaces, private /tmp): agora p50 %.2f ms, "
       "p99 %.2f ms, %.0f containers/s; runc run p50 %.2f ms, p99 %.2f ms, %.0f containers/s; "
       "agora/runc p50 %.2fx; %d long-running agora containers started in %.3f s (%.0f/s)\n",
       count, a.p50, a.p99, a.perSecond, r.p50, r.p99, r.perSecond, a.p50 / r.p50, longRunning,
