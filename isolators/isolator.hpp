@@ -37,6 +37,7 @@ struct ContainerSpec {
   std::string sandbox;
   std::string workDir;  // the agent's
   Resources resources;  // what the container may use at first
+  std::string program;  // the path of what the container runs first ("" for a shell command)
 };
 
 // How the container's first process is started: `wrapper` runs before the command (its last

@@ -19,18 +19,23 @@ Status NamespacesIsolator::prepare(const ContainerSpec& spec, Launch* launch) {
   // What runs inside the new namespaces before the command.
   std::string setup;
   if (ns.count("mount") > 0) {
-    // A private /tmp: the sandbox's tmp/ mounted over it. Were the agent's work directory
-    // under /tmp it would vanish with it (the sandbox, the executors' socket), so it is
-    // mounted into the new /tmp at the same place first.
+    // A private /tmp: the sandbox's tmp/ mounted over it. What the container needs from the
+    // old /tmp (the agent's work directory with the sandbox and the executors' socket, the
+    // directory of the program it runs) would vanish with it, so it is mounted into the new
+    // /tmp at the same place first.
+    std::string program = spec.program;
     launch->env["AGORA_CONTAINER_TMP"] = spec.sandbox + "/tmp";
-    launch->env["AGORA_CONTAINER_WORK_DIR"] = spec.workDir;
+    launch->env["AGORA_CONTAINER_KEEP"] =
+        spec.workDir + (program.find('/') == std::string::npos
+                            ? ""
+                            : "\n" + program.substr(0, program.rfind('/')));
     setup +=
-        "t=\"$AGORA_CONTAINER_TMP\"; w=\"$AGORA_CONTAINER_WORK_DIR\"; "
-        "mkdir -p \"$t\" && chmod 1777 \"$t\" || exit 125; "
-        "case \"$w/\" in /tmp/?*) mkdir -p \"$t/${w#/tmp/}\" && "
-        "mount --bind \"$w\" \"$t/${w#/tmp/}\" || exit 125;; esac; "
+        "t=\"$AGORA_CONTAINER_TMP\"; mkdir -p \"$t\" && chmod 1777 \"$t\" || exit 125; "
+        "printf '%s\\n' \"$AGORA_CONTAINER_KEEP\" | while IFS= read -r p; do "
+        "case \"$p/\" in /tmp/?*) mkdir -p \"$t/${p#/tmp/}\" && "
+        "mount --bind \"$p\" \"$t/${p#/tmp/}\" || exit 125;; esac; done || exit 125; "
         "mount --rbind \"$t\" /tmp || exit 125; "
-        "export TMPDIR=/tmp; unset AGORA_CONTAINER_TMP AGORA_CONTAINER_WORK_DIR; ";
+        "export TMPDIR=/tmp; unset AGORA_CONTAINER_TMP AGORA_CONTAINER_KEEP; ";
   }
   if (ns.count("net") > 0) {
     // Its own network stack: a loopback of its own and no other interface.

@@ -104,7 +104,8 @@ Status PosixContainerizer::launch(const ContainerConfig& config) {
   }
   // Each isolator prepares the container and wraps what starts it, the first outermost.
   isolators::ContainerSpec spec{config.containerId, config.executorId, config.directory,
-                                config.workDir, config.resources};
+                                config.workDir, config.resources,
+                                config.shell || config.argv.empty() ? "" : config.argv[0]};
   std::vector<std::vector<std::string>> launches;
   for (auto& isolator : isolators_) {
     isolators::Launch wrap;

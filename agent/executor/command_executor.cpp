@@ -244,7 +244,7 @@ void CommandExecutor::start(ExecutorDriver* driver, Running& running) {
   if (taskCgroups_ != nullptr) {
     // Its own cgroups, entered before anything of it runs.
     isolators::ContainerSpec spec{task.task_id(), task.task_id(), running.directory, "",
-                                  Resources(task.resources())};
+                                  Resources(task.resources()), ""};
     isolators::Launch wrap;
     if (Status isolated = taskCgroups_->prepare(spec, &wrap); !isolated) {
       LOG(WARNING) << "Task " << task.task_id() << " shares the group's cgroups: "

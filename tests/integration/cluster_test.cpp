@@ -15,6 +15,7 @@
 #include "common/fs.hpp"
 #include "common/http.hpp"
 #include "common/process.hpp"
+#include "tests/support/cgroups_root.hpp"
 #include "tests/support/process_cluster.hpp"
 #include "tests/support/test_scheduler.hpp"
 
@@ -389,12 +390,8 @@ class ClusterIsolationTest : public ::testing::Test {
     if (cluster_ != nullptr) {
       cluster_->stop();
     }
-    // Every container's cgroups went with it; the agent's root for them goes here.
-    if (auto layout = cgroups::detectLayout(); layout && !root_.empty()) {
-      cgroups::Container parent(*layout, "", root_);
-      EXPECT_TRUE(parent.processes().empty());
-      EXPECT_TRUE(parent.destroy(seconds(10)).ok());
-    }
+    // Every container's cgroups went with it; the agents' root for them goes here.
+    removeCgroupsRoot(root_);
   }
   std::string root_;
   bool devices_ = false;

@@ -16,6 +16,7 @@
 #include "common/fs.hpp"
 #include "isolators/cgroups.hpp"
 #include "isolators/gpu.hpp"
+#include "tests/support/cgroups_root.hpp"
 #include "tests/support/process_cluster.hpp"
 #include "tests/support/test_scheduler.hpp"
 
@@ -124,11 +125,7 @@ class GpuClusterTest : public ::testing::Test {
     if (cluster_ != nullptr) {
       cluster_->stop();
     }
-    if (auto layout = cgroups::detectLayout(); layout && !root_.empty()) {
-      cgroups::Container parent(*layout, "", root_);
-      EXPECT_TRUE(parent.processes().empty());
-      EXPECT_TRUE(parent.destroy(seconds(10)).ok());
-    }
+    removeCgroupsRoot(root_);
   }
 
   TempDir devDir_;

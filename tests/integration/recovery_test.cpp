@@ -15,6 +15,7 @@
 #include "common/http.hpp"
 #include "common/process.hpp"
 #include "isolators/cgroups.hpp"
+#include "tests/support/cgroups_root.hpp"
 #include "tests/support/process_cluster.hpp"
 #include "tests/support/test_scheduler.hpp"
 
@@ -63,13 +64,7 @@ class RecoveryTest : public ::testing::TestWithParam<bool> {
     if (cluster_ != nullptr) {
       cluster_->stop();
     }
-    if (!root_.empty()) {
-      if (auto layout = cgroups::detectLayout()) {
-        cgroups::Container parent(*layout, "", root_);
-        EXPECT_TRUE(parent.processes().empty());
-        EXPECT_TRUE(parent.destroy(seconds(10)).ok());
-      }
-    }
+    removeCgroupsRoot(root_);
   }
 
   // Where tasks wait for their gates: in the agent's work directory, which a container with a
