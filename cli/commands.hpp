@@ -1,5 +1,7 @@
 #pragma once
 
+#include <string>
+
 // The `agora` verbs. Each takes the argv that follows the verb name (argv[0] is "agora VERB")
 // and returns the process exit code.
 
@@ -24,5 +26,8 @@ int maintenanceCommand(int argc, const char* const* argv);
 int unreserveCommand(int argc, const char* const* argv);
 int runCommand(int argc, const char* const* argv);
 int superviseCommand(int argc, const char* const* argv);
+int imageCommand(int argc, const char* const* argv);
+// Where `agora image` and `agora up`'s agents keep images: $AGORA_HOME/images.
+std::string defaultImageStore();
 
 }  // namespace agora::cli

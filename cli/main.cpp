@@ -40,6 +40,8 @@ const Verb kVerbs[] = {
     {"maintenance", "schedule, drain and bring up machines; status",
      agora::cli::maintenanceCommand},
     {"unreserve", "give an operator's reservation back", agora::cli::unreserveCommand},
+    {"image", "import, list and remove images in this machine's store; build-rootfs",
+     agora::cli::imageCommand},
     {"master", "run a master", agora::cli::masterCommand, true},
     {"agent", "run an agent on this machine", agora::cli::agentCommand, true},
     {"executor", "(started by agents) the built-in executor", agora::cli::executorCommand, true},

@@ -1,0 +1,924 @@
+#include "isolators/images/store.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "common/fs.hpp"
+#include "common/ids.hpp"
+#include "common/time.hpp"
+
+namespace agora::images {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string hex(const unsigned char* data, unsigned int length) {
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < length; ++i) {
+    out.push_back(digits[data[i] >> 4]);
+    out.push_back(digits[data[i] & 15]);
+  }
+  return out;
+}
+
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Sha256() { EVP_MD_CTX_free(ctx_); }
+  void update(const void* data, size_t length) { EVP_DigestUpdate(ctx_, data, length); }
+  std::string digest() {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    EVP_DigestFinal_ex(ctx_, out, &length);
+    return "sha256:" + hex(out, length);
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+struct ArchiveCloser {
+  void operator()(archive* a) const { archive_read_free(a); }
+};
+using ArchivePtr = std::unique_ptr<archive, ArchiveCloser>;
+
+// Opens a (possibly compressed) tar, or with `raw` its decompressed bytes as one entry.
+Result<ArchivePtr> openArchive(const std::string& path, bool raw) {
+  ArchivePtr a(archive_read_new());
+  archive_read_support_filter_gzip(a.get());
+  archive_read_support_filter_none(a.get());
+  if (raw) {
+    archive_read_support_format_raw(a.get());
+  } else {
+    archive_read_support_format_tar(a.get());
+  }
+  if (archive_read_open_filename(a.get(), path.c_str(), 1 << 16) != ARCHIVE_OK) {
+    return Error("cannot read " + path + ": " + archive_error_string(a.get()));
+  }
+  return a;
+}
+
+// A path from an archive, relative and without "." parts; an error for one with "..".
+Result<std::string> cleanPath(const std::string& raw) {
+  std::string out;
+  size_t start = 0;
+  while (start <= raw.size()) {
+    size_t slash = raw.find('/', start);
+    std::string part = raw.substr(start, slash == std::string::npos ? std::string::npos
+                                                                    : slash - start);
+    if (part == "..") {
+      return Error("path '" + raw + "' leaves the root");
+    }
+    if (!part.empty() && part != ".") {
+      out += (out.empty() ? "" : "/") + part;
+    }
+    if (slash == std::string::npos) {
+      break;
+    }
+    start = slash + 1;
+  }
+  return out;
+}
+
+Status writeAll(int fd, const void* data, size_t length) {
+  const char* p = static_cast<const char*>(data);
+  while (length > 0) {
+    ssize_t n = ::write(fd, p, length);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error(std::string("write: ") + std::strerror(errno));
+    }
+    p += n;
+    length -= static_cast<size_t>(n);
+  }
+  return ok();
+}
+
+Status copyData(archive* a, int fd) {
+  const void* block;
+  size_t size;
+  la_int64_t offset;
+  while (true) {
+    int r = archive_read_data_block(a, &block, &size, &offset);
+    if (r == ARCHIVE_EOF) return ok();
+    if (r != ARCHIVE_OK) return Error(std::string("truncated or damaged: ") + archive_error_string(a));
+    if (::lseek(fd, offset, SEEK_SET) < 0) return Error(std::string("seek: ") + std::strerror(errno));
+    if (Status w = writeAll(fd, block, size); !w) return w;
+  }
+}
+
+// The outer tarball's files (an OCI layout or a docker save), into `into`.
+Status extractOuter(const std::string& tarball, const std::string& into) {
+  auto a = openArchive(tarball, false);
+  if (!a) return Error(a.error());
+  archive_entry* entry;
+  while (true) {
+    int r = archive_read_next_header(a->get(), &entry);
+    if (r == ARCHIVE_EOF) break;
+    if (r != ARCHIVE_OK) {
+      return Error(tarball + " is truncated or damaged: " + archive_error_string(a->get()));
+    }
+    auto path = cleanPath(archive_entry_pathname(entry));
+    if (!path) return Error(tarball + ": " + path.error());
+    if (path->empty()) continue;
+    std::string target = into + "/" + *path;
+    mode_t type = archive_entry_filetype(entry);
+    if (type == AE_IFDIR) {
+      if (Status s = makeDirectories(target); !s) return s;
+      continue;
+    }
+    if (type != AE_IFREG) continue;  // only files matter at this level
+    if (Status s = makeDirectories(fs::path(target).parent_path().string()); !s) return s;
+    int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return Error("cannot write " + target + ": " + std::strerror(errno));
+    Status copied = copyData(a->get(), fd);
+    ::close(fd);
+    if (!copied) return Error(tarball + " is " + copied.error());
+  }
+  return ok();
+}
+
+// sha256 of what a layer blob holds uncompressed (its diff id).
+Result<std::string> uncompressedDigest(const std::string& blob) {
+  auto a = openArchive(blob, true);
+  if (!a) return Error(a.error());
+  archive_entry* entry;
+  if (archive_read_next_header(a->get(), &entry) != ARCHIVE_OK) {
+    return Error(blob + " cannot be read: " + archive_error_string(a->get()));
+  }
+  Sha256 sha;
+  char buffer[1 << 16];
+  while (true) {
+    la_ssize_t n = archive_read_data(a->get(), buffer, sizeof(buffer));
+    if (n == 0) break;
+    if (n < 0) return Error("a layer is truncated or damaged: " + std::string(archive_error_string(a->get())));
+    sha.update(buffer, static_cast<size_t>(n));
+  }
+  return sha.digest();
+}
+
+// Checks that no directory on the way to `relative` (below `root`) is a symlink; makes the
+// missing ones.
+Status safeParents(const std::string& root, const std::string& relative) {
+  std::string current = root;
+  size_t start = 0;
+  while (true) {
+    size_t slash = relative.find('/', start);
+    if (slash == std::string::npos) return ok();
+    std::string part = relative.substr(start, slash - start);
+    current += "/" + part;
+    struct stat st;
+    if (::lstat(current.c_str(), &st) == 0) {
+      if (S_ISLNK(st.st_mode)) {
+        return Error("path '" + relative + "' goes through the symlink '" +
+                     relative.substr(0, slash) + "'");
+      }
+      if (!S_ISDIR(st.st_mode)) {
+        return Error("path '" + relative + "' goes through '" + relative.substr(0, slash) +
+                     "', which is not a directory");
+      }
+    } else if (::mkdir(current.c_str(), 0755) != 0) {
+      return Error("cannot make " + current + ": " + std::strerror(errno));
+    }
+    start = slash + 1;
+  }
+}
+
+// Whether a relative symlink at `path` pointing to `target` stays inside the root.
+bool symlinkStaysInside(const std::string& path, const std::string& target) {
+  if (!target.empty() && target[0] == '/') {
+    return true;  // resolved from the container's root, inside it
+  }
+  int depth = static_cast<int>(std::count(path.begin(), path.end(), '/'));
+  size_t start = 0;
+  while (start <= target.size()) {
+    size_t slash = target.find('/', start);
+    std::string part = target.substr(start, slash == std::string::npos ? std::string::npos
+                                                                       : slash - start);
+    if (part == "..") {
+      if (--depth < 0) return false;
+    } else if (!part.empty() && part != ".") {
+      ++depth;
+    }
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return true;
+}
+
+struct UnpackStats {
+  uint64_t bytes = 0;
+  int devicesSkipped = 0;
+  int setuidDropped = 0;
+};
+
+Status removeExisting(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return ok();
+  if (S_ISDIR(st.st_mode)) return ok();  // a directory stays, and takes the new mode
+  if (::unlink(path.c_str()) != 0) return Error("cannot replace " + path + ": " + std::strerror(errno));
+  return ok();
+}
+
+// Unpacks one layer into `root`, whiteouts in overlayfs's form.
+Status unpackLayer(const std::string& blob, const std::string& root, UnpackStats* stats) {
+  auto a = openArchive(blob, false);
+  if (!a) return Error(a.error());
+  archive_entry* entry;
+  while (true) {
+    int r = archive_read_next_header(a->get(), &entry);
+    if (r == ARCHIVE_EOF) return ok();
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+      return Error("truncated or damaged: " + std::string(archive_error_string(a->get())));
+    }
+    auto path = cleanPath(archive_entry_pathname(entry));
+    if (!path) return Error(path.error());
+    if (path->empty()) continue;
+    if (Status s = safeParents(root, *path); !s) return s;
+    std::string name = fs::path(*path).filename().string();
+    std::string dir = fs::path(*path).parent_path().string();
+    std::string parent = dir.empty() ? root : root + "/" + dir;
+    if (name == ".wh..wh..opq") {
+      // Nothing of the layers below shows through this directory.
+      if (::setxattr(parent.c_str(), "trusted.overlay.opaque", "y", 1, 0) != 0) {
+        return Error("cannot mark " + dir + " opaque: " + std::strerror(errno));
+      }
+      continue;
+    }
+    if (name.rfind(".wh.", 0) == 0) {
+      std::string hidden = parent + "/" + name.substr(4);
+      if (name.size() == 4) return Error("whiteout '" + *path + "' names nothing");
+      if (Status s = removeExisting(hidden); !s) return s;
+      if (::mknod(hidden.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0) {
+        return Error("cannot make the whiteout for " + *path + ": " + std::strerror(errno));
+      }
+      continue;
+    }
+    std::string target = root + "/" + *path;
+    mode_t type = archive_entry_filetype(entry);
+    mode_t mode = archive_entry_perm(entry);
+    if (mode & (S_ISUID | S_ISGID)) {
+      ++stats->setuidDropped;
+      mode &= ~(S_ISUID | S_ISGID);
+    }
+    if (archive_entry_hardlink(entry) != nullptr) {
+      auto linked = cleanPath(archive_entry_hardlink(entry));
+      if (!linked) return Error("hard link " + *path + ": " + linked.error());
+      if (Status s = safeParents(root, *linked); !s) return Error("hard link " + *path + ": " + s.error());
+      if (Status s = removeExisting(target); !s) return s;
+      if (::link((root + "/" + *linked).c_str(), target.c_str()) != 0) {
+        return Error("hard link " + *path + " -> " + *linked + ": " + std::strerror(errno));
+      }
+      continue;
+    }
+    switch (type) {
+      case AE_IFDIR: {
+        struct stat st;
+        if (::lstat(target.c_str(), &st) != 0 && ::mkdir(target.c_str(), 0755) != 0) {
+          return Error("cannot make " + *path + ": " + std::strerror(errno));
+        }
+        break;
+      }
+      case AE_IFREG: {
+        if (Status s = removeExisting(target); !s) return s;
+        int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) return Error("cannot write " + *path + ": " + std::strerror(errno));
+        Status copied = copyData(a->get(), fd);
+        ::close(fd);
+        if (!copied) return copied;
+        stats->bytes += static_cast<uint64_t>(archive_entry_size(entry));
+        break;
+      }
+      case AE_IFLNK: {
+        std::string to = archive_entry_symlink(entry) ? archive_entry_symlink(entry) : "";
+        if (!symlinkStaysInside(*path, to)) {
+          return Error("symlink '" + *path + "' -> '" + to + "' points out of the root");
+        }
+        if (Status s = removeExisting(target); !s) return s;
+        if (::symlink(to.c_str(), target.c_str()) != 0) {
+          return Error("cannot make the symlink " + *path + ": " + std::strerror(errno));
+        }
+        break;
+      }
+      default:
+        ++stats->devicesSkipped;  // device nodes, fifos: not made from an image
+        continue;
+    }
+    if (::lchown(target.c_str(), static_cast<uid_t>(archive_entry_uid(entry)),
+                 static_cast<gid_t>(archive_entry_gid(entry))) != 0) {
+      return Error("cannot give " + *path + " its owner: " + std::strerror(errno));
+    }
+    if (type != AE_IFLNK && ::chmod(target.c_str(), mode) != 0) {
+      return Error("cannot set the mode of " + *path + ": " + std::strerror(errno));
+    }
+    timespec times[2] = {{archive_entry_mtime(entry), 0}, {archive_entry_mtime(entry), 0}};
+    ::utimensat(AT_FDCWD, target.c_str(), times, AT_SYMLINK_NOFOLLOW);
+  }
+}
+
+std::vector<std::string> stringList(const json& j, const char* key) {
+  std::vector<std::string> out;
+  if (j.contains(key) && j[key].is_array()) {
+    for (const auto& v : j[key]) {
+      if (v.is_string()) out.push_back(v.get<std::string>());
+    }
+  }
+  return out;
+}
+
+Result<json> readJson(const std::string& path, const std::string& what) {
+  auto text = readFile(path);
+  if (!text) return Error("no " + what + " (" + path + ")");
+  auto j = json::parse(*text, nullptr, false);
+  if (j.is_discarded()) return Error(what + " is not JSON");
+  return j;
+}
+
+// What an archive holds, checked: the config, and the layer blobs in order.
+struct Plan {
+  std::string configPath;
+  std::string configDigest;
+  std::vector<std::string> layerBlobs;
+  std::vector<std::string> names;
+};
+
+const std::set<std::string> kLayerTypes = {
+    "application/vnd.oci.image.layer.v1.tar", "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.docker.image.rootfs.diff.tar"};
+
+// A blob of an OCI layout, checked against its descriptor.
+Result<std::string> blob(const std::string& root, const json& descriptor) {
+  std::string digest = descriptor.value("digest", "");
+  if (digest.rfind("sha256:", 0) != 0 || digest.size() != 71) {
+    return Error("descriptor digest '" + digest + "' is not sha256:<64 hex>");
+  }
+  std::string path = root + "/blobs/sha256/" + digest.substr(7);
+  if (!pathExists(path)) return Error("missing blob " + digest);
+  auto actual = sha256File(path);
+  if (!actual) return Error(actual.error());
+  if (*actual != digest) return Error("digest mismatch for blob " + digest + ": its content is " + *actual);
+  if (descriptor.contains("size") && descriptor["size"].is_number_unsigned() &&
+      fs::file_size(path) != descriptor["size"].get<uint64_t>()) {
+    return Error("blob " + digest + " is not the size its descriptor says");
+  }
+  return path;
+}
+
+Result<Plan> planOci(const std::string& root, const std::string& wanted) {
+  auto index = readJson(root + "/index.json", "index.json");
+  if (!index) return Error(index.error());
+  if (!index->contains("manifests") || !(*index)["manifests"].is_array() ||
+      (*index)["manifests"].empty()) {
+    return Error("index.json lists no manifests");
+  }
+  json chosen;
+  std::vector<std::string> refs;
+  for (const auto& m : (*index)["manifests"]) {
+    std::string ref;
+    if (m.contains("annotations") && m["annotations"].is_object()) {
+      ref = m["annotations"].value("org.opencontainers.image.ref.name", "");
+    }
+    refs.push_back(ref);
+    std::string tag = wanted.substr(wanted.rfind(':') + 1);
+    if (!wanted.empty() && (ref == wanted || ref == tag)) chosen = m;
+  }
+  if (chosen.is_null()) {
+    if ((*index)["manifests"].size() > 1) {
+      return Error("the archive holds several images; name one with --name (it has: " +
+                   [&] { std::string s; for (auto& r : refs) s += (s.empty() ? "" : ", ") + (r.empty() ? "(unnamed)" : r); return s; }() + ")");
+    }
+    chosen = (*index)["manifests"][0];
+  }
+  std::string type = chosen.value("mediaType", "application/vnd.oci.image.manifest.v1+json");
+  if (type != "application/vnd.oci.image.manifest.v1+json" &&
+      type != "application/vnd.docker.distribution.manifest.v2+json") {
+    return Error("unsupported media type " + type + " (an image manifest is needed)");
+  }
+  auto manifestPath = blob(root, chosen);
+  if (!manifestPath) return Error(manifestPath.error());
+  auto manifest = readJson(*manifestPath, "the manifest");
+  if (!manifest) return Error(manifest.error());
+  Plan plan;
+  const json& config = (*manifest)["config"];
+  if (!config.is_object()) return Error("the manifest has no config");
+  std::string configType = config.value("mediaType", "");
+  if (configType != "application/vnd.oci.image.config.v1+json" &&
+      configType != "application/vnd.docker.container.image.v1+json") {
+    return Error("unsupported media type " + configType + " for the image config");
+  }
+  auto configPath = blob(root, config);
+  if (!configPath) return Error(configPath.error());
+  plan.configPath = *configPath;
+  plan.configDigest = config.value("digest", "");
+  if (!(*manifest)["layers"].is_array()) return Error("the manifest has no layers");
+  for (const auto& layer : (*manifest)["layers"]) {
+    std::string layerType = layer.value("mediaType", "");
+    if (kLayerTypes.count(layerType) == 0) {
+      return Error("unsupported media type " + layerType + " for a layer (tar and tar+gzip are)");
+    }
+    auto path = blob(root, layer);
+    if (!path) return Error(path.error());
+    plan.layerBlobs.push_back(*path);
+  }
+  std::string ref = refs[0];
+  if (!wanted.empty()) plan.names.push_back(wanted);
+  else if (!ref.empty() && ref.find(':') != std::string::npos) plan.names.push_back(ref);
+  return plan;
+}
+
+Result<Plan> planDocker(const std::string& root, const std::string& wanted) {
+  auto manifest = readJson(root + "/manifest.json", "manifest.json");
+  if (!manifest) return Error(manifest.error());
+  if (!manifest->is_array() || manifest->empty()) return Error("manifest.json lists no images");
+  json chosen = (*manifest)[0];
+  if (!wanted.empty()) {
+    for (const auto& m : *manifest) {
+      for (const auto& tag : stringList(m, "RepoTags")) {
+        if (tag == wanted) chosen = m;
+      }
+    }
+  }
+  Plan plan;
+  std::string config = chosen.value("Config", "");
+  auto clean = cleanPath(config);
+  if (config.empty() || !clean) return Error("manifest.json names no config");
+  plan.configPath = root + "/" + *clean;
+  if (!pathExists(plan.configPath)) return Error("missing config " + config);
+  auto digest = sha256File(plan.configPath);
+  if (!digest) return Error(digest.error());
+  std::string named = fs::path(*clean).stem().string();
+  if (named.size() == 64 && "sha256:" + named != *digest) {
+    return Error("digest mismatch for the config " + config + ": its content is " + *digest);
+  }
+  plan.configDigest = *digest;
+  for (const std::string& layer : stringList(chosen, "Layers")) {
+    auto path = cleanPath(layer);
+    if (!path) return Error(path.error());
+    if (!pathExists(root + "/" + *path)) return Error("missing layer " + layer);
+    plan.layerBlobs.push_back(root + "/" + *path);
+  }
+  if (!wanted.empty()) plan.names.push_back(wanted);
+  else for (const auto& tag : stringList(chosen, "RepoTags")) plan.names.push_back(tag);
+  return plan;
+}
+
+RunConfig runConfigOf(const json& config) {
+  RunConfig run;
+  if (!config.is_object()) return run;
+  run.entrypoint = stringList(config, "Entrypoint");
+  run.cmd = stringList(config, "Cmd");
+  run.env = stringList(config, "Env");
+  run.workingDir = config.value("WorkingDir", "");
+  run.user = config.value("User", "");
+  if (config.contains("ExposedPorts") && config["ExposedPorts"].is_object()) {
+    for (const auto& [port, ignored] : config["ExposedPorts"].items()) run.exposedPorts.push_back(port);
+  }
+  return run;
+}
+
+json toJson(const Image& image) {
+  return {{"id", image.id},
+          {"names", image.names},
+          {"layers", image.layers},
+          {"size", image.size},
+          {"imported", image.imported},
+          {"config",
+           {{"Entrypoint", image.config.entrypoint},
+            {"Cmd", image.config.cmd},
+            {"Env", image.config.env},
+            {"WorkingDir", image.config.workingDir},
+            {"User", image.config.user},
+            {"ExposedPorts", image.config.exposedPorts}}}};
+}
+
+// A lock on the store for changes (imports commit, removals).
+class StoreLock {
+ public:
+  explicit StoreLock(const std::string& dir) {
+    fd_ = ::open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ >= 0) ::flock(fd_, LOCK_EX);
+  }
+  ~StoreLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace
+
+Result<std::string> sha256File(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error("cannot read " + path);
+  Sha256 sha;
+  char buffer[1 << 16];
+  while (in) {
+    in.read(buffer, sizeof(buffer));
+    sha.update(buffer, static_cast<size_t>(in.gcount()));
+  }
+  return sha.digest();
+}
+
+std::string sha256Bytes(const std::string& bytes) {
+  Sha256 sha;
+  sha.update(bytes.data(), bytes.size());
+  return sha.digest();
+}
+
+Result<std::string> normalizeName(const std::string& name) {
+  if (name.empty() || name.size() > 255) return Error("an image name is repo[:tag]");
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' ||
+          c == '/' || c == ':')) {
+      return Error("image name '" + name + "' has a character other than letters, digits, . - _ / :");
+    }
+  }
+  size_t slash = name.rfind('/');
+  size_t colon = name.rfind(':');
+  if (colon == std::string::npos || (slash != std::string::npos && colon < slash)) {
+    return name + ":latest";
+  }
+  if (colon == 0 || colon + 1 == name.size()) return Error("image name '" + name + "' is not repo[:tag]");
+  return name;
+}
+
+std::string Store::layerPath(const std::string& diffId) const {
+  return dir_ + "/layers/" + diffId.substr(diffId.find(':') + 1);
+}
+
+Result<Image> Store::import(const std::string& tarball, const std::string& name) {
+  std::string wanted;
+  if (!name.empty()) {
+    auto normalized = normalizeName(name);
+    if (!normalized) return Error(normalized.error());
+    wanted = *normalized;
+  }
+  if (::geteuid() != 0) {
+    return Error("importing images needs root (layers keep their files' owners, and "
+                 "whiteouts are device nodes)");
+  }
+  if (!pathExists(tarball)) return Error("no file " + tarball);
+  std::string work = dir_ + "/tmp/import-" + uuidString();
+  if (Status made = makeDirectories(work + "/archive"); !made) return Error(made.error());
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { (void)removeAll(dir); }
+  } cleanup{work};
+
+  if (Status s = extractOuter(tarball, work + "/archive"); !s) return Error(s.error());
+  std::string root = work + "/archive";
+  Result<Plan> plan = pathExists(root + "/index.json") ? planOci(root, wanted)
+                      : pathExists(root + "/manifest.json")
+                          ? planDocker(root, wanted)
+                          : Result<Plan>(Error("neither an OCI image layout (index.json) nor a "
+                                               "docker save archive (manifest.json)"));
+  if (!plan) return Error(tarball + ": " + plan.error());
+  auto config = readJson(plan->configPath, "the image config");
+  if (!config) return Error(tarball + ": " + config.error());
+  std::vector<std::string> diffIds;
+  if (config->contains("rootfs") && (*config)["rootfs"].is_object()) {
+    diffIds = stringList((*config)["rootfs"], "diff_ids");
+  }
+  if (diffIds.size() != plan->layerBlobs.size()) {
+    return Error(tarball + ": the config lists " + std::to_string(diffIds.size()) +
+                 " layers and the manifest " + std::to_string(plan->layerBlobs.size()));
+  }
+  Image image;
+  image.id = plan->configDigest;
+  image.names = plan->names;
+  image.config = runConfigOf((*config)["config"]);
+  std::vector<std::string> unpacked;
+  for (size_t i = 0; i < plan->layerBlobs.size(); ++i) {
+    auto digest = uncompressedDigest(plan->layerBlobs[i]);
+    if (!digest) return Error(tarball + ": layer " + std::to_string(i + 1) + ": " + digest.error());
+    if (*digest != diffIds[i]) {
+      return Error(tarball + ": digest mismatch for layer " + std::to_string(i + 1) +
+                   ": the config says " + diffIds[i] + ", its content is " + *digest);
+    }
+    image.layers.push_back(*digest);
+    std::string into = work + "/layers/" + std::to_string(i);
+    if (pathExists(layerPath(*digest))) {
+      unpacked.push_back("");  // in the store already
+      continue;
+    }
+    if (Status made = makeDirectories(into); !made) return Error(made.error());
+    UnpackStats stats;
+    if (Status s = unpackLayer(plan->layerBlobs[i], into, &stats); !s) {
+      return Error(tarball + ": layer " + std::to_string(i + 1) + ": " + s.error());
+    }
+    image.size += stats.bytes;
+    unpacked.push_back(into);
+  }
+  return commit(std::move(image), unpacked);
+}
+
+Result<Image> Store::commit(Image image, const std::vector<std::string>& unpackedLayers) {
+  StoreLock lock(dir_);
+  if (Status made = makeDirectories(dir_ + "/layers"); !made) return Error(made.error());
+  if (Status made = makeDirectories(dir_ + "/images"); !made) return Error(made.error());
+  for (size_t i = 0; i < unpackedLayers.size(); ++i) {
+    if (unpackedLayers[i].empty() || pathExists(layerPath(image.layers[i]))) continue;
+    if (::rename(unpackedLayers[i].c_str(), layerPath(image.layers[i]).c_str()) != 0) {
+      return Error("cannot store layer " + image.layers[i] + ": " + std::strerror(errno));
+    }
+  }
+  image.imported = wallTimeNow();
+  // A name belongs to one image: the newest.
+  auto existing = list();
+  if (existing) {
+    for (Image& other : *existing) {
+      if (other.id == image.id) {
+        for (const std::string& n : other.names) {
+          if (std::find(image.names.begin(), image.names.end(), n) == image.names.end()) {
+            image.names.push_back(n);
+          }
+        }
+        continue;
+      }
+      size_t before = other.names.size();
+      std::erase_if(other.names, [&](const std::string& n) {
+        return std::find(image.names.begin(), image.names.end(), n) != image.names.end();
+      });
+      if (other.names.size() != before) (void)writeImage(other);
+    }
+  }
+  if (Status written = writeImage(image); !written) return Error(written.error());
+  return image;
+}
+
+Status Store::writeImage(const Image& image) const {
+  return writeFileAtomic(dir_ + "/images/" + image.id.substr(image.id.find(':') + 1) + ".json",
+                         toJson(image).dump(2) + "\n");
+}
+
+Result<Image> Store::readImage(const std::string& path) const {
+  auto j = readJson(path, "image record");
+  if (!j) return Error(j.error());
+  try {
+    Image image;
+    image.id = j->at("id").get<std::string>();
+    image.names = stringList(*j, "names");
+    image.layers = stringList(*j, "layers");
+    image.size = j->value("size", uint64_t{0});
+    image.imported = j->value("imported", 0.0);
+    image.config = runConfigOf(j->value("config", json::object()));
+    return image;
+  } catch (const std::exception& e) {
+    return Error(path + " is corrupt: " + e.what());
+  }
+}
+
+Result<std::vector<Image>> Store::list() const {
+  std::vector<Image> out;
+  std::error_code ec;
+  if (!fs::exists(dir_ + "/images", ec)) return out;
+  for (const auto& entry : fs::directory_iterator(dir_ + "/images", ec)) {
+    if (entry.path().extension() != ".json") continue;
+    auto image = readImage(entry.path().string());
+    if (image) out.push_back(std::move(*image));
+  }
+  std::sort(out.begin(), out.end(), [](const Image& a, const Image& b) { return a.imported > b.imported; });
+  return out;
+}
+
+Result<Image> Store::find(const std::string& reference) const {
+  auto images = list();
+  if (!images) return Error(images.error());
+  auto name = normalizeName(reference);
+  std::vector<Image> byId;
+  for (const Image& image : *images) {
+    if (name && std::find(image.names.begin(), image.names.end(), *name) != image.names.end()) {
+      return image;
+    }
+    std::string hexId = image.id.substr(image.id.find(':') + 1);
+    if (reference == image.id || (reference.size() >= 6 && hexId.rfind(reference, 0) == 0)) {
+      byId.push_back(image);
+    }
+  }
+  if (byId.size() == 1) return byId[0];
+  if (byId.size() > 1) return Error("'" + reference + "' names more than one image; give more of the id");
+  return Error("no image '" + reference + "' in the store " + dir_ +
+               " (import it with `agora image import FILE.tar --name=" + reference + "`)");
+}
+
+Status Store::remove(const std::string& reference) {
+  StoreLock lock(dir_);
+  auto image = find(reference);
+  if (!image) return Error(image.error());
+  auto name = normalizeName(reference);
+  bool byName = name && std::find(image->names.begin(), image->names.end(), *name) != image->names.end();
+  if (byName) {
+    std::erase(image->names, *name);
+  } else {
+    image->names.clear();
+  }
+  if (!image->names.empty()) return writeImage(*image);
+  if (::unlink((dir_ + "/images/" + image->id.substr(7) + ".json").c_str()) != 0) {
+    return Error(std::string("cannot remove the image record: ") + std::strerror(errno));
+  }
+  // Layers no other image uses go too.
+  std::set<std::string> used;
+  if (auto rest = list()) {
+    for (const Image& other : *rest) used.insert(other.layers.begin(), other.layers.end());
+  }
+  for (const std::string& layer : image->layers) {
+    if (used.count(layer) == 0) (void)removeAll(layerPath(layer));
+  }
+  return ok();
+}
+
+Result<Image> Store::buildFromDirectory(const std::string& directory, const std::string& name,
+                                        const RunConfig& config) {
+  auto normalized = normalizeName(name);
+  if (!normalized) return Error(normalized.error());
+  struct stat st;
+  if (::stat(directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Error("no directory " + directory);
+  }
+  std::string work = dir_ + "/tmp/build-" + uuidString();
+  if (Status made = makeDirectories(work); !made) return Error(made.error());
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { (void)removeAll(dir); }
+  } cleanup{work};
+  if (Status packed = packDirectory(directory, work + "/layer.tar"); !packed) {
+    return Error(packed.error());
+  }
+  if (Status written = writeOciArchive(work + "/image.tar", {work + "/layer.tar"}, config,
+                                       *normalized);
+      !written) {
+    return Error(written.error());
+  }
+  return import(work + "/image.tar", *normalized);
+}
+
+Status writeTar(const std::string& path, const std::vector<TarEntry>& entries, bool gzip) {
+  archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  if (gzip) archive_write_add_filter_gzip(a);
+  if (archive_write_open_filename(a, path.c_str()) != ARCHIVE_OK) {
+    std::string why = archive_error_string(a);
+    archive_write_free(a);
+    return Error("cannot write " + path + ": " + why);
+  }
+  for (const TarEntry& e : entries) {
+    archive_entry* entry = archive_entry_new();
+    archive_entry_set_pathname(entry, e.path.c_str());
+    archive_entry_set_perm(entry, e.mode);
+    archive_entry_set_mtime(entry, 1700000000, 0);
+    switch (e.type) {
+      case 'd':
+        archive_entry_set_filetype(entry, AE_IFDIR);
+        break;
+      case 'l':
+        archive_entry_set_filetype(entry, AE_IFLNK);
+        archive_entry_set_symlink(entry, e.link.c_str());
+        break;
+      case 'h':
+        archive_entry_set_filetype(entry, AE_IFREG);
+        archive_entry_set_hardlink(entry, e.link.c_str());
+        break;
+      default:
+        archive_entry_set_filetype(entry, AE_IFREG);
+        archive_entry_set_size(entry, static_cast<la_int64_t>(e.data.size()));
+    }
+    archive_write_header(a, entry);
+    if (e.type == 'f') archive_write_data(a, e.data.data(), e.data.size());
+    archive_entry_free(entry);
+  }
+  int closed = archive_write_close(a);
+  archive_write_free(a);
+  return closed == ARCHIVE_OK ? ok() : Error("cannot finish " + path);
+}
+
+Status packDirectory(const std::string& directory, const std::string& tarPath) {
+  archive* disk = archive_read_disk_new();
+  archive_read_disk_set_standard_lookup(disk);
+  archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_XATTR);
+  archive* out = archive_write_new();
+  archive_write_set_format_pax_restricted(out);
+  auto fail = [&](const std::string& why) {
+    archive_read_free(disk);
+    archive_write_free(out);
+    return Error(why);
+  };
+  if (archive_write_open_filename(out, tarPath.c_str()) != ARCHIVE_OK) {
+    return fail("cannot write " + tarPath + ": " + archive_error_string(out));
+  }
+  if (archive_read_disk_open(disk, directory.c_str()) != ARCHIVE_OK) {
+    return fail("cannot read " + directory + ": " + archive_error_string(disk));
+  }
+  archive_entry* entry = archive_entry_new();
+  while (true) {
+    archive_entry_clear(entry);
+    int r = archive_read_next_header2(disk, entry);
+    if (r == ARCHIVE_EOF) break;
+    if (r != ARCHIVE_OK) {
+      archive_entry_free(entry);
+      return fail("cannot read " + directory + ": " + archive_error_string(disk));
+    }
+    archive_read_disk_descend(disk);
+    std::string source = archive_entry_sourcepath(entry);
+    std::string relative = source.size() > directory.size() ? source.substr(directory.size()) : "";
+    while (!relative.empty() && relative[0] == '/') relative.erase(0, 1);
+    if (relative.empty()) continue;
+    archive_entry_set_pathname(entry, relative.c_str());
+    archive_write_header(out, entry);
+    if (archive_entry_filetype(entry) == AE_IFREG && archive_entry_size(entry) > 0) {
+      int fd = ::open(source.c_str(), O_RDONLY | O_CLOEXEC);
+      char buffer[1 << 16];
+      ssize_t n;
+      while (fd >= 0 && (n = ::read(fd, buffer, sizeof(buffer))) > 0) {
+        archive_write_data(out, buffer, static_cast<size_t>(n));
+      }
+      if (fd >= 0) ::close(fd);
+    }
+  }
+  archive_entry_free(entry);
+  archive_read_free(disk);
+  int closed = archive_write_close(out);
+  archive_write_free(out);
+  return closed == ARCHIVE_OK ? ok() : Error("cannot finish " + tarPath);
+}
+
+std::vector<TarEntry> ociLayout(const std::vector<std::string>& layerData,
+                                const RunConfig& config, const std::string& name,
+                                const std::string& layerType) {
+  std::vector<TarEntry> files = {{"oci-layout", 'f', R"({"imageLayoutVersion":"1.0.0"})"},
+                                 {"blobs", 'd', "", "", 0755},
+                                 {"blobs/sha256", 'd', "", "", 0755}};
+  json layers = json::array();
+  json diffIds = json::array();
+  for (const std::string& data : layerData) {
+    std::string digest = sha256Bytes(data);
+    diffIds.push_back(digest);
+    layers.push_back({{"mediaType", layerType}, {"digest", digest}, {"size", data.size()}});
+    files.push_back({"blobs/sha256/" + digest.substr(7), 'f', data});
+  }
+  json exposed = json::object();
+  for (const std::string& port : config.exposedPorts) exposed[port] = json::object();
+  json runConfig = {{"Env", config.env}, {"WorkingDir", config.workingDir}, {"User", config.user},
+                    {"ExposedPorts", exposed}};
+  if (!config.entrypoint.empty()) runConfig["Entrypoint"] = config.entrypoint;
+  if (!config.cmd.empty()) runConfig["Cmd"] = config.cmd;
+  std::string configJson = json{{"architecture", "amd64"},
+                                {"os", "linux"},
+                                {"config", runConfig},
+                                {"rootfs", {{"type", "layers"}, {"diff_ids", diffIds}}}}
+                               .dump();
+  std::string configDigest = sha256Bytes(configJson);
+  std::string manifest = json{{"schemaVersion", 2},
+                              {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+                              {"config",
+                               {{"mediaType", "application/vnd.oci.image.config.v1+json"},
+                                {"digest", configDigest},
+                                {"size", configJson.size()}}},
+                              {"layers", layers}}
+                             .dump();
+  std::string manifestDigest = sha256Bytes(manifest);
+  files.push_back({"blobs/sha256/" + configDigest.substr(7), 'f', configJson});
+  files.push_back({"blobs/sha256/" + manifestDigest.substr(7), 'f', manifest});
+  json index = {{"schemaVersion", 2},
+                {"manifests",
+                 {{{"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+                   {"digest", manifestDigest},
+                   {"size", manifest.size()},
+                   {"annotations", {{"org.opencontainers.image.ref.name", name}}}}}}};
+  files.push_back({"index.json", 'f', index.dump()});
+  return files;
+}
+
+Status writeOciArchive(const std::string& out, const std::vector<std::string>& layerTars,
+                       const RunConfig& config, const std::string& name) {
+  std::vector<std::string> layers;
+  for (const std::string& tar : layerTars) {
+    auto data = readFile(tar);
+    if (!data) return Error(data.error());
+    layers.push_back(std::move(*data));
+  }
+  return writeTar(out, ociLayout(layers, config, name));
+}
+
+}  // namespace agora::images
