@@ -71,6 +71,8 @@ struct AgentOptions {
   // container may open (with the driver's control devices) and NVIDIA_VISIBLE_DEVICES names.
   std::vector<gpu::Gpu> gpus;
   std::vector<std::string> gpuControlRules;
+  // Where images for tasks that name one are (isolators/images/store.hpp); empty: none.
+  std::string imageStore;
 };
 
 class Agent {
@@ -193,6 +195,9 @@ class Agent {
   // Gives the task the GPUs it asks for (and says which in its environment); false if the
   // agent has not that many free.
   bool assignGpus(Executor& executor, TaskInfo& task);
+  // For a task that names an image: finds it in the store, and fills in its layers and the
+  // command, environment, working directory and user the image gives it.
+  Status prepareImage(TaskInfo& task) const;
   // Whether the agent has the GPUs `resources` ask for free (an error that says so if not).
   Status enoughGpus(const google::protobuf::RepeatedPtrField<Resource>& resources) const;
   // Takes back the GPUs of the executor's tasks that have ended (all of them with `all`).

@@ -15,6 +15,7 @@
 
 #include "agent/agent.hpp"
 #include "common/fs.hpp"
+#include "isolators/images/store.hpp"
 
 namespace agora::agent {
 
@@ -203,6 +204,72 @@ void Agent::updateContainer(const Executor& executor) {
     LOG(WARNING) << "Could not set the limits of executor " << executor.id << ": "
                  << updated.error();
   }
+}
+
+Status Agent::prepareImage(TaskInfo& task) const {
+  if (task.container().image().empty()) {
+    return ok();
+  }
+  const std::string& name = task.container().image();
+  if (options_.imageStore.empty()) {
+    return Error("task wants image '" + name + "', but this agent has no image store "
+                 "(--image_store)");
+  }
+  images::Store store(options_.imageStore);
+  auto image = store.find(name);
+  if (!image) {
+    return Error(image.error());
+  }
+  ContainerInfo* container = task.mutable_container();
+  container->clear_rootfs_layers();
+  for (const std::string& layer : image->layers) {
+    container->add_rootfs_layers(store.layerPath(layer));
+  }
+  if (container->working_dir().empty()) {
+    container->set_working_dir(image->config.workingDir.empty() ? "/" : image->config.workingDir);
+  }
+  if (container->user().empty()) {
+    container->set_user(image->config.user);
+  }
+  // What runs: as Kubernetes reads command and args against Entrypoint and Cmd.
+  CommandInfo* command = task.mutable_command();
+  bool shell = !command->has_shell() || command->shell();
+  if (command->value().empty()) {
+    std::vector<std::string> argv = image->config.entrypoint;
+    if (command->arguments_size() > 0) {
+      argv.insert(argv.end(), command->arguments().begin(), command->arguments().end());
+    } else {
+      argv.insert(argv.end(), image->config.cmd.begin(), image->config.cmd.end());
+    }
+    if (argv.empty()) {
+      return Error("image '" + name + "' has no Entrypoint or Cmd, and the task no command");
+    }
+    command->set_shell(false);
+    command->set_value(argv[0]);
+    command->clear_arguments();
+    for (const std::string& a : argv) {
+      command->add_arguments(a);
+    }
+  } else if (!shell && command->arguments_size() == 0) {
+    command->add_arguments(command->value());
+  }
+  // The image's environment first; the task's own wins.
+  google::protobuf::RepeatedPtrField<EnvironmentVariable> env;
+  for (const std::string& var : image->config.env) {
+    size_t eq = var.find('=');
+    bool overridden = false;
+    for (const auto& own : command->environment()) {
+      overridden |= own.name() == var.substr(0, eq);
+    }
+    if (eq != std::string::npos && !overridden) {
+      EnvironmentVariable* e = env.Add();
+      e->set_name(var.substr(0, eq));
+      e->set_value(var.substr(eq + 1));
+    }
+  }
+  env.MergeFrom(command->environment());
+  *command->mutable_environment() = std::move(env);
+  return ok();
 }
 
 Status Agent::enoughGpus(const google::protobuf::RepeatedPtrField<Resource>& resources) const {

@@ -135,6 +135,7 @@ Agent::Executor* Agent::getOrLaunchExecutor(const FrameworkInfo& frameworkInfo,
   config.executorInfo = executor.info;
   config.directory = executor.directory;
   config.workDir = options_.workDir;
+  config.imageStore = options_.imageStore;
   config.resources = Resources(info.resources());
   for (const char* name : {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "TMPDIR"}) {
     if (const char* value = std::getenv(name)) {
@@ -229,6 +230,12 @@ void Agent::runTask(const FrameworkInfo& framework, const TaskInfo& task) {
     info.set_name("Command Executor (Task: " + task.task_id() + ")");
   }
   info.set_framework_id(framework.id());
+  TaskInfo launched = task;
+  if (Status image = prepareImage(launched); !image) {
+    agentUpdate(framework.id(), info.executor_id(), task.task_id(), TASK_FAILED,
+                TaskStatus::REASON_CONTAINER_LAUNCH_FAILED, image.error());
+    return;
+  }
   if (Status gpus = enoughGpus(task.resources()); !gpus) {
     agentUpdate(framework.id(), info.executor_id(), task.task_id(), TASK_FAILED,
                 TaskStatus::REASON_CONTAINER_LAUNCH_FAILED, gpus.error());
@@ -240,7 +247,6 @@ void Agent::runTask(const FrameworkInfo& framework, const TaskInfo& task) {
                 TaskStatus::REASON_EXECUTOR_SHUTDOWN, "its executor is shutting down");
     return;
   }
-  TaskInfo launched = task;
   assignGpus(*executor, launched);
   linkVolumes(*executor, task.resources());
   executor->tasks[task.task_id()] = taskFromInfo(task, framework.id(), executor->id, agentId_);
@@ -266,6 +272,20 @@ void Agent::runTaskGroup(const FrameworkInfo& framework, const ExecutorInfo& exe
     info.set_type(ExecutorInfo::DEFAULT);
   }
   info.set_framework_id(framework.id());
+  TaskGroupInfo launched = group;
+  for (TaskInfo& t : *launched.mutable_tasks()) {
+    if (Status image = prepareImage(t); !image) {
+      // All or none: the group does not start.
+      for (const TaskInfo& each : group.tasks()) {
+        agentUpdate(framework.id(), info.executor_id(), each.task_id(), TASK_FAILED,
+                    TaskStatus::REASON_CONTAINER_LAUNCH_FAILED,
+                    each.task_id() == t.task_id() ? image.error()
+                                                  : "another task of its group cannot start: " +
+                                                        image.error());
+      }
+      return;
+    }
+  }
   Resources groupResources;
   for (const TaskInfo& t : group.tasks()) {
     groupResources += Resources(t.resources());
@@ -285,7 +305,6 @@ void Agent::runTaskGroup(const FrameworkInfo& framework, const ExecutorInfo& exe
     }
     return;
   }
-  TaskGroupInfo launched = group;
   for (TaskInfo& t : *launched.mutable_tasks()) {
     assignGpus(*executor, t);
     linkVolumes(*executor, t.resources());

@@ -108,6 +108,10 @@ int agentCommand(int argc, const char* const* argv) {
   flags.add(&gpuOptions.devDir, "nvidia_dev_dir", "Where the NVIDIA device files are.");
   flags.add(&gpuOptions.nvmlLibrary, "nvml_library",
             "The NVML library to load at run time (the driver's libnvidia-ml.so.1).");
+  options.imageStore = defaultImageStore();
+  flags.add(&options.imageStore, "image_store",
+            "Where the images tasks name are (agora image import --store=...; shared by the\n"
+            "agents of one machine).");
   flags.add(&cgroupsRoot, "cgroups_root",
             "Where containers' cgroups go: relative to the agent's own cgroup, or from the "
             "hierarchy's top when it starts with '/'.");

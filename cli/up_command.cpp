@@ -252,6 +252,7 @@ int upCommand(int argc, const char* const* argv) {
                                      "--hostname=" + localHostname() + "-agent-" +
                                          std::to_string(i),
                                      "--containerizer=" + containerizer,
+                                     "--image_store=" + defaultImageStore(),
                                      "--info_file=" + agent.dir + "/info.json"};
     if (ha) {
       args.push_back("--zk_session_timeout=5secs");

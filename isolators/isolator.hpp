@@ -35,9 +35,10 @@ struct ContainerSpec {
   std::string containerId;
   std::string executorId;
   std::string sandbox;
-  std::string workDir;  // the agent's
   Resources resources;  // what the container may use at first
-  std::string program;  // the path of what the container runs first ("" for a shell command)
+  // Host paths the container needs wherever they are (the agent's work directory, the
+  // directory of the program it runs, the image store): a private /tmp keeps them visible.
+  std::vector<std::string> keep;
 };
 
 // How the container's first process is started: `wrapper` runs before the command (its last

@@ -21,18 +21,18 @@ Status NamespacesIsolator::prepare(const ContainerSpec& spec, Launch* launch) {
   if (ns.count("mount") > 0) {
     // A private /tmp: the sandbox's tmp/ mounted over it. What the container needs from the
     // old /tmp (the agent's work directory with the sandbox and the executors' socket, the
-    // directory of the program it runs) would vanish with it, so it is mounted into the new
-    // /tmp at the same place first.
-    std::string program = spec.program;
+    // directory of the program it runs, the image store) would vanish with it, so it is
+    // mounted into the new /tmp at the same place first.
+    std::string keep;
+    for (const std::string& path : spec.keep) {
+      keep += (keep.empty() ? "" : "\n") + path;
+    }
     launch->env["AGORA_CONTAINER_TMP"] = spec.sandbox + "/tmp";
-    launch->env["AGORA_CONTAINER_KEEP"] =
-        spec.workDir + (program.find('/') == std::string::npos
-                            ? ""
-                            : "\n" + program.substr(0, program.rfind('/')));
+    launch->env["AGORA_CONTAINER_KEEP"] = keep;
     setup +=
         "t=\"$AGORA_CONTAINER_TMP\"; mkdir -p \"$t\" && chmod 1777 \"$t\" || exit 125; "
         "printf '%s\\n' \"$AGORA_CONTAINER_KEEP\" | while IFS= read -r p; do "
-        "case \"$p/\" in /tmp/?*) mkdir -p \"$t/${p#/tmp/}\" && "
+        "case \"$p/\" in /tmp/?*) [ -e \"$p\" ] || continue; mkdir -p \"$t/${p#/tmp/}\" && "
         "mount --bind \"$p\" \"$t/${p#/tmp/}\" || exit 125;; esac; done || exit 125; "
         "mount --rbind \"$t\" /tmp || exit 125; "
         "export TMPDIR=/tmp; unset AGORA_CONTAINER_TMP AGORA_CONTAINER_KEEP; ";

@@ -49,8 +49,11 @@ Status Master::validateTask(const FrameworkEntry& framework, const AgentEntry& a
     if (!s) {
       return s;
     }
-  } else if (task.command().value().empty()) {
-    return Error("a task needs a command (or an executor)");
+  } else if (task.command().value().empty() && task.container().image().empty()) {
+    return Error("a task needs a command (or an executor, or an image)");
+  }
+  if (task.container().rootfs_layers_size() > 0) {
+    return Error("container.rootfs_layers is the agent's to fill in");
   }
   if (task.has_kill_grace_period_seconds() &&
       (!std::isfinite(task.kill_grace_period_seconds()) || task.kill_grace_period_seconds() < 0)) {

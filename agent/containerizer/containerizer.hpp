@@ -32,6 +32,7 @@ struct ContainerConfig {
   bool shell = false;            // argv[0] is a shell command line
   std::string directory;         // the sandbox (the containerizer creates it)
   std::string workDir;           // the agent's (a private /tmp keeps it where it is)
+  std::string imageStore;        // and the image store
   std::map<std::string, std::string> env;
   Resources resources;
   std::string user;              // run a custom executor as this user ("" : the agent's)

@@ -104,8 +104,13 @@ Status PosixContainerizer::launch(const ContainerConfig& config) {
   }
   // Each isolator prepares the container and wraps what starts it, the first outermost.
   isolators::ContainerSpec spec{config.containerId, config.executorId, config.directory,
-                                config.workDir, config.resources,
-                                config.shell || config.argv.empty() ? "" : config.argv[0]};
+                                config.resources, {config.workDir}};
+  if (!config.shell && !config.argv.empty() && config.argv[0].find('/') != std::string::npos) {
+    spec.keep.push_back(config.argv[0].substr(0, config.argv[0].rfind('/')));
+  }
+  if (!config.imageStore.empty()) {
+    spec.keep.push_back(config.imageStore);
+  }
   std::vector<std::vector<std::string>> launches;
   for (auto& isolator : isolators_) {
     isolators::Launch wrap;

@@ -11,6 +11,7 @@
 
 #include <glog/logging.h>
 
+#include "agent/executor/rootfs.hpp"
 #include "common/fs.hpp"
 #include "common/logging.hpp"
 #include "common/process.hpp"
@@ -239,12 +240,33 @@ void CommandExecutor::start(ExecutorDriver* driver, Running& running) {
     spawn.argv[0] = command.value();
   }
   spawn.env = taskEnvironment(*driver, task, running.directory, group_);
-  // The task runs as its framework's user; the executor stays the agent's.
-  spawn.argv = asTaskUser(std::move(spawn.argv));
+  if (task.container().rootfs_layers_size() > 0) {
+    // Inside its image: the helper mounts the image and becomes the image's (or the task's)
+    // user there.
+    std::string layers;
+    for (const std::string& layer : task.container().rootfs_layers()) {
+      layers += (layers.empty() ? "" : ":") + layer;
+    }
+    std::vector<std::string> enter = {selfExecutable(), "executor", "enter-rootfs",
+                                      "--layers=" + layers, "--sandbox=" + running.directory,
+                                      "--workdir=" + task.container().working_dir(),
+                                      "--user=" + task.container().user()};
+    if (group_) {
+      enter.push_back("--shared=" + driver->sandbox() + "/shared");
+      spawn.env["AGORA_SHARED_DIR"] = kRootfsShared;
+    }
+    enter.push_back("--");
+    enter.insert(enter.end(), spawn.argv.begin(), spawn.argv.end());
+    spawn.argv = std::move(enter);
+    spawn.env["AGORA_SANDBOX"] = kRootfsSandbox;
+  } else {
+    // The task runs as its framework's user; the executor stays the agent's.
+    spawn.argv = asTaskUser(std::move(spawn.argv));
+  }
   if (taskCgroups_ != nullptr) {
     // Its own cgroups, entered before anything of it runs.
-    isolators::ContainerSpec spec{task.task_id(), task.task_id(), running.directory, "",
-                                  Resources(task.resources()), ""};
+    isolators::ContainerSpec spec{task.task_id(), task.task_id(), running.directory,
+                                  Resources(task.resources()), {}};
     isolators::Launch wrap;
     if (Status isolated = taskCgroups_->prepare(spec, &wrap); !isolated) {
       LOG(WARNING) << "Task " << task.task_id() << " shares the group's cgroups: "
@@ -483,6 +505,9 @@ void CommandExecutor::stopWhenRecorded(ExecutorDriver* driver, TimePoint deadlin
 int runCommandExecutor(const std::vector<std::string>& args) {
   if (!args.empty() && args[0] == "probe") {
     return runHealthProbe(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
+  if (!args.empty() && args[0] == "enter-rootfs") {
+    return runInRootfs(std::vector<std::string>(args.begin() + 1, args.end()));
   }
   // The task owns the sandbox's stdout and stderr; the executor's own log goes beside them.
   const char* sandbox = std::getenv("AGORA_SANDBOX");
