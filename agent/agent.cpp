@@ -68,6 +68,7 @@ Agent::~Agent() {
   loop_.cancel(heartbeatTimer_);
   loop_.cancel(diskTimer_);
   loop_.cancel(usageTimer_);
+  loop_.cancel(gcTimer_);
   for (auto& [fid, framework] : frameworks_) {
     for (auto& [eid, executor] : framework.executors) {
       loop_.cancel(executor.registrationTimer);
@@ -86,6 +87,9 @@ void Agent::start() {
   diskTimer_ = loop_.after(options_.diskWatchInterval, [this] { checkDisk(); });
   if (options_.usageInterval > Duration::zero()) {
     usageTimer_ = loop_.after(options_.usageInterval, [this] { reportUsage(); });
+  }
+  if (options_.checkpoint) {  // an agent of real containers, with real sandboxes
+    gcTimer_ = loop_.after(seconds(1), [this] { collectGarbage(); });
   }
 }
 

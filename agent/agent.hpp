@@ -64,6 +64,10 @@ struct AgentOptions {
   // How often sandboxes are measured; with enforceDiskLimit a container whose sandbox outgrows
   // its tasks' disk is destroyed (REASON_CONTAINER_LIMITATION_DISK).
   Duration diskWatchInterval = seconds(15);
+  // Sandboxes of executors that have ended are removed this long after (sooner as the disk
+  // fills: the delay shrinks by the fraction of the disk in use, plus the headroom).
+  Duration gcDelay = hours(24 * 7);
+  double gcDiskHeadroom = 0.1;
   // How often the usage of isolated containers goes to the master (0: never).
   Duration usageInterval = seconds(10);
   bool enforceDiskLimit = false;
@@ -188,6 +192,8 @@ class Agent {
   std::optional<ResourceStatistics> statisticsOf(const Executor& executor) const;
   // Sends the master what each isolated container uses.
   void reportUsage();
+  // Removes old sandboxes of ended executors, and the image store's garbage.
+  void collectGarbage();
   // The limit an executor's container ran into: the agent's (disk) or the containerizer's.
   std::optional<Limitation> limitationOf(Executor& executor);
   // Gives the containerizer the executor's resources plus its live tasks', and its GPUs.
@@ -251,6 +257,7 @@ class Agent {
   TimerId heartbeatTimer_ = 0;
   TimerId diskTimer_ = 0;
   TimerId usageTimer_ = 0;
+  TimerId gcTimer_ = 0;
   uint64_t detectGeneration_ = 0;
   std::mt19937_64 rng_{std::random_device{}()};
   double startTime_ = 0;

@@ -3,13 +3,16 @@
 // checks.
 
 #include <pwd.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <optional>
+#include <set>
 
 #include <glog/logging.h>
 
@@ -179,6 +182,61 @@ void Agent::reportUsage() {
   }
   if (usage->containers_size() > 0) {
     sendToMaster(std::move(call));
+  }
+}
+
+void Agent::collectGarbage() {
+  gcTimer_ = loop_.after(std::min<Duration>(minutes(1), std::max<Duration>(options_.gcDelay / 10,
+                                                                          milliseconds(100))),
+                         [this] { collectGarbage(); });
+  // The fuller the disk, the sooner.
+  double used = 0;
+  struct statvfs fsStats;
+  if (::statvfs(options_.workDir.c_str(), &fsStats) == 0 && fsStats.f_blocks > 0) {
+    used = 1.0 - static_cast<double>(fsStats.f_bavail) / static_cast<double>(fsStats.f_blocks);
+  }
+  double keep = std::max(0.0, 1.0 - used - options_.gcDiskHeadroom);
+  auto delay = std::chrono::duration_cast<std::filesystem::file_time_type::duration>(
+      std::chrono::duration<double>(toSeconds(options_.gcDelay) * keep));
+  auto cutoff = std::filesystem::file_time_type::clock::now() - delay;
+  std::set<std::string> live;
+  for (const auto& [fid, framework] : frameworks_) {
+    for (const auto& [eid, executor] : framework.executors) {
+      live.insert(executor.directory);
+    }
+  }
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::string root = options_.workDir + "/frameworks";
+  int removed = 0;
+  for (const auto& framework : fs::directory_iterator(root, ec)) {
+    for (const auto& executor : fs::directory_iterator(framework.path() / "executors", ec)) {
+      for (const auto& run : fs::directory_iterator(executor.path() / "runs", ec)) {
+        std::string dir = run.path().string();
+        if (live.count(dir) > 0) {
+          continue;
+        }
+        auto newest = fs::last_write_time(run.path(), ec);
+        for (const char* name : {"stdout", "stderr"}) {
+          auto t = fs::last_write_time(run.path() / name, ec);
+          if (!ec && t > newest) newest = t;
+        }
+        ec.clear();
+        if (newest < cutoff && removeAll(dir)) {
+          ++removed;
+        }
+      }
+      fs::remove(executor.path() / "runs", ec);  // only when empty
+      fs::remove(executor.path(), ec);
+    }
+    fs::remove(framework.path() / "executors", ec);
+    fs::remove(framework.path(), ec);
+  }
+  if (removed > 0) {
+    LOG(INFO) << "Removed " << removed << " old sandboxes";
+  }
+  if (!options_.imageStore.empty() && pathExists(options_.imageStore)) {
+    images::Store(options_.imageStore).collectGarbage();
   }
 }
 

@@ -98,6 +98,10 @@ int agentCommand(int argc, const char* const* argv) {
             "Destroy a container whose sandbox outgrows its tasks' disk (checked every "
             "--disk_watch_interval).");
   flags.add(&options.diskWatchInterval, "disk_watch_interval", "How often sandboxes are measured.");
+  flags.add(&options.gcDelay, "gc_delay",
+            "How long the sandbox of an ended executor is kept (less as the disk fills).");
+  flags.add(&options.gcDiskHeadroom, "gc_disk_headroom",
+            "The disk fraction kept free: the delay is gc_delay x (1 - used - headroom).");
   flags.add(&options.usageInterval, "usage_interval",
             "How often the usage of isolated containers goes to the master (0: never).");
   flags.add(&options.switchUser, "switch_user",

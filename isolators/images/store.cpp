@@ -749,6 +749,35 @@ Status Store::remove(const std::string& reference) {
   return ok();
 }
 
+int Store::collectGarbage(Duration staleAfter) {
+  StoreLock lock(dir_);
+  int removed = 0;
+  std::set<std::string> used;
+  if (auto images = list()) {
+    for (const Image& image : *images) {
+      for (const std::string& layer : image.layers) used.insert(layer.substr(layer.find(':') + 1));
+    }
+  }
+  std::error_code ec;
+  if (fs::exists(dir_ + "/layers", ec)) {
+    for (const auto& entry : fs::directory_iterator(dir_ + "/layers", ec)) {
+      if (used.count(entry.path().filename().string()) == 0 && removeAll(entry.path().string())) {
+        ++removed;
+      }
+    }
+  }
+  auto cutoff = fs::file_time_type::clock::now() -
+                std::chrono::duration_cast<fs::file_time_type::duration>(staleAfter);
+  if (fs::exists(dir_ + "/tmp", ec)) {
+    for (const auto& entry : fs::directory_iterator(dir_ + "/tmp", ec)) {
+      if (fs::last_write_time(entry.path(), ec) < cutoff && removeAll(entry.path().string())) {
+        ++removed;
+      }
+    }
+  }
+  return removed;
+}
+
 Result<Image> Store::buildFromDirectory(const std::string& directory, const std::string& name,
                                         const RunConfig& config) {
   auto normalized = normalizeName(name);

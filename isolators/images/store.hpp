@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "common/time.hpp"
 
 namespace agora::images {
 
@@ -59,6 +60,10 @@ class Store {
   Result<Image> find(const std::string& reference) const;
   // Removes a name; the image (and layers no other image uses) go with its last name.
   Status remove(const std::string& reference);
+
+  // Removes layers no image uses (left by an interrupted import or removal) and imports that
+  // were abandoned more than `staleAfter` ago. Returns how many it removed.
+  int collectGarbage(Duration staleAfter = hours(1));
 
   std::string layerPath(const std::string& diffId) const;
   const std::string& dir() const { return dir_; }

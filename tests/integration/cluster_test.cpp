@@ -708,6 +708,30 @@ TEST_F(ClusterIsolationTest, ATaskInAGroupIsHeldToItsOwnMemoryAndRestartedOnFail
   driver.join();
 }
 
+TEST(ClusterDiskTest, SandboxesOfEndedExecutorsAreCollectedAfterTheGcDelay) {
+  ProcessClusterOptions options;
+  options.agents = 1;
+  options.agentFlags = {"--gc_delay=300ms"};
+  ProcessCluster cluster(options);
+  ASSERT_TRUE(cluster.start().ok()) << "see " << cluster.dir();
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster.masterHttp());
+  scheduler.launch(TestScheduler::commandTask("brief", "echo done"));
+  scheduler.launch(TestScheduler::commandTask("lasting", "exec tail -f /dev/null"));
+  driver.start();
+  EXPECT_EQ(scheduler.waitForEnd("brief").state(), TASK_FINISHED);
+  ASSERT_TRUE(scheduler.waitForState("lasting", TASK_RUNNING));
+  std::string executors = cluster.agentWorkDir(0) + "/frameworks/" + scheduler.frameworkId() +
+                          "/executors/";
+  // The ended one's sandbox goes; the running one's stays.
+  EXPECT_TRUE(waitUntil([&] { return !pathExists(executors + "brief"); }, seconds(20)));
+  EXPECT_TRUE(pathExists(executors + "lasting"));
+  driver.kill("lasting");
+  EXPECT_EQ(scheduler.waitForEnd("lasting").state(), TASK_KILLED);
+  driver.stop();
+  driver.join();
+}
+
 TEST(ClusterDiskTest, ASandboxPastItsDiskIsDestroyedWithTheDiskReason) {
   ProcessClusterOptions options;
   options.agents = 1;

@@ -151,6 +151,13 @@ TEST_F(ImageStoreTest, AnOciArchiveIsCheckedAndUnpackedWithItsWhiteouts) {
   EXPECT_FALSE(pathExists(top));
   EXPECT_FALSE(store.find("tiny:1").ok());
   EXPECT_NE(store.find("tiny:1").error().find("agora image import"), std::string::npos);
+
+  // Garbage: a layer no image uses, an import abandoned long ago; the used layer stays.
+  ASSERT_TRUE(makeDirectories(store_ + "/layers/" + std::string(64, 'f') + "/etc").ok());
+  ASSERT_TRUE(makeDirectories(store_ + "/tmp/import-abandoned").ok());
+  EXPECT_EQ(store.collectGarbage(Duration::zero()), 2);
+  EXPECT_TRUE(pathExists(base));
+  EXPECT_FALSE(pathExists(store_ + "/tmp/import-abandoned"));
 }
 
 TEST_F(ImageStoreTest, ADockerSaveArchiveAndABuiltRootfs) {
