@@ -57,6 +57,9 @@ class RunScheduler final : public Scheduler {
         resources_(std::move(resources)), role_(std::move(role)), count_(count),
         follow_(follow) {}
 
+  // Runs the tasks in this image (its entrypoint, when there is no command).
+  void setImage(std::string image) { image_ = std::move(image); }
+
   void subscribed(SchedulerDriver* driver, const std::string& frameworkId,
                   const MasterInfo& master) override {
     say("Subscribed to master " + master.id() + " as framework " + frameworkId);
@@ -74,7 +77,12 @@ class RunScheduler final : public Scheduler {
         task.set_name(name_);
         task.set_agent_id(offer.agent_id());
         resources_.copyTo(task.mutable_resources());
-        task.mutable_command()->set_value(command_);
+        if (!command_.empty()) {
+          task.mutable_command()->set_value(command_);
+        }
+        if (!image_.empty()) {
+          task.mutable_container()->set_image(image_);
+        }
         available -= resources_;
         tasks.push_back(task);
         TaskRecord& record = tasks_[id];
@@ -193,6 +201,7 @@ class RunScheduler final : public Scheduler {
   std::string prefix_;
   std::string name_;
   std::string command_;
+  std::string image_;
   Resources resources_;
   std::string role_;
   int count_;
@@ -298,11 +307,15 @@ int runCommand(int argc, const char* const* argv) {
   std::string role = "*";
   std::string name;
   bool follow = false;
-  Flags flags("agora run --command=CMD [flags]",
+  std::string image;
+  Flags flags("agora run --command=CMD | --image=NAME [flags]",
               "Runs CMD (under /bin/sh -c) as --count tasks, prints each task's state changes\n"
               "and its output (as it comes with --follow, otherwise at the end), and exits 0\n"
               "only if every task FINISHED. Ctrl-C kills the tasks.");
-  flags.add(&command, "command", "The shell command each task runs (required).");
+  flags.add(&command, "command", "The shell command each task runs.");
+  flags.add(&image, "image",
+            "Run the tasks in this image from the agents' image store (agora image import);\n"
+            "without --command, the image's entrypoint runs.");
   flags.add(&resourcesText, "resources", "Resources of each task, e.g. 'cpus:0.5;mem:128'.");
   flags.add(&count, "count", "How many tasks to run.");
   flags.add(&role, "role", "The role to run under.");
@@ -315,8 +328,8 @@ int runCommand(int argc, const char* const* argv) {
   if (rc >= 0) {
     return rc;
   }
-  if (command.empty()) {
-    std::cerr << "agora run: --command is required\n";
+  if (command.empty() && image.empty()) {
+    std::cerr << "agora run: --command (or --image) is required\n";
     return 2;
   }
   if (count < 1 || count > 1000000) {
@@ -354,6 +367,7 @@ int runCommand(int argc, const char* const* argv) {
   framework.add_capabilities(FrameworkInfo::TASK_KILLING_STATE);
 
   RunScheduler scheduler("run-" + shortId(), name, command, *resources, role, count, follow);
+  scheduler.setImage(image);
   SchedulerDriverOptions options;
   options.masterTimeout = std::chrono::seconds(30);
   SchedulerDriver driver(&scheduler, framework, *address, options);
