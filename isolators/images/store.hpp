@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "isolators/images/archive.hpp"
 #include "common/time.hpp"
 
 namespace agora::images {
@@ -79,20 +80,6 @@ class Store {
 // "busybox" -> "busybox:latest"; an error for names that are not repo[:tag].
 Result<std::string> normalizeName(const std::string& name);
 
-// A tar entry to write: a file ('f', with `data`), a directory ('d'), a symlink ('l' to
-// `link`) or a hard link ('h' to `link`).
-struct TarEntry {
-  std::string path;
-  char type = 'f';
-  std::string data;
-  std::string link;
-  unsigned mode = 0644;
-};
-Status writeTar(const std::string& path, const std::vector<TarEntry>& entries, bool gzip = false);
-
-// A directory tree as a tar (owners, modes, symlinks kept).
-Status packDirectory(const std::string& directory, const std::string& tarPath);
-
 // The files of an OCI image layout holding one image: its layers (uncompressed tars, lowest
 // first, each of media type `layerType`), a config with `config`, named `name` in its index.
 std::vector<TarEntry> ociLayout(const std::vector<std::string>& layers, const RunConfig& config,
@@ -104,8 +91,5 @@ std::vector<TarEntry> ociLayout(const std::vector<std::string>& layers, const Ru
 Status writeOciArchive(const std::string& out, const std::vector<std::string>& layerTars,
                        const RunConfig& config, const std::string& name);
 
-// sha256 of a file or of bytes, as "sha256:<hex>".
-Result<std::string> sha256File(const std::string& path);
-std::string sha256Bytes(const std::string& bytes);
 
 }  // namespace agora::images
