@@ -208,8 +208,7 @@ class Agent {
   Status enoughGpus(const google::protobuf::RepeatedPtrField<Resource>& resources) const;
   // Takes back the GPUs of the executor's tasks that have ended (all of them with `all`).
   void releaseGpus(Executor& executor, bool all);
-  void linkVolumes(const Executor& executor, const google::protobuf::RepeatedPtrField<Resource>&
-                                                 resources);
+  void linkVolumes(const Executor& executor, const TaskInfo& task);
   void runTaskGroup(const FrameworkInfo& framework, const ExecutorInfo& executor,
                     const TaskGroupInfo& group);
   Executor* getOrLaunchExecutor(const FrameworkInfo& framework, const ExecutorInfo& info);

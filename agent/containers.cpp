@@ -289,6 +289,25 @@ Status Agent::prepareImage(TaskInfo& task) const {
   if (container->user().empty()) {
     container->set_user(image->config.user);
   }
+  // Its persistent volumes, mounted where they ask: a relative container_path is in the
+  // sandbox (/mnt/agora/sandbox), an absolute one anywhere in the image.
+  container->clear_mounts();
+  for (const Resource& r : task.resources()) {
+    if (!isPersistentVolume(r)) {
+      continue;
+    }
+    auto dir = volumeDirectory(options_.workDir, r);
+    const std::string& path = r.disk().container_path();
+    if (!dir || path.empty() || path.find("..") != std::string::npos) {
+      return Error("volume " + r.disk().persistence_id() + " has no usable container_path");
+    }
+    if (Status made = makeDirectories(*dir); !made) {
+      return made;
+    }
+    ContainerInfo::Mount* mount = container->add_mounts();
+    mount->set_source(*dir);
+    mount->set_target(path.front() == '/' ? path : std::string("/mnt/agora/sandbox/") + path);
+  }
   // What runs: as Kubernetes reads command and args against Entrypoint and Cmd.
   CommandInfo* command = task.mutable_command();
   bool shell = !command->has_shell() || command->shell();
@@ -443,9 +462,11 @@ void Agent::updateResources(const AgentEvent::UpdateResources& update) {
   }
 }
 
-void Agent::linkVolumes(const Executor& executor,
-                        const google::protobuf::RepeatedPtrField<Resource>& resources) {
-  for (const Resource& r : resources) {
+void Agent::linkVolumes(const Executor& executor, const TaskInfo& task) {
+  if (!task.container().image().empty()) {
+    return;  // mounted into its image instead (prepareImage)
+  }
+  for (const Resource& r : task.resources()) {
     if (!isPersistentVolume(r)) {
       continue;
     }

@@ -248,7 +248,7 @@ void Agent::runTask(const FrameworkInfo& framework, const TaskInfo& task) {
     return;
   }
   assignGpus(*executor, launched);
-  linkVolumes(*executor, task.resources());
+  linkVolumes(*executor, launched);
   executor->tasks[task.task_id()] = taskFromInfo(task, framework.id(), executor->id, agentId_);
   updateContainer(*executor);
   checkpointExecutor(*executor);
@@ -307,7 +307,7 @@ void Agent::runTaskGroup(const FrameworkInfo& framework, const ExecutorInfo& exe
   }
   for (TaskInfo& t : *launched.mutable_tasks()) {
     assignGpus(*executor, t);
-    linkVolumes(*executor, t.resources());
+    linkVolumes(*executor, t);
     executor->tasks[t.task_id()] = taskFromInfo(t, framework.id(), executor->id, agentId_);
   }
   updateContainer(*executor);

@@ -52,8 +52,8 @@ Status Master::validateTask(const FrameworkEntry& framework, const AgentEntry& a
   } else if (task.command().value().empty() && task.container().image().empty()) {
     return Error("a task needs a command (or an executor, or an image)");
   }
-  if (task.container().rootfs_layers_size() > 0) {
-    return Error("container.rootfs_layers is the agent's to fill in");
+  if (task.container().rootfs_layers_size() > 0 || task.container().mounts_size() > 0) {
+    return Error("container.rootfs_layers and container.mounts are the agent's to fill in");
   }
   if (task.has_kill_grace_period_seconds() &&
       (!std::isfinite(task.kill_grace_period_seconds()) || task.kill_grace_period_seconds() < 0)) {

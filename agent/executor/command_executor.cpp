@@ -251,6 +251,9 @@ void CommandExecutor::start(ExecutorDriver* driver, Running& running) {
                                       "--layers=" + layers, "--sandbox=" + running.directory,
                                       "--workdir=" + task.container().working_dir(),
                                       "--user=" + task.container().user()};
+    for (const auto& mount : task.container().mounts()) {
+      enter.push_back("--mount=" + mount.source() + ":" + mount.target());
+    }
     if (group_) {
       enter.push_back("--shared=" + driver->sandbox() + "/shared");
       spawn.env["AGORA_SHARED_DIR"] = kRootfsShared;

@@ -108,6 +108,7 @@ int runInRootfs(const std::vector<std::string>& args) {
   std::string shared;
   std::string workdir = "/";
   std::string user;
+  std::vector<std::pair<std::string, std::string>> mounts;  // host source, container target
   std::vector<std::string> argv;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -125,6 +126,13 @@ int runInRootfs(const std::vector<std::string>& args) {
       workdir = value("--workdir=");
     } else if (a.rfind("--user=", 0) == 0) {
       user = value("--user=");
+    } else if (a.rfind("--mount=", 0) == 0) {
+      std::string spec = value("--mount=");
+      size_t colon = spec.find(':');
+      if (colon == std::string::npos || spec.find("..") != std::string::npos) {
+        fail("bad mount " + spec);
+      }
+      mounts.emplace_back(spec.substr(0, colon), spec.substr(colon + 1));
     } else {
       fail("unknown argument " + a);
     }
@@ -195,6 +203,14 @@ int runInRootfs(const std::vector<std::string>& args) {
     check(::mount(shared.c_str(), (root + kRootfsShared).c_str(), nullptr, MS_BIND | MS_REC,
                   nullptr),
           "mount the shared directory");
+  }
+
+  // Its volumes, where they ask to be (after the sandbox, which some are inside).
+  for (const auto& [source, target] : mounts) {
+    std::string at = root + (target.front() == '/' ? "" : "/") + target;
+    makeDirs(at);
+    check(::mount(source.c_str(), at.c_str(), nullptr, MS_BIND | MS_REC, nullptr),
+          "mount the volume " + source + " at " + target);
   }
 
   // Into it.

@@ -8,7 +8,7 @@
 //   - gives it a fresh /proc, a /dev with only the standard devices (and /dev/pts, /dev/shm),
 //     /etc/hosts, /etc/hostname and /etc/resolv.conf;
 //   - mounts the sandbox at /mnt/agora/sandbox (and a group's scratch directory at
-//     /mnt/agora/shared);
+//     /mnt/agora/shared), and the task's persistent volumes where they ask to be;
 //   - pivots into it, changes to the working directory, becomes the user, and execs the task.
 
 #include <string>
@@ -21,7 +21,7 @@ inline constexpr const char* kRootfsSandbox = "/mnt/agora/sandbox";
 inline constexpr const char* kRootfsShared = "/mnt/agora/shared";
 
 // args: --layers=L1:L2 (lowest first) --sandbox=DIR [--shared=DIR] [--workdir=/] [--user=U]
-// -- argv...
+// [--mount=SOURCE:TARGET ...] -- argv...
 int runInRootfs(const std::vector<std::string>& args);
 
 }  // namespace agora::agent

@@ -13,6 +13,7 @@
 #include "tests/support/cgroups_root.hpp"
 #include "tests/support/process_cluster.hpp"
 #include "tests/support/test_scheduler.hpp"
+#include "tests/support/volume_scheduler.hpp"
 
 namespace agora::testing {
 namespace {
@@ -166,6 +167,20 @@ TEST_F(ImageTaskTest, CommandAndArgumentsOverrideTheImageAsKubernetesDoes) {
   EXPECT_EQ(missing.reason(), TaskStatus::REASON_CONTAINER_LAUNCH_FAILED);
   EXPECT_NE(missing.message().find("no image 'nowhere:2'"), std::string::npos) << missing.message();
   EXPECT_NE(missing.message().find("agora image import"), std::string::npos) << missing.message();
+  driver.stop();
+  driver.join();
+}
+
+TEST_F(ImageTaskTest, APersistentVolumeIsMountedIntoTheImage) {
+  // Written by a task on the host, read by one in the image, at its sandbox-relative path.
+  VolumeScheduler scheduler("tiny:1", "test \"$(cat /mnt/agora/sandbox/data/file)\" = kept");
+  FrameworkInfo info = testFramework("volumes");
+  info.add_roles("db");
+  SchedulerDriver driver(&scheduler, info, cluster_->masterHttp());
+  driver.start();
+  EXPECT_EQ(scheduler.waitForEnd("writer"), TASK_FINISHED);
+  EXPECT_EQ(scheduler.waitForEnd("reader"), TASK_FINISHED) << "see " << cluster_->dir();
+  EXPECT_TRUE(scheduler.errors().empty());
   driver.stop();
   driver.join();
 }
