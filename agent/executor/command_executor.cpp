@@ -3,11 +3,14 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include <glog/logging.h>
 
@@ -113,6 +116,38 @@ Status CommandExecutor::runHelper(ExecutorDriver* driver, const Running& task,
   spawn.argv = taskUser ? asTaskUser(argv) : argv;
   spawn.env = taskEnvironment(*driver, task.info, task.directory, group_);
   spawn.cwd = task.directory;
+  if (taskUser && task.info.container().rootfs_layers_size() > 0) {
+    // A check of a task in an image runs in the image, as the task runs there: in its mount
+    // namespace and root, as its user.
+    struct stat hostRoot;
+    struct stat taskRoot;
+    if (task.pid <= 0 ||
+        ::stat(("/proc/" + std::to_string(task.pid) + "/root/").c_str(), &taskRoot) != 0) {
+      return Error("the task is not running");
+    }
+    if (::stat("/", &hostRoot) == 0 && hostRoot.st_dev == taskRoot.st_dev &&
+        hostRoot.st_ino == taskRoot.st_ino) {
+      return Error(std::string(HealthChecker::kNotYet) + "the task has not entered its image");
+    }
+    std::string uid = "0";
+    std::string gid = "0";
+    std::ifstream status("/proc/" + std::to_string(task.pid) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      std::istringstream fields(line);
+      std::string key;
+      std::string real;
+      fields >> key >> real;
+      if (key == "Uid:") uid = real;
+      if (key == "Gid:") gid = real;
+    }
+    std::vector<std::string> enter = {"/usr/bin/nsenter", "--target", std::to_string(task.pid),
+                                      "--mount", "--root", "--wd", "--setuid", uid,
+                                      "--setgid", gid, "--"};
+    enter.insert(enter.end(), argv.begin(), argv.end());
+    spawn.argv = std::move(enter);
+    spawn.env["AGORA_SANDBOX"] = kRootfsSandbox;
+  }
   // Each check's output replaces the last one's.
   if (Status cleared = writeFileAtomic(output, ""); !cleared) {
     return cleared;

@@ -119,7 +119,9 @@ void HealthChecker::check() {
                             finished(waitStatus, timedOut);
                           }
                         });
-  if (!started) {
+  if (!started && started.error().rfind(kNotYet, 0) == 0) {
+    schedule(timing_.interval);
+  } else if (!started) {
     result(false, "cannot run the health check: " + started.error());
   }
 }

@@ -33,6 +33,9 @@ class HealthChecker {
  public:
   // How a helper process ended: its wait status, or that it was killed at its timeout.
   using HelperDone = std::function<void(int waitStatus, bool timedOut)>;
+  // What RunHelper says when the check cannot run yet (the task is still entering its image):
+  // the check is tried again at the next interval, and counts neither way.
+  static constexpr const char* kNotYet = "not yet: ";
   // Starts a helper process (the executor reaps it) whose output goes to `output`.
   using RunHelper =
       std::function<Status(const std::vector<std::string>& argv, bool asTaskUser,

@@ -41,6 +41,8 @@ class ImageTaskTest : public ::testing::Test {
                                   {"bin/cat", 'l', "", "busybox", 0777},
                                   {"bin/pwd", 'l', "", "busybox", 0777},
                                   {"bin/id", 'l', "", "busybox", 0777},
+                                  {"bin/sleep", 'l', "", "busybox", 0777},
+                                  {"bin/test", 'l', "", "busybox", 0777},
                                   {"etc", 'd', "", "", 0755},
                                   {"etc/passwd", 'f', "root:x:0:0:root:/:/bin/sh\n"
                                                       "web:x:1234:1234:web:/:/bin/sh\n"},
@@ -167,6 +169,35 @@ TEST_F(ImageTaskTest, CommandAndArgumentsOverrideTheImageAsKubernetesDoes) {
   EXPECT_EQ(missing.reason(), TaskStatus::REASON_CONTAINER_LAUNCH_FAILED);
   EXPECT_NE(missing.message().find("no image 'nowhere:2'"), std::string::npos) << missing.message();
   EXPECT_NE(missing.message().find("agora image import"), std::string::npos) << missing.message();
+  driver.stop();
+  driver.join();
+}
+
+TEST_F(ImageTaskTest, CommandHealthChecksRunInTheImage) {
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster_->masterHttp());
+  auto checked = [](const std::string& id, const std::string& check) {
+    TaskInfo task = imageTask(id, "tiny:1");
+    task.mutable_command()->set_value("exec sleep 1000");  // ok: the task's own command
+    HealthCheck* health = task.mutable_health_check();
+    health->set_type(HealthCheck::COMMAND);
+    health->mutable_command()->set_value(check);
+    health->set_interval_seconds(0.2);
+    health->set_consecutive_failures(1);
+    return task;
+  };
+  // /srv/app is in the image; /usr only on the host; and it runs as the image's user.
+  scheduler.launch(checked("inside", "test -e /srv/app && [ $(id -u) = 1234 ]"));
+  scheduler.launch(checked("outside", "test -e /usr"));
+  driver.start();
+  EXPECT_TRUE(scheduler.waitForStatus("inside", [](const TaskStatus& s) {
+    return s.state() == TASK_RUNNING && s.has_healthy() && s.healthy();
+  })) << "see " << cluster_->dir();
+  TaskStatus outside = scheduler.waitForEnd("outside");
+  EXPECT_EQ(outside.state(), TASK_KILLED) << outside.message();
+  EXPECT_TRUE(outside.has_healthy() && !outside.healthy());
+  driver.kill("inside");
+  EXPECT_EQ(scheduler.waitForEnd("inside").state(), TASK_KILLED);
   driver.stop();
   driver.join();
 }
