@@ -75,6 +75,7 @@ struct AgentOptions {
   // container may open (with the driver's control devices) and NVIDIA_VISIBLE_DEVICES names.
   std::vector<gpu::Gpu> gpus;
   std::vector<std::string> gpuControlRules;
+  std::vector<std::string> gpuControlDevices;  // their device files, for tasks in images
   // Where images for tasks that name one are (isolators/images/store.hpp); empty: none.
   std::string imageStore;
 };

@@ -404,6 +404,20 @@ bool Agent::assignGpus(Executor& executor, TaskInfo& task) {
     var->set_name(name);
     var->set_value(value);
   };
+  if (!task.container().image().empty()) {
+    // In an image, its GPUs' device files (and the driver's) are put in its /dev.
+    auto mount = [&](const std::string& device) {
+      ContainerInfo::Mount* m = task.mutable_container()->add_mounts();
+      m->set_source(device);
+      m->set_target("/dev/" + device.substr(device.rfind('/') + 1));
+    };
+    for (size_t p : mine) {
+      mount(options_.gpus[p].device);
+    }
+    for (const std::string& device : options_.gpuControlDevices) {
+      mount(device);
+    }
+  }
   set("NVIDIA_VISIBLE_DEVICES", visible);
   set("CUDA_VISIBLE_DEVICES", visible);
   set("CUDA_DEVICE_ORDER", "PCI_BUS_ID");

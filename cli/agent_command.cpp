@@ -291,6 +291,7 @@ int agentCommand(int argc, const char* const* argv) {
   if (gpus) {
     options.gpus = gpus->gpus;
     options.gpuControlRules = gpus->controlRules;
+    options.gpuControlDevices = gpus->controlDevices;
     if (gpus->gpus.empty()) {
       LOG(WARNING) << "gpu/nvidia: offering no GPUs: " << gpus->source;
     } else {

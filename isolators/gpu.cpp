@@ -56,15 +56,15 @@ Result<std::pair<uint32_t, uint32_t>> characterDevice(const std::string& path) {
                         static_cast<uint32_t>(minor(st.st_rdev)));
 }
 
-std::vector<std::string> controlRules(const std::string& devDir) {
-  std::vector<std::string> rules;
+// The driver's control devices: their cgroup rules and their files.
+void addControlDevices(const std::string& devDir, Inventory* inventory) {
   for (const char* name : {"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset"}) {
     if (auto dev = characterDevice(devDir + "/" + name)) {
-      rules.push_back("c " + std::to_string(dev->first) + ":" + std::to_string(dev->second) +
-                      " rwm");
+      inventory->controlRules.push_back("c " + std::to_string(dev->first) + ":" +
+                                        std::to_string(dev->second) + " rwm");
+      inventory->controlDevices.push_back(devDir + "/" + name);
     }
   }
-  return rules;
 }
 
 }  // namespace
@@ -118,7 +118,7 @@ Result<Inventory> discover(const Options& options) {
       gpu.minor = dev->second;
       inventory.gpus.push_back(gpu);
     }
-    inventory.controlRules = controlRules(options.devDir);
+    addControlDevices(options.devDir, &inventory);
     inventory.source = "--gpus in " + options.devDir;
     return inventory;
   }
@@ -188,7 +188,7 @@ Result<Inventory> discover(const Options& options) {
   if (!failure.empty()) {
     return Error("NVML: " + failure);
   }
-  inventory.controlRules = controlRules(options.devDir);
+  addControlDevices(options.devDir, &inventory);
   inventory.source = "NVML" + version + " from " + options.nvmlLibrary;
   return inventory;
 }

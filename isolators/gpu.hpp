@@ -32,6 +32,7 @@ struct Inventory {
   std::vector<Gpu> gpus;
   // Rules for the driver's own devices every GPU container needs (nvidiactl, nvidia-uvm, ...).
   std::vector<std::string> controlRules;
+  std::vector<std::string> controlDevices;  // their device files
   std::string source;  // how they were found, for the log: "NVML 12.535 (libnvidia-ml.so.1)"
 };
 

@@ -208,7 +208,14 @@ int runInRootfs(const std::vector<std::string>& args) {
   // Its volumes, where they ask to be (after the sandbox, which some are inside).
   for (const auto& [source, target] : mounts) {
     std::string at = root + (target.front() == '/' ? "" : "/") + target;
-    makeDirs(at);
+    struct stat st;
+    if (::stat(source.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+      // A file or a device: mounted over a file of its own.
+      makeDirs(at.substr(0, at.rfind('/')));
+      writeText(at, "");
+    } else {
+      makeDirs(at);
+    }
     check(::mount(source.c_str(), at.c_str(), nullptr, MS_BIND | MS_REC, nullptr),
           "mount the volume " + source + " at " + target);
   }

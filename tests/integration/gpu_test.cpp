@@ -16,6 +16,7 @@
 #include "common/fs.hpp"
 #include "isolators/cgroups.hpp"
 #include "isolators/gpu.hpp"
+#include "isolators/images/store.hpp"
 #include "tests/support/cgroups_root.hpp"
 #include "tests/support/process_cluster.hpp"
 #include "tests/support/test_scheduler.hpp"
@@ -117,7 +118,8 @@ class GpuClusterTest : public ::testing::Test {
     options.agents = 1;
     options.agentFlags = {"--isolation=cgroups/mem,gpu/nvidia", "--cgroups_root=" + root_,
                           std::string("--nvml_library=") + AGORA_FAKE_NVML,
-                          "--nvidia_dev_dir=" + dev_};
+                          "--nvidia_dev_dir=" + dev_,
+                          "--image_store=" + devDir_.path() + "/images"};
     cluster_ = std::make_unique<ProcessCluster>(options);
     ASSERT_TRUE(cluster_->start().ok()) << "see " << cluster_->dir();
   }
@@ -238,6 +240,50 @@ TEST_F(GpuClusterTest, ARestartedAgentKnowsWhichGpusAreTaken) {
     bool b = after.find(std::string(d) + "=allowed") != std::string::npos;
     EXPECT_TRUE(a != b) << "GPU " << d << ": " << held << " / " << after;
   }
+  driver.stop();
+  driver.join();
+}
+
+TEST_F(GpuClusterTest, ATaskInAnImageFindsItsGpusInItsDev) {
+  if (!pathExists("/bin/busybox")) {
+    GTEST_SKIP() << "needs Debian's busybox-static";
+  }
+  // A busybox image with what the probe needs.
+  std::string tree = devDir_.path() + "/tree";
+  ASSERT_TRUE(makeDirectories(tree + "/bin").ok());
+  ASSERT_TRUE(writeFileAtomic(tree + "/bin/busybox", readFile("/bin/busybox").value_or("")).ok());
+  ASSERT_EQ(::chmod((tree + "/bin/busybox").c_str(), 0755), 0);
+  for (const char* tool : {"sh", "cat", "grep", "printf", "ls"}) {
+    ASSERT_EQ(::symlink("busybox", (tree + "/bin/" + tool).c_str()), 0);
+  }
+  images::Store store(devDir_.path() + "/images");
+  ASSERT_TRUE(store.buildFromDirectory(tree, "probe:1", {}).ok());
+
+  TestScheduler scheduler;
+  FrameworkInfo info = testFramework();
+  info.add_capabilities(FrameworkInfo::GPU_RESOURCES);
+  SchedulerDriver driver(&scheduler, info, cluster_->masterHttp());
+  TaskInfo task = TestScheduler::commandTask(
+      "imaged", "ls /dev | grep nvidia | tr '\\n' ' '; echo; " + probeCommand("/dev"),
+      "cpus:0.1;mem:32;gpus:1");
+  task.mutable_container()->set_image("probe:1");
+  task.mutable_command()->set_value("export PATH=/bin; " + task.command().value());
+  scheduler.launch(task);
+  driver.start();
+  TaskStatus end = scheduler.waitForEnd("imaged");
+  EXPECT_EQ(end.state(), TASK_FINISHED) << end.message();
+  std::string out = runCommand({"/bin/sh", "-c",
+                                "cat " + cluster_->agentWorkDir(0) +
+                                    "/frameworks/*/executors/imaged/runs/*/stdout"},
+                               seconds(5))
+                        .output;
+  // Only its GPU (and the driver's control device) are in its /dev, and it may open it.
+  size_t at = out.find("gpus=");
+  ASSERT_NE(at, std::string::npos) << out;
+  std::string gpu = out.substr(at + 5, 1);
+  EXPECT_EQ(out.substr(0, out.find('\n')), "nvidia" + gpu + " nvidiactl ") << out;
+  EXPECT_NE(out.find(gpu + "=allowed"), std::string::npos) << out;
+  EXPECT_NE(out.find("ctl=allowed"), std::string::npos) << out;
   driver.stop();
   driver.join();
 }
