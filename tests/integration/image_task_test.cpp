@@ -202,6 +202,33 @@ TEST_F(ImageTaskTest, CommandHealthChecksRunInTheImage) {
   driver.join();
 }
 
+TEST_F(ImageTaskTest, ATaskInAnImageRunsThroughAnAgentRestartAndLeavesNoMount) {
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster_->masterHttp());
+  TaskInfo task = imageTask("gated", "tiny:1");
+  const char* gated = "while [ ! -e /mnt/agora/sandbox/go ]; do sleep 0.05; done";  // ok: polls
+  task.mutable_command()->set_value(std::string(gated) + "; echo through");
+  scheduler.launch(task);
+  driver.start();
+  ASSERT_TRUE(scheduler.waitForState("gated", TASK_RUNNING));
+  cluster_->killAgent(0);
+  ASSERT_TRUE(cluster_->restartAgent(0).ok());
+  // Its overlay lives in its own mount namespace: the host never had it.
+  EXPECT_EQ(readFile("/proc/self/mountinfo").value_or("").find(".rootfs/merged"),
+            std::string::npos);
+  auto sandbox = runCommand({"/bin/sh", "-c",
+                             "echo " + cluster_->agentWorkDir(0) +
+                                 "/frameworks/*/executors/gated/runs/*"},
+                            seconds(5));
+  std::string dir = sandbox.output.substr(0, sandbox.output.find('\n'));
+  ASSERT_TRUE(writeFileAtomic(dir + "/go", "").ok());
+  TaskStatus end = scheduler.waitForEnd("gated");
+  EXPECT_EQ(end.state(), TASK_FINISHED) << end.message();
+  EXPECT_EQ(stdoutOf("gated"), "through\n");
+  driver.stop();
+  driver.join();
+}
+
 TEST_F(ImageTaskTest, APersistentVolumeIsMountedIntoTheImage) {
   // Written by a task on the host, read by one in the image, at its sandbox-relative path.
   VolumeScheduler scheduler("tiny:1", "test \"$(cat /mnt/agora/sandbox/data/file)\" = kept");
