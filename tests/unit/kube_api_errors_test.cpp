@@ -1,6 +1,11 @@
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
+#include "common/fs.hpp"
+#include "frameworks/k8s-like/apiserver/certs.hpp"
 #include "frameworks/k8s-like/apiserver/status.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "frameworks/k8s-like/apiserver/validation.hpp"
 
 namespace agora::kube {
@@ -58,6 +63,31 @@ TEST(KubeApiErrorsTest, NamesAndLabelsAreValidatedAsKubernetesDoes) {
   EXPECT_EQ(validateMetadata(json::object(), false)[0].type, "FieldValueRequired");
   EXPECT_TRUE(validateMetadata({{"name", "ok"}}, true).empty());
   EXPECT_TRUE(validateMetadata({{"generateName", "web-"}}, false).empty());
+}
+
+TEST(KubeCertificatesTest, ACaAndAServingCertificateForTheServersNames) {
+  auto certs = makeCertificates({"127.0.0.1", "localhost"});
+  ASSERT_TRUE(certs.ok()) << certs.error();
+  EXPECT_NE(certs->caCert.find("BEGIN CERTIFICATE"), std::string::npos);
+  EXPECT_NE(certs->serverKey.find("PRIVATE KEY"), std::string::npos);
+  EXPECT_TRUE(verifyCertificate(certs->caCert, certs->serverCert, "127.0.0.1").ok());
+  EXPECT_TRUE(verifyCertificate(certs->caCert, certs->serverCert, "localhost").ok());
+  EXPECT_FALSE(verifyCertificate(certs->caCert, certs->serverCert, "10.1.2.3").ok());
+  auto other = makeCertificates({"127.0.0.1"});
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(verifyCertificate(other->caCert, certs->serverCert, "127.0.0.1").ok());
+
+  // Made once in the data directory, then reused; made again for a new name.
+  agora::testing::TempDir dir;
+  auto first = loadOrMakeCertificates(dir.path() + "/tls", {"127.0.0.1"});
+  ASSERT_TRUE(first.ok()) << first.error();
+  struct stat st;
+  ASSERT_EQ(::stat((dir.path() + "/tls/ca.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(loadOrMakeCertificates(dir.path() + "/tls", {"127.0.0.1"})->caCert, first->caCert);
+  auto renamed = loadOrMakeCertificates(dir.path() + "/tls", {"127.0.0.1", "kube.local"});
+  ASSERT_TRUE(renamed.ok());
+  EXPECT_TRUE(verifyCertificate(renamed->caCert, renamed->serverCert, "kube.local").ok());
 }
 
 }  // namespace
