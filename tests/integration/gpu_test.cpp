@@ -19,6 +19,7 @@
 #include "isolators/images/store.hpp"
 #include "tests/support/cgroups_root.hpp"
 #include "tests/support/process_cluster.hpp"
+#include "tests/support/sandbox.hpp"
 #include "tests/support/test_scheduler.hpp"
 
 namespace agora::testing {
@@ -155,11 +156,7 @@ TEST_F(GpuClusterTest, EachTaskMayOpenItsOwnGpusAndNoOthers) {
   for (const char* id : {"one", "two", "none"}) {
     TaskStatus end = scheduler.waitForEnd(id);
     EXPECT_EQ(end.state(), TASK_FINISHED) << id << ": " << end.message();
-    auto sandbox = runCommand(
-        {"/bin/sh", "-c",
-         "cat " + cluster_->agentWorkDir(0) + "/frameworks/*/executors/" + id + "/runs/*/stdout"},
-        seconds(5));
-    out[id] = sandbox.output;
+    out[id] = executorStdout(cluster_->agentWorkDir(0), id);
   }
   // Which GPUs each one may open: its own, and only those.
   auto allowed = [](const std::string& text) {
@@ -226,15 +223,8 @@ TEST_F(GpuClusterTest, ARestartedAgentKnowsWhichGpusAreTaken) {
   EXPECT_EQ(next.state(), TASK_FINISHED) << next.message();
   ASSERT_TRUE(writeFileAtomic(gate, "").ok());
   EXPECT_EQ(scheduler.waitForEnd("held").state(), TASK_FINISHED);
-  auto stdoutOf = [&](const std::string& id) {
-    return runCommand({"/bin/sh", "-c",
-                       "cat " + cluster_->agentWorkDir(0) + "/frameworks/*/executors/" + id +
-                           "/runs/*/stdout"},
-                      seconds(5))
-        .output;
-  };
-  std::string held = stdoutOf("held");
-  std::string after = stdoutOf("next");
+  std::string held = executorStdout(cluster_->agentWorkDir(0), "held");
+  std::string after = executorStdout(cluster_->agentWorkDir(0), "next");
   for (const char* d : {"0", "1", "2", "3"}) {
     bool a = held.find(std::string(d) + "=allowed") != std::string::npos;
     bool b = after.find(std::string(d) + "=allowed") != std::string::npos;
@@ -272,11 +262,7 @@ TEST_F(GpuClusterTest, ATaskInAnImageFindsItsGpusInItsDev) {
   driver.start();
   TaskStatus end = scheduler.waitForEnd("imaged");
   EXPECT_EQ(end.state(), TASK_FINISHED) << end.message();
-  std::string out = runCommand({"/bin/sh", "-c",
-                                "cat " + cluster_->agentWorkDir(0) +
-                                    "/frameworks/*/executors/imaged/runs/*/stdout"},
-                               seconds(5))
-                        .output;
+  std::string out = executorStdout(cluster_->agentWorkDir(0), "imaged");
   // Only its GPU (and the driver's control device) are in its /dev, and it may open it.
   size_t at = out.find("gpus=");
   ASSERT_NE(at, std::string::npos) << out;

@@ -12,6 +12,7 @@
 #include "isolators/images/store.hpp"
 #include "tests/support/cgroups_root.hpp"
 #include "tests/support/process_cluster.hpp"
+#include "tests/support/sandbox.hpp"
 #include "tests/support/test_scheduler.hpp"
 #include "tests/support/volume_scheduler.hpp"
 
@@ -97,11 +98,7 @@ class ImageTaskTest : public ::testing::Test {
     return task;
   }
   std::string stdoutOf(const std::string& id) {
-    return runCommand({"/bin/sh", "-c",
-                       "cat " + cluster_->agentWorkDir(0) + "/frameworks/*/executors/" + id +
-                           "/runs/*/stdout"},
-                      seconds(5))
-        .output;
+    return executorStdout(cluster_->agentWorkDir(0), id);
   }
 
   TempDir images_;

@@ -47,4 +47,15 @@ inline std::string waitForSandboxFile(const std::string& agent, const std::strin
   return content;
 }
 
+// What an executor's runs wrote to stdout, from the agent's work directory (even once the
+// agent has forgotten them).
+inline std::string executorStdout(const std::string& agentWorkDir,
+                                  const std::string& executorId) {
+  return runCommand({"/bin/sh", "-c",
+                     "cat " + agentWorkDir + "/frameworks/*/executors/" + executorId +
+                         "/runs/*/stdout"},
+                    seconds(5))
+      .output;
+}
+
 }  // namespace agora::testing
