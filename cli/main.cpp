@@ -42,6 +42,8 @@ const Verb kVerbs[] = {
     {"unreserve", "give an operator's reservation back", agora::cli::unreserveCommand},
     {"image", "import, list and remove images in this machine's store; build-rootfs",
      agora::cli::imageCommand},
+    {"kube", "run the kube framework (Kubernetes API server, controllers, pod scheduler)",
+     agora::cli::kubeCommand, true},
     {"master", "run a master", agora::cli::masterCommand, true},
     {"agent", "run an agent on this machine", agora::cli::agentCommand, true},
     {"executor", "(started by agents) the built-in executor", agora::cli::executorCommand, true},

@@ -1,0 +1,185 @@
+// agora kube: the Kubernetes-style framework in one process: the API server kubectl talks to,
+// its store in --data_dir, and (as they land) the controllers and the pod scheduler that runs
+// pods on the master's offers.
+
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <random>
+
+#include <glog/logging.h>
+
+#include "cli/commands.hpp"
+#include "cli/daemon.hpp"
+#include "common/event_loop.hpp"
+#include "common/fs.hpp"
+#include "common/http.hpp"
+#include "common/logging.hpp"
+#include "frameworks/k8s-like/apiserver/api_server.hpp"
+#include "frameworks/k8s-like/apiserver/certs.hpp"
+#include "frameworks/k8s-like/apiserver/http_server.hpp"
+#include "frameworks/k8s-like/apiserver/kubeconfig.hpp"
+#include "frameworks/k8s-like/store/store.hpp"
+
+namespace agora::cli {
+
+namespace {
+
+std::string newToken() {
+  static const char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::random_device random;
+  std::string token;
+  for (int i = 0; i < 40; ++i) {
+    token += kAlphabet[random() % (sizeof(kAlphabet) - 1)];
+  }
+  return token;
+}
+
+// The token in `path`, or a new one written there (0600).
+Result<std::string> loadOrMakeToken(const std::string& path) {
+  auto existing = readFile(path);
+  if (existing) {
+    std::string token = *existing;
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) {
+      token.pop_back();
+    }
+    if (!token.empty()) {
+      return token;
+    }
+  }
+  std::string token = newToken();
+  if (Status written = writeFileAtomic(path, token + "\n"); !written) {
+    return Error(written.error());
+  }
+  ::chmod(path.c_str(), 0600);
+  return token;
+}
+
+}  // namespace
+
+int kubeCommand(int argc, const char* const* argv) {
+  std::string master;
+  std::string listen = "127.0.0.1:6443";
+  std::string dataDir;
+  std::string token;
+  std::string kubeconfig;
+  std::string contextName = "agora";
+  bool insecureHttp = false;
+  DaemonFlags daemonFlags;
+
+  Flags flags("agora kube --data_dir=DIR [flags]",
+              "Runs the kube framework: a Kubernetes-compatible API server that the stock\n"
+              "kubectl drives (HTTPS with a CA of its own and a bearer token), its object store\n"
+              "in --data_dir, and the controllers and pod scheduler that run Deployments,\n"
+              "ReplicaSets and Pods on the cluster's offers.");
+  flags.add(&master, "master", "The master's HTTP address (host:port) or zk:// URL.");
+  flags.add(&listen, "listen", "Address of the API server (IP:port; port 0 picks one).");
+  flags.add(&dataDir, "data_dir",
+            "Where the store, the TLS material (pki/) and the token live; survives restarts.");
+  flags.add(&token, "token",
+            "The bearer token clients must present (default: made once into\n"
+            "<data_dir>/token).");
+  flags.add(&kubeconfig, "kubeconfig",
+            "Write a context for this server into this kubeconfig (merged with what it holds)\n"
+            "and make it current, as minikube does.");
+  flags.add(&contextName, "context", "Name of the kubeconfig cluster, user and context.");
+  flags.add(&insecureHttp, "insecure_http",
+            "Serve plain HTTP without authentication (for debugging on loopback only).");
+  daemonFlags.addTo(flags, "kube");
+  int rc = parseFlags(flags, argc, argv);
+  if (rc >= 0) {
+    return rc;
+  }
+  if (dataDir.empty()) {
+    std::cerr << "agora kube: --data_dir is required\n";
+    return 2;
+  }
+  auto hostPort = splitHostPort(listen);
+  if (!hostPort) {
+    std::cerr << "agora kube: --listen: " << hostPort.error() << "\n";
+    return 2;
+  }
+  if (Status made = makeDirectories(dataDir); !made) {
+    std::cerr << "agora kube: " << made.error() << "\n";
+    return 1;
+  }
+  std::optional<kube::TlsMaterial> tls;
+  std::string caPem;
+  if (!insecureHttp) {
+    std::vector<std::string> names = {"127.0.0.1", "localhost", "::1"};
+    if (std::find(names.begin(), names.end(), hostPort->first) == names.end()) {
+      names.push_back(hostPort->first);
+    }
+    auto certs = kube::loadOrMakeCertificates(dataDir + "/pki", names);
+    if (!certs) {
+      std::cerr << "agora kube: TLS: " << certs.error() << "\n";
+      return 1;
+    }
+    tls = kube::TlsMaterial{certs->serverCert, certs->serverKey};
+    caPem = certs->caCert;
+    if (token.empty()) {
+      auto made = loadOrMakeToken(dataDir + "/token");
+      if (!made) {
+        std::cerr << "agora kube: token: " << made.error() << "\n";
+        return 1;
+      }
+      token = *made;
+    }
+  } else {
+    token.clear();
+  }
+  auto store = kube::FileStore::open(dataDir + "/store", {});
+  if (!store) {
+    std::cerr << "agora kube: store: " << store.error() << "\n";
+    return 1;
+  }
+
+  initLogging(argv[0], daemonFlags.logDir, daemonFlags.verbose);
+  int signals = prepareDaemonSignals();
+  EventLoop loop;
+  kube::ApiServerOptions options;
+  options.token = token;
+  options.advertise = listen;
+  kube::ApiServer api(&loop, store->get(), options);
+  api.bootstrap();
+  kube::ApiHttpServer http(api.handler(), tls);
+  auto port = http.start(hostPort->first, hostPort->second);
+  if (!port) {
+    std::cerr << "agora kube: " << port.error() << "\n";
+    return 1;
+  }
+  std::string host = hostPort->first.find(':') != std::string::npos
+                         ? "[" + hostPort->first + "]" : hostPort->first;
+  std::string url = std::string(insecureHttp ? "http" : "https") + "://" + host + ":" +
+                    std::to_string(*port);
+  if (!kubeconfig.empty()) {
+    kube::KubeconfigEntry entry;
+    entry.name = contextName;
+    entry.server = url;
+    entry.caPem = caPem;
+    entry.token = token;
+    if (Status merged = kube::mergeKubeconfig(kubeconfig, entry); !merged) {
+      std::cerr << "agora kube: kubeconfig: " << merged.error() << "\n";
+      return 1;
+    }
+  }
+  loop.watchFd(signals, [&] {
+    signalfd_siginfo info;
+    while (::read(signals, &info, sizeof(info)) > 0) {
+      LOG(INFO) << "Received signal " << info.ssi_signo << "; kube exiting";
+    }
+    loop.stop();
+  });
+  LOG(INFO) << "Kube API server at " << url << " (store in " << dataDir << "/store)";
+  writeInfoFile(daemonFlags.infoFile, {{"pid", ::getpid()},
+                                       {"api", url},
+                                       {"ca", insecureHttp ? "" : dataDir + "/pki/ca.crt"},
+                                       {"token_file", insecureHttp ? "" : dataDir + "/token"}});
+  loop.run();
+  http.stop();
+  return 0;
+}
+
+}  // namespace agora::cli

@@ -1,0 +1,450 @@
+#include "frameworks/k8s-like/apiserver/http_server.hpp"
+
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <glog/logging.h>
+
+namespace agora::kube {
+
+namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+constexpr size_t kMaxBody = 3 * 1024 * 1024;  // kube-apiserver's limit on a request is 3 MiB
+constexpr uint32_t kMaxHeader = 64 * 1024;
+constexpr auto kIdleTimeout = std::chrono::seconds(120);
+constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
+
+std::string lower(std::string s) {
+  for (char& c : s) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return s;
+}
+
+void parseQuery(const std::string& query, std::map<std::string, std::string>* out) {
+  size_t pos = 0;
+  while (pos <= query.size()) {
+    size_t amp = query.find('&', pos);
+    if (amp == std::string::npos) {
+      amp = query.size();
+    }
+    std::string pair = query.substr(pos, amp - pos);
+    if (!pair.empty()) {
+      size_t eq = pair.find('=');
+      std::string name = urlDecode(pair.substr(0, eq));
+      std::string value = eq == std::string::npos ? "" : urlDecode(pair.substr(eq + 1));
+      (*out)[name] = value;
+    }
+    pos = amp + 1;
+  }
+}
+
+std::string head(int status, const std::string& contentType,
+                 const std::vector<std::pair<std::string, std::string>>& headers,
+                 bool keepAlive) {
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " +
+                    std::string(http::obsolete_reason(static_cast<http::status>(status))) +
+                    "\r\nContent-Type: " + contentType + "\r\nCache-Control: no-cache, private\r\n";
+  for (const auto& [name, value] : headers) {
+    out += name + ": " + value + "\r\n";
+  }
+  if (!keepAlive) {
+    out += "Connection: close\r\n";
+  }
+  return out;
+}
+
+// The session's side of the server, independent of the stream type.
+class SessionBase : public std::enable_shared_from_this<SessionBase> {
+ public:
+  virtual ~SessionBase() = default;
+  virtual void close() = 0;
+};
+
+}  // namespace
+
+struct ApiHttpServer::Impl : std::enable_shared_from_this<ApiHttpServer::Impl> {
+  net::io_context io{1};
+  std::optional<tcp::acceptor> acceptor;
+  std::optional<ssl::context> tls;
+  ApiHandler handler;
+  std::thread thread;
+  std::atomic<bool> running{false};
+  std::vector<std::weak_ptr<SessionBase>> sessions;  // io thread only
+
+  void accept();
+};
+
+namespace {
+
+template <class Stream>
+class Session final : public SessionBase {
+ public:
+  Session(Stream&& stream, std::shared_ptr<ApiHttpServer::Impl> server)
+      : stream_(std::move(stream)), server_(std::move(server)) {}
+
+  void start() {
+    if constexpr (std::is_same_v<Stream, beast::ssl_stream<beast::tcp_stream>>) {
+      beast::get_lowest_layer(stream_).expires_after(kHandshakeTimeout);
+      stream_.async_handshake(ssl::stream_base::server,
+                              [self = shared()](beast::error_code ec) {
+                                if (ec) {
+                                  VLOG(1) << "TLS handshake: " << ec.message();
+                                  self->close();
+                                  return;
+                                }
+                                self->read();
+                              });
+    } else {
+      read();
+    }
+  }
+
+  void close() override {
+    if (closed_) {
+      return;
+    }
+    closed_ = true;
+    beast::error_code ec;
+    beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_both, ec);
+    beast::get_lowest_layer(stream_).socket().close(ec);
+    auto fn = std::move(onClose_);
+    onClose_ = nullptr;
+    if (fn) {
+      fn();
+    }
+  }
+
+  // What an Exchange calls, from any thread: each posts onto the session's strand.
+  void post(std::function<void(Session&)> fn) {
+    net::post(stream_.get_executor(), [self = shared(), fn = std::move(fn)] { fn(*self); });
+  }
+
+  // On the strand.
+  void respond(uint64_t exchange, HttpResponse r) {
+    if (exchange != current_ || state_ != kAnswering) {
+      return;
+    }
+    std::string out = head(r.status, r.contentType, r.headers, keepAlive_);
+    out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n\r\n";
+    out += r.body;
+    state_ = kDone;
+    enqueue(std::move(out));
+  }
+
+  void startStream(uint64_t exchange, int status, const std::string& contentType) {
+    if (exchange != current_ || state_ != kAnswering) {
+      return;
+    }
+    state_ = kStreaming;
+    beast::get_lowest_layer(stream_).expires_never();
+    std::string out = head(status, contentType, {}, keepAlive_);
+    out += "Transfer-Encoding: chunked\r\n\r\n";
+    enqueue(std::move(out));
+    watchForClose();
+  }
+
+  void send(uint64_t exchange, const std::string& chunk) {
+    if (exchange != current_ || state_ != kStreaming || chunk.empty()) {
+      return;
+    }
+    char size[32];
+    std::snprintf(size, sizeof(size), "%zx\r\n", chunk.size());
+    enqueue(std::string(size) + chunk + "\r\n");
+  }
+
+  void finish(uint64_t exchange) {
+    if (exchange != current_ || state_ != kStreaming) {
+      return;
+    }
+    state_ = kDone;
+    keepAlive_ = false;  // the read watching for a close is still out: start afresh
+    enqueue("0\r\n\r\n");
+  }
+
+  void setOnClose(uint64_t exchange, std::function<void()> fn) {
+    if (exchange != current_ || closed_) {
+      if (fn) {
+        fn();
+      }
+      return;
+    }
+    onClose_ = std::move(fn);
+  }
+
+ private:
+  enum State { kReading, kAnswering, kStreaming, kDone };
+
+  std::shared_ptr<Session> shared() {
+    return std::static_pointer_cast<Session>(shared_from_this());
+  }
+
+  void read() {
+    state_ = kReading;
+    parser_.emplace();
+    parser_->body_limit(kMaxBody);
+    parser_->header_limit(kMaxHeader);
+    beast::get_lowest_layer(stream_).expires_after(kIdleTimeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared()](beast::error_code ec, size_t) { self->onRead(ec); });
+  }
+
+  void onRead(beast::error_code ec) {
+    if (ec) {
+      if (ec == http::error::body_limit || ec == http::error::header_limit) {
+        keepAlive_ = false;
+        state_ = kAnswering;
+        respond(current_, HttpResponse::jsonBody(
+                              R"({"kind":"Status","apiVersion":"v1","metadata":{},)"
+                              R"("status":"Failure","message":"the request is too large",)"
+                              R"("reason":"RequestEntityTooLarge","code":413})",
+                              413));
+        return;
+      }
+      close();
+      return;
+    }
+    auto& message = parser_->get();
+    keepAlive_ = message.keep_alive();
+    HttpRequest request;
+    request.method = std::string(message.method_string());
+    request.target = std::string(message.target());
+    size_t q = request.target.find('?');
+    request.path = urlDecode(request.target.substr(0, q));
+    if (q != std::string::npos) {
+      parseQuery(request.target.substr(q + 1), &request.query);
+    }
+    for (const auto& field : message) {
+      std::string name = lower(std::string(field.name_string()));
+      auto [it, added] = request.headers.emplace(name, std::string(field.value()));
+      if (!added) {
+        it->second += "," + std::string(field.value());
+      }
+    }
+    request.body = std::move(message.body());
+    state_ = kAnswering;
+    ++current_;
+    server_->handler(std::move(request), makeExchange());
+  }
+
+  std::shared_ptr<Exchange> makeExchange();
+
+  // While a stream runs, a read that ends only when the client closes its side.
+  void watchForClose() {
+    stream_.async_read_some(net::buffer(scratch_),
+                            [self = shared()](beast::error_code ec, size_t) {
+                              if (ec) {
+                                self->close();
+                                return;
+                              }
+                              if (self->state_ == kStreaming) {
+                                self->watchForClose();
+                              }
+                            });
+  }
+
+  void enqueue(std::string bytes) {
+    if (closed_) {
+      return;
+    }
+    queue_.push_back(std::move(bytes));
+    if (!writing_) {
+      writeNext();
+    }
+  }
+
+  void writeNext() {
+    if (queue_.empty()) {
+      writing_ = false;
+      if (state_ == kDone) {
+        if (keepAlive_) {
+          read();
+        } else {
+          close();
+        }
+      }
+      return;
+    }
+    writing_ = true;
+    if (state_ != kStreaming) {
+      beast::get_lowest_layer(stream_).expires_after(kIdleTimeout);
+    }
+    net::async_write(stream_, net::buffer(queue_.front()),
+                     [self = shared()](beast::error_code ec, size_t) {
+                       if (ec) {
+                         self->close();
+                         return;
+                       }
+                       self->queue_.pop_front();
+                       self->writeNext();
+                     });
+  }
+
+  Stream stream_;
+  std::shared_ptr<ApiHttpServer::Impl> server_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::deque<std::string> queue_;
+  std::array<char, 512> scratch_{};
+  std::function<void()> onClose_;
+  State state_ = kReading;
+  uint64_t current_ = 0;  // the exchange being answered
+  bool keepAlive_ = true;
+  bool writing_ = false;
+  bool closed_ = false;
+};
+
+template <class Stream>
+class SessionExchange final : public Exchange {
+ public:
+  // Holds the session: while the loop works on the answer, nothing else does.
+  SessionExchange(std::shared_ptr<Session<Stream>> session, uint64_t id)
+      : session_(std::move(session)), id_(id) {}
+
+  void respond(HttpResponse response) override {
+    with([id = id_, r = std::move(response)](Session<Stream>& s) mutable {
+      s.respond(id, std::move(r));
+    });
+  }
+  void startStream(int status, const std::string& contentType) override {
+    with([id = id_, status, contentType](Session<Stream>& s) {
+      s.startStream(id, status, contentType);
+    });
+  }
+  void send(std::string chunk) override {
+    with([id = id_, c = std::move(chunk)](Session<Stream>& s) { s.send(id, c); });
+  }
+  void finish() override {
+    with([id = id_](Session<Stream>& s) { s.finish(id); });
+  }
+  void onClose(std::function<void()> fn) override {
+    session_->post([id = id_, fn = std::move(fn)](Session<Stream>& s) mutable {
+      s.setOnClose(id, std::move(fn));
+    });
+  }
+
+ private:
+  void with(std::function<void(Session<Stream>&)> fn) {
+    session_->post(std::move(fn));
+  }
+
+  std::shared_ptr<Session<Stream>> session_;
+  uint64_t id_;
+};
+
+template <class Stream>
+std::shared_ptr<Exchange> Session<Stream>::makeExchange() {
+  return std::make_shared<SessionExchange<Stream>>(shared(), current_);
+}
+
+}  // namespace
+
+void ApiHttpServer::Impl::accept() {
+  acceptor->async_accept(
+      net::make_strand(io), [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+        if (!self->running || !self->acceptor->is_open()) {
+          return;
+        }
+        if (ec) {
+          LOG_EVERY_N(WARNING, 100) << "API server accept: " << ec.message();
+        } else {
+          std::shared_ptr<SessionBase> session;
+          if (self->tls) {
+            using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+            auto s = std::make_shared<Session<TlsStream>>(
+                TlsStream(beast::tcp_stream(std::move(socket)), *self->tls), self);
+            s->start();
+            session = s;
+          } else {
+            auto s = std::make_shared<Session<beast::tcp_stream>>(
+                beast::tcp_stream(std::move(socket)), self);
+            s->start();
+            session = s;
+          }
+          std::erase_if(self->sessions, [](const auto& s) { return s.expired(); });
+          self->sessions.push_back(session);
+        }
+        self->accept();
+      });
+}
+
+ApiHttpServer::ApiHttpServer(ApiHandler handler, std::optional<TlsMaterial> tls)
+    : impl_(std::make_shared<Impl>()) {
+  impl_->handler = std::move(handler);
+  if (tls) {
+    impl_->tls.emplace(ssl::context::tls_server);
+    impl_->tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                            ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                            ssl::context::no_tlsv1_1);
+    impl_->tls->use_certificate_chain(
+        net::buffer(tls->certificatePem.data(), tls->certificatePem.size()));
+    impl_->tls->use_private_key(net::buffer(tls->keyPem.data(), tls->keyPem.size()),
+                                ssl::context::pem);
+  }
+}
+
+ApiHttpServer::~ApiHttpServer() { stop(); }
+
+Result<uint16_t> ApiHttpServer::start(const std::string& ip, uint16_t port) {
+  beast::error_code ec;
+  auto address = net::ip::make_address(ip, ec);
+  if (ec) {
+    return Error("invalid IP address '" + ip + "': " + ec.message());
+  }
+  tcp::endpoint endpoint(address, port);
+  impl_->acceptor.emplace(impl_->io);
+  impl_->acceptor->open(endpoint.protocol(), ec);
+  if (!ec) {
+    impl_->acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  }
+  if (!ec) {
+    impl_->acceptor->bind(endpoint, ec);
+  }
+  if (!ec) {
+    impl_->acceptor->listen(net::socket_base::max_listen_connections, ec);
+  }
+  if (ec) {
+    impl_->acceptor.reset();
+    return Error("cannot listen on " + ip + ":" + std::to_string(port) + ": " + ec.message());
+  }
+  uint16_t bound = impl_->acceptor->local_endpoint().port();
+  impl_->running = true;
+  impl_->accept();
+  impl_->thread = std::thread([impl = impl_] { impl->io.run(); });
+  return bound;
+}
+
+void ApiHttpServer::stop() {
+  if (!impl_->running) {
+    return;
+  }
+  impl_->running = false;
+  net::post(impl_->io, [impl = impl_] {
+    beast::error_code ec;
+    impl->acceptor->close(ec);
+    for (auto& weak : impl->sessions) {
+      if (auto session = weak.lock()) {
+        session->close();
+      }
+    }
+    impl->sessions.clear();
+  });
+  impl_->thread.join();
+}
+
+}  // namespace agora::kube

@@ -1,0 +1,59 @@
+#pragma once
+
+// The API server's HTTP front: HTTPS (or plain HTTP when asked) on Boost.Beast, one thread of
+// its own, and answers that are either whole or streamed in chunks (watches). A request is handed
+// to the handler as an Exchange, which any thread may answer: the API's loop answers it when it
+// has the result, and a watch keeps sending on it until the client leaves.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/http.hpp"
+#include "common/result.hpp"
+
+namespace agora::kube {
+
+// One request's answer. Thread-safe; calls after the exchange is over do nothing.
+class Exchange {
+ public:
+  virtual ~Exchange() = default;
+  // A whole response.
+  virtual void respond(HttpResponse response) = 0;
+  // A chunked response: the head now, then each send() as it comes, until finish().
+  virtual void startStream(int status, const std::string& contentType) = 0;
+  virtual void send(std::string chunk) = 0;
+  virtual void finish() = 0;
+  // `fn` runs once (on the server's thread) when the client goes away or the server stops
+  // before the exchange ended; a watch cancels itself there.
+  virtual void onClose(std::function<void()> fn) = 0;
+};
+
+using ApiHandler = std::function<void(HttpRequest, std::shared_ptr<Exchange>)>;
+
+struct TlsMaterial {
+  std::string certificatePem;  // the serving certificate
+  std::string keyPem;
+};
+
+class ApiHttpServer {
+ public:
+  // Without `tls`, plain HTTP.
+  ApiHttpServer(ApiHandler handler, std::optional<TlsMaterial> tls);
+  ~ApiHttpServer();
+  ApiHttpServer(const ApiHttpServer&) = delete;
+  ApiHttpServer& operator=(const ApiHttpServer&) = delete;
+
+  // Binds, listens and starts answering; returns the bound port (for port 0).
+  Result<uint16_t> start(const std::string& ip, uint16_t port);
+  void stop();
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace agora::kube
