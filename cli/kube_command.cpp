@@ -21,6 +21,7 @@
 #include "frameworks/k8s-like/apiserver/certs.hpp"
 #include "frameworks/k8s-like/apiserver/http_server.hpp"
 #include "frameworks/k8s-like/apiserver/kubeconfig.hpp"
+#include "frameworks/k8s-like/controllers/controllers.hpp"
 #include "frameworks/k8s-like/store/store.hpp"
 
 namespace agora::cli {
@@ -144,6 +145,12 @@ int kubeCommand(int argc, const char* const* argv) {
   options.advertise = listen;
   kube::ApiServer api(&loop, store->get(), options);
   api.bootstrap();
+  kube::GarbageCollector gc(&api);
+  kube::ReplicaSetController replicaSets(&api);
+  kube::DeploymentController deployments(&api);
+  gc.start();
+  replicaSets.start();
+  deployments.start();
   kube::ApiHttpServer http(api.handler(), tls);
   auto port = http.start(hostPort->first, hostPort->second);
   if (!port) {

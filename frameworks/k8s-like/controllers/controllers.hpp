@@ -1,0 +1,105 @@
+#pragma once
+
+// The kube framework's controllers, on the API server's loop: each watches the store, queues
+// the keys of what changed, and brings the world to what the objects ask for (level-triggered:
+// a sync reads the current state, never the event).
+//
+// - GarbageCollector: deletes objects whose owners are gone (ownerReferences), carries out
+//   Foreground and Orphan deletion (their finalizers), and empties terminating namespaces.
+// - ReplicaSetController: keeps spec.replicas pods from the template, adopts matching orphans,
+//   scales down in Kubernetes' order, reports status.
+// - DeploymentController: one ReplicaSet per template (pod-template-hash), RollingUpdate with
+//   maxSurge/maxUnavailable or Recreate, revisions and history, pause, the Progressing and
+//   Available conditions with progressDeadlineSeconds, and the opt-in auto-revert.
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/loop.hpp"
+#include "frameworks/k8s-like/apiserver/api_server.hpp"
+
+namespace agora::kube {
+
+// Keys to sync, each at most once per pass however often it changed.
+class WorkQueue {
+ public:
+  WorkQueue(Loop* loop, std::function<void(const std::string&)> sync);
+  ~WorkQueue();
+  void add(const std::string& key);
+  void addAfter(const std::string& key, Duration delay);
+
+ private:
+  void drain();
+
+  Loop* loop_;
+  std::function<void(const std::string&)> sync_;
+  std::set<std::string> dirty_;
+  bool scheduled_ = false;
+  std::map<std::string, TimerId> delayed_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+class GarbageCollector {
+ public:
+  explicit GarbageCollector(ApiServer* api);
+  ~GarbageCollector();
+  void start();
+  void sweep();
+
+ private:
+  void schedule();
+
+  ApiServer* api_;
+  uint64_t watch_ = 0;
+  bool scheduled_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+class ReplicaSetController {
+ public:
+  explicit ReplicaSetController(ApiServer* api);
+  ~ReplicaSetController();
+  void start();
+
+ private:
+  void sync(const std::string& key);
+  void onPod(const nlohmann::json& pod);
+
+  ApiServer* api_;
+  WorkQueue queue_;
+  uint64_t rsWatch_ = 0;
+  uint64_t podWatch_ = 0;
+};
+
+class DeploymentController {
+ public:
+  explicit DeploymentController(ApiServer* api);
+  ~DeploymentController();
+  void start();
+
+ private:
+  void sync(const std::string& key);
+
+  ApiServer* api_;
+  WorkQueue queue_;
+  uint64_t deploymentWatch_ = 0;
+  uint64_t rsWatch_ = 0;
+};
+
+// The owner reference a controller puts on what it makes.
+nlohmann::json controllerReference(const nlohmann::json& owner);
+// The uid of the object's controller (its ownerReference with controller: true), or "".
+std::string controllerUid(const nlohmann::json& object);
+// "ns/name" of an object.
+std::string namespacedName(const nlohmann::json& object);
+// A pod is ready (condition Ready=True), and available (ready for minReadySeconds by `now`).
+bool podReady(const nlohmann::json& pod);
+bool podAvailable(const nlohmann::json& pod, int64_t minReadySeconds, double now);
+bool podActive(const nlohmann::json& pod);  // not finished and not being deleted
+
+}  // namespace agora::kube
