@@ -22,6 +22,7 @@
 #include "frameworks/k8s-like/apiserver/http_server.hpp"
 #include "frameworks/k8s-like/apiserver/kubeconfig.hpp"
 #include "frameworks/k8s-like/controllers/controllers.hpp"
+#include "frameworks/k8s-like/scheduler/kube_framework.hpp"
 #include "frameworks/k8s-like/store/store.hpp"
 
 namespace agora::cli {
@@ -67,6 +68,7 @@ int kubeCommand(int argc, const char* const* argv) {
   std::string token;
   std::string kubeconfig;
   std::string contextName = "agora";
+  std::string role = "kube";
   bool insecureHttp = false;
   DaemonFlags daemonFlags;
 
@@ -75,7 +77,10 @@ int kubeCommand(int argc, const char* const* argv) {
               "kubectl drives (HTTPS with a CA of its own and a bearer token), its object store\n"
               "in --data_dir, and the controllers and pod scheduler that run Deployments,\n"
               "ReplicaSets and Pods on the cluster's offers.");
-  flags.add(&master, "master", "The master's HTTP address (host:port) or zk:// URL.");
+  flags.add(&master, "master",
+            "The master's HTTP address (host:port) or zk:// URL. Without it, only the API\n"
+            "server and the controllers run: pods stay Pending.");
+  flags.add(&role, "role", "The role the framework's resources are offered to.");
   flags.add(&listen, "listen", "Address of the API server (IP:port; port 0 picks one).");
   flags.add(&dataDir, "data_dir",
             "Where the store, the TLS material (pki/) and the token live; survives restarts.");
@@ -151,6 +156,15 @@ int kubeCommand(int argc, const char* const* argv) {
   gc.start();
   replicaSets.start();
   deployments.start();
+  std::unique_ptr<kube::KubeFramework> framework;
+  if (!master.empty()) {
+    kube::KubeFrameworkOptions frameworkOptions;
+    frameworkOptions.master = master;
+    frameworkOptions.role = role;
+    frameworkOptions.dataDir = dataDir;
+    framework = std::make_unique<kube::KubeFramework>(&api, frameworkOptions);
+    framework->start();
+  }
   kube::ApiHttpServer http(api.handler(), tls);
   auto port = http.start(hostPort->first, hostPort->second);
   if (!port) {
@@ -185,6 +199,9 @@ int kubeCommand(int argc, const char* const* argv) {
                                        {"ca", insecureHttp ? "" : dataDir + "/pki/ca.crt"},
                                        {"token_file", insecureHttp ? "" : dataDir + "/token"}});
   loop.run();
+  if (framework) {
+    framework->stop();
+  }
   http.stop();
   return 0;
 }

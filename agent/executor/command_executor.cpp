@@ -91,6 +91,10 @@ void CommandExecutor::send(ExecutorDriver* driver, const std::string& taskId, Ta
   }
   if (auto it = tasks_.find(taskId); it != tasks_.end()) {
     status.set_restart_count(it->second.restarts);
+    if (it->second.info.has_readiness_check()) {
+      status.set_ready(state == TASK_RUNNING && it->second.ready.value_or(false) &&
+                       it->second.pid > 0);
+    }
   }
   driver->update(status);
 }
@@ -340,9 +344,49 @@ void CommandExecutor::start(ExecutorDriver* driver, Running& running) {
             << ": " << command.value();
   send(driver, task.task_id(), TASK_RUNNING,
        running.restarts > 0 ? "restarted (" + std::to_string(running.restarts) + ")" : "");
+  running.startedAt = std::chrono::steady_clock::now();
   running.checker.reset();
+  running.readiness.reset();
+  running.ready.reset();
   running.unhealthy.clear();
   startHealthCheck(driver, running);
+  startReadinessCheck(driver, running);
+}
+
+void CommandExecutor::startReadinessCheck(ExecutorDriver* driver, Running& task) {
+  if (!task.info.has_readiness_check()) {
+    return;
+  }
+  const std::string taskId = task.info.task_id();
+  if (Status valid = HealthChecker::validate(task.info.readiness_check()); !valid) {
+    LOG(WARNING) << "Task " << taskId << ": its readiness check cannot run: " << valid.error();
+    return;
+  }
+  auto changed = [this, driver, taskId](bool ready, const std::string& message) {
+    auto it = tasks_.find(taskId);
+    if (it == tasks_.end() || it->second.ended || it->second.killing || it->second.pid < 0) {
+      return;
+    }
+    it->second.ready = ready;
+    LOG(INFO) << "Task " << taskId << (ready ? " is ready" : " is not ready: " + message);
+    send(driver, taskId, TASK_RUNNING, ready ? "ready" : "not ready: " + message,
+         TaskStatus::REASON_TASK_CHECK_STATUS_UPDATED, it->second.healthy);
+  };
+  auto run = [this, driver, taskId](const std::vector<std::string>& argv, bool taskUser,
+                                    const std::string& output, Duration timeout,
+                                    HealthChecker::HelperDone done) -> Status {
+    auto it = tasks_.find(taskId);
+    if (it == tasks_.end()) {
+      return Error("the task is gone");
+    }
+    return runHelper(driver, it->second, argv, taskUser, output, timeout, std::move(done));
+  };
+  std::string output = driver->sandbox() + "/.readiness-" + taskId;
+  task.readiness = std::make_unique<HealthChecker>(driver, task.info.readiness_check(),
+                                                   selfExecutable(), output, run, changed,
+                                                   [](const std::string&) {});
+  task.readiness->reportOnly();
+  task.readiness->start();
 }
 
 bool CommandExecutor::restarts(const Running& task, bool failed) const {
@@ -365,6 +409,10 @@ void CommandExecutor::commandEnded(ExecutorDriver* driver, Running& task, int st
   if (task.checker) {
     task.checker->stop();
   }
+  if (task.readiness) {
+    task.readiness->stop();
+  }
+  task.ready.reset();
   std::optional<isolators::Limitation> limit;
   if (taskCgroups_ != nullptr) {
     limit = taskCgroups_->limitation(taskId);
@@ -397,6 +445,10 @@ void CommandExecutor::commandEnded(ExecutorDriver* driver, Running& task, int st
                                                   : seconds(1);
     Duration most = policy.max_backoff_seconds() > 0 ? fromSeconds(policy.max_backoff_seconds())
                                                      : seconds(60);
+    // A command that ran well for ten minutes starts its back-off afresh (as the kubelet does).
+    if (std::chrono::steady_clock::now() - task.startedAt >= std::chrono::minutes(10)) {
+      task.backoff = Duration::zero();
+    }
     task.backoff = task.backoff == Duration::zero() ? first : std::min(task.backoff * 2, most);
     ++task.restarts;
     task.killing = false;
@@ -446,6 +498,9 @@ void CommandExecutor::startKill(ExecutorDriver* driver, Running& task, double gr
   task.killing = true;
   if (task.checker) {
     task.checker->stop();
+  }
+  if (task.readiness) {
+    task.readiness->stop();
   }
   if (killingState_) {
     send(driver, task.info.task_id(), TASK_KILLING, "");

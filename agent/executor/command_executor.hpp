@@ -16,6 +16,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -57,7 +58,10 @@ class CommandExecutor final : public Executor {
     Duration backoff = Duration::zero();
     uint64_t restartTimer = 0;
     std::unique_ptr<HealthChecker> checker;
+    std::unique_ptr<HealthChecker> readiness;
     std::optional<bool> healthy;  // what its health check last said
+    std::optional<bool> ready;    // what its readiness check last said
+    std::chrono::steady_clock::time_point startedAt;
     std::string unhealthy;        // why it was killed for failing its health check
   };
   struct Helper {
@@ -77,6 +81,7 @@ class CommandExecutor final : public Executor {
   bool restarts(const Running& task, bool failed) const;
   // Starts the task's health check, if it has one.
   void startHealthCheck(ExecutorDriver* driver, Running& task);
+  void startReadinessCheck(ExecutorDriver* driver, Running& task);
   // Runs a helper process (a health check) in the task's sandbox; `done` when it ends.
   Status runHelper(ExecutorDriver* driver, const Running& task,
                    const std::vector<std::string>& argv, bool asTaskUser,

@@ -170,7 +170,7 @@ void HealthChecker::result(bool healthy, const std::string& message) {
     reported_ = healthy ? 1 : 0;
     changed_(healthy, healthy ? "the task is healthy" : "the task is unhealthy: " + message);
   }
-  if (!healthy && failures_ >= timing_.consecutiveFailures) {
+  if (!healthy && failures_ >= timing_.consecutiveFailures && !reportOnly_) {
     stopped_ = true;
     failed_("failed its health check " + std::to_string(failures_) + " times in a row (" + message +
             ")");

@@ -58,6 +58,8 @@ class HealthChecker {
   // `self`: the agora binary (for probes); `output`: where each check's output goes.
   HealthChecker(ExecutorDriver* driver, HealthCheck check, std::string self, std::string output,
                 RunHelper run, Changed changed, Failed failed);
+  // A readiness check: reports every change and keeps checking; failures never end it.
+  void reportOnly() { reportOnly_ = true; }
   ~HealthChecker();
   HealthChecker(const HealthChecker&) = delete;
   HealthChecker& operator=(const HealthChecker&) = delete;
@@ -85,6 +87,7 @@ class HealthChecker {
   TimePoint started_;
   uint64_t timer_ = 0;
   bool stopped_ = false;
+  bool reportOnly_ = false;
   bool everHealthy_ = false;
   int reported_ = -1;  // -1: nothing reported yet; else the last `healthy` sent
   uint32_t failures_ = 0;

@@ -168,8 +168,17 @@ ApiHandler ApiServer::handler() {
   std::weak_ptr<bool> alive = alive_;
   return [this, loop, alive](HttpRequest request, std::shared_ptr<Exchange> exchange) {
     loop->post([this, alive, request = std::move(request), exchange]() {
-      if (alive.lock()) {
+      if (!alive.lock()) {
+        return;
+      }
+      // An object of the wrong shape (a name that is a number, a list where a map belongs)
+      // is the client's error; it must not take the server down.
+      try {
         handle(request, exchange);
+      } catch (const std::exception& e) {
+        LOG(WARNING) << request.method << " " << request.path << ": " << e.what();
+        exchange->respond(toResponse(ApiOutcome::failure(
+            badRequest(std::string("the object is not of the expected shape: ") + e.what()))));
       }
     });
   };

@@ -25,7 +25,24 @@ constexpr const char* kComponent = "deployment-controller";
 const ResourceType& deploymentsType() { return *findResource("apps", "v1", "deployments"); }
 const ResourceType& replicaSetsType() { return *findResource("apps", "v1", "replicasets"); }
 
+// Nulls say "unset" (kubectl's rollback writes "creationTimestamp": null): not a difference.
+void dropNulls(json& value) {
+  if (value.is_object()) {
+    for (auto it = value.begin(); it != value.end();) {
+      if (it->is_null()) {
+        it = value.erase(it);
+      } else {
+        dropNulls(*it);
+        ++it;
+      }
+    }
+  } else if (value.is_array()) {
+    for (auto& item : value) dropNulls(item);
+  }
+}
+
 json withoutHash(json tmpl) {
+  dropNulls(tmpl);
   if (tmpl.contains("metadata") && tmpl["metadata"].contains("labels")) {
     tmpl["metadata"]["labels"].erase(kHashLabel);
     if (tmpl["metadata"]["labels"].empty()) {

@@ -48,7 +48,12 @@ void WorkQueue::drain() {
   std::set<std::string> batch;
   batch.swap(dirty_);
   for (const auto& key : batch) {
-    sync_(key);
+    try {
+      sync_(key);
+    } catch (const std::exception& e) {
+      // An object of a shape the controller did not expect: skip it, keep the others going.
+      LOG(ERROR) << "Cannot sync " << key << ": " << e.what();
+    }
   }
 }
 
@@ -134,7 +139,11 @@ void GarbageCollector::schedule() {
   api_->loop()->after(milliseconds(50), [this, alive] {
     if (alive.lock()) {
       scheduled_ = false;
-      sweep();
+      try {
+        sweep();
+      } catch (const std::exception& e) {
+        LOG(ERROR) << "Garbage collection: " << e.what();
+      }
     }
   });
 }

@@ -1,0 +1,153 @@
+#include "frameworks/k8s-like/scheduler/kube_framework.hpp"
+
+#include <chrono>
+#include <condition_variable>
+
+#include <glog/logging.h>
+
+#include "common/fs.hpp"
+#include "common/http.hpp"
+
+namespace agora::kube {
+
+namespace {
+
+// Runs a pod scheduler entry point; an object of an unexpected shape is logged, not fatal.
+template <typename Fn>
+void guarded(const char* what, Fn&& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    LOG(ERROR) << "Pod scheduler (" << what << "): " << e.what();
+  }
+}
+
+// The poller sleeps on this so that stop() wakes it at once.
+std::mutex pollMutex;
+std::condition_variable pollWake;
+
+}  // namespace
+
+KubeFramework::KubeFramework(ApiServer* api, KubeFrameworkOptions options)
+    : api_(api), options_(std::move(options)) {
+  scheduler_ = std::make_unique<PodScheduler>(api_, this, options_.scheduler);
+}
+
+KubeFramework::~KubeFramework() { stop(); }
+
+void KubeFramework::start() {
+  FrameworkInfo info;
+  info.set_name("kube");
+  info.add_roles(options_.role);
+  info.set_failover_timeout(options_.failoverTimeoutSeconds);
+  info.set_checkpoint(true);
+  info.add_capabilities(FrameworkInfo::MULTI_ROLE);
+  info.add_capabilities(FrameworkInfo::GPU_RESOURCES);
+  info.add_capabilities(FrameworkInfo::PARTITION_AWARE);
+  std::string idFile = options_.dataDir + "/framework_id";
+  if (auto id = readFile(idFile); id && !id->empty()) {
+    std::string trimmed = *id;
+    while (!trimmed.empty() && (trimmed.back() == '\n' || trimmed.back() == ' ')) {
+      trimmed.pop_back();
+    }
+    info.set_id(trimmed);
+  }
+  scheduler_->start();
+  driver_ = std::make_unique<SchedulerDriver>(this, info, options_.master);
+  driver_->start();
+  running_ = true;
+  poller_ = std::thread([this] { pollState(); });
+}
+
+void KubeFramework::stop() {
+  if (!running_.exchange(false)) {
+    return;
+  }
+  *alive_ = false;
+  pollWake.notify_all();
+  if (poller_.joinable()) {
+    poller_.join();
+  }
+  // Failover: the tasks keep running while `agora kube` is away.
+  driver_->stop(true);
+  driver_->join();
+}
+
+void KubeFramework::pollState() {
+  while (running_) {
+    std::string master = options_.master;
+    if (master.rfind("zk://", 0) != 0) {
+      auto response = httpGet(master, "/state", seconds(5));
+      if (response && response->status == 200) {
+        auto state = nlohmann::json::parse(response->body, nullptr, false);
+        if (!state.is_discarded()) {
+          std::weak_ptr<bool> alive = alive_;
+          api_->loop()->post([this, alive, state = std::move(state)] {
+            if (alive.lock()) guarded("agents", [&] { scheduler_->agents(state); });
+          });
+        }
+      }
+    }
+    std::unique_lock<std::mutex> lock(pollMutex);
+    pollWake.wait_for(lock, options_.statePollInterval, [this] { return !running_; });
+  }
+}
+
+void KubeFramework::subscribed(SchedulerDriver*, const std::string& frameworkId,
+                               const MasterInfo& master) {
+  LOG(INFO) << "Kube framework subscribed as " << frameworkId << " to master " << master.id();
+  Status saved = writeFileAtomic(options_.dataDir + "/framework_id", frameworkId + "\n");
+  LOG_IF(ERROR, !saved) << "Cannot keep the framework id: " << saved.error();
+  std::weak_ptr<bool> alive = alive_;
+  api_->loop()->post([this, alive] {
+    if (alive.lock()) guarded("subscribed", [&] { scheduler_->subscribed(); });
+  });
+}
+
+void KubeFramework::offers(SchedulerDriver*, const std::vector<Offer>& offers) {
+  std::weak_ptr<bool> alive = alive_;
+  api_->loop()->post([this, alive, offers] {
+    if (alive.lock()) guarded("offers", [&] { scheduler_->offers(offers); });
+  });
+}
+
+void KubeFramework::rescind(SchedulerDriver*, const std::string& offerId) {
+  std::weak_ptr<bool> alive = alive_;
+  api_->loop()->post([this, alive, offerId] {
+    if (alive.lock()) guarded("rescind", [&] { scheduler_->rescind(offerId); });
+  });
+}
+
+void KubeFramework::update(SchedulerDriver*, const TaskStatus& status) {
+  std::weak_ptr<bool> alive = alive_;
+  api_->loop()->post([this, alive, status] {
+    if (alive.lock()) guarded("update", [&] { scheduler_->update(status); });
+  });
+}
+
+void KubeFramework::error(SchedulerDriver*, const std::string& message) {
+  LOG(ERROR) << "Kube framework: the driver aborted: " << message;
+}
+
+void KubeFramework::accept(const std::string& offerId, const std::vector<Operation>& operations,
+                           double refuseSeconds) {
+  Filters filters;
+  filters.set_refuse_seconds(refuseSeconds);
+  driver_->accept({offerId}, operations, filters);
+}
+
+void KubeFramework::decline(const std::string& offerId, double refuseSeconds) {
+  Filters filters;
+  filters.set_refuse_seconds(refuseSeconds);
+  driver_->decline(offerId, filters);
+}
+
+void KubeFramework::kill(const std::string& taskId, const std::string& agentId) {
+  driver_->kill(taskId, agentId);
+}
+
+void KubeFramework::revive() { driver_->revive(); }
+void KubeFramework::suppress() { driver_->suppress(); }
+void KubeFramework::reconcile() { driver_->reconcile(); }
+
+}  // namespace agora::kube

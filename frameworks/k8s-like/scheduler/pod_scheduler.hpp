@@ -1,0 +1,140 @@
+#pragma once
+
+// Pods on the kernel. The pod scheduler places pending pods on the master's offers (requests as
+// cpus/mem/gpus, nodeSelector and required node affinity on the agents' attributes, spread
+// across agents), binds each to its node, launches it as a task group (one task per container,
+// restartPolicy as the executor's restart policy with Kubernetes' 10 s..5 min back-off, probes
+// as health and readiness checks), and plays the kubelet's part in the API: the pod's phase,
+// conditions and container statuses from the tasks' status updates, graceful deletion, pods on
+// lost agents replaced, missing images reported as ErrImagePull / ImagePullBackOff. Nodes are
+// the agents, from the master's state.
+//
+// It runs on the API server's loop. What it asks of the cluster goes through a ClusterDriver:
+// the SDK's SchedulerDriver in `agora kube`, a simulation in benchmarks.
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agora/agora.pb.h"
+#include "common/resources.hpp"
+#include "frameworks/k8s-like/apiserver/api_server.hpp"
+
+namespace agora::kube {
+
+class ClusterDriver {
+ public:
+  virtual ~ClusterDriver() = default;
+  virtual void accept(const std::string& offerId, const std::vector<Operation>& operations,
+                      double refuseSeconds) = 0;
+  virtual void decline(const std::string& offerId, double refuseSeconds) = 0;
+  virtual void kill(const std::string& taskId, const std::string& agentId) = 0;
+  virtual void revive() = 0;
+  virtual void suppress() = 0;
+  virtual void reconcile() = 0;
+};
+
+struct PodSchedulerOptions {
+  // How long an offer is held for pods that may come; unused ones are then declined.
+  Duration offerHold = seconds(5);
+  double refuseSeconds = 5;
+  // A pod whose requests say nothing: what its containers get each.
+  double defaultCpus = 0.1;
+  double defaultMemMiB = 32;
+  // The image name that means "the host's own filesystem".
+  std::string hostImage = "agora/host";
+};
+
+class PodScheduler {
+ public:
+  PodScheduler(ApiServer* api, ClusterDriver* driver, PodSchedulerOptions options = {});
+  ~PodScheduler();
+  PodScheduler(const PodScheduler&) = delete;
+  PodScheduler& operator=(const PodScheduler&) = delete;
+
+  // Loop thread from here on.
+  void start();
+  void subscribed();
+  void offers(const std::vector<Offer>& offers);
+  void rescind(const std::string& offerId);
+  void update(const TaskStatus& status);
+  // The master's /state: Node objects for its agents (and NotReady for those gone).
+  void agents(const nlohmann::json& masterState);
+
+  uint64_t bound() const { return bound_; }
+  size_t pendingCount() const { return pending_.size(); }
+
+  // The task id of a pod's container, and back.
+  static std::string taskId(const std::string& podUid, const std::string& container);
+
+ private:
+  struct HeldOffer {
+    Offer offer;
+    Resources available;
+    TimerId expiry = 0;
+  };
+  struct Node {
+    std::string name;
+    std::string agentId;
+    std::string hostname;
+    std::string ip;
+    nlohmann::json labels;
+    Resources total;
+    Resources used;
+    bool active = true;
+    size_t pods = 0;
+  };
+  struct Pending {
+    std::string key;        // "ns/name"
+    std::string agentId;    // set: only on this agent (a relaunch after an image error)
+    TimePoint notBefore{};  // a back-off before it is tried again
+  };
+
+  void onPod(const WatchEvent& event);
+  void schedule();
+  void place();
+  void expire(const std::string& offerId);
+  // The pod's needs, or why it cannot be placed anywhere.
+  Resources requestsOf(const nlohmann::json& pod) const;
+  bool fits(const nlohmann::json& pod, const Node& node) const;
+  std::string unschedulableReason(const nlohmann::json& pod, const Resources& need) const;
+  void markUnschedulable(const nlohmann::json& pod, const std::string& message);
+  Result<Operation> groupFor(const nlohmann::json& pod, const std::string& agentId) const;
+  void bind(nlohmann::json& pod, const Node& node);
+  void killPod(const nlohmann::json& pod);
+  void writeStatus(const std::string& key);
+  Node* nodeByAgent(const std::string& agentId);
+
+  ApiServer* api_;
+  ClusterDriver* driver_;
+  PodSchedulerOptions options_;
+  uint64_t podWatch_ = 0;
+  std::map<std::string, HeldOffer> offers_;
+  std::map<std::string, Node> nodes_;  // by agent id
+  std::vector<Pending> pending_;
+  std::set<std::string> queued_;  // keys in pending_
+  std::map<std::string, std::string> byUid_;  // pod uid -> "ns/name"
+  // The last status of each task, by task id.
+  std::map<std::string, TaskStatus> tasks_;
+  std::map<std::string, std::string> unschedulable_;  // key -> last message told
+  std::map<std::string, int> imageBackoff_;           // key -> seconds
+  std::set<std::string> killing_;                     // uids of pods being stopped
+  bool scheduled_ = false;
+  bool suppressed_ = false;
+  uint64_t bound_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+// Kubernetes probe -> Agora health check (exec, httpGet, tcpSocket).
+std::optional<HealthCheck> probeToCheck(const nlohmann::json& probe);
+
+// The pod's status from its containers' task statuses (the kubelet's part).
+nlohmann::json podStatus(const nlohmann::json& pod, const std::map<std::string, TaskStatus>& tasks,
+                         double now);
+
+}  // namespace agora::kube

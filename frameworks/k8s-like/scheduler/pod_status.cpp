@@ -1,0 +1,364 @@
+// The kubelet's part of the pod scheduler: a pod as a task group, and its status from the
+// tasks' status updates.
+
+#include <cstdlib>
+#include <regex>
+
+#include "frameworks/k8s-like/apiserver/objects.hpp"
+#include "frameworks/k8s-like/apiserver/tables.hpp"
+#include "frameworks/k8s-like/scheduler/pod_scheduler.hpp"
+
+namespace agora::kube {
+
+using nlohmann::json;
+
+namespace {
+
+int portOf(const json& port, const json& container) {
+  if (port.is_number_integer()) {
+    return port.get<int>();
+  }
+  if (port.is_string()) {
+    // A named port of the container.
+    for (const auto& p : container.value("ports", json::array())) {
+      if (p.value("name", "") == port.get<std::string>()) {
+        return p.value("containerPort", 0);
+      }
+    }
+    return std::atoi(port.get<std::string>().c_str());
+  }
+  return 0;
+}
+
+json state(const char* which, json body) { return json{{which, std::move(body)}}; }
+
+int exitCodeOf(const std::string& message) {
+  static const std::regex exited("exited with status (\\d+)");
+  static const std::regex signal("killed by signal (\\d+)|signal (\\d+)");
+  std::smatch m;
+  if (std::regex_search(message, m, exited)) {
+    return std::atoi(m[1].str().c_str());
+  }
+  if (std::regex_search(message, m, signal)) {
+    return 128 + std::atoi((m[1].matched ? m[1] : m[2]).str().c_str());
+  }
+  return 1;
+}
+
+const json* previousContainer(const json& pod, const std::string& name) {
+  if (!pod.contains("status") || !pod["status"].is_object() ||
+      !pod["status"].contains("containerStatuses") ||
+      !pod["status"]["containerStatuses"].is_array()) {
+    return nullptr;
+  }
+  for (const auto& c : pod["status"]["containerStatuses"]) {
+    if (c.value("name", "") == name) {
+      return &c;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::string PodScheduler::taskId(const std::string& podUid, const std::string& container) {
+  return podUid + "." + container;
+}
+
+std::optional<HealthCheck> probeToCheck(const json& probe) {
+  if (!probe.is_object()) {
+    return std::nullopt;
+  }
+  HealthCheck check;
+  if (probe.contains("exec")) {
+    check.set_type(HealthCheck::COMMAND);
+    CommandInfo* command = check.mutable_command();
+    // The probe's argv, found on the PATH as the container would find it.
+    command->set_shell(false);
+    command->set_value("/bin/sh");
+    for (const char* arg : {"sh", "-c", "exec \"$@\"", "sh"}) {
+      command->add_arguments(arg);
+    }
+    for (const auto& arg : probe["exec"].value("command", json::array())) {
+      command->add_arguments(arg.get<std::string>());
+    }
+  } else if (probe.contains("httpGet")) {
+    check.set_type(HealthCheck::HTTP);
+    const json& http = probe["httpGet"];
+    check.mutable_http()->set_port(static_cast<uint32_t>(portOf(http.value("port", json()), {})));
+    check.mutable_http()->set_path(http.value("path", "/"));
+    std::string scheme = http.value("scheme", "HTTP");
+    for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    check.mutable_http()->set_scheme(scheme);
+  } else if (probe.contains("tcpSocket")) {
+    check.set_type(HealthCheck::TCP);
+    check.mutable_tcp()->set_port(
+        static_cast<uint32_t>(portOf(probe["tcpSocket"].value("port", json()), {})));
+  } else {
+    return std::nullopt;
+  }
+  check.set_delay_seconds(probe.value("initialDelaySeconds", 0));
+  check.set_interval_seconds(probe.value("periodSeconds", 10));
+  check.set_timeout_seconds(probe.value("timeoutSeconds", 1));
+  check.set_consecutive_failures(static_cast<uint32_t>(probe.value("failureThreshold", 3)));
+  return check;
+}
+
+Result<Operation> PodScheduler::groupFor(const json& pod, const std::string& agentId) const {
+  const json& meta = pod["metadata"];
+  const json& spec = pod["spec"];
+  std::string uid = meta.value("uid", "");
+  Operation op;
+  op.set_type(Operation::LAUNCH_GROUP);
+  ExecutorInfo* executor = op.mutable_launch_group()->mutable_executor();
+  executor->set_type(ExecutorInfo::DEFAULT);
+  executor->set_executor_id("pod." + uid);
+  executor->set_name("pod " + meta.value("namespace", "") + "/" + meta.value("name", ""));
+  std::string policy = spec.value("restartPolicy", "Always");
+  for (const auto& c : spec.value("containers", json::array())) {
+    TaskInfo* task = op.mutable_launch_group()->mutable_task_group()->add_tasks();
+    std::string name = c.value("name", "");
+    task->set_name(meta.value("name", "") + "/" + name);
+    task->set_task_id(taskId(uid, name));
+    task->set_agent_id(agentId);
+    json requests = c.value("resources", json::object()).value("requests", json::object());
+    json limits = c.value("resources", json::object()).value("limits", json::object());
+    auto amount = [&](const char* resource, double fallback) {
+      json v = requests.contains(resource) ? requests[resource]
+               : limits.contains(resource) ? limits[resource] : json();
+      auto q = v.is_null() ? Result<double>(fallback) : parseQuantity(v);
+      return q ? *q : fallback;
+    };
+    double cpus = std::max(0.01, amount("cpu", options_.defaultCpus));
+    double mem = std::max(4.0, std::ceil(amount("memory", options_.defaultMemMiB * 1048576.0) /
+                                         1048576.0));
+    std::string resources = "cpus:" + std::to_string(cpus) + ";mem:" + std::to_string(mem);
+    if (limits.contains("nvidia.com/gpu")) {
+      auto gpus = parseQuantity(limits["nvidia.com/gpu"]);
+      if (gpus && *gpus > 0) {
+        resources += ";gpus:" + std::to_string(static_cast<int>(*gpus));
+      }
+    }
+    auto parsed = Resources::parse(resources);
+    if (!parsed) {
+      return Error("container " + name + ": " + parsed.error());
+    }
+    parsed->copyTo(task->mutable_resources());
+    std::vector<std::string> argv;
+    for (const auto& a : c.value("command", json::array())) argv.push_back(a.get<std::string>());
+    std::vector<std::string> args;
+    for (const auto& a : c.value("args", json::array())) args.push_back(a.get<std::string>());
+    std::string image = c.value("image", "");
+    CommandInfo* command = task->mutable_command();
+    command->set_shell(false);
+    if (image == options_.hostImage) {
+      argv.insert(argv.end(), args.begin(), args.end());
+      if (argv.empty()) {
+        return Error("container " + name + " runs image " + options_.hostImage +
+                     " (the host's own filesystem), which has no entrypoint: give it a command");
+      }
+      command->set_value(argv[0]);
+      for (const auto& a : argv) command->add_arguments(a);
+    } else {
+      task->mutable_container()->set_image(image);
+      if (!c.value("workingDir", "").empty()) {
+        task->mutable_container()->set_working_dir(c.value("workingDir", ""));
+      }
+      if (!argv.empty()) {
+        argv.insert(argv.end(), args.begin(), args.end());
+        command->set_value(argv[0]);
+        for (const auto& a : argv) command->add_arguments(a);
+      } else {
+        for (const auto& a : args) command->add_arguments(a);
+      }
+    }
+    for (const auto& e : c.value("env", json::array())) {
+      if (e.contains("value")) {
+        auto* env = command->add_environment();
+        env->set_name(e.value("name", ""));
+        env->set_value(e.value("value", ""));
+      }
+    }
+    RestartPolicy* restart = task->mutable_restart_policy();
+    restart->set_mode(policy == "Always"      ? RestartPolicy::ALWAYS
+                      : policy == "OnFailure" ? RestartPolicy::ON_FAILURE
+                                              : RestartPolicy::NEVER);
+    restart->set_backoff_seconds(10);
+    restart->set_max_backoff_seconds(300);
+    if (auto liveness = probeToCheck(c.value("livenessProbe", json()))) {
+      // A startup probe holds the liveness probe off for as long as it may take.
+      if (auto startup = probeToCheck(c.value("startupProbe", json()))) {
+        liveness->set_grace_period_seconds(startup->interval_seconds() *
+                                           startup->consecutive_failures());
+      }
+      *task->mutable_health_check() = *liveness;
+    }
+    if (auto readiness = probeToCheck(c.value("readinessProbe", json()))) {
+      *task->mutable_readiness_check() = *readiness;
+    }
+    task->set_kill_grace_period_seconds(
+        static_cast<double>(spec.value("terminationGracePeriodSeconds", 30)));
+    auto* label = task->add_labels();
+    label->set_key("pod");
+    label->set_value(meta.value("namespace", "") + "/" + meta.value("name", ""));
+  }
+  return op;
+}
+
+json podStatus(const json& pod, const std::map<std::string, TaskStatus>& tasks, double now) {
+  const json& meta = pod["metadata"];
+  const json& spec = pod["spec"];
+  std::string uid = meta.value("uid", "");
+  json previous = pod.value("status", json::object());
+  std::string stamp = rfc3339(now);
+  json containers = json::array();
+  size_t running = 0, ready = 0, waiting = 0, succeeded = 0, failed = 0, total = 0;
+  for (const auto& c : spec.value("containers", json::array())) {
+    ++total;
+    std::string name = c.value("name", "");
+    const json* before = previousContainer(pod, name);
+    json cs = {{"name", name},
+               {"image", c.value("image", "")},
+               {"imageID", ""},
+               {"containerID", "agora://" + PodScheduler::taskId(uid, name)},
+               {"restartCount", 0},
+               {"started", false},
+               {"ready", false}};
+    // What the container was in before: {"waiting": {...}}, {"running": {...}}, ...
+    const json beforeState = before ? before->value("state", json::object()) : json::object();
+    auto was = [&](const char* which, const char* field) -> std::string {
+      if (!beforeState.contains(which) || !beforeState[which].is_object()) return "";
+      return beforeState[which].value(field, "");
+    };
+    if (before && before->contains("lastState")) {
+      cs["lastState"] = (*before)["lastState"];
+    }
+    auto it = tasks.find(PodScheduler::taskId(uid, name));
+    if (it == tasks.end()) {
+      cs["state"] = state("waiting", {{"reason", "ContainerCreating"}});
+      ++waiting;
+      containers.push_back(cs);
+      continue;
+    }
+    const TaskStatus& t = it->second;
+    cs["restartCount"] = t.restart_count();
+    const std::string& message = t.message();
+    switch (t.state()) {
+      case TASK_STAGING:
+      case TASK_STARTING:
+        cs["state"] = state("waiting", {{"reason", "ContainerCreating"}});
+        ++waiting;
+        break;
+      case TASK_RUNNING:
+      case TASK_KILLING: {
+        size_t restarting = message.find("; restarting in ");
+        if (restarting != std::string::npos) {
+          std::string backoff = message.substr(restarting + 16);
+          int code = exitCodeOf(message);
+          cs["state"] = state("waiting",
+                              {{"reason", "CrashLoopBackOff"},
+                               {"message", "back-off " + backoff + " restarting failed container=" +
+                                               name + " pod=" + meta.value("name", "")}});
+          std::string started = was("running", "startedAt").empty()
+                                    ? stamp : was("running", "startedAt");
+          if (!(was("waiting", "reason") == "CrashLoopBackOff" &&
+                before->value("restartCount", 0) == static_cast<int>(t.restart_count()))) {
+            cs["lastState"] = state("terminated", {{"exitCode", code},
+                                                   {"reason", code == 0 ? "Completed" : "Error"},
+                                                   {"message", message.substr(0, restarting)},
+                                                   {"startedAt", started},
+                                                   {"finishedAt", stamp}});
+          }
+          ++running;  // a restarting container keeps its pod Running, as Kubernetes shows it
+          break;
+        }
+        std::string startedAt =
+            !was("running", "startedAt").empty() &&
+                    before->value("restartCount", 0) == static_cast<int>(t.restart_count())
+                ? was("running", "startedAt") : stamp;
+        cs["state"] = state("running", {{"startedAt", startedAt}});
+        cs["started"] = true;
+        bool isReady = t.has_ready() ? t.ready() : !c.contains("readinessProbe");
+        if (t.has_healthy() && !t.healthy() && !t.has_ready()) {
+          isReady = false;
+        }
+        cs["ready"] = isReady;
+        ready += isReady ? 1 : 0;
+        ++running;
+        break;
+      }
+      case TASK_FINISHED:
+        cs["state"] = state("terminated", {{"exitCode", 0}, {"reason", "Completed"},
+                                           {"finishedAt", stamp}});
+        ++succeeded;
+        break;
+      case TASK_FAILED:
+      case TASK_ERROR:
+        if (message.find("no image '") != std::string::npos) {
+          bool pulledBefore = was("waiting", "reason") == "ErrImagePull" ||
+                              was("waiting", "reason") == "ImagePullBackOff";
+          cs["state"] = state("waiting", {{"reason", pulledBefore ? "ImagePullBackOff"
+                                                                  : "ErrImagePull"},
+                                          {"message", message}});
+          ++waiting;
+        } else {
+          bool oom = t.reason() == TaskStatus::REASON_CONTAINER_LIMITATION_MEMORY;
+          cs["state"] = state("terminated", {{"exitCode", oom ? 137 : exitCodeOf(message)},
+                                             {"reason", oom ? "OOMKilled" : "Error"},
+                                             {"message", message},
+                                             {"finishedAt", stamp}});
+          ++failed;
+        }
+        break;
+      default:  // killed, lost, gone, dropped
+        cs["state"] = state("terminated", {{"exitCode", 137}, {"reason", "Error"},
+                                           {"message", message}, {"finishedAt", stamp}});
+        ++failed;
+        break;
+    }
+    containers.push_back(cs);
+  }
+  json status = previous;
+  status["containerStatuses"] = containers;
+  std::string policy = spec.value("restartPolicy", "Always");
+  std::string phase = "Pending";
+  if (succeeded == total && total > 0) {
+    phase = "Succeeded";
+  } else if (succeeded + failed == total && total > 0) {
+    phase = "Failed";
+  } else if (running > 0 || (succeeded + failed > 0 && waiting == 0)) {
+    phase = "Running";
+  }
+  status["phase"] = phase;
+  status.erase("reason");
+  status.erase("message");
+  bool allReady = ready == total && total > 0;
+  json conditions = previous.value("conditions", json::array());
+  auto set = [&](const std::string& type, bool value) {
+    std::string v = value ? "True" : "False";
+    for (auto& c : conditions) {
+      if (c.value("type", "") == type) {
+        if (c.value("status", "") != v) {
+          c["status"] = v;
+          c["lastTransitionTime"] = stamp;
+        }
+        c.erase("reason");
+        c.erase("message");
+        return;
+      }
+    }
+    conditions.push_back({{"type", type}, {"status", v}, {"lastProbeTime", nullptr},
+                          {"lastTransitionTime", stamp}});
+  };
+  set("PodScheduled", true);
+  set("Initialized", true);
+  set("ContainersReady", allReady && phase == "Running");
+  set("Ready", allReady && phase == "Running");
+  status["conditions"] = conditions;
+  if (!status.contains("startTime")) {
+    status["startTime"] = stamp;
+  }
+  return status;
+}
+
+}  // namespace agora::kube
