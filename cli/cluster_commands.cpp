@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "frameworks/k8s-like/apiserver/kubeconfig.hpp"
 #include "cli/daemon.hpp"
 #include "cli/local_cluster.hpp"
 #include "cli/profile.hpp"
@@ -82,7 +83,8 @@ int statusCommand(int argc, const char* const* argv) {
     std::string name = d.role == "agent" ? "agent " + std::to_string(++agentNumber) : d.role;
     std::cout << "  " << name << std::string(10 - std::min<size_t>(9, name.size()), ' ')
               << (running ? "running" : "stopped") << "  pid " << d.pid << "  "
-              << (d.role == "zookeeper" ? "" : "http://") << d.http
+              << (d.role == "zookeeper" ? "" : d.role == "kube" ? "https://" : "http://")
+              << d.http
               << (health.empty() ? "" : "  " + health) << "\n";
   }
   return allUp ? 0 : 1;
@@ -117,6 +119,19 @@ int deleteCommand(int argc, const char* const* argv) {
   }
   if (auto profile = loadProfile(profileName)) {
     stopProfile(*profile);
+    // Its kubeconfig context goes too, as minikube's does.
+    for (const DaemonRecord& d : profile->daemons) {
+      if (d.role != "kube") continue;
+      std::string path, context;
+      for (const std::string& arg : d.args) {
+        if (arg.rfind("--kubeconfig=", 0) == 0) path = arg.substr(13);
+        if (arg.rfind("--context=", 0) == 0) context = arg.substr(10);
+      }
+      if (!path.empty() && !context.empty()) {
+        Status removed = kube::removeFromKubeconfig(path, context);
+        if (!removed) std::cerr << "agora delete: kubeconfig: " << removed.error() << "\n";
+      }
+    }
   }
   std::string dir = profileDir(profileName);
   if (!pathExists(dir)) {

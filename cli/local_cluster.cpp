@@ -87,8 +87,9 @@ void stopDaemon(const DaemonRecord& d, Clock::duration patience) {
 }
 
 void stopProfile(const Profile& profile) {
-  // Agents first: they stop their executors; then the masters; then ZooKeeper.
-  for (const char* role : {"agent", "master", "zookeeper"}) {
+  // The kube framework first (it fails over: its pods are the agents' to stop); agents next:
+  // they stop their executors; then the masters; then ZooKeeper.
+  for (const char* role : {"kube", "agent", "master", "zookeeper"}) {
     for (const DaemonRecord& d : profile.daemons) {
       if (d.role == role) {
         stopDaemon(d, std::chrono::seconds(role == std::string("agent") ? 15 : 10));

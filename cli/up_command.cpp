@@ -8,17 +8,18 @@
 
 #include <nlohmann/json.hpp>
 
-#include "isolators/cgroups.hpp"
 #include "cli/commands.hpp"
 #include "cli/daemon.hpp"
 #include "cli/local_cluster.hpp"
-#include "common/net.hpp"
 #include "cli/profile.hpp"
 #include "common/detector.hpp"
 #include "common/fs.hpp"
 #include "common/http.hpp"
 #include "common/ids.hpp"
+#include "common/net.hpp"
 #include "common/process.hpp"
+#include "frameworks/k8s-like/apiserver/kubeconfig.hpp"
+#include "isolators/cgroups.hpp"
 
 namespace agora::cli {
 
@@ -55,7 +56,7 @@ Status restartDeadAgents(Profile& profile, Duration timeout) {
   bool changed = false;
   int number = 0;
   for (DaemonRecord& agent : profile.daemons) {
-    if (agent.role != "agent") {
+    if (agent.role != "agent" && agent.role != "kube") {
       continue;
     }
     ++number;
@@ -72,9 +73,12 @@ Status restartDeadAgents(Profile& profile, Duration timeout) {
       return Error("agent " + std::to_string(number) + " did not come up: " + info.error());
     }
     agent.pid = *pid;
-    agent.http = info->value("http", "");
+    if (agent.role == "agent") {
+      agent.http = info->value("http", "");
+    }
     changed = true;
-    std::cout << "Restarted agent " << number << " (http://" << agent.http
+    std::cout << "Restarted " << (agent.role == "kube" ? "kube" : "agent " + std::to_string(number))
+              << " (" << (agent.role == "kube" ? "https://" : "http://") << agent.http
               << "); it takes back the tasks it left running\n";
   }
   return changed ? saveProfile(profile) : Status();
@@ -92,6 +96,10 @@ int upCommand(int argc, const char* const* argv) {
   bool ha = false;
   int masters = 3;
   Duration timeout = seconds(60);
+  bool kube = true;
+  int kubePort = 6443;
+  std::string kubeconfig = kube::defaultKubeconfigPath();
+  std::string kubeContext;
   Flags flags("agora up [flags]",
               "Starts a local cluster in the background: a master and --agents agents on this\n"
               "machine (with --ha: a ZooKeeper server and --masters masters that elect a leader),\n"
@@ -112,6 +120,13 @@ int upCommand(int argc, const char* const* argv) {
   flags.add(&ha, "ha", "High availability: ZooKeeper and several masters, one elected leader.");
   flags.add(&masters, "masters", "With --ha: how many masters.");
   flags.add(&timeout, "timeout", "How long to wait for the cluster to come up.");
+  flags.add(&kube, "kube",
+            "Start the kube framework too (a Kubernetes API server for kubectl) and write its\n"
+            "context into --kubeconfig, made current.");
+  flags.add(&kubePort, "kube_port", "The kube API server's port on --ip (0 picks a free one).");
+  flags.add(&kubeconfig, "kubeconfig", "The kubeconfig to write the kube context into.");
+  flags.add(&kubeContext, "kube_context",
+            "Name of the kubeconfig context (default: agora, or agora-<profile>).");
   int rc = parseFlags(flags, argc, argv);
   if (rc >= 0) {
     return rc;
@@ -291,20 +306,68 @@ int upCommand(int argc, const char* const* argv) {
                 " agents registered in time; see the logs in " + profile.dir);
   }
 
+  if (kube) {
+    DaemonRecord k;
+    k.role = "kube";
+    k.dir = profile.dir + "/kube";
+    k.log = k.dir + "/kube.log";
+    if (Status s = makeDirectories(k.dir); !s) {
+      return fail(s.error());
+    }
+    (void)removeAll(k.dir + "/info.json");
+    if (kubeContext.empty()) {
+      kubeContext = profileName == "default" ? "agora" : "agora-" + profileName;
+    }
+    int chosen = kubePort == 0 ? freeLoopbackPort() : kubePort;
+    std::vector<std::string> args = {self,
+                                     "kube",
+                                     "--master=" + masterAddress,
+                                     "--listen=" + ip + ":" + std::to_string(chosen),
+                                     "--data_dir=" + k.dir + "/data",
+                                     "--kubeconfig=" + kubeconfig,
+                                     "--context=" + kubeContext,
+                                     "--info_file=" + k.dir + "/info.json"};
+    auto pid = startDaemon(args, k.log);
+    if (!pid) {
+      return fail(pid.error());
+    }
+    k.pid = *pid;
+    k.args = args;
+    k.http = ip + ":" + std::to_string(chosen);
+    profile.daemons.push_back(k);
+    if (Status s = saveProfile(profile); !s) {
+      return fail(s.error());
+    }
+    auto info = waitForInfoFile(k.dir + "/info.json", *pid, k.log, deadline);
+    if (!info) {
+      std::string hint = info.error().find("Address already in use") != std::string::npos
+                             ? "\n(port " + std::to_string(chosen) +
+                                   " is taken: pick another with --kube_port, or 0 for any)"
+                             : "";
+      return fail("the kube API server did not come up: " + info.error() + hint);
+    }
+  }
+
   std::cout << "Agora is up (profile '" << profileName << "'):\n";
   int masterNumber = 0;
   int agentNumber = 0;
   for (const DaemonRecord& d : profile.daemons) {
     std::string name = d.role == "zookeeper" ? "zookeeper"
+                       : d.role == "kube"    ? "kube API"
                        : d.role == "master"  ? (ha ? "master " + std::to_string(++masterNumber)
                                                    : "master")
                                              : "agent " + std::to_string(++agentNumber);
+    std::string scheme = d.role == "zookeeper" ? "" : d.role == "kube" ? "https://" : "http://";
     std::cout << "  " << name << std::string(11 - std::min<size_t>(10, name.size()), ' ')
-              << (d.role == "zookeeper" ? "" : "http://") << d.http << "   log " << d.log << "\n";
+              << scheme << d.http << "   log " << d.log << "\n";
   }
   if (ha) {
     std::cout << "\nMasters elect their leader through " << profile.zk
               << "; agora status shows which leads.\n";
+  }
+  if (kube) {
+    std::cout << "\nkubectl now uses context '" << kubeContext << "' (in " << kubeconfig
+              << "):\n      kubectl get nodes;  kubectl apply -f examples/kube/deployment.yaml\n";
   }
   std::cout << "\nTry:  agora run --command='echo hello from $AGORA_TASK_ID' --count=3\n"
             << "      agora agents;  agora tasks;  agora status;  agora stop\n";

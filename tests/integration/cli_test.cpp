@@ -98,7 +98,9 @@ struct StopAtExit {
 
 TEST(CliTest, LocalClusterUpRunAndStop) {
   TempDir home;
-  std::map<std::string, std::string> env = {{"AGORA_HOME", home.path()}};
+  std::map<std::string, std::string> env = {{"AGORA_HOME", home.path()},
+                                            {"KUBECONFIG", home.path() + "/kubeconfig"},
+                                            {"AGORA_KUBE_PORT", "0"}};
   StopAtExit guard{env};
 
   auto r = agora({"up", "--port=0", "--agents=2", "--agent_resources=cpus:2;mem:2048;disk:512"},
@@ -186,7 +188,9 @@ TEST(CliTest, LocalClusterUpRunAndStop) {
 
 TEST(CliTest, RolesWeightsAndQuota) {
   TempDir home;
-  std::map<std::string, std::string> env = {{"AGORA_HOME", home.path()}};
+  std::map<std::string, std::string> env = {{"AGORA_HOME", home.path()},
+                                            {"KUBECONFIG", home.path() + "/kubeconfig"},
+                                            {"AGORA_KUBE_PORT", "0"}};
   StopAtExit guard{env};
   auto r = agora({"up", "--port=0", "--agents=2", "--agent_resources=cpus:2;mem:2048;cpus(eng):1"},
                  env);
