@@ -278,6 +278,34 @@ void ApiServer::serveDiscovery(const HttpRequest& request, Exchange& exchange) {
     body = group(parts[1]);
   } else if (parts.size() == 3 && parts[0] == "apis") {
     body = resourceList(parts[1], parts[2]);
+  } else if (parts.size() == 2 && parts[0] == "openapi" && parts[1] == "v2") {
+    // An OpenAPI v2 document without definitions: kubectl then validates client-side only
+    // what it knows of the kinds (from its own types), as against an older server. It asks
+    // for gnostic's protobuf form, which is written here by hand.
+    auto accept = request.headers.find("accept");
+    if (accept != request.headers.end() && accept->second.find("protobuf") != std::string::npos) {
+      static const std::string kTitle = "Kubernetes (Agora)";
+      static const std::string kVersion = "v1.32.0";
+      std::string info;
+      info += '\x0a';
+      info += static_cast<char>(kTitle.size());
+      info += kTitle;
+      info += '\x12';
+      info += static_cast<char>(kVersion.size());
+      info += kVersion;
+      std::string doc = std::string("\x0a\x03" "2.0", 5);
+      doc += '\x12';
+      doc += static_cast<char>(info.size());
+      doc += info;
+      HttpResponse r;
+      r.contentType = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+      r.body = doc;
+      exchange.respond(std::move(r));
+      return;
+    }
+    body = {{"swagger", "2.0"},
+            {"info", {{"title", "Kubernetes (Agora)"}, {"version", "v1.32.0"}}},
+            {"paths", json::object()}};
   } else if (parts.size() == 2 && parts[0] == "openapi" && parts[1] == "v3") {
     body = openapiRoot();
   } else if (parts.size() > 2 && parts[0] == "openapi" && parts[1] == "v3") {

@@ -155,6 +155,15 @@ void ApiServer::serveWatch(const HttpRequest& request, const Target& target,
       exchange->send(eventLine("BOOKMARK", bookmark));
     }
   }
+  if (!initial) {
+    // From a version the client listed at: what matches now is what it holds, near enough
+    // (a change since then arrives as MODIFIED, a deletion as DELETED either way).
+    for (const Object& o : store_->list(type.keyPrefix(target.ns))) {
+      if (matches(present(o))) {
+        watch->matching.insert(o.key);
+      }
+    }
+  }
   watch->lastVersion = from;
   Outcome started = store_->watch(
       type.keyPrefix(target.ns), from, [watch, encode, matches](const WatchEvent& event) {
@@ -164,12 +173,12 @@ void ApiServer::serveWatch(const HttpRequest& request, const Target& target,
         bool held = watch->matching.count(key) > 0;
         const char* kind = nullptr;
         if (event.type == WatchEvent::kDeleted) {
-          if (held) {
+          if (held || matches(object)) {
             kind = "DELETED";
             watch->matching.erase(key);
           }
         } else if (matches(object)) {
-          kind = held ? "MODIFIED" : "ADDED";
+          kind = held && event.type != WatchEvent::kAdded ? "MODIFIED" : "ADDED";
           watch->matching.insert(key);
         } else if (held) {
           kind = "DELETED";  // it no longer matches: gone from the client's view

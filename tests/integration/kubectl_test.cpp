@@ -1,0 +1,368 @@
+// The kube framework driven by the real kubectl, against a real local cluster (`agora up`):
+// the commands users type, with the output they expect.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+
+#include "common/fs.hpp"
+#include "tests/support/kube_cluster.hpp"
+
+namespace agora::testing {
+namespace {
+
+using nlohmann::json;
+
+bool contains(const std::string& text, const std::string& what) {
+  return text.find(what) != std::string::npos;
+}
+
+std::string examplePath() { return std::string(AGORA_SOURCE_DIR) + "/examples/kube/deployment.yaml"; }
+
+#define REQUIRE_CLUSTER(cluster)                                               \
+  if (!KubeCluster::haveKubectl()) GTEST_SKIP() << "no kubectl on the PATH";   \
+  ASSERT_TRUE((cluster).up()) << (cluster).upOutput()
+
+// Pods of the deployment `app`, by name, with their phase and readiness.
+std::map<std::string, bool> readyPods(KubeCluster& k, const std::string& app) {
+  std::map<std::string, bool> out;
+  json pods = k.json({"get", "pods", "-l", "app=" + app});
+  for (const auto& p : pods.value("items", json::array())) {
+    if (p["metadata"].contains("deletionTimestamp")) continue;
+    bool ready = false;
+    for (const auto& c : p["status"].value("conditions", json::array())) {
+      if (c.value("type", "") == "Ready") ready = c.value("status", "") == "True";
+    }
+    out[p["metadata"].value("name", "")] = ready;
+  }
+  return out;
+}
+
+bool allReady(KubeCluster& k, const std::string& app, size_t n) {
+  auto pods = readyPods(k, app);
+  return pods.size() == n &&
+         std::all_of(pods.begin(), pods.end(), [](const auto& p) { return p.second; });
+}
+
+TEST(KubectlTest, ADeploymentIsAppliedRolledScaledUndoneAndDeleted) {
+  KubeCluster k;
+  REQUIRE_CLUSTER(k);
+  auto r = k.kubectl({"get", "nodes"});
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "Ready")) << r.output;
+  r = k.kubectl({"get", "namespaces"});
+  for (const char* ns : {"default", "kube-system", "kube-public"}) {
+    EXPECT_TRUE(contains(r.output, ns)) << r.output;
+  }
+
+  // apply: created, then unchanged.
+  r = k.kubectl({"apply", "-f", examplePath()});
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "deployment.apps/hello created")) << r.output;
+  r = k.kubectl({"apply", "-f", examplePath()});
+  EXPECT_TRUE(contains(r.output, "deployment.apps/hello unchanged")) << r.output;
+  r = k.kubectl({"rollout", "status", "deployment/hello", "--timeout=60s"});
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "successfully rolled out")) << r.output;
+
+  r = k.kubectl({"get", "deployments"});
+  EXPECT_TRUE(contains(r.output, "NAME    READY   UP-TO-DATE   AVAILABLE   AGE")) << r.output;
+  EXPECT_TRUE(contains(r.output, "hello   3/3     3            3")) << r.output;
+  r = k.kubectl({"get", "all"});
+  for (const char* what : {"pod/hello-", "deployment.apps/hello", "replicaset.apps/hello-"}) {
+    EXPECT_TRUE(contains(r.output, what)) << r.output;
+  }
+  r = k.kubectl({"get", "pods", "-o", "wide"});
+  EXPECT_TRUE(contains(r.output, "NAME") && contains(r.output, "READY") &&
+              contains(r.output, "STATUS") && contains(r.output, "RESTARTS") &&
+              contains(r.output, "IP") && contains(r.output, "NODE"))
+      << r.output;
+  EXPECT_TRUE(contains(r.output, "1/1     Running")) << r.output;
+  auto pods = readyPods(k, "hello");
+  ASSERT_EQ(pods.size(), 3u);
+  std::string pod = pods.begin()->first;
+  json one = k.json({"get", "pod", pod});
+  EXPECT_EQ(one["status"].value("phase", ""), "Running") << one.dump();
+  EXPECT_FALSE(one["spec"].value("nodeName", "").empty());
+  r = k.kubectl({"get", "pod", pod, "-o", "yaml"});
+  EXPECT_TRUE(contains(r.output, "kind: Pod")) << r.output;
+  r = k.kubectl({"describe", "pod", pod});
+  EXPECT_TRUE(contains(r.output, "Successfully assigned default/" + pod)) << r.output;
+  r = k.kubectl({"describe", "deployment", "hello"});
+  EXPECT_TRUE(contains(r.output, "Scaled up replica set hello-")) << r.output;
+
+  // A watch sees what happens next.
+  std::string watchLog = k.home() + "/watch.log";
+  auto watcher = spawnChild({"/usr/bin/env", "KUBECONFIG=" + k.kubeconfig(),
+                             KubeCluster::kubectlBinary(""), "get", "pods", "--watch",
+                             "--output-watch-events"},
+                            watchLog);
+  ASSERT_TRUE(watcher.ok());
+
+  // A changed template rolls, within maxSurge 1 and maxUnavailable 0.
+  std::string changed = k.home() + "/deployment.yaml";
+  std::string text = readFile(examplePath()).value();
+  text.replace(text.find("hello from Agora"), 16, "hello again");
+  ASSERT_TRUE(writeFileAtomic(changed, text).ok());
+  r = k.kubectl({"apply", "-f", changed});
+  EXPECT_TRUE(contains(r.output, "deployment.apps/hello configured")) << r.output;
+  r = k.kubectl({"rollout", "status", "deployment/hello", "--timeout=90s"});
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  json events = k.json({"get", "events", "--field-selector", "involvedObject.name=hello"});
+  std::vector<json> scaling;
+  for (const auto& e : events.value("items", json::array())) {
+    if (e.value("reason", "") == "ScalingReplicaSet") scaling.push_back(e);
+  }
+  std::sort(scaling.begin(), scaling.end(), [](const json& a, const json& b) {
+    return std::stoll(a["metadata"].value("resourceVersion", "0")) <
+           std::stoll(b["metadata"].value("resourceVersion", "0"));
+  });
+  std::map<std::string, int> sizes;  // replica set -> replicas, replayed from the events
+  int most = 0;
+  for (const auto& e : scaling) {
+    std::string m = e.value("message", "");  // "Scaled up replica set X to N from M"
+    size_t set = m.find("replica set ") + 12;
+    size_t to = m.find(" to ", set);
+    std::string name = m.substr(set, to - set);
+    sizes[name] = std::atoi(m.substr(to + 4).c_str());
+    int total = 0;
+    for (const auto& [n, s] : sizes) total += s;
+    most = std::max(most, total);
+  }
+  EXPECT_GE(scaling.size(), 5u);
+  EXPECT_LE(most, 4) << "more than replicas + maxSurge pods at once";
+  EXPECT_TRUE(allReady(k, "hello", 3));
+
+  // A field taken out of the file is taken out of the object.
+  const std::string labels = "  labels:\n    app: hello\nspec";
+  text.replace(text.find(labels), labels.size(), "spec");
+  ASSERT_TRUE(writeFileAtomic(changed, text).ok());
+  r = k.kubectl({"apply", "-f", changed});
+  EXPECT_TRUE(contains(r.output, "configured")) << r.output;
+  EXPECT_EQ(k.kubectl({"get", "deployment", "hello", "-o", "jsonpath={.metadata.labels}"}).output,
+            "");
+
+  // A deleted pod is replaced by its ReplicaSet.
+  pods = readyPods(k, "hello");
+  pod = pods.begin()->first;
+  r = k.kubectl({"delete", "pod", pod});
+  EXPECT_TRUE(contains(r.output, "pod \"" + pod + "\" deleted")) << r.output;
+  EXPECT_TRUE(waitUntil(
+      [&] { return allReady(k, "hello", 3) && !readyPods(k, "hello").count(pod); },
+      seconds(60)));
+
+  r = k.kubectl({"scale", "deployment", "hello", "--replicas=2"});
+  EXPECT_TRUE(contains(r.output, "deployment.apps/hello scaled")) << r.output;
+  EXPECT_TRUE(waitUntil([&] { return allReady(k, "hello", 2); }, seconds(60)));
+
+  r = k.kubectl({"rollout", "history", "deployment/hello"});
+  EXPECT_TRUE(contains(r.output, "REVISION") && contains(r.output, "1 ") &&
+              contains(r.output, "2 "))
+      << r.output;
+  r = k.kubectl({"rollout", "undo", "deployment/hello"});
+  EXPECT_TRUE(contains(r.output, "rolled back")) << r.output;
+  r = k.kubectl({"rollout", "status", "deployment/hello", "--timeout=90s"});
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_TRUE(contains(k.kubectl({"get", "deployment", "hello", "-o",
+                                  "jsonpath={.spec.template.spec.containers[0].env[0].value}"})
+                           .output,
+                       "hello from Agora"));
+
+  // Deleting the deployment takes its ReplicaSets and pods with it.
+  r = k.kubectl({"delete", "deployment", "hello"});
+  EXPECT_TRUE(contains(r.output, "deployment.apps \"hello\" deleted")) << r.output;
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        return k.kubectl({"get", "rs,pods", "-l", "app=hello", "-o", "name"}).output.empty();
+      },
+      seconds(60)));
+  stopChild(*watcher, seconds(5));
+  std::string watched = readFile(watchLog).value_or("");
+  EXPECT_TRUE(contains(watched, "ADDED") && contains(watched, "MODIFIED") &&
+              contains(watched, "DELETED"))
+      << watched;
+}
+
+TEST(KubectlTest, NamespacesConfigMapsSecretsAndDeleteAll) {
+  KubeCluster k(1);
+  REQUIRE_CLUSTER(k);
+  auto r = k.kubectl({"create", "namespace", "team"});
+  EXPECT_TRUE(contains(r.output, "namespace/team created")) << r.output;
+  r = k.kubectl({"-n", "team", "create", "configmap", "settings", "--from-literal=color=blue"});
+  EXPECT_TRUE(contains(r.output, "configmap/settings created")) << r.output;
+  r = k.kubectl({"-n", "team", "create", "secret", "generic", "pw", "--from-literal=pw=hunter2"});
+  EXPECT_TRUE(contains(r.output, "secret/pw created")) << r.output;
+  r = k.kubectl({"-n", "team", "get", "configmaps"});
+  EXPECT_TRUE(contains(r.output, "settings   1")) << r.output;
+  r = k.kubectl({"-n", "team", "get", "secrets"});
+  EXPECT_TRUE(contains(r.output, "pw     Opaque   1")) << r.output;
+  EXPECT_EQ(k.kubectl({"-n", "team", "get", "secret", "pw", "-o", "jsonpath={.data.pw}"}).output,
+            "aHVudGVyMg==");
+  r = k.kubectl({"get", "configmaps"});
+  EXPECT_TRUE(contains(r.output, "No resources found in default namespace")) << r.output;
+  r = k.kubectl({"-n", "team", "delete", "configmaps", "--all"});
+  EXPECT_TRUE(contains(r.output, "configmap \"settings\" deleted")) << r.output;
+  r = k.kubectl({"delete", "namespace", "team"});
+  EXPECT_TRUE(contains(r.output, "namespace \"team\" deleted")) << r.output;
+  r = k.kubectl({"get", "namespace", "team"});
+  EXPECT_TRUE(contains(r.output, "NotFound")) << r.output;
+  r = k.kubectl({"-n", "team", "get", "secrets", "-o", "name"});
+  EXPECT_EQ(r.output.find("secret/"), std::string::npos) << r.output;
+}
+
+TEST(KubectlTest, CrashLoopsReadinessAndUnschedulablePods) {
+  KubeCluster k(1, "cpus:2;mem:2048");
+  REQUIRE_CLUSTER(k);
+  std::string file = k.home() + "/pods.yaml";
+  ASSERT_TRUE(writeFileAtomic(file, R"(apiVersion: v1
+kind: Pod
+metadata: {name: crash}
+spec:
+  containers:
+  - {name: c, image: agora/host, command: ["sh", "-c", "exit 3"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: gated}
+spec:
+  containers:
+  - name: c
+    image: agora/host
+    command: ["sh", "-c", "sleep 3; touch ready; sleep 3600"]
+    readinessProbe:
+      exec: {command: ["test", "-e", "ready"]}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: huge}
+spec:
+  containers:
+  - name: c
+    image: agora/host
+    command: ["sleep", "3600"]
+    resources: {requests: {cpu: "16"}}
+)")
+                  .ok());
+  auto r = k.kubectl({"apply", "-f", file});
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+
+  // Readiness gates READY: Running but 0/1 until the probe passes.
+  EXPECT_TRUE(waitUntil([&] {
+    return contains(k.kubectl({"get", "pod", "gated"}).output, "0/1     Running");
+  }, seconds(30)));
+  EXPECT_TRUE(waitUntil([&] {
+    return contains(k.kubectl({"get", "pod", "gated"}).output, "1/1     Running");
+  }, seconds(30)));
+
+  // Too big for any agent: Pending, and says why.
+  EXPECT_TRUE(waitUntil([&] {
+    return contains(k.kubectl({"describe", "pod", "huge"}).output,
+                    "0/1 nodes are available: 1 Insufficient cpu.");
+  }, seconds(30)));
+  EXPECT_EQ(k.kubectl({"get", "pod", "huge", "-o", "jsonpath={.status.phase}"}).output,
+            "Pending");
+  EXPECT_EQ(k.kubectl({"get", "pod", "huge", "-o",
+                       "jsonpath={.status.conditions[0].reason}"}).output,
+            "Unschedulable");
+
+  // A crashing container: CrashLoopBackOff, restarted after growing delays (10 s, then 20 s).
+  EXPECT_TRUE(waitUntil([&] {
+    return contains(k.kubectl({"get", "pod", "crash"}).output, "CrashLoopBackOff");
+  }, seconds(30)));
+  std::string waitingFor;
+  EXPECT_TRUE(waitUntil([&] {
+    waitingFor = k.kubectl({"get", "pod", "crash", "-o",
+                            "jsonpath={.status.containerStatuses[0].state.waiting.message}"})
+                     .output;
+    return contains(waitingFor, "back-off 20");
+  }, seconds(40))) << waitingFor;
+  EXPECT_EQ(k.kubectl({"get", "pod", "crash", "-o",
+                       "jsonpath={.status.containerStatuses[0].lastState.terminated.exitCode}"})
+                .output,
+            "3");
+  r = k.kubectl({"delete", "-f", file, "--wait=true"});
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+}
+
+TEST(KubectlTest, BadInputGetsKubernetesStyleErrorsAndStoresNothing) {
+  KubeCluster k(1);
+  REQUIRE_CLUSTER(k);
+  std::string dir = k.home();
+  auto write = [&](const std::string& name, const std::string& text) {
+    EXPECT_TRUE(writeFileAtomic(dir + "/" + name, text).ok());
+    return dir + "/" + name;
+  };
+  auto r = k.kubectl({"apply", "-f", write("bad.yaml", "apiVersion: v1\nkind: ConfigMap\n"
+                                                       "metadata: {name: x\n")});
+  EXPECT_NE(r.exitCode, 0);
+  EXPECT_TRUE(contains(r.output, "error converting YAML to JSON")) << r.output;
+  r = k.kubectl({"apply", "-f", write("kind.yaml", "apiVersion: v1\nkind: Gizmo\n"
+                                                   "metadata: {name: x}\n")});
+  EXPECT_NE(r.exitCode, 0);
+  EXPECT_TRUE(contains(r.output, "no matches for kind \"Gizmo\"")) << r.output;
+  r = k.kubectl({"create", "configmap", "Bad_Name", "--from-literal=a=b"});
+  EXPECT_NE(r.exitCode, 0);
+  EXPECT_TRUE(contains(r.output, "is invalid: metadata.name: Invalid value: \"Bad_Name\"")) << r.output;
+  r = k.kubectl({"apply", "-f", write("field.yaml", "apiVersion: v1\nkind: ConfigMap\n"
+                                                    "metadata: {name: x, bogus: 1}\n")});
+  EXPECT_NE(r.exitCode, 0);
+  EXPECT_TRUE(contains(r.output, "unknown field \"metadata.bogus\"")) << r.output;
+
+  // A stale resourceVersion: 409 Conflict.
+  r = k.kubectl({"create", "configmap", "cm", "--from-literal=a=1"});
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  std::string stale = k.kubectl({"get", "configmap", "cm", "-o", "json"}).output;
+  r = k.kubectl({"patch", "configmap", "cm", "-p", "{\"data\":{\"a\":\"2\"}}"});
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  r = k.kubectl({"replace", "-f", write("stale.json", stale)});
+  EXPECT_NE(r.exitCode, 0);
+  EXPECT_TRUE(contains(r.output, "Error from server (Conflict)")) << r.output;
+  EXPECT_EQ(k.kubectl({"get", "configmap", "cm", "-o", "jsonpath={.data.a}"}).output, "2");
+
+  // An immutable field: 422 Invalid.
+  r = k.kubectl({"create", "deployment", "web", "--image=agora/host", "--", "sleep", "3600"});
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  r = k.kubectl({"patch", "deployment", "web", "--type=merge", "-p",
+                 R"({"spec":{"selector":{"matchLabels":{"app":"other"}},)"
+                 R"("template":{"metadata":{"labels":{"app":"other"}}}}})"});
+  EXPECT_NE(r.exitCode, 0);
+  EXPECT_TRUE(contains(r.output, "field is immutable")) << r.output;
+
+  // No valid token: Unauthorized, and nothing is done.
+  r = k.kubectl({"--token=wrong", "create", "configmap", "sneaky", "--from-literal=a=b"});
+  EXPECT_NE(r.exitCode, 0);
+  EXPECT_TRUE(contains(r.output, "Unauthorized")) << r.output;
+  r = k.kubectl({"get", "configmaps", "-o", "name"});
+  EXPECT_FALSE(contains(r.output, "sneaky") || contains(r.output, "/x")) << r.output;
+}
+
+TEST(KubectlTest, OlderAndNewerKubectlWork) {
+  KubeCluster k(1);
+  REQUIRE_CLUSTER(k);
+  for (const std::string version : {"1.27", "1.33"}) {
+    if (!KubeCluster::haveKubectl(version)) {
+      ADD_FAILURE() << "kubectl." << version << " is missing";
+      continue;
+    }
+    std::string name = "cm-" + version.substr(2);
+    auto r = k.kubectl({"get", "nodes"}, version);
+    EXPECT_TRUE(contains(r.output, "Ready")) << version << ": " << r.output;
+    r = k.kubectl({"create", "configmap", name, "--from-literal=a=b"}, version);
+    EXPECT_TRUE(contains(r.output, "created")) << version << ": " << r.output;
+    r = k.kubectl({"apply", "-f", examplePath()}, version);
+    EXPECT_EQ(r.exitCode, 0) << version << ": " << r.output;
+    r = k.kubectl({"rollout", "status", "deployment/hello", "--timeout=60s"}, version);
+    EXPECT_TRUE(contains(r.output, "successfully rolled out")) << version << ": " << r.output;
+    r = k.kubectl({"get", "pods"}, version);
+    EXPECT_TRUE(contains(r.output, "Running")) << version << ": " << r.output;
+    r = k.kubectl({"delete", "deployment", "hello"}, version);
+    EXPECT_TRUE(contains(r.output, "deleted")) << version << ": " << r.output;
+    r = k.kubectl({"delete", "configmap", name}, version);
+    EXPECT_TRUE(contains(r.output, "deleted")) << version << ": " << r.output;
+  }
+}
+
+}  // namespace
+}  // namespace agora::testing

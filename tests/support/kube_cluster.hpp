@@ -1,0 +1,83 @@
+#pragma once
+
+// A local cluster with the kube framework, as users start it (`agora up`, in a profile of its
+// own under a temporary AGORA_HOME, its kubeconfig a temporary file), and the real kubectl
+// against it. Stopped (and its profile deleted) when the test ends, whatever happens.
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/process_cluster.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace agora::testing {
+
+class KubeCluster {
+ public:
+  // `agents` agents with `resources` each.
+  explicit KubeCluster(int agents = 2, const std::string& resources = "cpus:2;mem:2048") {
+    env_ = {{"AGORA_HOME", home_.path()},
+            {"KUBECONFIG", home_.path() + "/kubeconfig"},
+            {"AGORA_KUBE_PORT", "0"}};
+    CommandResult up = agora({"up", "--port=0", "--agents=" + std::to_string(agents),
+                              "--agent_resources=" + resources});
+    upOutput_ = up.output;
+    up_ = up.exitCode == 0;
+  }
+  ~KubeCluster() { agora({"delete"}); }
+
+  bool up() const { return up_; }
+  const std::string& upOutput() const { return upOutput_; }
+  const std::string& home() const { return home_.path(); }
+  std::string kubeconfig() const { return home_.path() + "/kubeconfig"; }
+
+  CommandResult agora(const std::vector<std::string>& args, Duration timeout = seconds(90)) {
+    std::vector<std::string> argv = {AGORA_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return runCommand(argv, timeout, env_);
+  }
+
+  // The real kubectl (`version` "1.27" runs kubectl.1.27 from beside it), output and status.
+  CommandResult kubectl(const std::vector<std::string>& args, const std::string& version = "",
+                        Duration timeout = seconds(60)) {
+    std::vector<std::string> argv = {"/usr/bin/env", kubectlBinary(version),
+                                     "--cache-dir=" + home_.path() + "/kube-cache"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return runCommand(argv, timeout, env_);
+  }
+
+  // kubectl's output, parsed as JSON (null when it is not JSON).
+  nlohmann::json json(const std::vector<std::string>& args) {
+    std::vector<std::string> withOutput = args;
+    withOutput.push_back("-o");
+    withOutput.push_back("json");
+    return nlohmann::json::parse(kubectl(withOutput).output, nullptr, false);
+  }
+
+  static std::string kubectlBinary(const std::string& version) {
+    if (version.empty()) {
+      return "kubectl";
+    }
+    CommandResult where = runCommand({"/bin/sh", "-c", "dirname \"$(readlink -f \"$(command -v kubectl)\")\""},
+                                     seconds(10));
+    std::string dir = where.output.substr(0, where.output.find('\n'));
+    return dir + "/kubectl." + version;
+  }
+
+  static bool haveKubectl(const std::string& version = "") {
+    return runCommand({"/usr/bin/env", kubectlBinary(version), "version", "--client"}, seconds(20))
+               .exitCode == 0;
+  }
+
+ private:
+  TempDir home_;
+  std::map<std::string, std::string> env_;
+  std::string upOutput_;
+  bool up_ = false;
+};
+
+}  // namespace agora::testing
