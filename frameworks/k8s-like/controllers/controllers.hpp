@@ -49,15 +49,23 @@ class GarbageCollector {
   explicit GarbageCollector(ApiServer* api);
   ~GarbageCollector();
   void start();
-  void sweep();
 
  private:
-  void schedule();
+  void onChange(const WatchEvent& event);
+  void check(const std::string& key);
+  void deleteObject(const nlohmann::json& object, const std::string& policy);
+  void dropFinalizer(const nlohmann::json& object, const std::string& finalizer);
+  void emptyNamespace(const nlohmann::json& ns);
 
   ApiServer* api_;
+  WorkQueue queue_;  // store keys to look at
   uint64_t watch_ = 0;
-  bool scheduled_ = false;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // Indexes kept from the store's changes: every object's uid, and the dependents of each
+  // owner uid (what ownerReferences point at).
+  std::map<std::string, std::string> byUid_;                   // uid -> key
+  std::map<std::string, std::set<std::string>> dependents_;    // owner uid -> keys
+  std::map<std::string, std::vector<std::string>> ownersOf_;   // key -> owner uids
+  std::set<std::string> terminating_;                          // namespaces being deleted
 };
 
 class ReplicaSetController {

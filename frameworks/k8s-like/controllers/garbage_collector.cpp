@@ -114,148 +114,198 @@ bool podActive(const json& pod) {
          !pod["metadata"].contains("deletionTimestamp");
 }
 
-GarbageCollector::GarbageCollector(ApiServer* api) : api_(api) {}
+namespace {
+
+const ResourceType* typeOf(const json& object) {
+  return findKind(object.value("apiVersion", ""), object.value("kind", ""));
+}
+
+bool hasFinalizer(const json& meta, const char* name) {
+  for (const auto& f : meta.value("finalizers", json::array())) {
+    if (f == name) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+GarbageCollector::GarbageCollector(ApiServer* api)
+    : api_(api), queue_(api->loop(), [this](const std::string& key) { check(key); }) {}
 
 GarbageCollector::~GarbageCollector() {
-  *alive_ = false;
   if (watch_ != 0) {
     api_->store()->cancel(watch_);
   }
 }
 
 void GarbageCollector::start() {
-  Outcome w = api_->store()->watch("", 0, [this](const WatchEvent&) { schedule(); });
-  watch_ = w.object.version;
-  schedule();
+  watch_ = api_->store()
+               ->watch("", 0,
+                       [this](const WatchEvent& e) {
+                         try {
+                           onChange(e);
+                         } catch (const std::exception& x) {
+                           LOG(ERROR) << "Garbage collector: " << e.object.key << ": " << x.what();
+                         }
+                       })
+               .object.version;
+  for (const Object& o : api_->store()->list("")) {
+    WatchEvent e;
+    e.type = WatchEvent::kAdded;
+    e.object = o;
+    onChange(e);
+  }
 }
 
-void GarbageCollector::schedule() {
-  if (scheduled_) {
+void GarbageCollector::onChange(const WatchEvent& event) {
+  const std::string& key = event.object.key;
+  const json& object = event.object.value;
+  const json& meta = object["metadata"];
+  std::string uid = meta.value("uid", "");
+  // Forget what the object said of its owners before; learn what it says now.
+  for (const std::string& owner : ownersOf_[key]) {
+    auto it = dependents_.find(owner);
+    if (it != dependents_.end()) {
+      it->second.erase(key);
+      if (it->second.empty()) dependents_.erase(it);
+    }
+  }
+  ownersOf_.erase(key);
+  std::string ns = meta.value("namespace", "");
+  if (event.type == WatchEvent::kDeleted) {
+    byUid_.erase(uid);
+    // Its dependents may now be orphans; its owners (foreground) may now be free to go; its
+    // terminating namespace may now be empty.
+    auto deps = dependents_.find(uid);
+    if (deps != dependents_.end()) {
+      for (const std::string& d : deps->second) queue_.add(d);
+    }
+    for (const auto& ref : meta.value("ownerReferences", json::array())) {
+      auto owner = byUid_.find(ref.value("uid", ""));
+      if (owner != byUid_.end()) queue_.add(owner->second);
+    }
+    if (!ns.empty() && terminating_.count(ns)) {
+      queue_.add(findResource("", "v1", "namespaces")->key("", ns));
+    }
+    if (object.value("kind", "") == "Namespace") {
+      terminating_.erase(meta.value("name", ""));
+    }
     return;
   }
-  scheduled_ = true;
-  std::weak_ptr<bool> alive = alive_;
-  // Coalesced: a burst of changes costs one sweep.
-  api_->loop()->after(milliseconds(50), [this, alive] {
-    if (alive.lock()) {
-      scheduled_ = false;
-      try {
-        sweep();
-      } catch (const std::exception& e) {
-        LOG(ERROR) << "Garbage collection: " << e.what();
-      }
-    }
-  });
+  byUid_[uid] = key;
+  json refs = meta.value("ownerReferences", json::array());
+  for (const auto& ref : refs) {
+    std::string owner = ref.value("uid", "");
+    ownersOf_[key].push_back(owner);
+    dependents_[owner].insert(key);
+  }
+  if (!refs.empty() || meta.contains("deletionTimestamp")) {
+    queue_.add(key);
+  }
 }
 
-void GarbageCollector::sweep() {
-  std::vector<Object> all = api_->store()->list("");
-  std::set<std::string> uids;
-  std::map<std::string, std::vector<const Object*>> dependents;  // owner uid -> objects
-  for (const Object& o : all) {
-    const json& meta = o.value["metadata"];
-    uids.insert(meta.value("uid", ""));
-    for (const auto& ref : meta.value("ownerReferences", json::array())) {
-      dependents[ref.value("uid", "")].push_back(&o);
+void GarbageCollector::deleteObject(const json& object, const std::string& policy) {
+  const ResourceType* type = typeOf(object);
+  if (type == nullptr) {
+    return;
+  }
+  DeleteOptions options;
+  options.propagationPolicy = policy;
+  const json& meta = object["metadata"];
+  api_->remove(*type, meta.value("namespace", ""), meta.value("name", ""), options);
+}
+
+void GarbageCollector::dropFinalizer(const json& object, const std::string& finalizer) {
+  const ResourceType* type = typeOf(object);
+  if (type == nullptr) {
+    return;
+  }
+  json next = object;
+  json kept = json::array();
+  for (const auto& f : next["metadata"].value("finalizers", json::array())) {
+    if (f != finalizer) kept.push_back(f);
+  }
+  next["metadata"]["finalizers"] = kept;
+  const json& meta = object["metadata"];
+  api_->update(*type, meta.value("namespace", ""), meta.value("name", ""), next, "", false, true);
+}
+
+void GarbageCollector::emptyNamespace(const json& nsObject) {
+  std::string ns = nsObject["metadata"].value("name", "");
+  terminating_.insert(ns);
+  bool empty = true;
+  for (const ResourceType& type : resourceTypes()) {
+    if (!type.namespaced) continue;
+    for (const json& object : api_->list(type, ns)) {
+      empty = false;
+      if (!object["metadata"].contains("deletionTimestamp")) {
+        deleteObject(object, "Background");
+      }
     }
   }
-  auto typeOf = [](const json& object) {
-    return findKind(object.value("apiVersion", ""), object.value("kind", ""));
-  };
-  auto deleteObject = [&](const json& object, const std::string& policy) {
-    const ResourceType* type = typeOf(object);
-    if (type == nullptr) {
+  if (empty) {
+    terminating_.erase(ns);
+    api_->purge(*findResource("", "v1", "namespaces"), "", ns);
+  }
+}
+
+void GarbageCollector::check(const std::string& key) {
+  Outcome got = api_->store()->get(key);
+  if (!got.ok()) {
+    return;
+  }
+  json object = ApiServer::present(got.object);
+  const json& meta = object["metadata"];
+  std::string uid = meta.value("uid", "");
+  json refs = meta.value("ownerReferences", json::array());
+  if (!refs.empty() && !meta.contains("deletionTimestamp")) {
+    bool anyOwner = false;
+    for (const auto& ref : refs) {
+      anyOwner = anyOwner || byUid_.count(ref.value("uid", "")) > 0;
+    }
+    if (!anyOwner) {
+      // Its owners are all gone: it follows them (background propagation).
+      deleteObject(object, "Background");
       return;
     }
-    DeleteOptions options;
-    options.propagationPolicy = policy;
-    const json& meta = object["metadata"];
-    api_->remove(*type, meta.value("namespace", ""), meta.value("name", ""), options);
-  };
-  auto dropFinalizer = [&](const Object& o, const std::string& finalizer) {
-    const ResourceType* type = typeOf(o.value);
-    if (type == nullptr) {
-      return;
-    }
-    json next = ApiServer::present(o);
-    json kept = json::array();
-    for (const auto& f : next["metadata"].value("finalizers", json::array())) {
-      if (f != finalizer) {
-        kept.push_back(f);
+  }
+  if (!meta.contains("deletionTimestamp")) {
+    return;
+  }
+  std::vector<std::string> mine;
+  if (auto it = dependents_.find(uid); it != dependents_.end()) {
+    mine.assign(it->second.begin(), it->second.end());
+  }
+  if (hasFinalizer(meta, "orphan")) {
+    for (const std::string& d : mine) {
+      Outcome dep = api_->store()->get(d);
+      const ResourceType* type = dep.ok() ? typeOf(dep.object.value) : nullptr;
+      if (type == nullptr) continue;
+      json next = ApiServer::present(dep.object);
+      json kept = json::array();
+      for (const auto& ref : next["metadata"].value("ownerReferences", json::array())) {
+        if (ref.value("uid", "") != uid) kept.push_back(ref);
       }
+      next["metadata"]["ownerReferences"] = kept;
+      const json& dm = next["metadata"];
+      api_->update(*type, dm.value("namespace", ""), dm.value("name", ""), next, "", false,
+                   true);
     }
-    next["metadata"]["finalizers"] = kept;
-    const json& meta = o.value["metadata"];
-    api_->update(*type, meta.value("namespace", ""), meta.value("name", ""), next, "", false,
-                 true);
-  };
-  const ResourceType* namespaces = findResource("", "v1", "namespaces");
-  for (const Object& o : all) {
-    const json& meta = o.value["metadata"];
-    std::string uid = meta.value("uid", "");
-    // Dependents whose owners are all gone follow them (background propagation).
-    json refs = meta.value("ownerReferences", json::array());
-    if (!refs.empty() && !meta.contains("deletionTimestamp")) {
-      bool anyOwner = false;
-      for (const auto& ref : refs) {
-        anyOwner = anyOwner || uids.count(ref.value("uid", "")) > 0;
-      }
-      if (!anyOwner) {
-        deleteObject(o.value, "Background");
-        continue;
-      }
-    }
-    if (!meta.contains("deletionTimestamp")) {
-      continue;
-    }
-    json finalizers = meta.value("finalizers", json::array());
-    auto has = [&](const char* f) {
-      return std::find(finalizers.begin(), finalizers.end(), f) != finalizers.end();
-    };
-    auto& mine = dependents[uid];
-    if (has("orphan")) {
-      for (const Object* d : mine) {
-        const ResourceType* type = typeOf(d->value);
-        if (type == nullptr) continue;
-        json next = ApiServer::present(*d);
-        json kept = json::array();
-        for (const auto& ref : next["metadata"].value("ownerReferences", json::array())) {
-          if (ref.value("uid", "") != uid) kept.push_back(ref);
-        }
-        next["metadata"]["ownerReferences"] = kept;
-        const json& dm = d->value["metadata"];
-        api_->update(*type, dm.value("namespace", ""), dm.value("name", ""), next, "", false,
-                     true);
-      }
-      dropFinalizer(o, "orphan");
-    } else if (has("foregroundDeletion")) {
-      if (mine.empty()) {
-        dropFinalizer(o, "foregroundDeletion");
-      } else {
-        for (const Object* d : mine) {
-          if (!d->value["metadata"].contains("deletionTimestamp")) {
-            deleteObject(d->value, "Foreground");
-          }
+    dropFinalizer(object, "orphan");
+  } else if (hasFinalizer(meta, "foregroundDeletion")) {
+    if (mine.empty()) {
+      dropFinalizer(object, "foregroundDeletion");
+    } else {
+      for (const std::string& d : mine) {
+        Outcome dep = api_->store()->get(d);
+        if (dep.ok() && !dep.object.value["metadata"].contains("deletionTimestamp")) {
+          deleteObject(dep.object.value, "Foreground");
         }
       }
     }
-    if (o.value.value("kind", "") == "Namespace") {
-      // Empty it, then let it go.
-      std::string name = meta.value("name", "");
-      bool empty = true;
-      for (const Object& other : all) {
-        const json& om = other.value["metadata"];
-        if (om.value("namespace", "") == name && other.value.value("kind", "") != "Namespace") {
-          empty = false;
-          if (!om.contains("deletionTimestamp")) {
-            deleteObject(other.value, "Background");
-          }
-        }
-      }
-      if (empty) {
-        api_->purge(*namespaces, "", name);
-      }
-    }
+  }
+  if (object.value("kind", "") == "Namespace") {
+    emptyNamespace(object);
   }
 }
 

@@ -183,6 +183,17 @@ void PodScheduler::agents(const json& state) {
   std::map<std::string, int> perHost;
   for (const auto& a : agents) ++perHost[a.value("hostname", "")];
   std::set<std::string> seen;
+  std::map<std::string, std::string> named;  // agent id -> the name its Node already has
+  bool anyUnnamed = false;
+  for (const auto& a : agents) anyUnnamed = anyUnnamed || nodes_[a.value("id", "")].name.empty();
+  if (anyUnnamed) {
+    for (const json& existing : api_->list(nodesType(), "")) {
+      const json labels = existing["metadata"].value("labels", json::object());
+      if (labels.contains(kAgentLabel) && labels[kAgentLabel].is_string()) {
+        named[labels[kAgentLabel].get<std::string>()] = existing["metadata"].value("name", "");
+      }
+    }
+  }
   for (const auto& a : agents) {
     std::string id = a.value("id", "");
     seen.insert(id);
@@ -190,12 +201,9 @@ void PodScheduler::agents(const json& state) {
     std::string hostname = a.value("hostname", "");
     // A name once given stays (the Node object carries the agent's id).
     if (node.name.empty()) {
-      node.name = nodeNameFor(hostname, id, perHost[hostname] > 1);
-      for (const json& existing : api_->list(nodesType(), "")) {
-        if (existing["metadata"].value("labels", json::object()).value(kAgentLabel, "") == id) {
-          node.name = existing["metadata"].value("name", "");
-        }
-      }
+      auto known = named.find(id);
+      node.name = known != named.end() ? known->second
+                                       : nodeNameFor(hostname, id, perHost[hostname] > 1);
     }
     node.agentId = id;
     node.hostname = hostname;
@@ -208,7 +216,8 @@ void PodScheduler::agents(const json& state) {
                    {"kubernetes.io/os", "linux"},
                    {"kubernetes.io/arch", "amd64"},
                    {kAgentLabel, id}};
-    for (const auto& [k, v] : a.value("attributes", json::object()).items()) {
+    const json attributes = a.value("attributes", json::object());
+    for (const auto& [k, v] : attributes.items()) {
       labels[k] = v;
     }
     node.labels = labels;

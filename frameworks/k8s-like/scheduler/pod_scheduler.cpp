@@ -1,6 +1,7 @@
 #include "frameworks/k8s-like/scheduler/pod_scheduler.hpp"
 
 #include <algorithm>
+#include <tuple>
 
 #include <glog/logging.h>
 
@@ -202,10 +203,29 @@ PodScheduler::Node* PodScheduler::nodeByAgent(const std::string& agentId) {
 }
 
 void PodScheduler::place() {
+  // One sync of the store for the whole batch of bindings, before any of them is launched.
+  api_->store()->holdSync();
+  struct Release {
+    FileStore* store;
+    bool done = false;
+    Status release() {
+      done = true;
+      return store->releaseSync();
+    }
+    ~Release() {
+      if (!done) (void)store->releaseSync();
+    }
+  } release{api_->store()};
   TimePoint now = api_->loop()->now();
   std::map<std::string, std::vector<Operation>> launches;  // by offer id
   std::vector<Pending> waiting;
   TimePoint nextTry = TimePoint::max();
+  std::set<std::tuple<size_t, double, std::string>> order;
+  for (auto& [id, held] : offers_) {
+    if (Node* node = nodeByAgent(held.offer.agent_id())) {
+      order.insert({node->pods, -held.available.scalar("cpus"), id});
+    }
+  }
   for (Pending& p : pending_) {
     auto [ns, name] = split(p.key);
     ApiOutcome got = api_->get(podsType(), ns, name);
@@ -231,20 +251,19 @@ void PodScheduler::place() {
       queued_.erase(p.key);
       continue;
     }
+    // Spread: the offer of the node with the fewest pods, then the one with the most room.
     HeldOffer* best = nullptr;
     Node* bestNode = nullptr;
-    for (auto& [id, held] : offers_) {
+    for (auto it = order.begin(); it != order.end(); ++it) {
+      HeldOffer& held = offers_.at(std::get<2>(*it));
       const std::string& agent = held.offer.agent_id();
       if (relaunch && agent != p.agentId) continue;
       Node* node = nodeByAgent(agent);
       if (node == nullptr || !held.available.contains(need) || !fits(pod, *node)) continue;
-      // Spread: the node with fewer pods, then the one with more room left.
-      if (best == nullptr || node->pods < bestNode->pods ||
-          (node->pods == bestNode->pods &&
-           held.available.scalar("cpus") > best->available.scalar("cpus"))) {
-        best = &held;
-        bestNode = node;
-      }
+      best = &held;
+      bestNode = node;
+      order.erase(it);
+      break;
     }
     if (best == nullptr) {
       std::string why = unschedulableReason(pod, need);
@@ -260,17 +279,26 @@ void PodScheduler::place() {
       op->mutable_launch_group()->mutable_executor()->set_executor_id(
           "pod." + pod["metadata"].value("uid", "") + "." +
           std::to_string(imageBackoff_[p.key]));
-    } else {
-      bind(pod, *bestNode);
+    } else if (!bind(pod, *bestNode)) {
+      order.insert({bestNode->pods, -best->available.scalar("cpus"), best->offer.id()});
+      waiting.push_back(p);
+      continue;
     }
     best->available -= need;
     ++bestNode->pods;
+    order.insert({bestNode->pods, -best->available.scalar("cpus"), best->offer.id()});
     launches[best->offer.id()].push_back(*op);
     queued_.erase(p.key);
     unschedulable_.erase(p.key);
     ++bound_;
   }
   pending_ = std::move(waiting);
+  if (Status synced = release.release(); !synced) {
+    // Not durable: launch nothing; the pods are bound in memory only, and a restart would
+    // schedule them again.
+    LOG(ERROR) << "Cannot make the pods' bindings durable: " << synced.error();
+    return;
+  }
   for (auto& [offerId, operations] : launches) {
     auto it = offers_.find(offerId);
     if (it == offers_.end()) continue;
@@ -350,29 +378,27 @@ void PodScheduler::markUnschedulable(const json& pod, const std::string& message
   api_->recordEvent(pod, "Warning", "FailedScheduling", message, "default-scheduler");
 }
 
-void PodScheduler::bind(json& pod, const Node& node) {
+bool PodScheduler::bind(json& pod, const Node& node) {
   auto [ns, name] = split(keyOf(pod));
   pod["spec"]["nodeName"] = node.name;
   pod["metadata"]["annotations"][kAgentAnnotation] = node.agentId;
-  ApiOutcome bound = api_->update(podsType(), ns, name, pod, "", false, true);
-  if (!bound.ok()) {
-    LOG(WARNING) << "Cannot bind pod " << ns << "/" << name << ": " << bound.error->message;
-    return;
-  }
-  pod = bound.object;
   json status = podStatus(pod, tasks_, api_->now());
   status["hostIP"] = node.ip;
   status["podIP"] = node.ip;
   status["podIPs"] = json::array({{{"ip", node.ip}}});
   status["hostIPs"] = json::array({{{"ip", node.ip}}});
   pod["status"] = status;
-  ApiOutcome written = api_->update(podsType(), ns, name, pod, "status", false, true);
-  if (written.ok()) {
-    pod = written.object;
+  // One write: the binding and the status that goes with it.
+  ApiOutcome bound = api_->update(podsType(), ns, name, pod, "", false, true);
+  if (!bound.ok()) {
+    LOG(WARNING) << "Cannot bind pod " << ns << "/" << name << ": " << bound.error->message;
+    return false;
   }
+  pod = bound.object;
   api_->recordEvent(pod, "Normal", "Scheduled",
                     "Successfully assigned " + ns + "/" + name + " to " + node.name,
                     "default-scheduler");
+  return true;
 }
 
 void PodScheduler::killPod(const json& pod) {

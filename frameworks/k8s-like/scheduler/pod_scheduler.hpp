@@ -105,7 +105,7 @@ class PodScheduler {
   std::string unschedulableReason(const nlohmann::json& pod, const Resources& need) const;
   void markUnschedulable(const nlohmann::json& pod, const std::string& message);
   Result<Operation> groupFor(const nlohmann::json& pod, const std::string& agentId) const;
-  void bind(nlohmann::json& pod, const Node& node);
+  bool bind(nlohmann::json& pod, const Node& node);
   void killPod(const nlohmann::json& pod);
   void writeStatus(const std::string& key);
   Node* nodeByAgent(const std::string& agentId);

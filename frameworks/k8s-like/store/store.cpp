@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 #include "common/crc32.hpp"
@@ -30,28 +31,26 @@ uint32_t getU32(const std::string& in, size_t at) {
   return v;
 }
 
-// Appends one framed record ([u32 length][u32 crc32][body]) and syncs it.
-Status appendRecord(const std::string& path, const std::string& body) {
+// Appends one framed record ([u32 length][u32 crc32][body]) to the open log, and syncs it
+// unless `sync` is false.
+Status appendRecord(int fd, const std::string& path, const std::string& body, bool sync) {
   std::string frame;
   putU32(frame, static_cast<uint32_t>(body.size()));
   putU32(frame, crc32(body));
   frame += body;
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) return Error("cannot open " + path + ": " + std::strerror(errno));
   size_t written = 0;
   while (written < frame.size()) {
     ssize_t n = ::write(fd, frame.data() + written, frame.size() - written);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      std::string why = std::strerror(errno);
-      ::close(fd);
-      return Error("cannot append to " + path + ": " + why);
+      return Error("cannot append to " + path + ": " + std::strerror(errno));
     }
     written += static_cast<size_t>(n);
   }
-  int synced = ::fdatasync(fd);
-  ::close(fd);
-  return synced == 0 ? ok() : Error("cannot sync " + path);
+  if (sync && ::fdatasync(fd) != 0) {
+    return Error("cannot sync " + path + ": " + std::strerror(errno));
+  }
+  return ok();
 }
 
 WatchEvent::Type typeOf(const std::string& op) {
@@ -140,10 +139,38 @@ Status FileStore::snapshot() {
     return written;
   }
   // Everything in the log is in the snapshot now.
+  closeLog();
+  unsynced_ = false;
   if (::unlink((directory_ + kLog).c_str()) != 0 && errno != ENOENT) {
     return Error("cannot start a new log: " + std::string(std::strerror(errno)));
   }
   sinceSnapshot_ = 0;
+  return ok();
+}
+
+FileStore::~FileStore() {
+  (void)releaseSync();
+  closeLog();
+}
+
+void FileStore::closeLog() {
+  if (logFd_ >= 0) {
+    ::close(logFd_);
+    logFd_ = -1;
+  }
+}
+
+Status FileStore::releaseSync() {
+  if (holds_ > 0) {
+    --holds_;
+  }
+  if (holds_ > 0 || !unsynced_ || logFd_ < 0) {
+    return ok();
+  }
+  unsynced_ = false;
+  if (::fdatasync(logFd_) != 0) {
+    return Error("cannot sync " + directory_ + kLog + ": " + std::strerror(errno));
+  }
   return ok();
 }
 
@@ -167,9 +194,21 @@ Outcome FileStore::apply(WatchEvent::Type type, const std::string& key, json val
   uint64_t version = version_ + 1;
   json record = {{"version", version}, {"op", opOf(type)}, {"key", key}};
   if (type != WatchEvent::kDeleted) record["value"] = value;
-  if (Status logged = appendRecord(directory_ + kLog, record.dump()); !logged) {
+  if (logFd_ < 0) {
+    logFd_ = ::open((directory_ + kLog).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (logFd_ < 0) {
+      return {StoreCode::kInternal,
+              "cannot open " + directory_ + kLog + ": " + std::strerror(errno), {}};
+    }
+  }
+  if (Status logged = appendRecord(logFd_, directory_ + kLog, record.dump(), holds_ == 0);
+      !logged) {
+    // The log may end in a torn record now: start it afresh from a snapshot of what is known.
+    closeLog();
+    (void)snapshot();
     return {StoreCode::kInternal, logged.error(), {}};
   }
+  unsynced_ = holds_ > 0;
   version_ = version;
   WatchEvent event;
   event.type = type;
@@ -189,7 +228,9 @@ Outcome FileStore::apply(WatchEvent::Type type, const std::string& key, json val
   for (const auto& [id, watch] : watches_) {
     if (key.compare(0, watch.prefix.size(), watch.prefix) == 0) watch.watcher(event);
   }
-  if (++sinceSnapshot_ >= options_.snapshotEvery) {
+  // A snapshot writes every object: taken no more often than the store's size in changes, so
+  // that its cost per change stays constant as the store grows.
+  if (++sinceSnapshot_ >= std::max<uint64_t>(options_.snapshotEvery, objects_.size())) {
     (void)snapshot();  // the log still holds everything if this fails
   }
   return {StoreCode::kOk, "", event.object};

@@ -69,6 +69,16 @@ class FileStore {
   void cancel(uint64_t watch);
 
   uint64_t version() const { return version_; }
+
+  // Group commit: between holdSync() and releaseSync() changes are written to the log but
+  // synced once, at the release. Whoever holds it tells no one outside the process of those
+  // changes before the release returns (the pod scheduler launches its batch after it).
+  void holdSync() { ++holds_; }
+  Status releaseSync();
+
+  ~FileStore();
+  FileStore(const FileStore&) = delete;
+  FileStore& operator=(const FileStore&) = delete;
   // The oldest version a watch can start after.
   uint64_t oldestWatchable() const;
 
@@ -79,6 +89,7 @@ class FileStore {
   // Makes a change durable and visible: the log first, then memory, then watchers.
   Outcome apply(WatchEvent::Type type, const std::string& key, nlohmann::json value);
   Status snapshot();
+  void closeLog();
 
   std::string directory_;
   Options options_;
@@ -93,6 +104,9 @@ class FileStore {
   };
   std::map<uint64_t, Watch> watches_;
   uint64_t nextWatch_ = 1;
+  int logFd_ = -1;
+  int holds_ = 0;
+  bool unsynced_ = false;
 };
 
 }  // namespace agora::kube
