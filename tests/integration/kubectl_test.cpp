@@ -338,6 +338,75 @@ TEST(KubectlTest, BadInputGetsKubernetesStyleErrorsAndStoresNothing) {
   EXPECT_FALSE(contains(r.output, "sneaky") || contains(r.output, "/x")) << r.output;
 }
 
+TEST(KubectlTest, LabelsPauseRestartCascadesServicesAndChunks) {
+  KubeCluster k(1, "cpus:4;mem:4096");
+  REQUIRE_CLUSTER(k);
+  auto r = k.kubectl({"apply", "-f", examplePath()});
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  r = k.kubectl({"rollout", "status", "deployment/hello", "--timeout=60s"});
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+
+  r = k.kubectl({"label", "deployment", "hello", "tier=web"});
+  EXPECT_TRUE(contains(r.output, "deployment.apps/hello labeled")) << r.output;
+  r = k.kubectl({"annotate", "deployment", "hello", "owner=team-a"});
+  EXPECT_TRUE(contains(r.output, "deployment.apps/hello annotated")) << r.output;
+  EXPECT_EQ(k.kubectl({"get", "deployments", "-l", "tier=web", "-o", "name"}).output,
+            "deployment.apps/hello\n");
+
+  // Paused: a template change waits; resumed: it rolls. restart: a new rollout of the same.
+  r = k.kubectl({"rollout", "pause", "deployment/hello"});
+  EXPECT_TRUE(contains(r.output, "paused")) << r.output;
+  r = k.kubectl({"set", "env", "deployment/hello", "GREETING=paused"});
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  std::string paused = k.kubectl({"get", "rs", "-o", "name"}).output;
+  EXPECT_EQ(std::count(paused.begin(), paused.end(), '\n'), 1) << paused;
+  r = k.kubectl({"rollout", "resume", "deployment/hello"});
+  EXPECT_TRUE(contains(r.output, "resumed")) << r.output;
+  r = k.kubectl({"rollout", "status", "deployment/hello", "--timeout=60s"});
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  r = k.kubectl({"rollout", "restart", "deployment/hello"});
+  EXPECT_TRUE(contains(r.output, "restarted")) << r.output;
+  r = k.kubectl({"rollout", "status", "deployment/hello", "--timeout=60s"});
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  std::string sets = k.kubectl({"get", "rs", "-o", "name"}).output;
+  EXPECT_EQ(std::count(sets.begin(), sets.end(), '\n'), 3) << sets;
+
+  // Pages of one: the continue token walks them all.
+  r = k.kubectl({"get", "pods", "--chunk-size=1", "-o", "name"});
+  std::string paged = r.output;
+  EXPECT_EQ(std::count(paged.begin(), paged.end(), '\n'), 3) << paged;
+
+  // Services: stored, listed with their ports.
+  r = k.kubectl({"expose", "deployment", "hello", "--port=80", "--target-port=8080"});
+  EXPECT_TRUE(contains(r.output, "service/hello exposed")) << r.output;
+  r = k.kubectl({"get", "services"});
+  EXPECT_TRUE(contains(r.output, "hello") && contains(r.output, "80/TCP")) << r.output;
+
+  // Orphan: the ReplicaSets stay, without their owner; foreground: the owner goes last.
+  r = k.kubectl({"delete", "deployment", "hello", "--cascade=orphan"});
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_TRUE(waitUntil([&] {
+    return k.kubectl({"get", "deployment", "hello", "-o", "name"}).exitCode != 0;
+  }, seconds(30)));
+  json orphans = k.json({"get", "rs"});
+  ASSERT_EQ(orphans.value("items", json::array()).size(), 3u) << orphans.dump();
+  for (const auto& rs : orphans["items"]) {
+    EXPECT_TRUE(rs["metadata"].value("ownerReferences", json::array()).empty()) << rs.dump();
+  }
+  std::string name = orphans["items"][0]["metadata"].value("name", "");
+  r = k.kubectl({"delete", "rs", "--all", "--cascade=foreground"});
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_TRUE(waitUntil([&] {
+    return k.kubectl({"get", "rs,pods", "-o", "name"}).output.empty();
+  }, seconds(60)));
+
+  r = k.kubectl({"run", "one", "--image=agora/host", "--restart=Never", "--", "true"});
+  EXPECT_TRUE(contains(r.output, "pod/one created")) << r.output;
+  EXPECT_TRUE(waitUntil([&] {
+    return contains(k.kubectl({"get", "pod", "one"}).output, "Completed");
+  }, seconds(30)));
+}
+
 TEST(KubectlTest, OlderAndNewerKubectlWork) {
   KubeCluster k(1);
   REQUIRE_CLUSTER(k);
