@@ -71,7 +71,8 @@ Result<json> parseBody(const HttpRequest& request) {
 
 ApiError unreadable(const std::string& message) {
   ApiError e = badRequest(message);
-  if (message.find("protobuf") != std::string::npos) {
+  if (message.find("sent as protobuf") != std::string::npos ||
+      message.find("protobuf body") != std::string::npos) {
     e.code = 415;
     e.reason = "UnsupportedMediaType";
   }
@@ -171,15 +172,7 @@ ApiHandler ApiServer::handler() {
       if (!alive.lock()) {
         return;
       }
-      // An object of the wrong shape (a name that is a number, a list where a map belongs)
-      // is the client's error; it must not take the server down.
-      try {
-        handle(request, exchange);
-      } catch (const std::exception& e) {
-        LOG(WARNING) << request.method << " " << request.path << ": " << e.what();
-        exchange->respond(toResponse(ApiOutcome::failure(
-            badRequest(std::string("the object is not of the expected shape: ") + e.what()))));
-      }
+      handle(request, exchange);
     });
   };
 }
@@ -203,6 +196,18 @@ void ApiServer::bootstrap() {
 }
 
 void ApiServer::handle(const HttpRequest& request, std::shared_ptr<Exchange> exchange) {
+  // An object of the wrong shape (a name that is a number, a list where a map belongs) is the
+  // client's error; it must not take the server down.
+  try {
+    route(request, exchange);
+  } catch (const std::exception& e) {
+    LOG(WARNING) << request.method << " " << request.path << ": " << e.what();
+    exchange->respond(toResponse(ApiOutcome::failure(
+        badRequest(std::string("the object is not of the expected shape: ") + e.what()))));
+  }
+}
+
+void ApiServer::route(const HttpRequest& request, std::shared_ptr<Exchange> exchange) {
   const std::string& path = request.path;
   if (path == "/healthz" || path == "/livez" || path == "/readyz") {
     exchange->respond(HttpResponse::text("ok"));

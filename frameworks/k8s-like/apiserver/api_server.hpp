@@ -114,6 +114,7 @@ class ApiServer {
   struct Watch;
   void bookmark(uint64_t watch);
 
+  void route(const HttpRequest& request, std::shared_ptr<Exchange> exchange);
   void serveDiscovery(const HttpRequest& request, Exchange& exchange);
   void serveResource(const HttpRequest& request, const Target& target,
                      std::shared_ptr<Exchange> exchange);

@@ -1,0 +1,285 @@
+// The kube framework's controllers and pod scheduler on a manual loop, with a driver that
+// records what it is asked to launch and kill, and task status updates made up by the test.
+
+#include <gtest/gtest.h>
+
+#include "common/manual_loop.hpp"
+#include "frameworks/k8s-like/apiserver/api_server.hpp"
+#include "frameworks/k8s-like/controllers/controllers.hpp"
+#include "frameworks/k8s-like/scheduler/pod_scheduler.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace agora::kube {
+namespace {
+
+using nlohmann::json;
+
+class RecordingDriver final : public ClusterDriver {
+ public:
+  void accept(const std::string& offerId, const std::vector<Operation>& operations,
+              double) override {
+    accepted.push_back(offerId);
+    for (const auto& op : operations) {
+      for (const auto& t : op.launch_group().task_group().tasks()) launched.push_back(t);
+    }
+  }
+  void decline(const std::string& offerId, double) override { declined.push_back(offerId); }
+  void kill(const std::string& taskId, const std::string&) override { killed.push_back(taskId); }
+  void revive() override { ++revives; }
+  void suppress() override { ++suppresses; }
+  void reconcile() override {}
+
+  std::vector<std::string> accepted, declined, killed;
+  std::vector<TaskInfo> launched;
+  int revives = 0, suppresses = 0;
+};
+
+class KubeControllersTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto opened = FileStore::open(dir_.path(), {});
+    ASSERT_TRUE(opened.ok());
+    store_ = std::move(opened.value());
+    api_ = std::make_unique<ApiServer>(&loop_, store_.get(), ApiServerOptions{});
+    api_->bootstrap();
+    gc_ = std::make_unique<GarbageCollector>(api_.get());
+    replicaSets_ = std::make_unique<ReplicaSetController>(api_.get());
+    deployments_ = std::make_unique<DeploymentController>(api_.get());
+    scheduler_ = std::make_unique<PodScheduler>(api_.get(), &driver_);
+    gc_->start();
+    replicaSets_->start();
+    deployments_->start();
+    scheduler_->start();
+    json state = {{"agents", json::array()}};
+    for (int i = 0; i < 2; ++i) {
+      state["agents"].push_back({{"id", "a" + std::to_string(i)},
+                                 {"hostname", "node-" + std::to_string(i)},
+                                 {"address", "127.0.0.1:500" + std::to_string(i)},
+                                 {"resources", {{"cpus", 4}, {"mem", 4096}}},
+                                 {"attributes", {{"zone", i == 0 ? "a" : "b"}}}});
+    }
+    scheduler_->agents(state);
+    loop_.runUntilIdle();
+  }
+
+  void offerAll() {
+    std::vector<Offer> offers;
+    for (int i = 0; i < 2; ++i) {
+      Offer o;
+      o.set_id("o" + std::to_string(nextOffer_++));
+      o.set_agent_id("a" + std::to_string(i));
+      o.set_hostname("node-" + std::to_string(i));
+      o.set_agent_address("127.0.0.1:500" + std::to_string(i));
+      Resources::parse("cpus:4;mem:4096")->copyTo(o.mutable_resources());
+      offers.push_back(o);
+    }
+    scheduler_->offers(offers);
+    loop_.runUntilIdle();
+  }
+
+  // Every launched task that has not been told yet is now running (and ready).
+  void runLaunched() {
+    for (const TaskInfo& t : driver_.launched) {
+      if (told_.insert(t.task_id()).second) {
+        TaskStatus s;
+        s.set_task_id(t.task_id());
+        s.set_agent_id(t.agent_id());
+        s.set_state(TASK_RUNNING);
+        scheduler_->update(s);
+      }
+    }
+    loop_.runUntilIdle();
+  }
+
+  void status(const std::string& taskId, TaskState state, const std::string& message = "",
+              uint32_t restarts = 0) {
+    std::string agent = "a0";
+    for (const TaskInfo& t : driver_.launched) {
+      if (t.task_id() == taskId) agent = t.agent_id();
+    }
+    TaskStatus s;
+    s.set_task_id(taskId);
+    s.set_state(state);
+    s.set_message(message);
+    s.set_restart_count(restarts);
+    s.set_agent_id(agent);
+    scheduler_->update(s);
+    loop_.runUntilIdle();
+  }
+
+  std::vector<json> pods() { return api_->list(*findResource("", "v1", "pods"), "default"); }
+  std::vector<json> replicaSets() {
+    return api_->list(*findResource("apps", "v1", "replicasets"), "default");
+  }
+
+  json deployment(const std::string& image) {
+    return {{"apiVersion", "apps/v1"},
+            {"kind", "Deployment"},
+            {"metadata", {{"name", "web"}}},
+            {"spec",
+             {{"replicas", 3},
+              {"strategy", {{"rollingUpdate", {{"maxSurge", 1}, {"maxUnavailable", 0}}}}},
+              {"selector", {{"matchLabels", {{"app", "web"}}}}},
+              {"template",
+               {{"metadata", {{"labels", {{"app", "web"}}}}},
+                {"spec", {{"containers", json::array({{{"name", "c"}, {"image", "agora/host"},
+                                                       {"command", {"sleep", image}}}})}}}}}}}};
+  }
+
+  agora::testing::TempDir dir_;
+  ManualLoop loop_;
+  std::unique_ptr<FileStore> store_;
+  std::unique_ptr<ApiServer> api_;
+  RecordingDriver driver_;
+  std::unique_ptr<GarbageCollector> gc_;
+  std::unique_ptr<ReplicaSetController> replicaSets_;
+  std::unique_ptr<DeploymentController> deployments_;
+  std::unique_ptr<PodScheduler> scheduler_;
+  std::set<std::string> told_;
+  int nextOffer_ = 0;
+};
+
+TEST_F(KubeControllersTest, ADeploymentRollsWithinItsSurgeAndCascadesOnDelete) {
+  const ResourceType& deployments = *findResource("apps", "v1", "deployments");
+  ASSERT_TRUE(api_->create(deployments, "default", deployment("1")).ok());
+  loop_.runUntilIdle();
+  ASSERT_EQ(replicaSets().size(), 1u);
+  json rs = replicaSets()[0];
+  EXPECT_EQ(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
+  EXPECT_TRUE(rs["metadata"]["labels"].contains("pod-template-hash"));
+  ASSERT_EQ(pods().size(), 3u);
+  for (const json& p : pods()) {
+    EXPECT_EQ(p["metadata"]["ownerReferences"][0]["uid"], rs["metadata"]["uid"]);
+  }
+  offerAll();
+  runLaunched();
+  // Spread: both nodes used.
+  std::set<std::string> nodes;
+  for (const json& p : pods()) nodes.insert(p["spec"].value("nodeName", ""));
+  EXPECT_EQ(nodes.size(), 2u);
+  json d = api_->get(deployments, "default", "web").object;
+  EXPECT_EQ(d["status"]["availableReplicas"], 3);
+
+  // A new template: never more than replicas + maxSurge pods, never fewer than 3 available.
+  json next = d;
+  next["spec"]["template"]["spec"]["containers"][0]["command"] = {"sleep", "2"};
+  ASSERT_TRUE(api_->update(deployments, "default", "web", next).ok());
+  loop_.runUntilIdle();
+  for (int step = 0; step < 20; ++step) {
+    size_t active = 0;
+    for (const json& p : pods()) active += p["metadata"].contains("deletionTimestamp") ? 0 : 1;
+    EXPECT_LE(active, 4u) << "step " << step;
+    offerAll();
+    runLaunched();
+    // Pods being deleted stop when killed.
+    for (const std::string& id : driver_.killed) {
+      if (told_.insert("killed:" + id).second) status(id, TASK_KILLED);
+    }
+  }
+  d = api_->get(deployments, "default", "web").object;
+  EXPECT_EQ(d["status"]["updatedReplicas"], 3) << d["status"].dump();
+  EXPECT_EQ(d["status"]["availableReplicas"], 3);
+  EXPECT_EQ(d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "2");
+  ASSERT_EQ(replicaSets().size(), 2u);
+
+  // Deleting it (background): the ReplicaSets, then the pods (killed, then gone).
+  ASSERT_TRUE(api_->remove(deployments, "default", "web", DeleteOptions{}).ok());
+  loop_.runUntilIdle();
+  EXPECT_TRUE(replicaSets().empty());
+  for (const std::string& id : driver_.killed) {
+    if (told_.insert("killed:" + id).second) status(id, TASK_KILLED);
+  }
+  EXPECT_TRUE(pods().empty());
+}
+
+TEST_F(KubeControllersTest, PodStatusFollowsItsTasks) {
+  const ResourceType& podType = *findResource("", "v1", "pods");
+  json pod = {{"apiVersion", "v1"},
+              {"kind", "Pod"},
+              {"metadata", {{"name", "p"}}},
+              {"spec",
+               {{"nodeSelector", {{"zone", "b"}}},
+                {"containers", json::array({{{"name", "c"}, {"image", "agora/host"},
+                                             {"command", {"false"}},
+                                             {"readinessProbe",
+                                              {{"exec", {{"command", {"true"}}}}}}}})}}}};
+  ASSERT_TRUE(api_->create(podType, "default", pod).ok());
+  offerAll();
+  json bound = api_->get(podType, "default", "p").object;
+  EXPECT_EQ(bound["spec"]["nodeName"], "node-1");  // the selector's zone
+  ASSERT_EQ(driver_.launched.size(), 1u);
+  const TaskInfo& task = driver_.launched[0];
+  EXPECT_TRUE(task.has_readiness_check());
+  EXPECT_EQ(task.restart_policy().mode(), RestartPolicy::ALWAYS);
+  EXPECT_EQ(task.restart_policy().backoff_seconds(), 10);
+
+  status(task.task_id(), TASK_RUNNING);
+  json running = api_->get(podType, "default", "p").object;
+  EXPECT_EQ(running["status"]["phase"], "Running");
+  EXPECT_EQ(running["status"]["containerStatuses"][0]["ready"], false);  // no verdict yet
+
+  status(task.task_id(), TASK_RUNNING, "Command exited with status 3; restarting in 10secs", 1);
+  json crashing = api_->get(podType, "default", "p").object;
+  const json& c = crashing["status"]["containerStatuses"][0];
+  EXPECT_EQ(c["state"]["waiting"]["reason"], "CrashLoopBackOff");
+  EXPECT_EQ(c["lastState"]["terminated"]["exitCode"], 3);
+  EXPECT_EQ(c["restartCount"], 1);
+
+  // A pod too big for any node: Pending, Unschedulable, with the reason.
+  json huge = pod;
+  huge["metadata"]["name"] = "huge";
+  huge["spec"].erase("nodeSelector");
+  huge["spec"]["containers"][0]["resources"] = {{"requests", {{"cpu", "64"}}}};
+  ASSERT_TRUE(api_->create(podType, "default", huge).ok());
+  offerAll();
+  json pending = api_->get(podType, "default", "huge").object;
+  EXPECT_EQ(pending["status"]["phase"], "Pending");
+  EXPECT_EQ(pending["status"]["conditions"][0]["reason"], "Unschedulable");
+  EXPECT_EQ(pending["status"]["conditions"][0]["message"],
+            "0/2 nodes are available: 2 Insufficient cpu.");
+
+  // Its image missing: ErrImagePull with the message, then a retry on the same node.
+  json imaged = pod;
+  imaged["metadata"]["name"] = "imaged";
+  imaged["spec"]["containers"][0]["image"] = "nginx:1.25";
+  ASSERT_TRUE(api_->create(podType, "default", imaged).ok());
+  offerAll();
+  TaskInfo pulled = driver_.launched.back();
+  EXPECT_EQ(pulled.container().image(), "nginx:1.25");
+  status(pulled.task_id(), TASK_FAILED,
+         "no image 'nginx:1.25' in the store /x (import it with `agora image import`)");
+  json failed = api_->get(podType, "default", "imaged").object;
+  EXPECT_EQ(failed["status"]["containerStatuses"][0]["state"]["waiting"]["reason"],
+            "ErrImagePull");
+  size_t launches = driver_.launched.size();
+  loop_.advance(seconds(11));
+  offerAll();
+  EXPECT_EQ(driver_.launched.size(), launches + 1);  // tried again
+}
+
+TEST_F(KubeControllersTest, PodsOnALostAgentAreReplaced) {
+  const ResourceType& replicaSets = *findResource("apps", "v1", "replicasets");
+  json rs = {{"apiVersion", "apps/v1"},
+             {"kind", "ReplicaSet"},
+             {"metadata", {{"name", "rs"}}},
+             {"spec",
+              {{"replicas", 2},
+               {"selector", {{"matchLabels", {{"app", "x"}}}}},
+               {"template",
+                {{"metadata", {{"labels", {{"app", "x"}}}}},
+                 {"spec", {{"containers", json::array({{{"name", "c"}, {"image", "agora/host"},
+                                                        {"command", {"sleep", "1"}}}})}}}}}}}};
+  ASSERT_TRUE(api_->create(replicaSets, "default", rs).ok());
+  loop_.runUntilIdle();
+  offerAll();
+  runLaunched();
+  ASSERT_EQ(pods().size(), 2u);
+  std::string lost = pods()[0]["metadata"].value("name", "");
+  std::string uid = pods()[0]["metadata"].value("uid", "");
+  status(PodScheduler::taskId(uid, "c"), TASK_LOST, "agent removed");
+  ASSERT_EQ(pods().size(), 2u);
+  for (const json& p : pods()) EXPECT_NE(p["metadata"].value("name", ""), lost);
+}
+
+}  // namespace
+}  // namespace agora::kube
