@@ -376,6 +376,20 @@ TEST_F(KubeApiServerTest, CrudConflictsSelectorsAndErrors) {
   EXPECT_EQ(call("GET", "/api/v1")->body()["kind"], "APIResourceList");
   EXPECT_EQ(call("GET", "/apis")->body()["groups"].size(), 4u);
   EXPECT_EQ(call("GET", "/version")->body()["major"], "1");
+  HttpRequest aggregated;
+  auto a = std::make_shared<RecordingExchange>();
+  aggregated.method = "GET";
+  aggregated.path = "/apis";
+  aggregated.headers["authorization"] = "Bearer secret";
+  aggregated.headers["accept"] =
+      "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+  api_->handle(aggregated, a);
+  EXPECT_EQ(a->response.contentType,
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList");
+  json apps = a->body()["items"][0];
+  EXPECT_EQ(apps["metadata"]["name"], "apps");
+  EXPECT_EQ(apps["versions"][0]["resources"][0]["resource"], "deployments");
+  EXPECT_EQ(apps["versions"][0]["resources"][0]["shortNames"][0], "deploy");
 }
 
 TEST_F(KubeApiServerTest, WatchesStreamChangesAndSayGoneForOldVersions) {

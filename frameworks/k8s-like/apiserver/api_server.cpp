@@ -271,6 +271,21 @@ void ApiServer::serveDiscovery(const HttpRequest& request, Exchange& exchange) {
   const std::string& path = request.path;
   std::vector<std::string> parts = splitPath(path);
   json body;
+  // Aggregated discovery, when the client asks for it (kubectl does, then falls back).
+  auto accept = request.headers.find("accept");
+  if (parts.size() == 1 && (parts[0] == "api" || parts[0] == "apis") &&
+      accept != request.headers.end() &&
+      accept->second.find("as=APIGroupDiscoveryList") != std::string::npos) {
+    std::string version =
+        accept->second.find("g=apidiscovery.k8s.io;v=v2;") != std::string::npos ||
+                accept->second.find("v=v2;g=apidiscovery.k8s.io") != std::string::npos
+            ? "v2" : "v2beta1";
+    HttpResponse r = jsonResponse(aggregatedDiscovery(parts[0] == "api", version));
+    r.contentType = "application/json;g=apidiscovery.k8s.io;v=" + version +
+                    ";as=APIGroupDiscoveryList";
+    exchange.respond(std::move(r));
+    return;
+  }
   if (path == "/version" || path == "/version/") {
     body = versionInfo();
   } else if (parts.size() == 1 && parts[0] == "api") {

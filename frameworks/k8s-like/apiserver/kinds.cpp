@@ -1,5 +1,6 @@
 #include "frameworks/k8s-like/apiserver/kinds.hpp"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -205,6 +206,57 @@ json resourceList(const std::string& groupName, const std::string& version) {
           {"apiVersion", "v1"},
           {"groupVersion", groupName.empty() ? version : groupName + "/" + version},
           {"resources", resources}};
+}
+
+json aggregatedDiscovery(bool core, const std::string& version) {
+  json items = json::array();
+  std::vector<std::string> groups;
+  for (const auto& t : resourceTypes()) {
+    if (t.group.empty() == core &&
+        std::find(groups.begin(), groups.end(), t.group) == groups.end()) {
+      groups.push_back(t.group);
+    }
+  }
+  json verbs = {"create", "delete", "deletecollection", "get", "list", "patch", "update",
+                "watch"};
+  for (const std::string& g : groups) {
+    std::map<std::string, json> versions;
+    for (const auto& t : resourceTypes()) {
+      if (t.group != g) continue;
+      json r = {{"resource", t.plural},
+                {"responseKind", {{"group", t.group}, {"version", t.version}, {"kind", t.kind}}},
+                {"scope", t.namespaced ? "Namespaced" : "Cluster"},
+                {"singularResource", t.singular},
+                {"verbs", verbs}};
+      if (!t.shortNames.empty()) r["shortNames"] = t.shortNames;
+      if (!t.categories.empty()) r["categories"] = t.categories;
+      json subresources = json::array();
+      if (t.hasStatus) {
+        subresources.push_back(
+            {{"subresource", "status"},
+             {"responseKind", {{"group", t.group}, {"version", t.version}, {"kind", t.kind}}},
+             {"verbs", {"get", "patch", "update"}}});
+      }
+      if (t.hasScale) {
+        subresources.push_back(
+            {{"subresource", "scale"},
+             {"responseKind", {{"group", "autoscaling"}, {"version", "v1"}, {"kind", "Scale"}}},
+             {"verbs", {"get", "patch", "update"}}});
+      }
+      if (!subresources.empty()) r["subresources"] = subresources;
+      versions[t.version]["version"] = t.version;
+      versions[t.version]["resources"].push_back(r);
+      versions[t.version]["freshness"] = "Current";
+    }
+    json list = json::array();
+    for (auto& [v, body] : versions) list.push_back(body);
+    items.push_back({{"metadata", {{"name", g}, {"creationTimestamp", nullptr}}},
+                     {"versions", list}});
+  }
+  return {{"kind", "APIGroupDiscoveryList"},
+          {"apiVersion", "apidiscovery.k8s.io/" + version},
+          {"metadata", json::object()},
+          {"items", items}};
 }
 
 json openapiRoot() {

@@ -49,6 +49,10 @@ nlohmann::json groupList();
 nlohmann::json group(const std::string& name);
 nlohmann::json resourceList(const std::string& group, const std::string& version);
 
+// Aggregated discovery (what kubectl asks /api and /apis for first): every group's resources
+// in one document, APIGroupDiscoveryList at `version` ("v2" or "v2beta1"); `core` for /api.
+nlohmann::json aggregatedDiscovery(bool core, const std::string& version);
+
 // /openapi/v3: the per-group-version documents' paths; and one document ("api/v1",
 // "apis/apps/v1"), or null.
 nlohmann::json openapiRoot();
