@@ -192,6 +192,41 @@ TEST_F(KubeControllersTest, ADeploymentRollsWithinItsSurgeAndCascadesOnDelete) {
   EXPECT_TRUE(pods().empty());
 }
 
+TEST_F(KubeControllersTest, AScaleMidRolloutIsSharedInProportion) {
+  const ResourceType& deployments = *findResource("apps", "v1", "deployments");
+  json d = deployment("1");
+  d["spec"]["replicas"] = 10;
+  d["spec"]["strategy"]["rollingUpdate"] = {{"maxSurge", 3}, {"maxUnavailable", 2}};
+  ASSERT_TRUE(api_->create(deployments, "default", d).ok());
+  loop_.runUntilIdle();
+  offerAll();
+  runLaunched();
+  // A new template whose pods never become ready (they are not told to run).
+  json next = api_->get(deployments, "default", "web").object;
+  next["spec"]["template"]["spec"]["containers"][0]["command"] = {"sleep", "2"};
+  ASSERT_TRUE(api_->update(deployments, "default", "web", next).ok());
+  loop_.runUntilIdle();
+  auto sizes = [&] {
+    std::map<std::string, int64_t> out;
+    for (const json& rs : replicaSets()) {
+      out[rs["metadata"]["annotations"].value("deployment.kubernetes.io/revision", "")] =
+          rs["spec"].value("replicas", 0);
+    }
+    return out;
+  };
+  auto before = sizes();
+  EXPECT_EQ(before["1"] + before["2"], 13);  // 10 + maxSurge
+  // Scaled to 15 mid-rollout: both grow, to 15 + maxSurge in all.
+  next = api_->get(deployments, "default", "web").object;
+  next["spec"]["replicas"] = 15;
+  ASSERT_TRUE(api_->update(deployments, "default", "web", next).ok());
+  loop_.runUntilIdle();
+  auto after = sizes();
+  EXPECT_EQ(after["1"] + after["2"], 18);
+  EXPECT_GT(after["1"], before["1"]);
+  EXPECT_GT(after["2"], before["2"]);
+}
+
 TEST_F(KubeControllersTest, PodStatusFollowsItsTasks) {
   const ResourceType& podType = *findResource("", "v1", "pods");
   json pod = {{"apiVersion", "v1"},

@@ -200,22 +200,24 @@ void DeploymentController::sync(const std::string& key) {
 
   auto scale = [&](json& rs, int64_t to, const char* verb) {
     int64_t from = specReplicas(rs);
-    if (from == to) {
-      return;
-    }
     json next = rs;
     next["spec"]["replicas"] = to;
     next["metadata"]["annotations"][kDesired] = std::to_string(replicas);
     next["metadata"]["annotations"][kMaxReplicas] = std::to_string(replicas + maxSurge);
+    if (from == to && next["metadata"]["annotations"] == rs["metadata"]["annotations"]) {
+      return;
+    }
     ApiOutcome scaled = api_->update(replicaSetsType(), ns, rs["metadata"].value("name", ""),
                                      next, "", false, true);
     if (scaled.ok()) {
       rs = scaled.object;
-      api_->recordEvent(d, "Normal", "ScalingReplicaSet",
-                        std::string("Scaled ") + verb + " replica set " +
-                            rs["metadata"].value("name", "") + " to " + std::to_string(to) +
-                            " from " + std::to_string(from),
-                        kComponent);
+      if (from != to) {
+        api_->recordEvent(d, "Normal", "ScalingReplicaSet",
+                          std::string("Scaled ") + verb + " replica set " +
+                              rs["metadata"].value("name", "") + " to " + std::to_string(to) +
+                              " from " + std::to_string(from),
+                          kComponent);
+      }
     }
   };
 
@@ -277,7 +279,47 @@ void DeploymentController::sync(const std::string& key) {
     if (bumped.ok()) newRs = bumped.object;
   }
 
-  if (newRs && !paused) {
+  // A scale mid-rollout: every active ReplicaSet grows or shrinks in proportion to its size,
+  // within replicas + maxSurge, as Kubernetes' proportional scaling does; the rollout then goes
+  // on from there.
+  std::vector<json*> active;
+  if (newRs && specReplicas(*newRs) > 0) active.push_back(&*newRs);
+  for (json& rs : old) {
+    if (specReplicas(rs) > 0) active.push_back(&rs);
+  }
+  bool scaled = false;
+  for (json* rs : active) {
+    std::string desired =
+        (*rs)["metadata"].value("annotations", json::object()).value(kDesired, "");
+    scaled = scaled || (!desired.empty() && std::atoll(desired.c_str()) != replicas);
+  }
+  if (active.size() > 1 && scaled) {
+    int64_t allowed = replicas + maxSurge;
+    int64_t current = 0;
+    for (json* rs : active) current += specReplicas(*rs);
+    int64_t toAdd = allowed - current;
+    std::sort(active.begin(), active.end(), [&](json* a, json* b) {
+      return toAdd > 0 ? specReplicas(*a) > specReplicas(*b)
+                       : specReplicas(*a) < specReplicas(*b);
+    });
+    std::vector<int64_t> sizes;
+    int64_t added = 0;
+    for (json* rs : active) {
+      std::string was =
+          (*rs)["metadata"].value("annotations", json::object()).value(kMaxReplicas, "");
+      int64_t before = was.empty() ? current : std::max<int64_t>(1, std::atoll(was.c_str()));
+      int64_t share = static_cast<int64_t>(std::llround(
+                          static_cast<double>(specReplicas(*rs)) * static_cast<double>(allowed) /
+                          static_cast<double>(before))) - specReplicas(*rs);
+      share = toAdd > 0 ? std::min(share, toAdd - added) : std::max(share, toAdd - added);
+      added += share;
+      sizes.push_back(std::max<int64_t>(0, specReplicas(*rs) + share));
+    }
+    if (!sizes.empty()) sizes[0] = std::max<int64_t>(0, sizes[0] + (toAdd - added));
+    for (size_t i = 0; i < active.size(); ++i) {
+      scale(*active[i], sizes[i], sizes[i] > specReplicas(*active[i]) ? "up" : "down");
+    }
+  } else if (newRs && !paused) {
     json& fresh = *newRs;
     if (strategy == "Recreate") {
       bool oldRunning = false;
