@@ -151,7 +151,7 @@ HttpResponse toResponse(const ApiOutcome& outcome) {
   return response;
 }
 
-ApiServer::ApiServer(Loop* loop, FileStore* store, ApiServerOptions options)
+ApiServer::ApiServer(Loop* loop, Store* store, ApiServerOptions options)
     : loop_(loop), store_(store), options_(std::move(options)) {}
 
 ApiServer::~ApiServer() {

@@ -61,7 +61,7 @@ struct DeleteOptions {
 
 class ApiServer {
  public:
-  ApiServer(Loop* loop, FileStore* store, ApiServerOptions options);
+  ApiServer(Loop* loop, Store* store, ApiServerOptions options);
   ~ApiServer();
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
@@ -97,7 +97,7 @@ class ApiServer {
                    const std::string& reason, const std::string& message,
                    const std::string& component);
 
-  FileStore* store() const { return store_; }
+  Store* store() const { return store_; }
   Loop* loop() const { return loop_; }
   double now() const { return loop_->wallTime(); }
 
@@ -136,7 +136,7 @@ class ApiServer {
   void endWatch(uint64_t id);
 
   Loop* loop_;
-  FileStore* store_;
+  Store* store_;
   ApiServerOptions options_;
   std::map<uint64_t, std::shared_ptr<Watch>> watches_;
   uint64_t nextWatch_ = 1;

@@ -206,7 +206,7 @@ void PodScheduler::place() {
   // One sync of the store for the whole batch of bindings, before any of them is launched.
   api_->store()->holdSync();
   struct Release {
-    FileStore* store;
+    Store* store;
     bool done = false;
     Status release() {
       done = true;

@@ -115,7 +115,7 @@ Status FileStore::load() {
       objects_[event.object.key] = event.object;
     }
     history_.push_back(event);
-    while (history_.size() > options_.history) {
+    while (history_.size() > historyLimit_) {
       historyStart_ = history_.front().object.version;
       history_.pop_front();
     }
@@ -174,13 +174,13 @@ Status FileStore::releaseSync() {
   return ok();
 }
 
-Outcome FileStore::get(const std::string& key) const {
+Outcome Store::get(const std::string& key) const {
   auto it = objects_.find(key);
   if (it == objects_.end()) return {StoreCode::kNotFound, key + " not found", {}};
   return {StoreCode::kOk, "", it->second};
 }
 
-std::vector<Object> FileStore::list(const std::string& prefix, uint64_t* version) const {
+std::vector<Object> Store::list(const std::string& prefix, uint64_t* version) const {
   std::vector<Object> out;
   for (auto it = objects_.lower_bound(prefix);
        it != objects_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
@@ -190,15 +190,15 @@ std::vector<Object> FileStore::list(const std::string& prefix, uint64_t* version
   return out;
 }
 
-Outcome FileStore::apply(WatchEvent::Type type, const std::string& key, json value) {
+Result<uint64_t> FileStore::persist(WatchEvent::Type type, const std::string& key,
+                                    const json& value) {
   uint64_t version = version_ + 1;
   json record = {{"version", version}, {"op", opOf(type)}, {"key", key}};
   if (type != WatchEvent::kDeleted) record["value"] = value;
   if (logFd_ < 0) {
     logFd_ = ::open((directory_ + kLog).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (logFd_ < 0) {
-      return {StoreCode::kInternal,
-              "cannot open " + directory_ + kLog + ": " + std::strerror(errno), {}};
+      return Error("cannot open " + directory_ + kLog + ": " + std::strerror(errno));
     }
   }
   if (Status logged = appendRecord(logFd_, directory_ + kLog, record.dump(), holds_ == 0);
@@ -206,42 +206,58 @@ Outcome FileStore::apply(WatchEvent::Type type, const std::string& key, json val
     // The log may end in a torn record now: start it afresh from a snapshot of what is known.
     closeLog();
     (void)snapshot();
-    return {StoreCode::kInternal, logged.error(), {}};
+    return Error(logged.error());
   }
-  unsynced_ = holds_ > 0;
-  version_ = version;
-  WatchEvent event;
-  event.type = type;
-  if (type == WatchEvent::kDeleted) {
-    event.object = objects_[key];
-    event.object.version = version;
-    objects_.erase(key);
-  } else {
-    event.object = {key, std::move(value), version};
-    objects_[key] = event.object;
-  }
-  history_.push_back(event);
-  while (history_.size() > options_.history) {
-    historyStart_ = history_.front().object.version;
-    history_.pop_front();
-  }
-  for (const auto& [id, watch] : watches_) {
-    if (key.compare(0, watch.prefix.size(), watch.prefix) == 0) watch.watcher(event);
-  }
+  unsynced_ = unsynced_ || holds_ > 0;
+  return version;
+}
+
+void FileStore::changed() {
   // A snapshot writes every object: taken no more often than the store's size in changes, so
   // that its cost per change stays constant as the store grows.
   if (++sinceSnapshot_ >= std::max<uint64_t>(options_.snapshotEvery, objects_.size())) {
     (void)snapshot();  // the log still holds everything if this fails
   }
+}
+
+void Store::remember(const WatchEvent& event) {
+  history_.push_back(event);
+  while (history_.size() > historyLimit_) {
+    historyStart_ = history_.front().object.version;
+    history_.pop_front();
+  }
+}
+
+Outcome Store::apply(WatchEvent::Type type, const std::string& key, json value) {
+  auto version = persist(type, key, value);
+  if (!version) {
+    return {StoreCode::kInternal, version.error(), {}};
+  }
+  version_ = *version;
+  WatchEvent event;
+  event.type = type;
+  if (type == WatchEvent::kDeleted) {
+    event.object = objects_[key];
+    event.object.version = version_;
+    objects_.erase(key);
+  } else {
+    event.object = {key, std::move(value), version_};
+    objects_[key] = event.object;
+  }
+  remember(event);
+  for (const auto& [id, watch] : watches_) {
+    if (key.compare(0, watch.prefix.size(), watch.prefix) == 0) watch.watcher(event);
+  }
+  changed();
   return {StoreCode::kOk, "", event.object};
 }
 
-Outcome FileStore::create(const std::string& key, json value) {
+Outcome Store::create(const std::string& key, json value) {
   if (objects_.count(key) > 0) return {StoreCode::kAlreadyExists, key + " already exists", {}};
   return apply(WatchEvent::kAdded, key, std::move(value));
 }
 
-Outcome FileStore::update(const std::string& key, json value, uint64_t expected) {
+Outcome Store::update(const std::string& key, json value, uint64_t expected) {
   auto it = objects_.find(key);
   if (it == objects_.end()) return {StoreCode::kNotFound, key + " not found", {}};
   if (expected != 0 && it->second.version != expected) {
@@ -253,7 +269,7 @@ Outcome FileStore::update(const std::string& key, json value, uint64_t expected)
   return apply(WatchEvent::kModified, key, std::move(value));
 }
 
-Outcome FileStore::remove(const std::string& key, uint64_t expected) {
+Outcome Store::remove(const std::string& key, uint64_t expected) {
   auto it = objects_.find(key);
   if (it == objects_.end()) return {StoreCode::kNotFound, key + " not found", {}};
   if (expected != 0 && it->second.version != expected) {
@@ -262,9 +278,7 @@ Outcome FileStore::remove(const std::string& key, uint64_t expected) {
   return apply(WatchEvent::kDeleted, key, json());
 }
 
-uint64_t FileStore::oldestWatchable() const { return historyStart_; }
-
-Outcome FileStore::watch(const std::string& prefix, uint64_t from, Watcher watcher) {
+Outcome Store::watch(const std::string& prefix, uint64_t from, Watcher watcher) {
   if (from != 0 && from < historyStart_) {
     return {StoreCode::kGone,
             "too old resource version: " + std::to_string(from) + " (" +
@@ -286,6 +300,6 @@ Outcome FileStore::watch(const std::string& prefix, uint64_t from, Watcher watch
   return out;
 }
 
-void FileStore::cancel(uint64_t watch) { watches_.erase(watch); }
+void Store::cancel(uint64_t watch) { watches_.erase(watch); }
 
 }  // namespace agora::kube
