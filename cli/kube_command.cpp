@@ -23,7 +23,9 @@
 #include "frameworks/k8s-like/apiserver/kubeconfig.hpp"
 #include "frameworks/k8s-like/controllers/controllers.hpp"
 #include "frameworks/k8s-like/scheduler/kube_framework.hpp"
+#include "common/zookeeper.hpp"
 #include "frameworks/k8s-like/store/store.hpp"
+#include "frameworks/k8s-like/store/zookeeper_store.hpp"
 
 namespace agora::cli {
 
@@ -69,6 +71,8 @@ int kubeCommand(int argc, const char* const* argv) {
   std::string kubeconfig;
   std::string contextName = "agora";
   std::string role = "kube";
+  std::string zk;
+  Duration zkSessionTimeout = seconds(10);
   bool insecureHttp = false;
   DaemonFlags daemonFlags;
 
@@ -81,6 +85,12 @@ int kubeCommand(int argc, const char* const* argv) {
             "The master's HTTP address (host:port) or zk:// URL. Without it, only the API\n"
             "server and the controllers run: pods stay Pending.");
   flags.add(&role, "role", "The role the framework's resources are offered to.");
+  flags.add(&zk, "zk",
+            "zk://host1:2181,host2:2181/agora-kube: keep the objects in ZooKeeper, for several\n"
+            "instances of which one leads (the others wait, not listening, and take over when\n"
+            "it goes). Without it, the store is a file store in --data_dir.");
+  flags.add(&zkSessionTimeout, "zk_session_timeout",
+            "ZooKeeper session timeout: a leader that loses its session for this long stops.");
   flags.add(&listen, "listen", "Address of the API server (IP:port; port 0 picks one).");
   flags.add(&dataDir, "data_dir",
             "Where the store, the TLS material (pki/) and the token live; survives restarts.");
@@ -136,19 +146,43 @@ int kubeCommand(int argc, const char* const* argv) {
   } else {
     token.clear();
   }
-  auto store = kube::FileStore::open(dataDir + "/store", {});
-  if (!store) {
-    std::cerr << "agora kube: store: " << store.error() << "\n";
-    return 1;
-  }
-
   initLogging(argv[0], daemonFlags.logDir, daemonFlags.verbose);
   int signals = prepareDaemonSignals();
+  std::unique_ptr<kube::Store> store;
+  if (!zk.empty()) {
+    if (auto parsed = parseZkUrl(zk); !parsed) {
+      std::cerr << "agora kube: --zk: " << parsed.error() << "\n";
+      return 2;
+    }
+    kube::ZooKeeperStore::Options zkOptions;
+    zkOptions.sessionTimeout = zkSessionTimeout;
+    zkOptions.identity = listen;
+    zkOptions.onLost = [](const std::string& why) {
+      // Another instance leads now (or will): stop before acting on anything else.
+      LOG(ERROR) << "kube exits: " << why;
+      google::FlushLogFiles(google::GLOG_INFO);
+      ::_exit(1);
+    };
+    LOG(INFO) << "Contending for leadership through " << zk;
+    auto led = kube::ZooKeeperStore::lead(zk, zkOptions);
+    if (!led) {
+      std::cerr << "agora kube: " << led.error() << "\n";
+      return 1;
+    }
+    store = std::move(*led);
+  } else {
+    auto opened = kube::FileStore::open(dataDir + "/store", {});
+    if (!opened) {
+      std::cerr << "agora kube: store: " << opened.error() << "\n";
+      return 1;
+    }
+    store = std::move(*opened);
+  }
   EventLoop loop;
   kube::ApiServerOptions options;
   options.token = token;
   options.advertise = listen;
-  kube::ApiServer api(&loop, store->get(), options);
+  kube::ApiServer api(&loop, store.get(), options);
   api.bootstrap();
   kube::GarbageCollector gc(&api);
   kube::ReplicaSetController replicaSets(&api);
@@ -193,7 +227,7 @@ int kubeCommand(int argc, const char* const* argv) {
     }
     loop.stop();
   });
-  LOG(INFO) << "Kube API server at " << url << " (store in " << dataDir << "/store)";
+  LOG(INFO) << "Kube API server at " << url << " (" << store->describe() << ")";
   writeInfoFile(daemonFlags.infoFile, {{"pid", ::getpid()},
                                        {"api", url},
                                        {"ca", insecureHttp ? "" : dataDir + "/pki/ca.crt"},
