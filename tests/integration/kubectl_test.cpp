@@ -6,7 +6,10 @@
 #include <algorithm>
 #include <map>
 
+#include <csignal>
+
 #include "common/fs.hpp"
+#include "common/process.hpp"
 #include "tests/support/kube_cluster.hpp"
 
 namespace agora::testing {
@@ -405,6 +408,35 @@ TEST(KubectlTest, LabelsPauseRestartCascadesServicesAndChunks) {
   EXPECT_TRUE(waitUntil([&] {
     return contains(k.kubectl({"get", "pod", "one"}).output, "Completed");
   }, seconds(30)));
+}
+
+TEST(KubectlTest, PodsKeepRunningAcrossARestartOfTheKubeFramework) {
+  KubeCluster k(1);
+  REQUIRE_CLUSTER(k);
+  auto r = k.kubectl({"apply", "-f", examplePath()});
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  r = k.kubectl({"rollout", "status", "deployment/hello", "--timeout=60s"});
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  std::string before =
+      k.kubectl({"get", "pods", "-o", "jsonpath={.items[*].metadata.uid}"}).output;
+
+  // Stop `agora kube` alone; `agora up` starts it again.
+  json profile = json::parse(readFile(k.home() + "/profiles/default/profile.json").value_or("{}"),
+                             nullptr, false);
+  int pid = 0;
+  for (const auto& d : profile.value("daemons", json::array())) {
+    if (d.value("role", "") == "kube") pid = d.value("pid", 0);
+  }
+  ASSERT_GT(pid, 0);
+  ::kill(pid, SIGTERM);
+  ASSERT_TRUE(waitUntil([&] { return !processAlive(pid); }, seconds(30)));
+  r = k.agora({"up"});
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "Restarted kube")) << r.output;
+  EXPECT_TRUE(waitUntil([&] { return allReady(k, "hello", 3); }, seconds(60)));
+  EXPECT_EQ(k.kubectl({"get", "pods", "-o", "jsonpath={.items[*].metadata.uid}"}).output, before);
+  r = k.kubectl({"get", "pods"});
+  EXPECT_FALSE(contains(r.output, "Terminating")) << r.output;
 }
 
 TEST(KubectlTest, OlderAndNewerKubectlWork) {

@@ -160,6 +160,9 @@ void GarbageCollector::start() {
 void GarbageCollector::onChange(const WatchEvent& event) {
   const std::string& key = event.object.key;
   const json& object = event.object.value;
+  if (!object.is_object() || !object.contains("metadata")) {
+    return;  // not an API object (the framework's own records)
+  }
   const json& meta = object["metadata"];
   std::string uid = meta.value("uid", "");
   // Forget what the object said of its owners before; learn what it says now.

@@ -22,6 +22,9 @@ void guarded(const char* what, Fn&& fn) {
   }
 }
 
+// Where the store keeps the framework's id (outside every resource's keys).
+constexpr const char* kFrameworkKey = "agora/framework";
+
 // The poller sleeps on this so that stop() wakes it at once.
 std::mutex pollMutex;
 std::condition_variable pollWake;
@@ -44,9 +47,13 @@ void KubeFramework::start() {
   info.add_capabilities(FrameworkInfo::MULTI_ROLE);
   info.add_capabilities(FrameworkInfo::GPU_RESOURCES);
   info.add_capabilities(FrameworkInfo::PARTITION_AWARE);
-  std::string idFile = options_.dataDir + "/framework_id";
-  if (auto id = readFile(idFile); id && !id->empty()) {
-    std::string trimmed = *id;
+  // The framework id is kept in the store, so that whichever instance leads (with --zk) or a
+  // restarted one resubscribes as the same framework and keeps its pods.
+  Outcome kept = api_->store()->get(kFrameworkKey);
+  if (kept.ok() && kept.object.value.value("id", "") != "") {
+    info.set_id(kept.object.value.value("id", ""));
+  } else if (auto id = readFile(options_.dataDir + "/framework_id"); id && !id->empty()) {
+    std::string trimmed = *id;  // kept by an earlier version in the data directory
     while (!trimmed.empty() && (trimmed.back() == '\n' || trimmed.back() == ' ')) {
       trimmed.pop_back();
     }
@@ -96,11 +103,18 @@ void KubeFramework::pollState() {
 void KubeFramework::subscribed(SchedulerDriver*, const std::string& frameworkId,
                                const MasterInfo& master) {
   LOG(INFO) << "Kube framework subscribed as " << frameworkId << " to master " << master.id();
-  Status saved = writeFileAtomic(options_.dataDir + "/framework_id", frameworkId + "\n");
-  LOG_IF(ERROR, !saved) << "Cannot keep the framework id: " << saved.error();
   std::weak_ptr<bool> alive = alive_;
-  api_->loop()->post([this, alive] {
-    if (alive.lock()) guarded("subscribed", [&] { scheduler_->subscribed(); });
+  api_->loop()->post([this, alive, frameworkId] {
+    if (!alive.lock()) return;
+    Store* store = api_->store();
+    nlohmann::json value = {{"id", frameworkId}};
+    Outcome kept = store->get(kFrameworkKey);
+    if (!kept.ok() || kept.object.value != value) {
+      Outcome saved = kept.ok() ? store->update(kFrameworkKey, value)
+                                : store->create(kFrameworkKey, value);
+      LOG_IF(ERROR, !saved.ok()) << "Cannot keep the framework id: " << saved.message;
+    }
+    guarded("subscribed", [&] { scheduler_->subscribed(); });
   });
 }
 
