@@ -176,6 +176,19 @@ Status CommandExecutor::runHelper(ExecutorDriver* driver, const Running& task,
   return ok();
 }
 
+HealthChecker::RunHelper CommandExecutor::helperRunner(ExecutorDriver* driver,
+                                                       const std::string& taskId) {
+  return [this, driver, taskId](const std::vector<std::string>& argv, bool taskUser,
+                                const std::string& output, Duration timeout,
+                                HealthChecker::HelperDone done) -> Status {
+    auto it = tasks_.find(taskId);
+    if (it == tasks_.end()) {
+      return Error("the task is gone");
+    }
+    return runHelper(driver, it->second, argv, taskUser, output, timeout, std::move(done));
+  };
+}
+
 void CommandExecutor::startHealthCheck(ExecutorDriver* driver, Running& task) {
   if (!task.info.has_health_check()) {
     return;
@@ -209,18 +222,10 @@ void CommandExecutor::startHealthCheck(ExecutorDriver* driver, Running& task) {
                                       ? it->second.info.kill_grace_period_seconds()
                                       : kDefaultKillGraceSeconds);
   };
-  auto run = [this, driver, taskId](const std::vector<std::string>& argv, bool taskUser,
-                                    const std::string& output, Duration timeout,
-                                    HealthChecker::HelperDone done) -> Status {
-    auto it = tasks_.find(taskId);
-    if (it == tasks_.end()) {
-      return Error("the task is gone");
-    }
-    return runHelper(driver, it->second, argv, taskUser, output, timeout, std::move(done));
-  };
   std::string output = driver->sandbox() + "/.health-" + taskId;
   task.checker = std::make_unique<HealthChecker>(driver, task.info.health_check(),
-                                                 selfExecutable(), output, run, changed, failed);
+                                                 selfExecutable(), output,
+                                                 helperRunner(driver, taskId), changed, failed);
   task.checker->start();
 }
 
@@ -372,18 +377,10 @@ void CommandExecutor::startReadinessCheck(ExecutorDriver* driver, Running& task)
     send(driver, taskId, TASK_RUNNING, ready ? "ready" : "not ready: " + message,
          TaskStatus::REASON_TASK_CHECK_STATUS_UPDATED, it->second.healthy);
   };
-  auto run = [this, driver, taskId](const std::vector<std::string>& argv, bool taskUser,
-                                    const std::string& output, Duration timeout,
-                                    HealthChecker::HelperDone done) -> Status {
-    auto it = tasks_.find(taskId);
-    if (it == tasks_.end()) {
-      return Error("the task is gone");
-    }
-    return runHelper(driver, it->second, argv, taskUser, output, timeout, std::move(done));
-  };
   std::string output = driver->sandbox() + "/.readiness-" + taskId;
   task.readiness = std::make_unique<HealthChecker>(driver, task.info.readiness_check(),
-                                                   selfExecutable(), output, run, changed,
+                                                   selfExecutable(), output,
+                                                   helperRunner(driver, taskId), changed,
                                                    [](const std::string&) {});
   task.readiness->reportOnly();
   task.readiness->start();

@@ -82,6 +82,8 @@ class CommandExecutor final : public Executor {
   // Starts the task's health check, if it has one.
   void startHealthCheck(ExecutorDriver* driver, Running& task);
   void startReadinessCheck(ExecutorDriver* driver, Running& task);
+  // What a health or readiness check of the task runs its helper processes through.
+  HealthChecker::RunHelper helperRunner(ExecutorDriver* driver, const std::string& taskId);
   // Runs a helper process (a health check) in the task's sandbox; `done` when it ends.
   Status runHelper(ExecutorDriver* driver, const Running& task,
                    const std::vector<std::string>& argv, bool asTaskUser,

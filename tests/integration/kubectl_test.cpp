@@ -232,7 +232,7 @@ spec:
   containers:
   - name: c
     image: agora/host
-    command: ["sh", "-c", "sleep 3; touch ready; sleep 3600"]
+    command: ["sh", "-c", "sleep 3; touch ready; sleep 3600"]  # // ok: the pod's own command
     readinessProbe:
       exec: {command: ["test", "-e", "ready"]}
       periodSeconds: 1

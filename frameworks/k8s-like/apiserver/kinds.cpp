@@ -112,6 +112,22 @@ const ResourceType* findKind(const std::string& apiVersion, const std::string& k
   return nullptr;
 }
 
+std::vector<std::string> pathSegments(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t pos = 0;
+  while (pos < path.size()) {
+    size_t slash = path.find('/', pos);
+    if (slash == std::string::npos) {
+      slash = path.size();
+    }
+    if (slash > pos) {
+      parts.push_back(path.substr(pos, slash - pos));
+    }
+    pos = slash + 1;
+  }
+  return parts;
+}
+
 json versionInfo() {
   return {{"major", "1"},
           {"minor", "32"},

@@ -40,6 +40,9 @@ const ResourceType* findResource(const std::string& group, const std::string& ve
 // By apiVersion ("apps/v1") and kind; null when not served.
 const ResourceType* findKind(const std::string& apiVersion, const std::string& kind);
 
+// "/apis/apps/v1/namespaces/x" -> {"apis", "apps", "v1", "namespaces", "x"}.
+std::vector<std::string> pathSegments(const std::string& path);
+
 // The version this server claims (`kubectl version`).
 nlohmann::json versionInfo();
 

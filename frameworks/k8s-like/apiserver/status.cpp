@@ -73,4 +73,12 @@ ApiError methodNotAllowed(const std::string& message) {
   return {405, "MethodNotAllowed", message, "", "", {}};
 }
 
+ApiError notServed() {
+  ApiError e;
+  e.code = 404;
+  e.reason = "NotFound";
+  e.message = "the server could not find the requested resource";
+  return e;
+}
+
 }  // namespace agora::kube

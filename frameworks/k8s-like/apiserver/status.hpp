@@ -40,5 +40,7 @@ ApiError badRequest(const std::string& message);
 ApiError gone(const std::string& message);
 ApiError unauthorized();
 ApiError methodNotAllowed(const std::string& message);
+// A path the server does not serve.
+ApiError notServed();
 
 }  // namespace agora::kube
