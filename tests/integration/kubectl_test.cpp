@@ -4,12 +4,17 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <iostream>
 #include <map>
+
+#include <unistd.h>
 
 #include <csignal>
 
 #include "common/fs.hpp"
 #include "common/process.hpp"
+#include "isolators/images/archive.hpp"
+#include "isolators/images/store.hpp"
 #include "tests/support/kube_cluster.hpp"
 
 namespace agora::testing {
@@ -22,6 +27,33 @@ bool contains(const std::string& text, const std::string& what) {
 }
 
 std::string examplePath() { return std::string(AGORA_SOURCE_DIR) + "/examples/kube/deployment.yaml"; }
+
+// A small image (busybox) imported into the cluster's image store as `name`; false where this
+// machine cannot run images (not root, no overlayfs, no busybox-static).
+bool importTestImage(KubeCluster& k, const std::string& name) {
+  std::string filesystems = readFile("/proc/filesystems").value_or("");
+  if (::geteuid() != 0 || filesystems.find("overlay") == std::string::npos ||
+      !pathExists("/bin/busybox")) {
+    return false;
+  }
+  std::string dir = k.home() + "/image";
+  EXPECT_TRUE(makeDirectories(dir).ok());
+  std::vector<images::TarEntry> entries = {
+      {"bin", 'd', "", "", 0755},
+      {"bin/busybox", 'f', readFile("/bin/busybox").value_or(""), "", 0755},
+      {"tmp", 'd', "", "", 01777}};
+  for (const char* applet : {"sh", "sleep", "touch", "test", "date", "echo", "cat"}) {
+    entries.push_back({std::string("bin/") + applet, 'l', "", "busybox", 0777});
+  }
+  EXPECT_TRUE(images::writeTar(dir + "/layer.tar", entries).ok());
+  images::RunConfig run;
+  run.cmd = {"/bin/sh"};
+  run.env = {"PATH=/bin"};
+  EXPECT_TRUE(images::writeOciArchive(dir + "/image.tar", {dir + "/layer.tar"}, run, name).ok());
+  auto imported = k.agora({"image", "import", dir + "/image.tar", "--name=" + name});
+  EXPECT_EQ(imported.exitCode, 0) << imported.output;
+  return imported.exitCode == 0;
+}
 
 #define REQUIRE_CLUSTER(cluster)                                               \
   if (!KubeCluster::haveKubectl()) GTEST_SKIP() << "no kubectl on the PATH";   \
@@ -88,6 +120,9 @@ TEST(KubectlTest, ADeploymentIsAppliedRolledScaledUndoneAndDeleted) {
   json one = k.json({"get", "pod", pod});
   EXPECT_EQ(one["status"].value("phase", ""), "Running") << one.dump();
   EXPECT_FALSE(one["spec"].value("nodeName", "").empty());
+  r = k.kubectl({"get", "pod", pod, "-o", "wide"});
+  EXPECT_TRUE(contains(r.output, "NODE") && contains(r.output, one["spec"].value("nodeName", "")))
+      << r.output;
   r = k.kubectl({"get", "pod", pod, "-o", "yaml"});
   EXPECT_TRUE(contains(r.output, "kind: Pod")) << r.output;
   r = k.kubectl({"describe", "pod", pod});
@@ -103,10 +138,22 @@ TEST(KubectlTest, ADeploymentIsAppliedRolledScaledUndoneAndDeleted) {
                             watchLog);
   ASSERT_TRUE(watcher.ok());
 
-  // A changed template rolls, within maxSurge 1 and maxUnavailable 0.
+  // A changed template rolls, within maxSurge 1 and maxUnavailable 0: a new image where this
+  // machine can run images (imported into the cluster's store with `agora image import`),
+  // a changed environment otherwise.
   std::string changed = k.home() + "/deployment.yaml";
   std::string text = readFile(examplePath()).value();
-  text.replace(text.find("hello from Agora"), 16, "hello again");
+  bool imaged = importTestImage(k, "hello:v2");
+  if (imaged) {
+    text.replace(text.find("image: agora/host"), 17, "image: hello:v2");
+    for (const std::string ready : {"touch ready", "\"-e\", \"ready\""}) {
+      std::string absolute = ready;
+      absolute.replace(absolute.find("ready"), 5, "/tmp/ready");
+      text.replace(text.find(ready), ready.size(), absolute);
+    }
+  } else {
+    text.replace(text.find("hello from Agora"), 16, "hello again");
+  }
   ASSERT_TRUE(writeFileAtomic(changed, text).ok());
   r = k.kubectl({"apply", "-f", changed});
   EXPECT_TRUE(contains(r.output, "deployment.apps/hello configured")) << r.output;
@@ -134,6 +181,13 @@ TEST(KubectlTest, ADeploymentIsAppliedRolledScaledUndoneAndDeleted) {
     most = std::max(most, total);
   }
   EXPECT_GE(scaling.size(), 5u);
+  if (imaged) {
+    EXPECT_EQ(k.kubectl({"get", "pods", "-l", "app=hello", "-o",
+                         "jsonpath={.items[*].spec.containers[0].image}"})
+                  .output,
+              "hello:v2 hello:v2 hello:v2");
+  }
+  std::cout << (imaged ? "rolled to the image hello:v2\n" : "rolled a changed environment\n");
   EXPECT_LE(most, 4) << "more than replicas + maxSurge pods at once";
   EXPECT_TRUE(allReady(k, "hello", 3));
 
@@ -167,10 +221,11 @@ TEST(KubectlTest, ADeploymentIsAppliedRolledScaledUndoneAndDeleted) {
   EXPECT_TRUE(contains(r.output, "rolled back")) << r.output;
   r = k.kubectl({"rollout", "status", "deployment/hello", "--timeout=90s"});
   EXPECT_EQ(r.exitCode, 0) << r.output;
-  EXPECT_TRUE(contains(k.kubectl({"get", "deployment", "hello", "-o",
-                                  "jsonpath={.spec.template.spec.containers[0].env[0].value}"})
-                           .output,
-                       "hello from Agora"));
+  EXPECT_EQ(k.kubectl({"get", "deployment", "hello", "-o",
+                       "jsonpath={.spec.template.spec.containers[0].image} "
+                       "{.spec.template.spec.containers[0].env[0].value}"})
+                .output,
+            "agora/host hello from Agora");
 
   // Deleting the deployment takes its ReplicaSets and pods with it.
   r = k.kubectl({"delete", "deployment", "hello"});
