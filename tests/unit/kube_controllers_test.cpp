@@ -227,6 +227,102 @@ TEST_F(KubeControllersTest, AScaleMidRolloutIsSharedInProportion) {
   EXPECT_GT(after["2"], before["2"]);
 }
 
+TEST_F(KubeControllersTest, RecreateStopsTheOldPodsFirst) {
+  const ResourceType& deployments = *findResource("apps", "v1", "deployments");
+  json d = deployment("1");
+  d["spec"]["strategy"] = {{"type", "Recreate"}};
+  ASSERT_TRUE(api_->create(deployments, "default", d).ok());
+  loop_.runUntilIdle();
+  offerAll();
+  runLaunched();
+  json next = api_->get(deployments, "default", "web").object;
+  next["spec"]["template"]["spec"]["containers"][0]["command"] = {"sleep", "2"};
+  ASSERT_TRUE(api_->update(deployments, "default", "web", next).ok());
+  loop_.runUntilIdle();
+  // The old ReplicaSet goes to zero; the new one waits until its pods are gone.
+  int64_t newSize = -1;
+  for (const json& rs : replicaSets()) {
+    std::string revision = rs["metadata"]["annotations"].value("deployment.kubernetes.io/revision", "");
+    if (revision == "1") EXPECT_EQ(rs["spec"]["replicas"], 0);
+    if (revision == "2") newSize = rs["spec"].value("replicas", -1);
+  }
+  EXPECT_EQ(newSize, 0);
+  for (const std::string& id : driver_.killed) {
+    if (told_.insert("killed:" + id).second) status(id, TASK_KILLED);
+  }
+  offerAll();
+  runLaunched();
+  json done = api_->get(deployments, "default", "web").object;
+  EXPECT_EQ(done["status"]["updatedReplicas"], 3) << done["status"].dump();
+  EXPECT_EQ(done["status"]["availableReplicas"], 3);
+}
+
+TEST_F(KubeControllersTest, AMissedProgressDeadlineIsReportedAndOptionallyRolledBack) {
+  const ResourceType& deployments = *findResource("apps", "v1", "deployments");
+  json d = deployment("1");
+  d["metadata"]["annotations"] = {{"agora.io/auto-revert", "true"}};
+  d["spec"]["progressDeadlineSeconds"] = 30;
+  ASSERT_TRUE(api_->create(deployments, "default", d).ok());
+  loop_.runUntilIdle();
+  offerAll();
+  runLaunched();
+  // A template whose pods never run: the rollout stalls.
+  json next = api_->get(deployments, "default", "web").object;
+  next["spec"]["template"]["spec"]["containers"][0]["command"] = {"sleep", "never"};
+  ASSERT_TRUE(api_->update(deployments, "default", "web", next).ok());
+  loop_.runUntilIdle();
+  offerAll();  // launched, but the test never says they run
+  loop_.advance(seconds(31));
+  loop_.runUntilIdle();
+  json after = api_->get(deployments, "default", "web").object;
+  // Rolled back to the first template, and said so.
+  EXPECT_EQ(after["spec"]["template"]["spec"]["containers"][0]["command"][1], "1");
+  bool exceeded = false;
+  bool rolledBack = false;
+  for (const json& e : api_->list(*findResource("", "v1", "events"), "default")) {
+    exceeded = exceeded || e.value("reason", "") == "ProgressDeadlineExceeded";
+    rolledBack = rolledBack || e.value("reason", "") == "RolledBack";
+  }
+  EXPECT_TRUE(exceeded);
+  EXPECT_TRUE(rolledBack);
+}
+
+TEST_F(KubeControllersTest, AReplicaSetAdoptsOrphansAndScalesDownTheLeastUsefulFirst) {
+  const ResourceType& podType = *findResource("", "v1", "pods");
+  const ResourceType& replicaSets = *findResource("apps", "v1", "replicasets");
+  auto orphan = [&](const std::string& name) {
+    json pod = {{"apiVersion", "v1"},
+                {"kind", "Pod"},
+                {"metadata", {{"name", name}, {"labels", {{"app", "x"}}}}},
+                {"spec", {{"containers", json::array({{{"name", "c"}, {"image", "agora/host"},
+                                                       {"command", {"sleep", "1"}}}})}}}};
+    ASSERT_TRUE(api_->create(podType, "default", pod).ok());
+  };
+  orphan("running");
+  offerAll();
+  runLaunched();  // "running" runs; "pending" below never gets a node
+  scheduler_.reset();
+  orphan("pending");
+  loop_.runUntilIdle();
+  json rs = {{"apiVersion", "apps/v1"},
+             {"kind", "ReplicaSet"},
+             {"metadata", {{"name", "rs"}}},
+             {"spec",
+              {{"replicas", 1},
+               {"selector", {{"matchLabels", {{"app", "x"}}}}},
+               {"template",
+                {{"metadata", {{"labels", {{"app", "x"}}}}},
+                 {"spec", {{"containers", json::array({{{"name", "c"}, {"image", "agora/host"},
+                                                        {"command", {"sleep", "1"}}}})}}}}}}}};
+  ASSERT_TRUE(api_->create(replicaSets, "default", rs).ok());
+  loop_.runUntilIdle();
+  // Both adopted; one too many: the pending one goes, the running one stays.
+  auto left = pods();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0]["metadata"]["name"], "running");
+  EXPECT_EQ(left[0]["metadata"]["ownerReferences"][0]["name"], "rs");
+}
+
 TEST_F(KubeControllersTest, PodStatusFollowsItsTasks) {
   const ResourceType& podType = *findResource("", "v1", "pods");
   json pod = {{"apiVersion", "v1"},

@@ -97,6 +97,7 @@ class DeploymentController {
   WorkQueue queue_;
   uint64_t deploymentWatch_ = 0;
   uint64_t rsWatch_ = 0;
+  uint64_t podWatch_ = 0;
 };
 
 // The owner reference a controller puts on what it makes.

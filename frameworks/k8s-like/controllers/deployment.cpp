@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include <glog/logging.h>
 
@@ -109,6 +110,7 @@ DeploymentController::DeploymentController(ApiServer* api)
 DeploymentController::~DeploymentController() {
   if (deploymentWatch_ != 0) api_->store()->cancel(deploymentWatch_);
   if (rsWatch_ != 0) api_->store()->cancel(rsWatch_);
+  if (podWatch_ != 0) api_->store()->cancel(podWatch_);
 }
 
 void DeploymentController::start() {
@@ -130,6 +132,27 @@ void DeploymentController::start() {
                            }
                          })
                  .object.version;
+  // A pod gone may be what a Recreate rollout waits for.
+  podWatch_ = api_->store()
+                  ->watch(findResource("", "v1", "pods")->keyPrefix(), 0,
+                          [this](const WatchEvent& e) {
+                            if (e.type != WatchEvent::kDeleted) return;
+                            const json& meta = e.object.value["metadata"];
+                            std::string ns = meta.value("namespace", "");
+                            for (const auto& ref : meta.value("ownerReferences", json::array())) {
+                              if (ref.value("kind", "") != "ReplicaSet") continue;
+                              ApiOutcome rs = api_->get(replicaSetsType(), ns,
+                                                        ref.value("name", ""));
+                              if (!rs.ok()) continue;
+                              for (const auto& owner :
+                                   rs.object["metadata"].value("ownerReferences", json::array())) {
+                                if (owner.value("kind", "") == "Deployment") {
+                                  queue_.add(ns + "/" + owner.value("name", ""));
+                                }
+                              }
+                            }
+                          })
+                  .object.version;
   for (const json& d : api_->list(deploymentsType(), "")) {
     queue_.add(namespacedName(d));
   }
@@ -322,10 +345,18 @@ void DeploymentController::sync(const std::string& key) {
   } else if (newRs && !paused) {
     json& fresh = *newRs;
     if (strategy == "Recreate") {
+      // Recreate: the new pods start only once every old pod is gone (terminating ones too).
       bool oldRunning = false;
+      std::set<std::string> oldUids;
       for (json& rs : old) {
         scale(rs, 0, "down");
-        oldRunning = oldRunning || statusOf(rs, "replicas") > 0;
+        oldUids.insert(rs["metadata"].value("uid", ""));
+      }
+      for (const json& pod : api_->list(*findResource("", "v1", "pods"), ns)) {
+        std::string phase = pod.value("status", json::object()).value("phase", "");
+        if (oldUids.count(controllerUid(pod)) && phase != "Succeeded" && phase != "Failed") {
+          oldRunning = true;
+        }
       }
       if (!oldRunning) {
         scale(fresh, replicas, specReplicas(fresh) < replicas ? "up" : "down");

@@ -123,11 +123,17 @@ Result<Operation> PodScheduler::groupFor(const json& pod, const std::string& age
     task->set_agent_id(agentId);
     json requests = c.value("resources", json::object()).value("requests", json::object());
     json limits = c.value("resources", json::object()).value("limits", json::object());
+    // A task's resources are both what it is placed by and what its cgroups hold it to: the
+    // larger of request and limit, so that no container is held below its limit.
     auto amount = [&](const char* resource, double fallback) {
-      json v = requests.contains(resource) ? requests[resource]
-               : limits.contains(resource) ? limits[resource] : json();
-      auto q = v.is_null() ? Result<double>(fallback) : parseQuantity(v);
-      return q ? *q : fallback;
+      double found = -1;
+      for (const json* from : {&requests, &limits}) {
+        if (from->contains(resource)) {
+          auto q = parseQuantity((*from)[resource]);
+          if (q) found = std::max(found, *q);
+        }
+      }
+      return found < 0 ? fallback : found;
     };
     double cpus = std::max(0.01, amount("cpu", options_.defaultCpus));
     double mem = std::max(4.0, std::ceil(amount("memory", options_.defaultMemMiB * 1048576.0) /
