@@ -494,6 +494,32 @@ TEST(KubectlTest, PodsKeepRunningAcrossARestartOfTheKubeFramework) {
   EXPECT_FALSE(contains(r.output, "Terminating")) << r.output;
 }
 
+TEST(KubectlTest, APodHeldBackByItsRolesQuotaSaysSo) {
+  KubeCluster k(1);
+  REQUIRE_CLUSTER(k);
+  // Once the framework has nothing to place it declines its offers and asks for no more; then
+  // the role's quota is capped below what the pod asks.
+  ASSERT_TRUE(waitUntil([&] {
+    return contains(k.agora({"roles", "--why"}).output, "suppressed");
+  }, seconds(30))) << k.agora({"roles", "--why"}).output;
+  auto r = k.agora({"quota", "set", "kube", "--limit=cpus:0.5"});
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  std::string file = k.home() + "/big.yaml";
+  ASSERT_TRUE(writeFileAtomic(file, "apiVersion: v1\nkind: Pod\nmetadata: {name: big}\nspec:\n"
+                                    "  containers:\n  - {name: c, image: agora/host, "
+                                    "command: [sleep, \"100\"], "
+                                    "resources: {requests: {cpu: \"1\"}}}\n")
+                  .ok());
+  r = k.kubectl({"apply", "-f", file});
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  std::string described;
+  EXPECT_TRUE(waitUntil([&] {
+    described = k.kubectl({"describe", "pod", "big"}).output;
+    return contains(described, "quota limit");
+  }, seconds(30))) << described;
+  EXPECT_EQ(k.kubectl({"get", "pod", "big", "-o", "jsonpath={.status.phase}"}).output, "Pending");
+}
+
 TEST(KubectlTest, OlderAndNewerKubectlWork) {
   KubeCluster k(1);
   REQUIRE_CLUSTER(k);

@@ -95,6 +95,30 @@ void KubeFramework::pollState() {
         }
       }
     }
+    // Why the master offers nothing, when it offers nothing for a reason pods should show.
+    if (master.rfind("zk://", 0) != 0 && driver_) {
+      auto roles = httpGet(master, "/roles", seconds(5));
+      std::string why;
+      if (roles && roles->status == 200) {
+        auto body = nlohmann::json::parse(roles->body, nullptr, false);
+        std::string id = driver_->frameworkId();
+        for (const auto& role : body.is_discarded() ? nlohmann::json::array()
+                                                    : body.value("roles", nlohmann::json::array())) {
+          if (role.value("name", "") != options_.role) continue;
+          for (const auto& f : role.value("frameworks", nlohmann::json::array())) {
+            std::string reason = f.value("why_not_offered", "");
+            bool telling = reason.rfind("quota", 0) == 0 || reason.rfind("headroom", 0) == 0 ||
+                           reason.rfind("fair share", 0) == 0 ||
+                           reason.rfind("nothing free", 0) == 0;
+            if (f.value("id", "") == id && telling) why = reason;
+          }
+        }
+        std::weak_ptr<bool> alive = alive_;
+        api_->loop()->post([this, alive, why] {
+          if (alive.lock()) guarded("roles", [&] { scheduler_->offersWithheld(why); });
+        });
+      }
+    }
     std::unique_lock<std::mutex> lock(pollMutex);
     pollWake.wait_for(lock, options_.statePollInterval, [this] { return !running_; });
   }

@@ -267,6 +267,9 @@ void PodScheduler::place() {
     }
     if (best == nullptr) {
       std::string why = unschedulableReason(pod, need);
+      if (why.empty() && !withheld_.empty()) {
+        why = "no offers from the master for this framework: " + withheld_;
+      }
       if (!why.empty() && !relaunch) {
         markUnschedulable(pod, why);
       }
@@ -316,6 +319,16 @@ void PodScheduler::place() {
                         [this, alive] {
                           if (alive.lock()) schedule();
                         });
+  }
+}
+
+void PodScheduler::offersWithheld(const std::string& why) {
+  if (why == withheld_) {
+    return;
+  }
+  withheld_ = why;
+  if (!pending_.empty()) {
+    schedule();
   }
 }
 

@@ -65,6 +65,10 @@ class PodScheduler {
   void update(const TaskStatus& status);
   // The master's /state: Node objects for its agents (and NotReady for those gone).
   void agents(const nlohmann::json& masterState);
+  // Why the master offers this framework nothing now (its role's quota, others' guarantees or
+  // fair shares), as the master explains it; "" when offers come. Pods that would fit an
+  // agent but wait for offers say so.
+  void offersWithheld(const std::string& why);
 
   uint64_t bound() const { return bound_; }
   size_t pendingCount() const { return pending_.size(); }
@@ -124,6 +128,7 @@ class PodScheduler {
   std::map<std::string, std::string> unschedulable_;  // key -> last message told
   std::map<std::string, int> imageBackoff_;           // key -> seconds
   std::set<std::string> killing_;                     // uids of pods being stopped
+  std::string withheld_;                              // why no offers come, if they do not
   bool scheduled_ = false;
   bool suppressed_ = false;
   uint64_t bound_ = 0;
