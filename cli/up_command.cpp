@@ -319,14 +319,26 @@ int upCommand(int argc, const char* const* argv) {
       kubeContext = profileName == "default" ? "agora" : "agora-" + profileName;
     }
     int chosen = kubePort == 0 ? freeLoopbackPort() : kubePort;
-    std::vector<std::string> args = {self,
-                                     "kube",
-                                     "--master=" + masterAddress,
-                                     "--listen=" + ip + ":" + std::to_string(chosen),
-                                     "--data_dir=" + k.dir + "/data",
-                                     "--kubeconfig=" + kubeconfig,
-                                     "--context=" + kubeContext,
-                                     "--info_file=" + k.dir + "/info.json"};
+    auto kubeArgs = [&](const std::string& infoFile) {
+      std::vector<std::string> args = {self,
+                                       "kube",
+                                       "--master=" + masterAddress,
+                                       "--listen=" + ip + ":" + std::to_string(chosen),
+                                       "--data_dir=" + k.dir + "/data",
+                                       "--kubeconfig=" + kubeconfig,
+                                       "--context=" + kubeContext,
+                                       "--info_file=" + infoFile};
+      if (ha) {
+        // Two instances on the profile's ZooKeeper, one leading. Both on the same address (only
+        // the leader listens) and the same data directory (one CA, one token), so kubectl's
+        // context stays right when the other takes over.
+        args.push_back("--zk=" + profile.zk.substr(0, profile.zk.find('/', 5)) + "/agora-kube");
+        args.push_back("--zk_session_timeout=5secs");
+        args.insert(args.begin(), {self, "supervise", "--"});
+      }
+      return args;
+    };
+    std::vector<std::string> args = kubeArgs(k.dir + "/info.json");
     auto pid = startDaemon(args, k.log);
     if (!pid) {
       return fail(pid.error());
@@ -345,6 +357,20 @@ int upCommand(int argc, const char* const* argv) {
                                    " is taken: pick another with --kube_port, or 0 for any)"
                              : "";
       return fail("the kube API server did not come up: " + info.error() + hint);
+    }
+    if (ha) {
+      DaemonRecord standby = k;
+      standby.log = k.dir + "/kube-2.log";
+      standby.args = kubeArgs(k.dir + "/info-2.json");
+      auto second = startDaemon(standby.args, standby.log);
+      if (!second) {
+        return fail(second.error());
+      }
+      standby.pid = *second;
+      profile.daemons.push_back(standby);
+      if (Status s = saveProfile(profile); !s) {
+        return fail(s.error());
+      }
     }
   }
 

@@ -82,8 +82,13 @@ void KubeFramework::stop() {
 
 void KubeFramework::pollState() {
   while (running_) {
+    // The master's HTTP address: as given, or (with zk://) the leader the driver follows.
     std::string master = options_.master;
-    if (master.rfind("zk://", 0) != 0) {
+    if (master.rfind("zk://", 0) == 0) {
+      std::lock_guard<std::mutex> lock(masterMutex_);
+      master = masterHttp_;
+    }
+    if (!master.empty()) {
       auto response = httpGet(master, "/state", seconds(5));
       if (response && response->status == 200) {
         auto state = nlohmann::json::parse(response->body, nullptr, false);
@@ -96,7 +101,7 @@ void KubeFramework::pollState() {
       }
     }
     // Why the master offers nothing, when it offers nothing for a reason pods should show.
-    if (master.rfind("zk://", 0) != 0 && driver_) {
+    if (!master.empty() && driver_) {
       auto roles = httpGet(master, "/roles", seconds(5));
       std::string why;
       if (roles && roles->status == 200) {
@@ -127,6 +132,10 @@ void KubeFramework::pollState() {
 void KubeFramework::subscribed(SchedulerDriver*, const std::string& frameworkId,
                                const MasterInfo& master) {
   LOG(INFO) << "Kube framework subscribed as " << frameworkId << " to master " << master.id();
+  {
+    std::lock_guard<std::mutex> lock(masterMutex_);
+    masterHttp_ = master.ip() + ":" + std::to_string(master.http_port());
+  }
   std::weak_ptr<bool> alive = alive_;
   api_->loop()->post([this, alive, frameworkId] {
     if (!alive.lock()) return;

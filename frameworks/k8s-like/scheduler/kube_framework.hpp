@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -61,6 +62,8 @@ class KubeFramework final : public Scheduler, public ClusterDriver {
   std::unique_ptr<SchedulerDriver> driver_;
   std::thread poller_;
   std::atomic<bool> running_{false};
+  std::mutex masterMutex_;
+  std::string masterHttp_;  // the leading master's HTTP address, from the subscription
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
