@@ -9,7 +9,9 @@
 
 #include "common/http.hpp"
 #include "common/net.hpp"
+#include "common/fs.hpp"
 #include "common/process.hpp"
+#include "tests/support/kube_cluster.hpp"
 #include "tests/support/process_cluster.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/zookeeper_server.hpp"
@@ -104,6 +106,39 @@ TEST(KubeHaTest, AStandbyTakesOverWithTheObjectsAndTheirVersions) {
   EXPECT_EQ(latest->status, 200) << latest->body;
   stopChild(*standby, seconds(1), SIGKILL);
   stopChild(*comeback, seconds(10));
+}
+
+// `agora up --ha`: two supervised kube instances on the profile's ZooKeeper, on one address;
+// kubectl keeps working, with the same objects and pods, when the leader is killed.
+TEST(KubeHaTest, AgoraUpHaKeepsKubectlWorkingWhenTheLeaderDies) {
+  if (!ZooKeeperServer::available() || !KubeCluster::haveKubectl()) {
+    GTEST_SKIP() << "needs a ZooKeeper server and kubectl";
+  }
+  KubeCluster k(1, "cpus:2;mem:2048", {"--ha"});
+  ASSERT_TRUE(k.up()) << k.upOutput();
+  auto r = k.kubectl({"create", "configmap", "kept", "--from-literal=a=b"});
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  r = k.kubectl({"create", "deployment", "d", "--image=agora/host", "--", "sleep", "3600"});
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  r = k.kubectl({"rollout", "status", "deployment/d", "--timeout=60s"});
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  std::string pods = k.kubectl({"get", "pods", "-o", "jsonpath={.items[*].metadata.uid}"}).output;
+
+  // The leader is the instance that wrote info.json; kill its process (its supervisor starts it
+  // again, as a standby).
+  json info = json::parse(readFile(k.home() + "/profiles/default/kube/info.json").value_or("{}"),
+                          nullptr, false);
+  int leader = info.value("pid", 0);
+  ASSERT_GT(leader, 0);
+  ::kill(leader, SIGKILL);
+  EXPECT_TRUE(waitUntil([&] {
+    return k.kubectl({"get", "configmap", "kept", "-o", "jsonpath={.data.a}"}).output == "b";
+  }, seconds(60)));
+  EXPECT_EQ(k.kubectl({"get", "pods", "-o", "jsonpath={.items[*].metadata.uid}"}).output, pods);
+  r = k.kubectl({"scale", "deployment", "d", "--replicas=2"});
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  r = k.kubectl({"rollout", "status", "deployment/d", "--timeout=60s"});
+  EXPECT_EQ(r.exitCode, 0) << r.output;
 }
 
 }  // namespace

@@ -18,13 +18,16 @@ namespace agora::testing {
 
 class KubeCluster {
  public:
-  // `agents` agents with `resources` each.
-  explicit KubeCluster(int agents = 2, const std::string& resources = "cpus:2;mem:2048") {
+  // `agents` agents with `resources` each; `extra` flags for `agora up` (--ha).
+  explicit KubeCluster(int agents = 2, const std::string& resources = "cpus:2;mem:2048",
+                       const std::vector<std::string>& extra = {}) {
     env_ = {{"AGORA_HOME", home_.path()},
             {"KUBECONFIG", home_.path() + "/kubeconfig"},
             {"AGORA_KUBE_PORT", "0"}};
-    CommandResult up = agora({"up", "--port=0", "--agents=" + std::to_string(agents),
-                              "--agent_resources=" + resources});
+    std::vector<std::string> args = {"up", "--port=0", "--agents=" + std::to_string(agents),
+                                     "--agent_resources=" + resources};
+    args.insert(args.end(), extra.begin(), extra.end());
+    CommandResult up = agora(args);
     upOutput_ = up.output;
     up_ = up.exitCode == 0;
   }
