@@ -71,6 +71,9 @@ int kubeCommand(int argc, const char* const* argv) {
   std::string kubeconfig;
   std::string contextName = "agora";
   std::string role = "kube";
+  std::string serviceCidr = "127.96.0.0/16";
+  std::string nodePortRange = "30000-32767";
+  std::string lbPool = "127.97.0.0/16";
   std::string zk;
   Duration zkSessionTimeout = seconds(10);
   bool insecureHttp = false;
@@ -85,6 +88,9 @@ int kubeCommand(int argc, const char* const* argv) {
             "The master's HTTP address (host:port) or zk:// URL. Without it, only the API\n"
             "server and the controllers run: pods stay Pending.");
   flags.add(&role, "role", "The role the framework's resources are offered to.");
+  flags.add(&serviceCidr, "service_cidr", "Where Services' ClusterIPs come from.");
+  flags.add(&nodePortRange, "service_node_port_range", "Where NodePorts come from.");
+  flags.add(&lbPool, "lb_address_pool", "Where LoadBalancer Services' addresses come from.");
   flags.add(&zk, "zk",
             "zk://host1:2181,host2:2181/agora-kube: keep the objects in ZooKeeper, for several\n"
             "instances of which one leads (the others wait, not listening, and take over when\n"
@@ -182,14 +188,22 @@ int kubeCommand(int argc, const char* const* argv) {
   kube::ApiServerOptions options;
   options.token = token;
   options.advertise = listen;
+  options.services.serviceCidr = serviceCidr;
+  options.services.loadBalancerPool = lbPool;
+  if (Status range = options.services.setNodePortRange(nodePortRange); !range) {
+    std::cerr << "agora kube: --service_node_port_range: " << range.error() << "\n";
+    return 2;
+  }
   kube::ApiServer api(&loop, store.get(), options);
   api.bootstrap();
   kube::GarbageCollector gc(&api);
   kube::ReplicaSetController replicaSets(&api);
   kube::DeploymentController deployments(&api);
+  kube::EndpointsController endpoints(&api);
   gc.start();
   replicaSets.start();
   deployments.start();
+  endpoints.start();
   std::unique_ptr<kube::KubeFramework> framework;
   if (!master.empty()) {
     kube::KubeFrameworkOptions frameworkOptions;

@@ -439,6 +439,22 @@ TEST(KubectlTest, LabelsPauseRestartCascadesServicesAndChunks) {
   EXPECT_TRUE(contains(r.output, "service/hello exposed")) << r.output;
   r = k.kubectl({"get", "services"});
   EXPECT_TRUE(contains(r.output, "hello") && contains(r.output, "80/TCP")) << r.output;
+  // Addresses from the loopback ranges; endpoints from the ready pods.
+  r = k.kubectl({"create", "service", "nodeport", "np", "--tcp=80:8080"});
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  r = k.kubectl({"create", "service", "loadbalancer", "lb", "--tcp=443:8443"});
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  r = k.kubectl({"get", "svc", "-o", "wide"});
+  EXPECT_TRUE(contains(r.output, "127.96.0.") && contains(r.output, "80:300") &&
+              contains(r.output, "127.97.0.1") && contains(r.output, "app=hello"))
+      << r.output;
+  EXPECT_TRUE(waitUntil([&] {
+    std::string ips = k.kubectl({"get", "endpoints", "hello", "-o",
+                                 "jsonpath={.subsets[0].addresses[*].targetRef.name}"}).output;
+    return std::count(ips.begin(), ips.end(), ' ') == 2;  // three pods
+  }, seconds(30)));
+  r = k.kubectl({"describe", "svc", "hello"});
+  EXPECT_TRUE(contains(r.output, "Endpoints:") && contains(r.output, ":8080")) << r.output;
 
   // Orphan: the ReplicaSets stay, without their owner; foreground: the owner goes last.
   r = k.kubectl({"delete", "deployment", "hello", "--cascade=orphan"});

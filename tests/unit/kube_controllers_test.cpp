@@ -323,6 +323,83 @@ TEST_F(KubeControllersTest, AReplicaSetAdoptsOrphansAndScalesDownTheLeastUsefulF
   EXPECT_EQ(left[0]["metadata"]["ownerReferences"][0]["name"], "rs");
 }
 
+TEST_F(KubeControllersTest, ServicesGetAddressesAndEndpointsFollowReadyPods) {
+  EndpointsController endpoints(api_.get());
+  endpoints.start();
+  const ResourceType& services = *findResource("", "v1", "services");
+  auto service = [&](const std::string& name, const std::string& type,
+                     json extra = json::object()) {
+    json svc = {{"apiVersion", "v1"},
+                {"kind", "Service"},
+                {"metadata", {{"name", name}}},
+                {"spec",
+                 {{"type", type},
+                  {"selector", {{"app", "web"}}},
+                  {"ports", json::array({{{"port", 80}, {"targetPort", 8080}}})}}}};
+    svc["spec"].update(extra);
+    return api_->create(services, "default", svc);
+  };
+  ApiOutcome a = service("a", "ClusterIP");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a.object["spec"]["clusterIP"], "127.96.0.1");
+  ApiOutcome b = service("b", "NodePort");
+  EXPECT_EQ(b.object["spec"]["clusterIP"], "127.96.0.2");
+  EXPECT_EQ(b.object["spec"]["ports"][0]["nodePort"], 30000);
+  ApiOutcome lb = service("lb", "LoadBalancer");
+  EXPECT_EQ(lb.object["status"]["loadBalancer"]["ingress"][0]["ip"], "127.97.0.1");
+  EXPECT_EQ(lb.object["spec"]["ports"][0]["nodePort"], 30001);
+  ApiOutcome headless = service("h", "ClusterIP", {{"clusterIP", "None"}});
+  EXPECT_EQ(headless.object["spec"]["clusterIP"], "None");
+  ApiOutcome taken = service("dup", "ClusterIP", {{"clusterIP", "127.96.0.1"}});
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.error->causes[0].detail, "provided IP is already allocated");
+  ApiOutcome outside = service("far", "NodePort",
+                               {{"ports", json::array({{{"port", 80}, {"nodePort", 80}}})}});
+  ASSERT_FALSE(outside.ok());
+  // An update keeps what was given.
+  json next = b.object;
+  next["spec"].erase("clusterIP");
+  next["spec"]["ports"][0].erase("nodePort");
+  ApiOutcome kept = api_->update(services, "default", "b", next);
+  ASSERT_TRUE(kept.ok()) << kept.error->message;
+  EXPECT_EQ(kept.object["spec"]["clusterIP"], "127.96.0.2");
+  EXPECT_EQ(kept.object["spec"]["ports"][0]["nodePort"], 30000);
+
+  // Endpoints: the selected pods once they run; not ready ones apart.
+  const ResourceType& deployments = *findResource("apps", "v1", "deployments");
+  json d = deployment("1");
+  d["spec"]["replicas"] = 2;
+  ASSERT_TRUE(api_->create(deployments, "default", d).ok());
+  loop_.runUntilIdle();
+  offerAll();
+  runLaunched();
+  const ResourceType& endpointsType = *findResource("", "v1", "endpoints");
+  json ep = api_->get(endpointsType, "default", "a").object;
+  ASSERT_EQ(ep["subsets"].size(), 1u) << ep.dump();
+  EXPECT_EQ(ep["subsets"][0]["addresses"].size(), 2u);
+  EXPECT_EQ(ep["subsets"][0]["ports"][0]["port"], 8080);
+  json slice = api_->get(*findResource("discovery.k8s.io", "v1", "endpointslices"), "default",
+                         "a-agora").object;
+  EXPECT_EQ(slice["endpoints"].size(), 2u);
+  EXPECT_EQ(slice["metadata"]["labels"]["kubernetes.io/service-name"], "a");
+  // A pod that turns unready moves to notReadyAddresses.
+  std::string uid = pods()[0]["metadata"].value("uid", "");
+  TaskStatus unready;
+  unready.set_task_id(PodScheduler::taskId(uid, "c"));
+  unready.set_state(TASK_RUNNING);
+  unready.set_ready(false);
+  unready.set_agent_id(pods()[0]["metadata"]["annotations"].value("agora.io/agent-id", ""));
+  scheduler_->update(unready);
+  loop_.runUntilIdle();
+  ep = api_->get(endpointsType, "default", "a").object;
+  EXPECT_EQ(ep["subsets"][0]["addresses"].size(), 1u) << ep.dump();
+  EXPECT_EQ(ep["subsets"][0]["notReadyAddresses"].size(), 1u);
+  // The service goes: its Endpoints follow.
+  ASSERT_TRUE(api_->remove(services, "default", "a", DeleteOptions{}).ok());
+  loop_.runUntilIdle();
+  EXPECT_FALSE(api_->get(endpointsType, "default", "a").ok());
+}
+
 TEST_F(KubeControllersTest, PodStatusFollowsItsTasks) {
   const ResourceType& podType = *findResource("", "v1", "pods");
   json pod = {{"apiVersion", "v1"},

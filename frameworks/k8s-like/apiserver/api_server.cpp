@@ -456,6 +456,13 @@ ApiOutcome ApiServer::create(const ResourceType& type, const std::string& ns, js
     meta.erase("generation");
   }
   resetStatus(type, object);
+  if (type.kind == "Service") {
+    std::vector<FieldCause> taken =
+        allocateService(options_.services, object, json(), list(type, ""));
+    if (!taken.empty()) {
+      return ApiOutcome::failure(invalid(type.kind, name, std::move(taken)));
+    }
+  }
   ApiOutcome outcome;
   outcome.code = 201;
   if (dryRun) {
@@ -557,6 +564,11 @@ ApiOutcome ApiServer::store(const ResourceType& type, const json& current, json 
       foldStringData(result);
     }
     std::vector<FieldCause> causes = validateObject(type, result);
+    if (type.kind == "Service") {
+      for (auto& c : allocateService(options_.services, result, current, list(type, ""))) {
+        causes.push_back(std::move(c));
+      }
+    }
     if (!internal) {
       for (auto& c : validateUpdate(type, current, result)) {
         causes.push_back(std::move(c));

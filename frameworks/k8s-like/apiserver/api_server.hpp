@@ -24,6 +24,7 @@
 #include "frameworks/k8s-like/apiserver/http_server.hpp"
 #include "frameworks/k8s-like/apiserver/kinds.hpp"
 #include "frameworks/k8s-like/apiserver/selectors.hpp"
+#include "frameworks/k8s-like/apiserver/services.hpp"
 #include "frameworks/k8s-like/apiserver/status.hpp"
 #include "frameworks/k8s-like/store/store.hpp"
 
@@ -34,6 +35,7 @@ struct ApiServerOptions {
   std::string advertise;  // "127.0.0.1:6443": where clients reach the server
   Duration bookmarkEvery = seconds(60);
   Duration defaultWatchTimeout = seconds(1800);
+  ServiceRanges services;  // ClusterIPs, node ports, load-balancer addresses
 };
 
 // An object, or why not.

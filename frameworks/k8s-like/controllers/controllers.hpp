@@ -11,6 +11,8 @@
 // - DeploymentController: one ReplicaSet per template (pod-template-hash), RollingUpdate with
 //   maxSurge/maxUnavailable or Recreate, revisions and history, pause, the Progressing and
 //   Available conditions with progressDeadlineSeconds, and the opt-in auto-revert.
+// - EndpointsController: Endpoints and an EndpointSlice for each Service with a selector, from
+//   the pods it selects (ready ones serve; terminating ones drain).
 
 #include <functional>
 #include <map>
@@ -97,6 +99,21 @@ class DeploymentController {
   WorkQueue queue_;
   uint64_t deploymentWatch_ = 0;
   uint64_t rsWatch_ = 0;
+  uint64_t podWatch_ = 0;
+};
+
+class EndpointsController {
+ public:
+  explicit EndpointsController(ApiServer* api);
+  ~EndpointsController();
+  void start();
+
+ private:
+  void sync(const std::string& key);
+
+  ApiServer* api_;
+  WorkQueue queue_;
+  uint64_t serviceWatch_ = 0;
   uint64_t podWatch_ = 0;
 };
 
