@@ -400,6 +400,71 @@ TEST_F(KubeControllersTest, ServicesGetAddressesAndEndpointsFollowReadyPods) {
   EXPECT_FALSE(api_->get(endpointsType, "default", "a").ok());
 }
 
+TEST_F(KubeControllersTest, ContainersGetTheirEnvironmentFromConfigMapsSecretsAndServices) {
+  api_->create(*findResource("", "v1", "configmaps"), "default",
+               {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", "settings"}}},
+                {"data", {{"color", "blue"}, {"size", "9"}}}});
+  api_->create(*findResource("", "v1", "secrets"), "default",
+               {{"apiVersion", "v1"}, {"kind", "Secret"}, {"metadata", {{"name", "pw"}}},
+                {"stringData", {{"password", "hunter2"}}}});
+  api_->create(*findResource("", "v1", "services"), "default",
+               {{"apiVersion", "v1"}, {"kind", "Service"}, {"metadata", {{"name", "my-db"}}},
+                {"spec", {{"ports", json::array({{{"port", 5432}}})}}}});
+  json pod = {{"apiVersion", "v1"},
+              {"kind", "Pod"},
+              {"metadata", {{"name", "p"}}},
+              {"spec",
+               {{"containers",
+                 json::array(
+                     {{{"name", "c"},
+                       {"image", "agora/host"},
+                       {"command", {"env"}},
+                       {"envFrom", json::array({{{"configMapRef", {{"name", "settings"}}},
+                                                 {"prefix", "CFG_"}}})},
+                       {"env",
+                        json::array(
+                            {{{"name", "COLOR"},
+                              {"valueFrom",
+                               {{"configMapKeyRef", {{"name", "settings"}, {"key", "color"}}}}}},
+                             {{"name", "PASSWORD"},
+                              {"valueFrom",
+                               {{"secretKeyRef", {{"name", "pw"}, {"key", "password"}}}}}},
+                             {{"name", "MISSING"},
+                              {"valueFrom",
+                               {{"configMapKeyRef",
+                                 {{"name", "nope"}, {"key", "x"}, {"optional", true}}}}}},
+                             {{"name", "ME"},
+                              {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.name"}}}}}},
+                             {{"name", "NODE"},
+                              {"valueFrom",
+                               {{"fieldRef", {{"fieldPath", "spec.nodeName"}}}}}}})}}})}}}};
+  ASSERT_TRUE(api_->create(*findResource("", "v1", "pods"), "default", pod).ok());
+  offerAll();
+  ASSERT_EQ(driver_.launched.size(), 1u);
+  std::map<std::string, std::string> env;
+  for (const auto& e : driver_.launched[0].command().environment()) env[e.name()] = e.value();
+  EXPECT_EQ(env["COLOR"], "blue");
+  EXPECT_EQ(env["CFG_size"], "9");
+  EXPECT_EQ(env["PASSWORD"], "hunter2");
+  EXPECT_EQ(env.count("MISSING"), 0u);
+  EXPECT_EQ(env["ME"], "p");
+  EXPECT_FALSE(env["NODE"].empty());
+  EXPECT_EQ(env["MY_DB_SERVICE_HOST"], "127.96.0.1");
+  EXPECT_EQ(env["MY_DB_SERVICE_PORT"], "5432");
+
+  // A ConfigMap that is not there (and not optional): the pod waits, and says why.
+  pod["metadata"]["name"] = "q";
+  pod["spec"]["containers"][0]["env"][0]["valueFrom"]["configMapKeyRef"]["name"] = "absent";
+  ASSERT_TRUE(api_->create(*findResource("", "v1", "pods"), "default", pod).ok());
+  offerAll();
+  json waiting = api_->get(*findResource("", "v1", "pods"), "default", "q").object;
+  EXPECT_EQ(waiting["status"]["phase"], "Pending");
+  EXPECT_NE(waiting["status"]["conditions"][0].value("message", "").find(
+                "configmap \"absent\" not found"),
+            std::string::npos)
+      << waiting["status"].dump();
+}
+
 TEST_F(KubeControllersTest, PodStatusFollowsItsTasks) {
   const ResourceType& podType = *findResource("", "v1", "pods");
   json pod = {{"apiVersion", "v1"},

@@ -276,16 +276,24 @@ void PodScheduler::place() {
       waiting.push_back(p);
       continue;
     }
+    // Bound first, so that what the containers are told of their pod (its IPs, its node)
+    // is what it is.
+    if (!relaunch && !bind(pod, *bestNode)) {
+      order.insert({bestNode->pods, -best->available.scalar("cpus"), best->offer.id()});
+      waiting.push_back(p);
+      continue;
+    }
     auto op = groupFor(pod, best->offer.agent_id());
+    if (!op) {
+      LOG(ERROR) << "Pod " << p.key << ": " << op.error();
+      order.insert({bestNode->pods, -best->available.scalar("cpus"), best->offer.id()});
+      continue;
+    }
     if (relaunch) {
       // A new executor for the new attempt: the old one may still be on its way out.
       op->mutable_launch_group()->mutable_executor()->set_executor_id(
           "pod." + pod["metadata"].value("uid", "") + "." +
           std::to_string(imageBackoff_[p.key]));
-    } else if (!bind(pod, *bestNode)) {
-      order.insert({bestNode->pods, -best->available.scalar("cpus"), best->offer.id()});
-      waiting.push_back(p);
-      continue;
     }
     best->available -= need;
     ++bestNode->pods;

@@ -109,6 +109,10 @@ class PodScheduler {
   std::string unschedulableReason(const nlohmann::json& pod, const Resources& need) const;
   void markUnschedulable(const nlohmann::json& pod, const std::string& message);
   Result<Operation> groupFor(const nlohmann::json& pod, const std::string& agentId) const;
+  // A container's environment: the Services' variables, envFrom, env (with ConfigMap and
+  // Secret keys, and fields of the pod), or why it cannot be had (a missing ConfigMap).
+  Result<std::vector<std::pair<std::string, std::string>>> containerEnvironment(
+      const nlohmann::json& pod, const nlohmann::json& container) const;
   bool bind(nlohmann::json& pod, const Node& node);
   void killPod(const nlohmann::json& pod);
   void writeStatus(const std::string& key);

@@ -2,6 +2,7 @@
 // tasks' status updates.
 
 #include <cstdlib>
+#include <map>
 #include <regex>
 
 #include "frameworks/k8s-like/apiserver/objects.hpp"
@@ -104,6 +105,95 @@ std::optional<HealthCheck> probeToCheck(const json& probe) {
   return check;
 }
 
+Result<std::vector<std::pair<std::string, std::string>>> PodScheduler::containerEnvironment(
+    const json& pod, const json& container) const {
+  const json& meta = pod["metadata"];
+  std::string ns = meta.value("namespace", "");
+  // Later entries win, as in Kubernetes: the services' variables, then envFrom, then env.
+  std::vector<std::pair<std::string, std::string>> out;
+  auto set = [&](const std::string& key, const std::string& value) {
+    for (auto& [k, v] : out) {
+      if (k == key) {
+        v = value;
+        return;
+      }
+    }
+    out.emplace_back(key, value);
+  };
+  // The data of a ConfigMap or Secret (decoded), or why not.
+  auto source = [&](bool secret, const std::string& name,
+                    bool optional) -> Result<std::map<std::string, std::string>> {
+    const ResourceType& type = *findResource("", "v1", secret ? "secrets" : "configmaps");
+    ApiOutcome got = api_->get(type, ns, name);
+    if (!got.ok()) {
+      if (optional) return std::map<std::string, std::string>{};
+      return Error(std::string(secret ? "secret" : "configmap") + " \"" + name + "\" not found");
+    }
+    std::map<std::string, std::string> data;
+    const json stored = got.object.value("data", json::object());
+    for (const auto& [k, v] : stored.items()) {
+      if (!v.is_string()) continue;
+      if (secret) {
+        data[k] = base64Decode(v.get<std::string>()).value_or("");
+      } else {
+        data[k] = v.get<std::string>();
+      }
+    }
+    return data;
+  };
+  if (pod["spec"].value("enableServiceLinks", true)) {
+    for (const json& svc : api_->list(*findResource("", "v1", "services"), ns)) {
+      std::string ip = svc["spec"].value("clusterIP", "");
+      const json ports = svc["spec"].value("ports", json::array());
+      if (ip.empty() || ip == "None" || ports.empty()) continue;
+      std::string prefix = svc["metadata"].value("name", "");
+      for (char& ch : prefix) ch = ch == '-' ? '_' : static_cast<char>(std::toupper(ch));
+      set(prefix + "_SERVICE_HOST", ip);
+      set(prefix + "_SERVICE_PORT", std::to_string(ports[0].value("port", 0)));
+    }
+  }
+  for (const auto& from : container.value("envFrom", json::array())) {
+    bool secret = from.contains("secretRef");
+    const json ref = from.value(secret ? "secretRef" : "configMapRef", json::object());
+    auto data = source(secret, ref.value("name", ""), ref.value("optional", false));
+    if (!data) return Error(data.error());
+    for (const auto& [k, v] : *data) set(from.value("prefix", "") + k, v);
+  }
+  for (const auto& e : container.value("env", json::array())) {
+    std::string key = e.value("name", "");
+    if (!e.contains("valueFrom")) {
+      set(key, e.value("value", ""));
+      continue;
+    }
+    const json from = e["valueFrom"];
+    if (from.contains("configMapKeyRef") || from.contains("secretKeyRef")) {
+      bool secret = from.contains("secretKeyRef");
+      const json ref = from[secret ? "secretKeyRef" : "configMapKeyRef"];
+      bool optional = ref.value("optional", false);
+      auto data = source(secret, ref.value("name", ""), optional);
+      if (!data) return Error(data.error());
+      auto it = data->find(ref.value("key", ""));
+      if (it == data->end()) {
+        if (optional) continue;
+        return Error("couldn't find key " + ref.value("key", "") + " in " +
+                     (secret ? "Secret " : "ConfigMap ") + ns + "/" + ref.value("name", ""));
+      }
+      set(key, it->second);
+    } else if (from.contains("fieldRef")) {
+      std::string path = from["fieldRef"].value("fieldPath", "");
+      std::string value = path == "metadata.name"        ? meta.value("name", "")
+                          : path == "metadata.namespace" ? ns
+                          : path == "metadata.uid"       ? meta.value("uid", "")
+                          : path == "spec.nodeName"      ? pod["spec"].value("nodeName", "")
+                          : path == "status.hostIP" || path == "status.podIP"
+                              ? pod.value("status", json::object()).value("hostIP", "")
+                              : "";
+      set(key, value);
+    }
+  }
+  return out;
+}
+
 Result<Operation> PodScheduler::groupFor(const json& pod, const std::string& agentId) const {
   const json& meta = pod["metadata"];
   const json& spec = pod["spec"];
@@ -178,12 +268,14 @@ Result<Operation> PodScheduler::groupFor(const json& pod, const std::string& age
         for (const auto& a : args) command->add_arguments(a);
       }
     }
-    for (const auto& e : c.value("env", json::array())) {
-      if (e.contains("value")) {
-        auto* env = command->add_environment();
-        env->set_name(e.value("name", ""));
-        env->set_value(e.value("value", ""));
-      }
+    auto environment = containerEnvironment(pod, c);
+    if (!environment) {
+      return Error("container " + name + ": " + environment.error());
+    }
+    for (const auto& [key, value] : *environment) {
+      auto* env = command->add_environment();
+      env->set_name(key);
+      env->set_value(value);
     }
     RestartPolicy* restart = task->mutable_restart_policy();
     restart->set_mode(policy == "Always"      ? RestartPolicy::ALWAYS
