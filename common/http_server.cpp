@@ -9,6 +9,7 @@
 #include <glog/logging.h>
 
 #include "common/http.hpp"
+#include "common/tcp_listen.hpp"
 
 namespace agora {
 
@@ -238,28 +239,11 @@ Result<uint16_t> HttpServer::start(const std::string& ip, uint16_t port) {
 
 Result<uint16_t> HttpServer::listen(const std::string& ip, uint16_t port) {
   CHECK(!impl_->running && !impl_->acceptor);
-  beast::error_code ec;
-  auto address = net::ip::make_address(ip, ec);
-  if (ec) {
-    return Error("invalid IP address '" + ip + "': " + ec.message());
+  auto bound = listenTcp(impl_->io, impl_->acceptor, ip, port);
+  if (!bound) {
+    return bound;
   }
-  tcp::endpoint endpoint(address, port);
-  impl_->acceptor.emplace(impl_->io);
-  impl_->acceptor->open(endpoint.protocol(), ec);
-  if (!ec) {
-    impl_->acceptor->set_option(net::socket_base::reuse_address(true), ec);
-  }
-  if (!ec) {
-    impl_->acceptor->bind(endpoint, ec);
-  }
-  if (!ec) {
-    impl_->acceptor->listen(net::socket_base::max_listen_connections, ec);
-  }
-  if (ec) {
-    impl_->acceptor.reset();
-    return Error("cannot listen on " + ip + ":" + std::to_string(port) + ": " + ec.message());
-  }
-  impl_->port = impl_->acceptor->local_endpoint().port();
+  impl_->port = *bound;
   return impl_->port;
 }
 

@@ -107,6 +107,20 @@ class KubeControllersTest : public ::testing::Test {
     loop_.runUntilIdle();
   }
 
+  // A ReplicaSet "rs" of `replicas` pods labelled app=x.
+  static json replicaSet(int replicas) {
+    return {{"apiVersion", "apps/v1"},
+            {"kind", "ReplicaSet"},
+            {"metadata", {{"name", "rs"}}},
+            {"spec",
+             {{"replicas", replicas},
+              {"selector", {{"matchLabels", {{"app", "x"}}}}},
+              {"template",
+               {{"metadata", {{"labels", {{"app", "x"}}}}},
+                {"spec", {{"containers", json::array({{{"name", "c"}, {"image", "agora/host"},
+                                                       {"command", {"sleep", "1"}}}})}}}}}}}};
+  }
+
   std::vector<json> pods() { return api_->list(*findResource("", "v1", "pods"), "default"); }
   std::vector<json> replicaSets() {
     return api_->list(*findResource("apps", "v1", "replicasets"), "default");
@@ -243,7 +257,9 @@ TEST_F(KubeControllersTest, RecreateStopsTheOldPodsFirst) {
   int64_t newSize = -1;
   for (const json& rs : replicaSets()) {
     std::string revision = rs["metadata"]["annotations"].value("deployment.kubernetes.io/revision", "");
-    if (revision == "1") EXPECT_EQ(rs["spec"]["replicas"], 0);
+    if (revision == "1") {
+      EXPECT_EQ(rs["spec"]["replicas"], 0);
+    }
     if (revision == "2") newSize = rs["spec"].value("replicas", -1);
   }
   EXPECT_EQ(newSize, 0);
@@ -304,16 +320,7 @@ TEST_F(KubeControllersTest, AReplicaSetAdoptsOrphansAndScalesDownTheLeastUsefulF
   scheduler_.reset();
   orphan("pending");
   loop_.runUntilIdle();
-  json rs = {{"apiVersion", "apps/v1"},
-             {"kind", "ReplicaSet"},
-             {"metadata", {{"name", "rs"}}},
-             {"spec",
-              {{"replicas", 1},
-               {"selector", {{"matchLabels", {{"app", "x"}}}}},
-               {"template",
-                {{"metadata", {{"labels", {{"app", "x"}}}}},
-                 {"spec", {{"containers", json::array({{{"name", "c"}, {"image", "agora/host"},
-                                                        {"command", {"sleep", "1"}}}})}}}}}}}};
+  json rs = replicaSet(1);
   ASSERT_TRUE(api_->create(replicaSets, "default", rs).ok());
   loop_.runUntilIdle();
   // Both adopted; one too many: the pending one goes, the running one stays.
@@ -532,16 +539,7 @@ TEST_F(KubeControllersTest, PodStatusFollowsItsTasks) {
 
 TEST_F(KubeControllersTest, PodsOnALostAgentAreReplaced) {
   const ResourceType& replicaSets = *findResource("apps", "v1", "replicasets");
-  json rs = {{"apiVersion", "apps/v1"},
-             {"kind", "ReplicaSet"},
-             {"metadata", {{"name", "rs"}}},
-             {"spec",
-              {{"replicas", 2},
-               {"selector", {{"matchLabels", {{"app", "x"}}}}},
-               {"template",
-                {{"metadata", {{"labels", {{"app", "x"}}}}},
-                 {"spec", {{"containers", json::array({{{"name", "c"}, {"image", "agora/host"},
-                                                        {"command", {"sleep", "1"}}}})}}}}}}}};
+  json rs = replicaSet(2);
   ASSERT_TRUE(api_->create(replicaSets, "default", rs).ok());
   loop_.runUntilIdle();
   offerAll();

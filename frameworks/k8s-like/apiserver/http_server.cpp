@@ -14,6 +14,8 @@
 #include <boost/beast/ssl.hpp>
 #include <glog/logging.h>
 
+#include "common/tcp_listen.hpp"
+
 namespace agora::kube {
 
 namespace net = boost::asio;
@@ -401,28 +403,11 @@ ApiHttpServer::ApiHttpServer(ApiHandler handler, std::optional<TlsMaterial> tls)
 ApiHttpServer::~ApiHttpServer() { stop(); }
 
 Result<uint16_t> ApiHttpServer::start(const std::string& ip, uint16_t port) {
-  beast::error_code ec;
-  auto address = net::ip::make_address(ip, ec);
-  if (ec) {
-    return Error("invalid IP address '" + ip + "': " + ec.message());
+  auto listening = listenTcp(impl_->io, impl_->acceptor, ip, port);
+  if (!listening) {
+    return listening;
   }
-  tcp::endpoint endpoint(address, port);
-  impl_->acceptor.emplace(impl_->io);
-  impl_->acceptor->open(endpoint.protocol(), ec);
-  if (!ec) {
-    impl_->acceptor->set_option(net::socket_base::reuse_address(true), ec);
-  }
-  if (!ec) {
-    impl_->acceptor->bind(endpoint, ec);
-  }
-  if (!ec) {
-    impl_->acceptor->listen(net::socket_base::max_listen_connections, ec);
-  }
-  if (ec) {
-    impl_->acceptor.reset();
-    return Error("cannot listen on " + ip + ":" + std::to_string(port) + ": " + ec.message());
-  }
-  uint16_t bound = impl_->acceptor->local_endpoint().port();
+  uint16_t bound = *listening;
   impl_->running = true;
   impl_->accept();
   impl_->thread = std::thread([impl = impl_] { impl->io.run(); });
