@@ -74,6 +74,8 @@ int kubeCommand(int argc, const char* const* argv) {
   std::string serviceCidr = "127.96.0.0/16";
   std::string nodePortRange = "30000-32767";
   std::string lbPool = "127.97.0.0/16";
+  std::string lbNodes;
+  std::string podCidr = "127.98.0.0/16";
   std::string zk;
   Duration zkSessionTimeout = seconds(10);
   bool insecureHttp = false;
@@ -91,6 +93,12 @@ int kubeCommand(int argc, const char* const* argv) {
   flags.add(&serviceCidr, "service_cidr", "Where Services' ClusterIPs come from.");
   flags.add(&nodePortRange, "service_node_port_range", "Where NodePorts come from.");
   flags.add(&lbPool, "lb_address_pool", "Where LoadBalancer Services' addresses come from.");
+  flags.add(&lbNodes, "lb_nodes",
+            "The nodes (comma-separated names) whose service proxy serves LoadBalancer\n"
+            "addresses (default: all).");
+  flags.add(&podCidr, "pod_cidr",
+            "Where pods on agents with a loopback address (a one-machine cluster) get their\n"
+            "own addresses from.");
   flags.add(&zk, "zk",
             "zk://host1:2181,host2:2181/agora-kube: keep the objects in ZooKeeper, for several\n"
             "instances of which one leads (the others wait, not listening, and take over when\n"
@@ -210,6 +218,7 @@ int kubeCommand(int argc, const char* const* argv) {
     frameworkOptions.master = master;
     frameworkOptions.role = role;
     frameworkOptions.dataDir = dataDir;
+    frameworkOptions.scheduler.podCidr = podCidr;
     framework = std::make_unique<kube::KubeFramework>(&api, frameworkOptions);
     framework->start();
   }
@@ -223,6 +232,28 @@ int kubeCommand(int argc, const char* const* argv) {
                          ? "[" + hostPort->first + "]" : hostPort->first;
   std::string url = std::string(insecureHttp ? "http" : "https") + "://" + host + ":" +
                     std::to_string(*port);
+  // The service proxy on every node, once there are nodes (a master) and an address to read.
+  std::unique_ptr<kube::ProxyDaemonController> proxies;
+  if (framework) {
+    kube::ProxyDaemonOptions proxyOptions;
+    char self[4096];
+    ssize_t length = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+    proxyOptions.program = length > 0 ? std::string(self, static_cast<size_t>(length)) : argv[0];
+    proxyOptions.api = url;
+    proxyOptions.caPem = caPem;
+    proxyOptions.token = token;
+    size_t start = 0;
+    while (start < lbNodes.size()) {
+      size_t comma = lbNodes.find(',', start);
+      std::string node = lbNodes.substr(start, comma == std::string::npos ? std::string::npos
+                                                                          : comma - start);
+      if (!node.empty()) proxyOptions.loadBalancerNodes.insert(node);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    proxies = std::make_unique<kube::ProxyDaemonController>(&api, proxyOptions);
+    proxies->start();
+  }
   if (!kubeconfig.empty()) {
     kube::KubeconfigEntry entry;
     entry.name = contextName;

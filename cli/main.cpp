@@ -44,6 +44,8 @@ const Verb kVerbs[] = {
      agora::cli::imageCommand},
     {"kube", "run the kube framework (Kubernetes API server, controllers, pod scheduler)",
      agora::cli::kubeCommand, true},
+    {"kube-proxy", "(run by the kube framework on each agent) the service proxy",
+     agora::cli::kubeProxyCommand, true},
     {"master", "run a master", agora::cli::masterCommand, true},
     {"agent", "run an agent on this machine", agora::cli::agentCommand, true},
     {"executor", "(started by agents) the built-in executor", agora::cli::executorCommand, true},

@@ -100,6 +100,10 @@ int upCommand(int argc, const char* const* argv) {
   int kubePort = 6443;
   std::string kubeconfig = kube::defaultKubeconfigPath();
   std::string kubeContext;
+  std::string kubeServiceCidr;
+  std::string kubePodCidr;
+  std::string kubeLbPool;
+  std::string kubeNodePorts;
   Flags flags("agora up [flags]",
               "Starts a local cluster in the background: a master and --agents agents on this\n"
               "machine (with --ha: a ZooKeeper server and --masters masters that elect a leader),\n"
@@ -127,6 +131,14 @@ int upCommand(int argc, const char* const* argv) {
   flags.add(&kubeconfig, "kubeconfig", "The kubeconfig to write the kube context into.");
   flags.add(&kubeContext, "kube_context",
             "Name of the kubeconfig context (default: agora, or agora-<profile>).");
+  flags.add(&kubeServiceCidr, "kube_service_cidr",
+            "The kube framework's --service_cidr (default 127.96.0.0/16). Two clusters running\n"
+            "on one machine need different ranges, as they need different ports.");
+  flags.add(&kubePodCidr, "kube_pod_cidr", "The kube framework's --pod_cidr (default 127.98.0.0/16).");
+  flags.add(&kubeLbPool, "kube_lb_pool",
+            "The kube framework's --lb_address_pool (default 127.97.0.0/16).");
+  flags.add(&kubeNodePorts, "kube_node_port_range",
+            "The kube framework's --service_node_port_range (default 30000-32767).");
   int rc = parseFlags(flags, argc, argv);
   if (rc >= 0) {
     return rc;
@@ -328,6 +340,14 @@ int upCommand(int argc, const char* const* argv) {
                                        "--kubeconfig=" + kubeconfig,
                                        "--context=" + kubeContext,
                                        "--info_file=" + infoFile};
+      const std::pair<const char*, std::string> network[] = {
+          {"--service_cidr=", kubeServiceCidr},
+          {"--pod_cidr=", kubePodCidr},
+          {"--lb_address_pool=", kubeLbPool},
+          {"--service_node_port_range=", kubeNodePorts}};
+      for (const auto& [flag, value] : network) {
+        if (!value.empty()) args.push_back(flag + value);
+      }
       if (ha) {
         // Two instances on the profile's ZooKeeper, one leading. Both on the same address (only
         // the leader listens) and the same data directory (one CA, one token), so kubectl's

@@ -101,12 +101,14 @@ void HealthChecker::check() {
               "executor",
               "probe",
               "http",
-              "127.0.0.1",
+              check_.http().host().empty() ? "127.0.0.1" : check_.http().host(),
               std::to_string(check_.http().port()),
               check_.http().path().empty() ? "/" : check_.http().path()};
       break;
     case HealthCheck::TCP:
-      argv = {self_, "executor", "probe", "tcp", "127.0.0.1", std::to_string(check_.tcp().port())};
+      argv = {self_, "executor", "probe", "tcp",
+              check_.tcp().host().empty() ? "127.0.0.1" : check_.tcp().host(),
+              std::to_string(check_.tcp().port())};
       break;
     default:
       result(false, "the health check has no type");

@@ -6,6 +6,7 @@
 
 #include "common/fs.hpp"
 #include "common/process.hpp"
+#include "tests/support/kube_cluster.hpp"
 #include "tests/support/process_cluster.hpp"
 
 namespace agora::testing {
@@ -98,9 +99,9 @@ struct StopAtExit {
 
 TEST(CliTest, LocalClusterUpRunAndStop) {
   TempDir home;
-  std::map<std::string, std::string> env = {{"AGORA_HOME", home.path()},
-                                            {"KUBECONFIG", home.path() + "/kubeconfig"},
-                                            {"AGORA_KUBE_PORT", "0"}};
+  std::map<std::string, std::string> env = kubeNetworkEnv();
+  env["AGORA_HOME"] = home.path();
+  env["KUBECONFIG"] = home.path() + "/kubeconfig";
   StopAtExit guard{env};
 
   auto r = agora({"up", "--port=0", "--agents=2", "--agent_resources=cpus:2;mem:2048;disk:512"},
@@ -188,9 +189,9 @@ TEST(CliTest, LocalClusterUpRunAndStop) {
 
 TEST(CliTest, RolesWeightsAndQuota) {
   TempDir home;
-  std::map<std::string, std::string> env = {{"AGORA_HOME", home.path()},
-                                            {"KUBECONFIG", home.path() + "/kubeconfig"},
-                                            {"AGORA_KUBE_PORT", "0"}};
+  std::map<std::string, std::string> env = kubeNetworkEnv();
+  env["AGORA_HOME"] = home.path();
+  env["KUBECONFIG"] = home.path() + "/kubeconfig";
   StopAtExit guard{env};
   auto r = agora({"up", "--port=0", "--agents=2", "--agent_resources=cpus:2;mem:2048;cpus(eng):1"},
                  env);

@@ -4,6 +4,8 @@
 // own under a temporary AGORA_HOME, its kubeconfig a temporary file), and the real kubectl
 // against it. Stopped (and its profile deleted) when the test ends, whatever happens.
 
+#include <unistd.h>
+
 #include <map>
 #include <string>
 #include <vector>
@@ -16,14 +18,29 @@
 
 namespace agora::testing {
 
+// The environment for `agora up` in a test: its own kube network ranges (ClusterIPs, pod
+// addresses, load-balancer addresses, node ports), so that clusters of tests running side by
+// side on this machine never serve one another's addresses.
+inline std::map<std::string, std::string> kubeNetworkEnv() {
+  static int made = 0;
+  int n = (static_cast<int>(::getpid()) * 7 + made++) % 250 + 1;
+  std::string octet = std::to_string(n);
+  return {{"AGORA_KUBE_PORT", "0"},
+          {"AGORA_KUBE_SERVICE_CIDR", "127.96." + octet + ".0/24"},
+          {"AGORA_KUBE_POD_CIDR", "127.98." + octet + ".0/24"},
+          {"AGORA_KUBE_LB_POOL", "127.97." + octet + ".0/24"},
+          {"AGORA_KUBE_NODE_PORT_RANGE",
+           std::to_string(30000 + n * 10) + "-" + std::to_string(30009 + n * 10)}};
+}
+
 class KubeCluster {
  public:
   // `agents` agents with `resources` each; `extra` flags for `agora up` (--ha).
   explicit KubeCluster(int agents = 2, const std::string& resources = "cpus:2;mem:2048",
                        const std::vector<std::string>& extra = {}) {
-    env_ = {{"AGORA_HOME", home_.path()},
-            {"KUBECONFIG", home_.path() + "/kubeconfig"},
-            {"AGORA_KUBE_PORT", "0"}};
+    env_ = kubeNetworkEnv();
+    env_["AGORA_HOME"] = home_.path();
+    env_["KUBECONFIG"] = home_.path() + "/kubeconfig";
     std::vector<std::string> args = {"up", "--port=0", "--agents=" + std::to_string(agents),
                                      "--agent_resources=" + resources};
     args.insert(args.end(), extra.begin(), extra.end());

@@ -57,6 +57,20 @@ std::string str(const json& object, const char* field) {
 
 }  // namespace
 
+Result<std::string> firstFreeAddress(const std::string& cidr, const std::set<std::string>& used) {
+  auto range = parseCidr(cidr);
+  if (!range) {
+    return range.error();
+  }
+  for (uint32_t ip = range->first; ip <= range->last; ++ip) {
+    std::string candidate = text(ip);
+    if (!used.count(candidate)) {
+      return candidate;
+    }
+  }
+  return Error("no address of " + cidr + " is free");
+}
+
 Status ServiceRanges::setNodePortRange(const std::string& range) {
   size_t dash = range.find('-');
   int first = std::atoi(range.substr(0, dash).c_str());

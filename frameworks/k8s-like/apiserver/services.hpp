@@ -7,6 +7,7 @@
 // loopback, so nothing needs configuring and no traffic leaves the host.
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -34,5 +35,8 @@ struct ServiceRanges {
 std::vector<FieldCause> allocateService(const ServiceRanges& ranges, nlohmann::json& service,
                                         const nlohmann::json& current,
                                         const std::vector<nlohmann::json>& others);
+
+// The first address of `cidr` (not its network or broadcast address) that `used` lacks.
+Result<std::string> firstFreeAddress(const std::string& cidr, const std::set<std::string>& used);
 
 }  // namespace agora::kube

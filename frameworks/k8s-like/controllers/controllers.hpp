@@ -13,6 +13,7 @@
 //   Available conditions with progressDeadlineSeconds, and the opt-in auto-revert.
 // - EndpointsController: Endpoints and an EndpointSlice for each Service with a selector, from
 //   the pods it selects (ready ones serve; terminating ones drain).
+// - ProxyDaemonController: the service proxy pod on every node.
 
 #include <functional>
 #include <map>
@@ -115,6 +116,40 @@ class EndpointsController {
   WorkQueue queue_;
   uint64_t serviceWatch_ = 0;
   uint64_t podWatch_ = 0;
+};
+
+// The service proxy on every node, DaemonSet-style: a pod kube-system/kube-proxy-NODE bound to
+// each Node (host network, the host's filesystem, `agora kube-proxy`), with the API's address,
+// CA and token from the Secret kube-system/kube-proxy. Pods that finished or whose settings are
+// stale (the API moved) are replaced; those of Nodes gone are deleted.
+struct ProxyDaemonOptions {
+  std::string program;  // the agora binary, as the agents' hosts see it
+  std::string api;      // https://host:port
+  std::string caPem;
+  std::string token;
+  // The nodes that serve LoadBalancer addresses; empty: all.
+  std::set<std::string> loadBalancerNodes;
+  Duration resync = seconds(2);
+};
+
+class ProxyDaemonController {
+ public:
+  ProxyDaemonController(ApiServer* api, ProxyDaemonOptions options);
+  ~ProxyDaemonController();
+  void start();
+  // One pass (the resync timer runs it too).
+  void sync();
+
+  // The pod the controller keeps on `node`.
+  nlohmann::json podFor(const std::string& node) const;
+
+ private:
+  ApiServer* api_;
+  ProxyDaemonOptions options_;
+  uint64_t nodeWatch_ = 0;
+  TimerId timer_ = 0;
+  bool queued_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 // The owner reference a controller puts on what it makes.

@@ -1,5 +1,7 @@
 #include "frameworks/k8s-like/scheduler/pod_scheduler.hpp"
 
+#include "frameworks/k8s-like/apiserver/services.hpp"
+
 #include <algorithm>
 #include <tuple>
 
@@ -7,6 +9,7 @@
 
 #include "frameworks/k8s-like/apiserver/objects.hpp"
 #include "frameworks/k8s-like/apiserver/selectors.hpp"
+#include "frameworks/k8s-like/apiserver/services.hpp"
 #include "frameworks/k8s-like/apiserver/tables.hpp"
 
 namespace agora::kube {
@@ -122,6 +125,7 @@ void PodScheduler::onPod(const WatchEvent& event) {
   std::string uid = meta.value("uid", "");
   if (event.type == WatchEvent::kDeleted) {
     byUid_.erase(uid);
+    podIps_.erase(uid);
     killing_.erase(uid);
     unschedulable_.erase(key);
     imageBackoff_.erase(key);
@@ -142,6 +146,10 @@ void PodScheduler::onPod(const WatchEvent& event) {
     return;
   }
   byUid_[uid] = key;
+  const json status = pod.value("status", json::object());
+  if (status.value("podIP", "") != status.value("hostIP", "")) {
+    podIps_[uid] = status.value("podIP", "");
+  }
   bool bound = !pod["spec"].value("nodeName", "").empty();
   if (meta.contains("deletionTimestamp")) {
     if (bound) {
@@ -404,9 +412,21 @@ bool PodScheduler::bind(json& pod, const Node& node) {
   pod["spec"]["nodeName"] = node.name;
   pod["metadata"]["annotations"][kAgentAnnotation] = node.agentId;
   json status = podStatus(pod, tasks_, api_->now());
+  std::string podIP = node.ip;
+  if (node.ip.rfind("127.", 0) == 0 && !pod["spec"].value("hostNetwork", false)) {
+    std::set<std::string> used;
+    for (const auto& [uid, ip] : podIps_) used.insert(ip);
+    auto address = firstFreeAddress(options_.podCidr, used);
+    if (!address) {
+      markUnschedulable(pod, "no pod address: " + address.error());
+      return false;
+    }
+    podIP = *address;
+    podIps_[pod["metadata"].value("uid", "")] = podIP;
+  }
   status["hostIP"] = node.ip;
-  status["podIP"] = node.ip;
-  status["podIPs"] = json::array({{{"ip", node.ip}}});
+  status["podIP"] = podIP;
+  status["podIPs"] = json::array({{{"ip", podIP}}});
   status["hostIPs"] = json::array({{{"ip", node.ip}}});
   pod["status"] = status;
   // One write: the binding and the status that goes with it.

@@ -48,6 +48,9 @@ struct PodSchedulerOptions {
   double defaultMemMiB = 32;
   // The image name that means "the host's own filesystem".
   std::string hostImage = "agora/host";
+  // Pods on an agent whose address is on loopback (a one-machine cluster) get an address of
+  // their own from here; elsewhere, and with hostNetwork, they have their node's.
+  std::string podCidr = "127.98.0.0/16";
 };
 
 class PodScheduler {
@@ -127,6 +130,7 @@ class PodScheduler {
   std::vector<Pending> pending_;
   std::set<std::string> queued_;  // keys in pending_
   std::map<std::string, std::string> byUid_;  // pod uid -> "ns/name"
+  std::map<std::string, std::string> podIps_;  // pod uid -> its own address (none: its node's)
   // The last status of each task, by task id.
   std::map<std::string, TaskStatus> tasks_;
   std::map<std::string, std::string> unschedulable_;  // key -> last message told
@@ -139,8 +143,15 @@ class PodScheduler {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
-// Kubernetes probe -> Agora health check (exec, httpGet, tcpSocket).
-std::optional<HealthCheck> probeToCheck(const nlohmann::json& probe);
+// Kubernetes' $(VAR) references in a container's command and args: replaced by the
+// variable's value when the container has it, left as written when not; $$ is a literal $.
+std::string expandReferences(const std::string& text,
+                             const std::map<std::string, std::string>& variables);
+
+// Kubernetes probe -> Agora health check (exec, httpGet, tcpSocket); HTTP and TCP probes go
+// to the probe's host, or else the pod's address; named ports are the container's.
+std::optional<HealthCheck> probeToCheck(const nlohmann::json& probe, const std::string& podIP = "",
+                                        const nlohmann::json& container = nlohmann::json::object());
 
 // The pod's status from its containers' task statuses (the kubelet's part).
 nlohmann::json podStatus(const nlohmann::json& pod, const std::map<std::string, TaskStatus>& tasks,

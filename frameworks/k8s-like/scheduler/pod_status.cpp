@@ -62,11 +62,38 @@ const json* previousContainer(const json& pod, const std::string& name) {
 
 }  // namespace
 
+std::string expandReferences(const std::string& text,
+                             const std::map<std::string, std::string>& variables) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '$' || i + 1 == text.size()) {
+      out += text[i];
+    } else if (text[i + 1] == '$') {
+      out += '$';  // $$ is a literal $
+      ++i;
+    } else if (text[i + 1] == '(') {
+      size_t close = text.find(')', i + 2);
+      auto found = close == std::string::npos ? variables.end()
+                                              : variables.find(text.substr(i + 2, close - i - 2));
+      if (found == variables.end()) {
+        out += text[i];  // left as written
+      } else {
+        out += found->second;
+        i = close;
+      }
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
 std::string PodScheduler::taskId(const std::string& podUid, const std::string& container) {
   return podUid + "." + container;
 }
 
-std::optional<HealthCheck> probeToCheck(const json& probe) {
+std::optional<HealthCheck> probeToCheck(const json& probe, const std::string& podIP,
+                                        const json& container) {
   if (!probe.is_object()) {
     return std::nullopt;
   }
@@ -86,15 +113,17 @@ std::optional<HealthCheck> probeToCheck(const json& probe) {
   } else if (probe.contains("httpGet")) {
     check.set_type(HealthCheck::HTTP);
     const json& http = probe["httpGet"];
-    check.mutable_http()->set_port(static_cast<uint32_t>(portOf(http.value("port", json()), {})));
+    check.mutable_http()->set_port(static_cast<uint32_t>(portOf(http.value("port", json()), container)));
     check.mutable_http()->set_path(http.value("path", "/"));
+    check.mutable_http()->set_host(http.value("host", podIP));
     std::string scheme = http.value("scheme", "HTTP");
     for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     check.mutable_http()->set_scheme(scheme);
   } else if (probe.contains("tcpSocket")) {
     check.set_type(HealthCheck::TCP);
     check.mutable_tcp()->set_port(
-        static_cast<uint32_t>(portOf(probe["tcpSocket"].value("port", json()), {})));
+        static_cast<uint32_t>(portOf(probe["tcpSocket"].value("port", json()), container)));
+    check.mutable_tcp()->set_host(probe["tcpSocket"].value("host", podIP));
   } else {
     return std::nullopt;
   }
@@ -185,8 +214,10 @@ Result<std::vector<std::pair<std::string, std::string>>> PodScheduler::container
                           : path == "metadata.namespace" ? ns
                           : path == "metadata.uid"       ? meta.value("uid", "")
                           : path == "spec.nodeName"      ? pod["spec"].value("nodeName", "")
-                          : path == "status.hostIP" || path == "status.podIP"
+                          : path == "status.hostIP"
                               ? pod.value("status", json::object()).value("hostIP", "")
+                          : path == "status.podIP"
+                              ? pod.value("status", json::object()).value("podIP", "")
                               : "";
       set(key, value);
     }
@@ -205,6 +236,7 @@ Result<Operation> PodScheduler::groupFor(const json& pod, const std::string& age
   executor->set_executor_id("pod." + uid);
   executor->set_name("pod " + meta.value("namespace", "") + "/" + meta.value("name", ""));
   std::string policy = spec.value("restartPolicy", "Always");
+  const std::string podIP = pod.value("status", json::object()).value("podIP", "");
   for (const auto& c : spec.value("containers", json::array())) {
     TaskInfo* task = op.mutable_launch_group()->mutable_task_group()->add_tasks();
     std::string name = c.value("name", "");
@@ -240,10 +272,19 @@ Result<Operation> PodScheduler::groupFor(const json& pod, const std::string& age
       return Error("container " + name + ": " + parsed.error());
     }
     parsed->copyTo(task->mutable_resources());
+    auto environment = containerEnvironment(pod, c);
+    if (!environment) {
+      return Error("container " + name + ": " + environment.error());
+    }
+    std::map<std::string, std::string> variables(environment->begin(), environment->end());
     std::vector<std::string> argv;
-    for (const auto& a : c.value("command", json::array())) argv.push_back(a.get<std::string>());
+    for (const auto& a : c.value("command", json::array())) {
+      argv.push_back(expandReferences(a.get<std::string>(), variables));
+    }
     std::vector<std::string> args;
-    for (const auto& a : c.value("args", json::array())) args.push_back(a.get<std::string>());
+    for (const auto& a : c.value("args", json::array())) {
+      args.push_back(expandReferences(a.get<std::string>(), variables));
+    }
     std::string image = c.value("image", "");
     CommandInfo* command = task->mutable_command();
     command->set_shell(false);
@@ -268,10 +309,6 @@ Result<Operation> PodScheduler::groupFor(const json& pod, const std::string& age
         for (const auto& a : args) command->add_arguments(a);
       }
     }
-    auto environment = containerEnvironment(pod, c);
-    if (!environment) {
-      return Error("container " + name + ": " + environment.error());
-    }
     for (const auto& [key, value] : *environment) {
       auto* env = command->add_environment();
       env->set_name(key);
@@ -283,15 +320,15 @@ Result<Operation> PodScheduler::groupFor(const json& pod, const std::string& age
                                               : RestartPolicy::NEVER);
     restart->set_backoff_seconds(10);
     restart->set_max_backoff_seconds(300);
-    if (auto liveness = probeToCheck(c.value("livenessProbe", json()))) {
+    if (auto liveness = probeToCheck(c.value("livenessProbe", json()), podIP, c)) {
       // A startup probe holds the liveness probe off for as long as it may take.
-      if (auto startup = probeToCheck(c.value("startupProbe", json()))) {
+      if (auto startup = probeToCheck(c.value("startupProbe", json()), podIP, c)) {
         liveness->set_grace_period_seconds(startup->interval_seconds() *
                                            startup->consecutive_failures());
       }
       *task->mutable_health_check() = *liveness;
     }
-    if (auto readiness = probeToCheck(c.value("readinessProbe", json()))) {
+    if (auto readiness = probeToCheck(c.value("readinessProbe", json()), podIP, c)) {
       *task->mutable_readiness_check() = *readiness;
     }
     task->set_kill_grace_period_seconds(

@@ -1,0 +1,177 @@
+// Services on a real local cluster (`agora up`) driven by the real kubectl: the service proxy
+// the kube framework runs on every agent serves ClusterIPs, NodePorts and load-balancer
+// addresses, balancing over the ready pods; traffic stays on loopback.
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include "common/http.hpp"
+#include "tests/support/kube_cluster.hpp"
+
+namespace agora::testing {
+namespace {
+
+using nlohmann::json;
+
+std::string example(const std::string& path) {
+  return std::string(AGORA_SOURCE_DIR) + "/examples/kube/" + path;
+}
+
+// The body of GET http://address/path, or "" when nothing answers.
+std::string fetch(const std::string& address, const std::string& path = "/") {
+  auto response = httpGet(address, path, seconds(3));
+  if (!response || response->status != 200) return "";
+  std::string body = response->body;
+  while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
+  return body;
+}
+
+// Who answers `count` requests to `address`, and how often.
+std::map<std::string, int> answers(const std::string& address, int count) {
+  std::map<std::string, int> seen;
+  for (int i = 0; i < count; ++i) ++seen[fetch(address)];
+  return seen;
+}
+
+std::set<std::string> podNames(KubeCluster& k, const std::string& app) {
+  std::set<std::string> names;
+  json pods = k.json({"get", "pods", "-l", "app=" + app});
+  for (const auto& p : pods.value("items", json::array())) {
+    if (!p["metadata"].contains("deletionTimestamp")) names.insert(p["metadata"].value("name", ""));
+  }
+  return names;
+}
+
+std::set<std::string> endpointIps(KubeCluster& k, const std::string& service) {
+  std::set<std::string> ips;
+  json e = k.json({"get", "endpoints", service});
+  for (const auto& subset : e.value("subsets", json::array())) {
+    for (const auto& a : subset.value("addresses", json::array())) ips.insert(a.value("ip", ""));
+  }
+  return ips;
+}
+
+#define REQUIRE_CLUSTER(cluster)                                               \
+  if (!KubeCluster::haveKubectl()) GTEST_SKIP() << "no kubectl on the PATH";   \
+  ASSERT_TRUE((cluster).up()) << (cluster).upOutput()
+
+TEST(KubeServicesTest, ClusterIpReachesReadyPodsAsTheyScaleAndTurnUnready) {
+  KubeCluster k(2, "cpus:4;mem:4096");
+  REQUIRE_CLUSTER(k);
+  auto applied = k.kubectl({"apply", "-f", example("two-tier/backend.yaml")});
+  ASSERT_EQ(applied.exitCode, 0) << applied.output;
+  auto rolled = k.kubectl({"rollout", "status", "deployment/backend", "--timeout=90s"},
+                          "", seconds(100));
+  ASSERT_EQ(rolled.exitCode, 0) << rolled.output;
+
+  json service = k.json({"get", "svc", "backend"});
+  std::string clusterIP = service["spec"].value("clusterIP", "");
+  ASSERT_FALSE(clusterIP.empty()) << service.dump();
+  std::string address = clusterIP + ":80";
+  // Each pod has an address of its own from the pod range, on loopback.
+  json pods = k.json({"get", "pods", "-l", "app=backend"});
+  std::set<std::string> podIps;
+  for (const auto& p : pods["items"]) podIps.insert(p["status"].value("podIP", ""));
+  EXPECT_EQ(podIps.size(), 3u) << pods.dump();
+
+  // All three pods answer through the ClusterIP (the proxies come up with the cluster).
+  std::set<std::string> three = podNames(k, "backend");
+  ASSERT_EQ(three.size(), 3u);
+  std::map<std::string, int> seen;
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        for (const auto& [name, n] : answers(address, 12)) seen[name] += n;
+        return std::all_of(three.begin(), three.end(),
+                           [&](const std::string& p) { return seen.count(p) > 0; });
+      },
+      seconds(30)))
+      << "answers: " << json(seen).dump();
+  for (const auto& [name, n] : seen) EXPECT_TRUE(three.count(name)) << name;
+
+  // Scale to five: the new pods get traffic too.
+  auto scaled = k.kubectl({"scale", "deployment/backend", "--replicas=5"});
+  ASSERT_EQ(scaled.exitCode, 0) << scaled.output;
+  rolled = k.kubectl({"rollout", "status", "deployment/backend", "--timeout=90s"}, "",
+                     seconds(100));
+  ASSERT_EQ(rolled.exitCode, 0) << rolled.output;
+  std::set<std::string> five = podNames(k, "backend");
+  ASSERT_EQ(five.size(), 5u);
+  seen.clear();
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        for (const auto& [name, n] : answers(address, 20)) seen[name] += n;
+        return std::all_of(five.begin(), five.end(),
+                           [&](const std::string& p) { return seen.count(p) > 0; });
+      },
+      seconds(30)))
+      << "answers: " << json(seen).dump();
+
+  // One pod turns unready (its readiness probe fails): once its address leaves the Endpoints,
+  // it gets no more traffic within a second.
+  json victim = k.json({"get", "pods", "-l", "app=backend"})["items"][0];
+  std::string victimName = victim["metadata"].value("name", "");
+  std::string victimIp = victim["status"].value("podIP", "");
+  EXPECT_EQ(fetch(victimIp + ":8080", "/cgi-bin/unready"), "unready");
+  ASSERT_TRUE(waitUntil([&] { return endpointIps(k, "backend").count(victimIp) == 0; },
+                        seconds(20)));
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // ok: the one second it is allowed
+  auto after = answers(address, 40);
+  EXPECT_EQ(after.count(victimName), 0u) << json(after).dump();
+  EXPECT_EQ(after.count(""), 0u) << "unanswered requests: " << json(after).dump();
+  // Ready again: back in.
+  EXPECT_EQ(fetch(victimIp + ":8080", "/cgi-bin/ready"), "ready");
+  EXPECT_TRUE(waitUntil([&] { return answers(address, 10).count(victimName) > 0; }, seconds(20)));
+}
+
+TEST(KubeServicesTest, NodePortsAndLoadBalancerAddressesServeOnEveryAgent) {
+  KubeCluster k(2, "cpus:4;mem:4096");
+  REQUIRE_CLUSTER(k);
+  auto applied = k.kubectl({"apply", "-f", example("two-tier/backend.yaml")});
+  ASSERT_EQ(applied.exitCode, 0) << applied.output;
+  auto exposed = k.kubectl({"expose", "deployment", "backend", "--name=backend-lb",
+                            "--type=LoadBalancer", "--port=8081", "--target-port=8080"});
+  ASSERT_EQ(exposed.exitCode, 0) << exposed.output;
+  auto rolled = k.kubectl({"rollout", "status", "deployment/backend", "--timeout=90s"}, "",
+                          seconds(100));
+  ASSERT_EQ(rolled.exitCode, 0) << rolled.output;
+  json service = k.json({"get", "svc", "backend-lb"});
+  std::string external = service["status"]["loadBalancer"]["ingress"][0].value("ip", "");
+  int nodePort = service["spec"]["ports"][0].value("nodePort", 0);
+  ASSERT_FALSE(external.empty()) << service.dump();
+  ASSERT_GT(nodePort, 0) << service.dump();
+  // kubectl shows the address and the ports as 8081:NODEPORT/TCP.
+  auto table = k.kubectl({"get", "svc", "backend-lb"});
+  EXPECT_NE(table.output.find(external), std::string::npos) << table.output;
+  EXPECT_NE(table.output.find("8081:" + std::to_string(nodePort) + "/TCP"), std::string::npos)
+      << table.output;
+
+  std::set<std::string> pods = podNames(k, "backend");
+  auto servedBy = [&](const std::string& address) {
+    std::string who;
+    waitUntil([&] { return pods.count(who = fetch(address)) > 0; }, seconds(30));
+    return who;
+  };
+  EXPECT_TRUE(pods.count(servedBy(external + ":8081"))) << "load balancer " << external;
+  // The NodePort on each agent's address.
+  json nodes = k.json({"get", "nodes"});
+  ASSERT_EQ(nodes["items"].size(), 2u);
+  for (const auto& node : nodes["items"]) {
+    std::string ip;
+    for (const auto& a : node["status"]["addresses"]) {
+      if (a.value("type", "") == "InternalIP") ip = a.value("address", "");
+    }
+    EXPECT_TRUE(pods.count(servedBy(ip + ":" + std::to_string(nodePort))))
+        << "node port on " << ip;
+  }
+  // ClientIP affinity: one client sticks to one pod.
+  auto patched = k.kubectl({"patch", "svc", "backend-lb", "-p",
+                            R"({"spec":{"sessionAffinity":"ClientIP"}})"});
+  ASSERT_EQ(patched.exitCode, 0) << patched.output;
+  EXPECT_TRUE(waitUntil([&] { return answers(external + ":8081", 12).size() == 1; }, seconds(20)));
+}
+
+}  // namespace
+}  // namespace agora::testing
