@@ -21,7 +21,9 @@
 #include "frameworks/k8s-like/apiserver/certs.hpp"
 #include "frameworks/k8s-like/apiserver/http_server.hpp"
 #include "frameworks/k8s-like/apiserver/kubeconfig.hpp"
+#include "frameworks/k8s-like/apiserver/services.hpp"
 #include "frameworks/k8s-like/controllers/controllers.hpp"
+#include "frameworks/k8s-like/dns/cluster_dns.hpp"
 #include "frameworks/k8s-like/scheduler/kube_framework.hpp"
 #include "common/zookeeper.hpp"
 #include "frameworks/k8s-like/store/store.hpp"
@@ -76,6 +78,8 @@ int kubeCommand(int argc, const char* const* argv) {
   std::string lbPool = "127.97.0.0/16";
   std::string lbNodes;
   std::string podCidr = "127.98.0.0/16";
+  std::string dnsListen;
+  std::string clusterDomain = "cluster.local";
   std::string zk;
   Duration zkSessionTimeout = seconds(10);
   bool insecureHttp = false;
@@ -96,6 +100,11 @@ int kubeCommand(int argc, const char* const* argv) {
   flags.add(&lbNodes, "lb_nodes",
             "The nodes (comma-separated names) whose service proxy serves LoadBalancer\n"
             "addresses (default: all).");
+  flags.add(&dnsListen, "dns_listen",
+            "Where the cluster's DNS server answers (IP:port; default: --listen's IP, any\n"
+            "port). Pods reach it through the kube-dns Service, at the 10th address of\n"
+            "--service_cidr.");
+  flags.add(&clusterDomain, "cluster_domain", "The cluster's DNS domain.");
   flags.add(&podCidr, "pod_cidr",
             "Where pods on agents with a loopback address (a one-machine cluster) get their\n"
             "own addresses from.");
@@ -212,6 +221,29 @@ int kubeCommand(int argc, const char* const* argv) {
   replicaSets.start();
   deployments.start();
   endpoints.start();
+  // The cluster's DNS, reached through the kube-dns Service.
+  kube::ClusterDns dns(&api, clusterDomain);
+  auto dnsAddress = splitHostPort(dnsListen.empty() ? hostPort->first + ":0" : dnsListen);
+  if (!dnsAddress) {
+    std::cerr << "agora kube: --dns_listen: " << dnsAddress.error() << "\n";
+    return 2;
+  }
+  auto dnsPort = dns.start(dnsAddress->first, dnsAddress->second);
+  if (!dnsPort) {
+    std::cerr << "agora kube: DNS: " << dnsPort.error() << "\n";
+    return 1;
+  }
+  std::string nameserver;
+  if (auto wanted = kube::addressAt(serviceCidr, 9); !wanted) {
+    std::cerr << "agora kube: --service_cidr: " << wanted.error() << "\n";
+    return 2;
+  } else if (auto published = dns.publish(*wanted, dnsAddress->first, *dnsPort); !published) {
+    LOG(WARNING) << "Pods get the host's DNS: " << published.error();
+  } else {
+    nameserver = *published;
+    LOG(INFO) << "Cluster DNS at " << dnsAddress->first << ":" << *dnsPort << ", for pods at "
+              << nameserver << ":53 (" << clusterDomain << ")";
+  }
   std::unique_ptr<kube::KubeFramework> framework;
   if (!master.empty()) {
     kube::KubeFrameworkOptions frameworkOptions;
@@ -219,6 +251,8 @@ int kubeCommand(int argc, const char* const* argv) {
     frameworkOptions.role = role;
     frameworkOptions.dataDir = dataDir;
     frameworkOptions.scheduler.podCidr = podCidr;
+    frameworkOptions.scheduler.dnsServer = nameserver;
+    frameworkOptions.scheduler.clusterDomain = clusterDomain;
     framework = std::make_unique<kube::KubeFramework>(&api, frameworkOptions);
     framework->start();
   }

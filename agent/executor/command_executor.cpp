@@ -298,6 +298,25 @@ void CommandExecutor::start(ExecutorDriver* driver, Running& running) {
     for (const auto& mount : task.container().mounts()) {
       enter.push_back("--mount=" + mount.source() + ":" + mount.target());
     }
+    // The framework's files: written into the sandbox, mounted where they belong.
+    for (int i = 0; i < task.container().files_size(); ++i) {
+      const auto& file = task.container().files(i);
+      if (file.path().empty() || file.path().front() != '/' ||
+          file.path().find("..") != std::string::npos ||
+          file.path().find(':') != std::string::npos) {
+        LOG(WARNING) << "Task " << task.task_id() << ": ignoring file '" << file.path()
+                     << "' (not an absolute path)";
+        continue;
+      }
+      std::string dir = running.directory + "/.agora-files";
+      std::string source = dir + "/" + std::to_string(i);
+      if (!makeDirectories(dir) || !writeFileAtomic(source, file.data())) {
+        LOG(WARNING) << "Task " << task.task_id() << ": cannot write " << source;
+        continue;
+      }
+      ::chmod(source.c_str(), file.mode() != 0 ? file.mode() & 07777 : 0644);
+      enter.push_back("--mount=" + source + ":" + file.path());
+    }
     if (group_) {
       enter.push_back("--shared=" + driver->sandbox() + "/shared");
       spawn.env["AGORA_SHARED_DIR"] = kRootfsShared;

@@ -8,7 +8,9 @@
 #include <set>
 #include <thread>
 
+#include "common/fs.hpp"
 #include "common/http.hpp"
+#include "common/process.hpp"
 #include "tests/support/kube_cluster.hpp"
 
 namespace agora::testing {
@@ -171,6 +173,61 @@ TEST(KubeServicesTest, NodePortsAndLoadBalancerAddressesServeOnEveryAgent) {
                             R"({"spec":{"sessionAffinity":"ClientIP"}})"});
   ASSERT_EQ(patched.exitCode, 0) << patched.output;
   EXPECT_TRUE(waitUntil([&] { return answers(external + ":8081", 12).size() == 1; }, seconds(20)));
+}
+
+TEST(KubeServicesTest, PodsResolveServicesByNameThroughTheClusterDns) {
+  KubeCluster k(2, "cpus:4;mem:4096");
+  REQUIRE_CLUSTER(k);
+  if (!importTestImage(k, "test/busybox:1")) GTEST_SKIP() << "this machine cannot run images";
+  auto applied = k.kubectl({"apply", "-f", example("two-tier/backend.yaml")});
+  ASSERT_EQ(applied.exitCode, 0) << applied.output;
+  auto rolled = k.kubectl({"rollout", "status", "deployment/backend", "--timeout=90s"}, "",
+                          seconds(100));
+  ASSERT_EQ(rolled.exitCode, 0) << rolled.output;
+  // The cluster's DNS is a Service of its own.
+  json dns = k.json({"get", "svc", "kube-dns", "-n", "kube-system"});
+  std::string nameserver = dns["spec"].value("clusterIP", "");
+  ASSERT_FALSE(nameserver.empty()) << dns.dump();
+
+  // A pod with an image of its own: its resolver points at the cluster's DNS, with the search
+  // path, so the short name and the full one both reach the backend.
+  std::set<std::string> backends = podNames(k, "backend");
+  json pod = {
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata", {{"name", "client"}}},
+      {"spec",
+       {{"restartPolicy", "Never"},
+        {"containers",
+         {{{"name", "client"},
+           {"image", "test/busybox:1"},
+           {"command",
+            {"/bin/sh", "-c",
+             "grep -q 'nameserver " + nameserver + "' /etc/resolv.conf && "
+             "grep -q 'search default.svc.cluster.local svc.cluster.local cluster.local' "
+             "/etc/resolv.conf && "
+             "nslookup backend.default.svc.cluster.local | grep -q Address && "
+             "wget -qO- http://backend.default.svc.cluster.local/ | grep -q backend- && "
+             "wget -qO- http://backend/ | grep -q backend-"}}}}}}}};
+  std::string file = k.home() + "/client.json";
+  ASSERT_TRUE(writeFileAtomic(file, pod.dump()).ok());
+  auto created = k.kubectl({"apply", "-f", file});
+  ASSERT_EQ(created.exitCode, 0) << created.output;
+  std::string phase;
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        phase = k.json({"get", "pod", "client"})["status"].value("phase", "");
+        return phase == "Succeeded" || phase == "Failed";
+      },
+      seconds(60)));
+  EXPECT_EQ(phase, "Succeeded") << k.kubectl({"describe", "pod", "client"}).output;
+
+  // From the host too, through the kube-dns Service's address.
+  std::string query = "busybox nslookup backend.default.svc.cluster.local " + nameserver;
+  CommandResult looked = runCommand({"/bin/sh", "-c", query}, seconds(10));
+  EXPECT_NE(looked.output.find(k.json({"get", "svc", "backend"})["spec"].value("clusterIP", "-")),
+            std::string::npos)
+      << looked.output;
 }
 
 }  // namespace

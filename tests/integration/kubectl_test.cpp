@@ -13,8 +13,6 @@
 
 #include "common/fs.hpp"
 #include "common/process.hpp"
-#include "isolators/images/archive.hpp"
-#include "isolators/images/store.hpp"
 #include "tests/support/kube_cluster.hpp"
 
 namespace agora::testing {
@@ -27,33 +25,6 @@ bool contains(const std::string& text, const std::string& what) {
 }
 
 std::string examplePath() { return std::string(AGORA_SOURCE_DIR) + "/examples/kube/deployment.yaml"; }
-
-// A small image (busybox) imported into the cluster's image store as `name`; false where this
-// machine cannot run images (not root, no overlayfs, no busybox-static).
-bool importTestImage(KubeCluster& k, const std::string& name) {
-  std::string filesystems = readFile("/proc/filesystems").value_or("");
-  if (::geteuid() != 0 || filesystems.find("overlay") == std::string::npos ||
-      !pathExists("/bin/busybox")) {
-    return false;
-  }
-  std::string dir = k.home() + "/image";
-  EXPECT_TRUE(makeDirectories(dir).ok());
-  std::vector<images::TarEntry> entries = {
-      {"bin", 'd', "", "", 0755},
-      {"bin/busybox", 'f', readFile("/bin/busybox").value_or(""), "", 0755},
-      {"tmp", 'd', "", "", 01777}};
-  for (const char* applet : {"sh", "sleep", "touch", "test", "date", "echo", "cat"}) {
-    entries.push_back({std::string("bin/") + applet, 'l', "", "busybox", 0777});
-  }
-  EXPECT_TRUE(images::writeTar(dir + "/layer.tar", entries).ok());
-  images::RunConfig run;
-  run.cmd = {"/bin/sh"};
-  run.env = {"PATH=/bin"};
-  EXPECT_TRUE(images::writeOciArchive(dir + "/image.tar", {dir + "/layer.tar"}, run, name).ok());
-  auto imported = k.agora({"image", "import", dir + "/image.tar", "--name=" + name});
-  EXPECT_EQ(imported.exitCode, 0) << imported.output;
-  return imported.exitCode == 0;
-}
 
 #define REQUIRE_CLUSTER(cluster)                                               \
   if (!KubeCluster::haveKubectl()) GTEST_SKIP() << "no kubectl on the PATH";   \

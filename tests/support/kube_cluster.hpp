@@ -13,6 +13,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/fs.hpp"
+#include "isolators/images/archive.hpp"
+#include "isolators/images/store.hpp"
 #include "tests/support/process_cluster.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -99,5 +102,32 @@ class KubeCluster {
   std::string upOutput_;
   bool up_ = false;
 };
+
+// A small image (busybox) imported into the cluster's image store as `name`; false where this
+// machine cannot run images (not root, no overlayfs, no busybox-static).
+inline bool importTestImage(KubeCluster& k, const std::string& name) {
+  std::string filesystems = readFile("/proc/filesystems").value_or("");
+  if (::geteuid() != 0 || filesystems.find("overlay") == std::string::npos ||
+      !pathExists("/bin/busybox")) {
+    return false;
+  }
+  std::string dir = k.home() + "/image";
+  EXPECT_TRUE(makeDirectories(dir).ok());
+  std::vector<images::TarEntry> entries = {
+      {"bin", 'd', "", "", 0755},
+      {"bin/busybox", 'f', readFile("/bin/busybox").value_or(""), "", 0755},
+      {"tmp", 'd', "", "", 01777}};
+  for (const char* applet : {"sh", "sleep", "touch", "test", "date", "echo", "cat", "wget", "nslookup", "grep"}) {
+    entries.push_back({std::string("bin/") + applet, 'l', "", "busybox", 0777});
+  }
+  EXPECT_TRUE(images::writeTar(dir + "/layer.tar", entries).ok());
+  images::RunConfig run;
+  run.cmd = {"/bin/sh"};
+  run.env = {"PATH=/bin"};
+  EXPECT_TRUE(images::writeOciArchive(dir + "/image.tar", {dir + "/layer.tar"}, run, name).ok());
+  auto imported = k.agora({"image", "import", dir + "/image.tar", "--name=" + name});
+  EXPECT_EQ(imported.exitCode, 0) << imported.output;
+  return imported.exitCode == 0;
+}
 
 }  // namespace agora::testing

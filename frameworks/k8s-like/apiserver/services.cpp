@@ -57,6 +57,17 @@ std::string str(const json& object, const char* field) {
 
 }  // namespace
 
+Result<std::string> addressAt(const std::string& cidr, uint32_t index) {
+  auto range = parseCidr(cidr);
+  if (!range) {
+    return range.error();
+  }
+  if (index > range->last - range->first) {
+    return Error(cidr + " has fewer than " + std::to_string(index + 1) + " addresses");
+  }
+  return text(range->first + index);
+}
+
 Result<std::string> firstFreeAddress(const std::string& cidr, const std::set<std::string>& used) {
   auto range = parseCidr(cidr);
   if (!range) {

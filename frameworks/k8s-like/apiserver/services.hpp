@@ -36,6 +36,9 @@ std::vector<FieldCause> allocateService(const ServiceRanges& ranges, nlohmann::j
                                         const nlohmann::json& current,
                                         const std::vector<nlohmann::json>& others);
 
+// The `index`th usable address of `cidr` (0: the first after the network's).
+Result<std::string> addressAt(const std::string& cidr, uint32_t index);
+
 // The first address of `cidr` (not its network or broadcast address) that `used` lacks.
 Result<std::string> firstFreeAddress(const std::string& cidr, const std::set<std::string>& used);
 

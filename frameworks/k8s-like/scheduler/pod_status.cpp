@@ -225,6 +225,50 @@ Result<std::vector<std::pair<std::string, std::string>>> PodScheduler::container
   return out;
 }
 
+std::optional<std::string> PodScheduler::resolvConf(const json& pod) const {
+  const json spec = pod.value("spec", json::object());
+  std::string policy = spec.value("dnsPolicy", "ClusterFirst");
+  if (policy == "Default" || (policy != "None" && options_.dnsServer.empty())) {
+    return std::nullopt;  // the host's
+  }
+  std::vector<std::string> nameservers;
+  std::vector<std::string> searches;
+  std::vector<std::string> dnsOptions;
+  if (policy != "None") {
+    const std::string& domain = options_.clusterDomain;
+    nameservers.push_back(options_.dnsServer);
+    searches = {pod["metadata"].value("namespace", "default") + ".svc." + domain, "svc." + domain,
+                domain};
+    dnsOptions.push_back("ndots:5");
+  }
+  const json config = spec.value("dnsConfig", json::object());
+  for (const auto& n : config.value("nameservers", json::array())) {
+    if (n.is_string()) nameservers.push_back(n.get<std::string>());
+  }
+  for (const auto& n : config.value("searches", json::array())) {
+    if (n.is_string()) searches.push_back(n.get<std::string>());
+  }
+  for (const auto& o : config.value("options", json::array())) {
+    if (!o.is_object() || !o.contains("name") || !o["name"].is_string()) continue;
+    std::string option = o["name"].get<std::string>();
+    if (o.contains("value") && o["value"].is_string()) option += ":" + o["value"].get<std::string>();
+    dnsOptions.push_back(option);
+  }
+  std::string out;
+  if (!searches.empty()) {
+    out += "search";
+    for (const auto& s : searches) out += " " + s;
+    out += "\n";
+  }
+  for (const auto& n : nameservers) out += "nameserver " + n + "\n";
+  if (!dnsOptions.empty()) {
+    out += "options";
+    for (const auto& o : dnsOptions) out += " " + o;
+    out += "\n";
+  }
+  return out;
+}
+
 Result<Operation> PodScheduler::groupFor(const json& pod, const std::string& agentId) const {
   const json& meta = pod["metadata"];
   const json& spec = pod["spec"];
@@ -298,6 +342,11 @@ Result<Operation> PodScheduler::groupFor(const json& pod, const std::string& age
       for (const auto& a : argv) command->add_arguments(a);
     } else {
       task->mutable_container()->set_image(image);
+      if (auto resolv = resolvConf(pod)) {
+        auto* file = task->mutable_container()->add_files();
+        file->set_path("/etc/resolv.conf");
+        file->set_data(*resolv);
+      }
       if (!c.value("workingDir", "").empty()) {
         task->mutable_container()->set_working_dir(c.value("workingDir", ""));
       }
