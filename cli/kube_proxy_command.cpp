@@ -17,6 +17,8 @@
 #include "common/fs.hpp"
 #include "common/logging.hpp"
 #include "frameworks/k8s-like/proxy/api_client.hpp"
+#include "frameworks/k8s-like/proxy/ingress_proxy.hpp"
+#include "frameworks/k8s-like/proxy/ingress_rules.hpp"
 #include "frameworks/k8s-like/proxy/proxy_rules.hpp"
 #include "frameworks/k8s-like/proxy/service_proxy.hpp"
 
@@ -45,7 +47,8 @@ int kubeProxyCommand(int argc, const char* const* argv) {
               "The kube framework's service proxy for one node: listens on each Service's\n"
               "ClusterIP ports, on its NodePorts at --node_ip and on LoadBalancer addresses,\n"
               "and relays connections (TCP) and datagrams (UDP) to the Service's ready\n"
-              "endpoints. The kube framework runs it on every agent.");
+              "endpoints; with --load_balancer, serves Ingresses (HTTP on port 80, TLS on 443)\n"
+              "at the ingress address too. The kube framework runs it on every agent.");
   flags.add(&api, "api", "The kube API server (https://host:port).");
   flags.add(&token, "token", "The API's bearer token (default: $AGORA_KUBE_TOKEN).");
   flags.add(&caFile, "ca_file", "The API server's CA certificate (default: $AGORA_KUBE_CA, PEM).");
@@ -79,6 +82,8 @@ int kubeProxyCommand(int argc, const char* const* argv) {
   int signals = prepareDaemonSignals();
   kube::ServiceProxy proxy;
   proxy.start();
+  kube::IngressProxy ingress;
+  std::string ingressAddress;  // where it listens, once it does
   kube::ProxyNode node{nodeIp, loadBalancer};
   LOG(INFO) << "Service proxy for node " << nodeIp << ", reading " << api;
   writeInfoFile(daemonFlags.infoFile, {{"pid", ::getpid()}});
@@ -87,8 +92,11 @@ int kubeProxyCommand(int argc, const char* const* argv) {
   while (true) {
     auto services = (*client)->get("/api/v1/services");
     auto endpoints = services ? (*client)->get("/api/v1/endpoints") : services;
-    if (!services || !endpoints) {
-      std::string why = !services ? services.error() : endpoints.error();
+    auto ingresses = endpoints ? (*client)->get("/apis/networking.k8s.io/v1/ingresses") : endpoints;
+    auto secrets = ingresses ? (*client)->get("/api/v1/secrets") : ingresses;
+    if (!services || !endpoints || !ingresses || !secrets) {
+      std::string why = !services ? services.error() : !endpoints ? endpoints.error()
+                        : !ingresses ? ingresses.error() : secrets.error();
       if (why != lastError) {
         LOG(WARNING) << "Keeping the last rules: " << why;
         lastError = why;
@@ -97,14 +105,45 @@ int kubeProxyCommand(int argc, const char* const* argv) {
       try {
         json s = json::parse(*services);
         json e = json::parse(*endpoints);
+        json i = json::parse(*ingresses);
+        json t = json::parse(*secrets);
         std::string versions = s["metadata"].value("resourceVersion", "") + "/" +
-                               e["metadata"].value("resourceVersion", "");
+                               e["metadata"].value("resourceVersion", "") + "/" +
+                               i["metadata"].value("resourceVersion", "") + "/" +
+                               t["metadata"].value("resourceVersion", "");
         // Unchanged rules are applied again while some address could not be had (another
         // agent's proxy on this machine may hold it, until it goes).
         if (versions != lastVersions || !proxy.failures().empty()) {
-          proxy.apply(kube::proxyRules(s.value("items", json::array()),
-                                       e.value("items", json::array()), node));
+          const json serviceItems = s.value("items", json::array());
+          const json endpointItems = e.value("items", json::array());
+          proxy.apply(kube::proxyRules(serviceItems, endpointItems, node));
+          ingress.update(kube::ingressRules(i.value("items", json::array()), serviceItems,
+                                            endpointItems, t.value("items", json::array())));
           lastVersions = versions;
+          // The ingress address: the controller's Service's load-balancer address.
+          std::string address;
+          for (const json& service : serviceItems) {
+            const json meta = service.value("metadata", json::object());
+            const json annotations = meta.value("annotations", json::object());
+            if (annotations.value(kube::kIngressControllerAnnotation, "") != "true") continue;
+            const json lb = service.value("status", json::object())
+                                .value("loadBalancer", json::object())
+                                .value("ingress", json::array());
+            if (!lb.empty()) address = lb[0].value("ip", "");
+          }
+          if (loadBalancer && !address.empty() && address != ingressAddress) {
+            ingress.stop();
+            ingressAddress.clear();
+          }
+          if (loadBalancer && !address.empty() && !ingress.listening()) {
+            if (Status listening = ingress.listen(address, 80, 443); listening) {
+              LOG(INFO) << "Serving Ingresses on " << address << ":80 and :443";
+              ingressAddress = address;
+            } else {
+              lastVersions.clear();  // tried again at the next poll
+              VLOG(1) << "Ingress: " << listening.error();
+            }
+          }
         }
         if (!lastError.empty()) {
           LOG(INFO) << "The API answers again";
@@ -122,6 +161,7 @@ int kubeProxyCommand(int argc, const char* const* argv) {
       break;
     }
   }
+  ingress.stop();
   proxy.stop();
   return 0;
 }

@@ -230,5 +230,132 @@ TEST(KubeServicesTest, PodsResolveServicesByNameThroughTheClusterDns) {
       << looked.output;
 }
 
+// curl, on loopback only (--resolve pins every name to the ingress address).
+CommandResult curl(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"/usr/bin/env", "curl", "-s", "-m", "10"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return runCommand(argv, seconds(15));
+}
+
+TEST(KubeServicesTest, IngressRoutesByHostAndPathWithTlsKeepAliveAndStreaming) {
+  if (runCommand({"/bin/sh", "-c", "command -v curl && command -v openssl"}, seconds(5))
+          .exitCode != 0) {
+    GTEST_SKIP() << "no curl or openssl";
+  }
+  KubeCluster k(2, "cpus:4;mem:4096");
+  REQUIRE_CLUSTER(k);
+  auto applied = k.kubectl({"apply", "-f", example("two-tier/")});
+  ASSERT_EQ(applied.exitCode, 0) << applied.output;
+  for (const char* d : {"deployment/backend", "deployment/frontend"}) {
+    auto rolled = k.kubectl({"rollout", "status", d, "--timeout=90s"}, "", seconds(100));
+    ASSERT_EQ(rolled.exitCode, 0) << rolled.output;
+  }
+  // The address shows in `kubectl get ingress`.
+  std::string address;
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        json ingress = k.json({"get", "ingress", "app"});
+        json lb = ingress.value("status", json::object())
+                      .value("loadBalancer", json::object())
+                      .value("ingress", json::array());
+        address = lb.empty() ? "" : lb[0].value("ip", "");
+        return !address.empty();
+      },
+      seconds(20)));
+  EXPECT_NE(k.kubectl({"get", "ingress"}).output.find(address), std::string::npos);
+  std::set<std::string> backends = podNames(k, "backend");
+  std::set<std::string> frontends = podNames(k, "frontend");
+  auto get = [&](const std::string& path) { return fetch(address + ":80", path); };
+  // /api (a Prefix) to the backend, the rest to the frontend, which asks the backend itself.
+  std::string page;
+  ASSERT_TRUE(waitUntil([&] { return backends.count(page = get("/api/")) > 0; }, seconds(30)))
+      << page;
+  EXPECT_TRUE(backends.count(get("/api/index.html"))) << get("/api/index.html");
+  std::string front = get("/index.html");
+  EXPECT_EQ(front.rfind("frontend ", 0), 0u) << front;
+  EXPECT_NE(front.find("backend: backend-"), std::string::npos) << front;
+  // Prefix matches whole path elements: /apix is the frontend's (which has no such page).
+  auto apix = httpGet(address + ":80", "/apix", seconds(3));
+  ASSERT_TRUE(apix);
+  EXPECT_EQ(apix->status, 404);
+
+  // A host with TLS (a kubernetes.io/tls Secret), an Exact path before a Prefix one.
+  std::string dir = k.home();
+  CommandResult made = runCommand(
+      {"/usr/bin/env", "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/tls.key",
+       "-out", dir + "/tls.crt", "-days", "2", "-subj", "/CN=app.example.test", "-addext",
+       "subjectAltName=DNS:app.example.test"},
+      seconds(30));
+  ASSERT_EQ(made.exitCode, 0) << made.output;
+  auto secret = k.kubectl({"create", "secret", "tls", "app-tls", "--cert=" + dir + "/tls.crt",
+                           "--key=" + dir + "/tls.key"});
+  ASSERT_EQ(secret.exitCode, 0) << secret.output;
+  json secure = {
+      {"apiVersion", "networking.k8s.io/v1"},
+      {"kind", "Ingress"},
+      {"metadata", {{"name", "secure"}}},
+      {"spec",
+       {{"ingressClassName", "agora"},
+        {"tls", {{{"hosts", {"app.example.test"}}, {"secretName", "app-tls"}}}},
+        {"rules",
+         {{{"host", "app.example.test"},
+           {"http",
+            {{"paths",
+              {{{"path", "/cgi-bin/whoami"},
+                {"pathType", "Exact"},
+                {"backend", {{"service", {{"name", "backend"}, {"port", {{"number", 80}}}}}}}},
+               {{"path", "/"},
+                {"pathType", "Prefix"},
+                {"backend",
+                 {{"service", {{"name", "frontend"}, {"port", {{"name", "http"}}}}}}}}}}}}}}}}}};
+  ASSERT_TRUE(writeFileAtomic(dir + "/secure.json", secure.dump()).ok());
+  auto created = k.kubectl({"apply", "-f", dir + "/secure.json"});
+  ASSERT_EQ(created.exitCode, 0) << created.output;
+  std::vector<std::string> pin = {"--resolve", "app.example.test:443:" + address, "--resolve",
+                                  "app.example.test:80:" + address, "--cacert",
+                                  dir + "/tls.crt"};
+  auto withPin = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), pin.begin(), pin.end());
+    return curl(args);
+  };
+  // Over TLS, verified against the Secret's certificate; the backend learns the client.
+  CommandResult whoami;
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        whoami = withPin({"https://app.example.test/cgi-bin/whoami"});
+        return whoami.output.find("backend-") == 0;
+      },
+      seconds(20)))
+      << whoami.output;
+  EXPECT_NE(whoami.output.find(" 127.0.0.1 https"), std::string::npos) << whoami.output;
+  // The host's own rules decide: the Exact path only, the rest to the frontend.
+  CommandResult other = withPin({"http://app.example.test/cgi-bin/whoami/x", "-o", "/dev/null",
+                                 "-w", "%{http_code}"});
+  EXPECT_EQ(other.output, "404") << other.output;
+  // Keep-alive: two requests, one connection.
+  CommandResult twice = withPin({"-v", "https://app.example.test/cgi-bin/whoami",
+                                 "https://app.example.test/cgi-bin/whoami"});
+  EXPECT_NE(twice.output.find("Re-using existing connection"), std::string::npos) << twice.output;
+  // A large body streams through to the backend (3 MB, more than any buffer of the proxy).
+  ASSERT_TRUE(writeFileAtomic(dir + "/big", std::string(3 * 1000 * 1000, 'x')).ok());
+  CommandResult counted;
+  json cgiPath = {{"path", "/cgi-bin"},
+                  {"pathType", "Prefix"},
+                  {"backend", {{"service", {{"name", "backend"}, {"port", {{"number", 80}}}}}}}};
+  json route = {{"apiVersion", "networking.k8s.io/v1"},
+                {"kind", "Ingress"},
+                {"metadata", {{"name", "cgi"}}},
+                {"spec", {{"rules", json::array({{{"http", {{"paths", json::array({cgiPath})}}}}})}}}};
+  ASSERT_TRUE(writeFileAtomic(dir + "/cgi.json", route.dump()).ok());
+  ASSERT_EQ(k.kubectl({"apply", "-f", dir + "/cgi.json"}).exitCode, 0);
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        counted = curl({"--data-binary", "@" + dir + "/big", "http://" + address + "/cgi-bin/count"});
+        return counted.output == "3000000\n";
+      },
+      seconds(20)))
+      << counted.output;
+}
+
 }  // namespace
 }  // namespace agora::testing

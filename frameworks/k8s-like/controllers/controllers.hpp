@@ -13,7 +13,7 @@
 //   Available conditions with progressDeadlineSeconds, and the opt-in auto-revert.
 // - EndpointsController: Endpoints and an EndpointSlice for each Service with a selector, from
 //   the pods it selects (ready ones serve; terminating ones drain).
-// - ProxyDaemonController: the service proxy pod on every node.
+// - ProxyDaemonController: the service proxy pod on every node, and the ingress address.
 
 #include <functional>
 #include <map>
@@ -144,6 +144,9 @@ class ProxyDaemonController {
   nlohmann::json podFor(const std::string& node) const;
 
  private:
+  // The ingress address (the LoadBalancer Service kube-system/agora-ingress), shown in the
+  // status of each Ingress the proxies serve.
+  void syncIngress();
   ApiServer* api_;
   ProxyDaemonOptions options_;
   uint64_t nodeWatch_ = 0;

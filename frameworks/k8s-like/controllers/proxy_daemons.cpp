@@ -4,6 +4,8 @@
 
 #include "frameworks/k8s-like/apiserver/objects.hpp"
 #include "frameworks/k8s-like/controllers/controllers.hpp"
+#include "frameworks/k8s-like/proxy/ingress_rules.hpp"
+#include "frameworks/k8s-like/proxy/proxy_rules.hpp"
 
 namespace agora::kube {
 
@@ -14,6 +16,12 @@ namespace {
 const ResourceType& nodesType() { return *findResource("", "v1", "nodes"); }
 const ResourceType& podsType() { return *findResource("", "v1", "pods"); }
 const ResourceType& secretsType() { return *findResource("", "v1", "secrets"); }
+const ResourceType& servicesType() { return *findResource("", "v1", "services"); }
+const ResourceType& ingressesType() {
+  return *findResource("networking.k8s.io", "v1", "ingresses");
+}
+
+constexpr char kIngressService[] = "agora-ingress";
 
 constexpr char kNamespace[] = "kube-system";
 constexpr char kSecret[] = "kube-proxy";
@@ -90,6 +98,46 @@ void ProxyDaemonController::start() {
   sync();
 }
 
+void ProxyDaemonController::syncIngress() {
+  // The ingress address: a LoadBalancer Service of the controller's own (so the address is
+  // the pool's, and shown), which the proxies serve as HTTP rather than relay.
+  ApiOutcome service = api_->get(servicesType(), kNamespace, kIngressService);
+  if (!service.ok()) {
+    json object = {
+        {"apiVersion", "v1"},
+        {"kind", "Service"},
+        {"metadata",
+         {{"name", kIngressService},
+          {"namespace", kNamespace},
+          {"labels", {{kAppLabel, "agora-ingress"}}},
+          {"annotations", {{kIngressControllerAnnotation, "true"}}}}},
+        {"spec",
+         {{"type", "LoadBalancer"},
+          {"ports", json::array({{{"name", "http"}, {"port", 80}, {"protocol", "TCP"}},
+                                 {{"name", "https"}, {"port", 443}, {"protocol", "TCP"}}})}}}};
+    service = api_->create(servicesType(), kNamespace, object);
+    if (!service.ok()) {
+      LOG(WARNING) << "Cannot make the ingress Service: " << service.error->message;
+      return;
+    }
+  }
+  const json lb = service.object.value("status", json::object())
+                      .value("loadBalancer", json::object())
+                      .value("ingress", json::array());
+  std::string ip = lb.empty() ? "" : lb[0].value("ip", "");
+  if (ip.empty()) return;
+  // Each Ingress of ours shows the address.
+  json status = {{"loadBalancer", {{"ingress", json::array({{{"ip", ip}}})}}}};
+  for (const json& ingress : api_->list(ingressesType(), "")) {
+    if (!ingressIsOurs(ingress) || ingress.value("status", json::object()) == status) continue;
+    json next = ingress;
+    next["status"] = status;
+    const json meta = ingress["metadata"];
+    api_->update(ingressesType(), meta.value("namespace", ""), meta.value("name", ""), next,
+                 "status", false, true);
+  }
+}
+
 void ProxyDaemonController::sync() {
   queued_ = false;
   if (timer_ != 0) api_->loop()->cancel(timer_);
@@ -117,6 +165,7 @@ void ProxyDaemonController::sync() {
       next["data"] = secret["data"];
       api_->update(secretsType(), kNamespace, kSecret, next, "", false, true);
     }
+    syncIngress();
     std::set<std::string> nodes;
     for (const json& node : api_->list(nodesType(), "")) {
       nodes.insert(node["metadata"].value("name", ""));

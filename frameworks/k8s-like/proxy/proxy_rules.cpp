@@ -51,8 +51,9 @@ std::vector<Frontend> proxyRules(const json& services, const json& endpoints,
       std::string key = str(meta, "namespace") + "/" + str(meta, "name");
       std::string type = str(spec, "type").empty() ? "ClusterIP" : str(spec, "type");
       std::string clusterIP = str(spec, "clusterIP");
-      if (type == "ExternalName") {
-        continue;
+      if (type == "ExternalName" || str(meta.value("annotations", json::object()),
+                                        kIngressControllerAnnotation) == "true") {
+        continue;  // nothing to relay; the ingress proxy serves the ingress address itself
       }
       int affinity = 0;
       if (str(spec, "sessionAffinity") == "ClientIP") {

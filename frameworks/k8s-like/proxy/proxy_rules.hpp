@@ -14,6 +14,9 @@
 
 namespace agora::kube {
 
+// The annotation of the Service whose load-balancer address is the ingress proxy's.
+constexpr char kIngressControllerAnnotation[] = "agora.dev/ingress-controller";
+
 struct Backend {
   std::string ip;
   uint16_t port = 0;
