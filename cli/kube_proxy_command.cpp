@@ -6,6 +6,8 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <functional>
 #include <iostream>
 
 #include <glog/logging.h>
@@ -19,6 +21,7 @@
 #include "frameworks/k8s-like/proxy/api_client.hpp"
 #include "frameworks/k8s-like/proxy/ingress_proxy.hpp"
 #include "frameworks/k8s-like/proxy/ingress_rules.hpp"
+#include "frameworks/k8s-like/proxy/kernel_rules.hpp"
 #include "frameworks/k8s-like/proxy/proxy_rules.hpp"
 #include "frameworks/k8s-like/proxy/service_proxy.hpp"
 
@@ -40,6 +43,8 @@ int kubeProxyCommand(int argc, const char* const* argv) {
   std::string token = fromEnv("AGORA_KUBE_TOKEN");
   std::string caFile;
   std::string nodeIp;
+  std::string nodeName;
+  std::string mode = "auto";
   bool loadBalancer = true;
   Duration pollInterval = milliseconds(250);
   DaemonFlags daemonFlags;
@@ -53,6 +58,12 @@ int kubeProxyCommand(int argc, const char* const* argv) {
   flags.add(&token, "token", "The API's bearer token (default: $AGORA_KUBE_TOKEN).");
   flags.add(&caFile, "ca_file", "The API server's CA certificate (default: $AGORA_KUBE_CA, PEM).");
   flags.add(&nodeIp, "node_ip", "This node's address, where NodePorts listen.");
+  flags.add(&nodeName, "node_name", "This node's name (default: --node_ip).");
+  flags.add(&mode, "mode",
+            "iptables: connections are rewritten to endpoints by the kernel (nat rules, as\n"
+            "kube-proxy's iptables mode), the proxy's listeners only turning away those of\n"
+            "Services without endpoints; userspace: the proxy relays every connection; auto:\n"
+            "iptables where this machine allows it (root, iptables-restore).");
   flags.add(&loadBalancer, "load_balancer", "Serve LoadBalancer Services' addresses here.");
   flags.add(&pollInterval, "poll_interval", "How often Services and Endpoints are read.");
   daemonFlags.addTo(flags, "kube-proxy");
@@ -78,7 +89,30 @@ int kubeProxyCommand(int argc, const char* const* argv) {
     std::cerr << "agora kube-proxy: --api: " << client.error() << "\n";
     return 2;
   }
+  if (mode != "auto" && mode != "iptables" && mode != "userspace") {
+    std::cerr << "agora kube-proxy: --mode: auto, iptables or userspace, not '" << mode << "'\n";
+    return 2;
+  }
+  if (nodeName.empty()) nodeName = nodeIp;
   initLogging(argv[0], daemonFlags.logDir, daemonFlags.verbose);
+  // The kernel's rules, in a chain of this proxy's own (named after its cluster and node).
+  std::unique_ptr<kube::KernelRules> kernel;
+  if (mode != "userspace") {
+    Status usable = kube::KernelRules::available();
+    if (usable) {
+      char chain[32];
+      std::snprintf(chain, sizeof(chain), "AGORA-%08zx",
+                    std::hash<std::string>()(api + "/" + nodeName) & 0xffffffffu);
+      kernel = std::make_unique<kube::KernelRules>(chain);
+      LOG(INFO) << "Connections are rewritten by the kernel (iptables chain " << chain << ")";
+    } else if (mode == "iptables") {
+      std::cerr << "agora kube-proxy: --mode=iptables: " << usable.error() << "\n";
+      return 1;
+    } else {
+      LOG(WARNING) << "The proxy relays connections itself (no iptables: " << usable.error()
+                   << ")";
+    }
+  }
   int signals = prepareDaemonSignals();
   kube::ServiceProxy proxy;
   proxy.start();
@@ -89,6 +123,8 @@ int kubeProxyCommand(int argc, const char* const* argv) {
   writeInfoFile(daemonFlags.infoFile, {{"pid", ::getpid()}});
   std::string lastError;
   std::string lastVersions;
+  bool kernelRetry = false;
+  bool ingressRetry = false;
   while (true) {
     auto services = (*client)->get("/api/v1/services");
     auto endpoints = services ? (*client)->get("/api/v1/endpoints") : services;
@@ -113,13 +149,20 @@ int kubeProxyCommand(int argc, const char* const* argv) {
                                t["metadata"].value("resourceVersion", "");
         // Unchanged rules are applied again while some address could not be had (another
         // agent's proxy on this machine may hold it, until it goes).
-        if (versions != lastVersions || !proxy.failures().empty()) {
+        bool changed = versions != lastVersions;
+        lastVersions = versions;
+        if (changed || !proxy.failures().empty() || kernelRetry || ingressRetry) {
           const json serviceItems = s.value("items", json::array());
           const json endpointItems = e.value("items", json::array());
-          proxy.apply(kube::proxyRules(serviceItems, endpointItems, node));
+          std::vector<kube::Frontend> rules = kube::proxyRules(serviceItems, endpointItems, node);
+          if (kernel && (changed || kernelRetry)) {
+            Status applied = kernel->apply(rules);
+            if (!applied && !kernelRetry) LOG(WARNING) << "Kernel rules: " << applied.error();
+            kernelRetry = !applied;  // meanwhile the listeners relay
+          }
+          proxy.apply(std::move(rules));
           ingress.update(kube::ingressRules(i.value("items", json::array()), serviceItems,
                                             endpointItems, t.value("items", json::array())));
-          lastVersions = versions;
           // The ingress address: the controller's Service's load-balancer address.
           std::string address;
           for (const json& service : serviceItems) {
@@ -135,12 +178,13 @@ int kubeProxyCommand(int argc, const char* const* argv) {
             ingress.stop();
             ingressAddress.clear();
           }
+          ingressRetry = false;
           if (loadBalancer && !address.empty() && !ingress.listening()) {
             if (Status listening = ingress.listen(address, 80, 443); listening) {
               LOG(INFO) << "Serving Ingresses on " << address << ":80 and :443";
               ingressAddress = address;
             } else {
-              lastVersions.clear();  // tried again at the next poll
+              ingressRetry = true;  // another agent's proxy on this machine may serve it
               VLOG(1) << "Ingress: " << listening.error();
             }
           }
@@ -161,6 +205,7 @@ int kubeProxyCommand(int argc, const char* const* argv) {
       break;
     }
   }
+  if (kernel) kernel->remove();
   ingress.stop();
   proxy.stop();
   return 0;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "frameworks/k8s-like/proxy/kernel_rules.hpp"
 #include "frameworks/k8s-like/proxy/proxy_rules.hpp"
 
 namespace agora::kube {
@@ -90,6 +91,47 @@ TEST(KubeProxyRules, AffinityTimeoutsAndBadInputAreHandled) {
   EXPECT_EQ(describe(proxyRules(services, eps, {"127.0.0.1", true})),
             (std::vector<std::string>{"TCP 127.96.0.8:80 -> sticky 60"}));
   EXPECT_TRUE(proxyRules(json::object(), json(), {"127.0.0.1", true}).empty());
+}
+
+TEST(KubeProxyRules, KernelRulesPickEndpointsEvenlyAndRememberClients) {
+  Frontend plain;
+  plain.protocol = "TCP";
+  plain.ip = "127.96.0.5";
+  plain.port = 80;
+  plain.service = "default/web:http";
+  plain.backends = {{"127.98.0.1", 8000}, {"127.98.0.2", 8000}, {"127.98.0.3", 8000}};
+  Frontend sticky = plain;
+  sticky.protocol = "UDP";
+  sticky.port = 53;
+  sticky.service = "default/dns:dns";
+  sticky.affinitySeconds = 60;
+  sticky.backends = {{"127.98.0.7", 5353}, {"127.98.0.8", 5353}};
+  Frontend empty = plain;
+  empty.port = 81;
+  empty.backends.clear();
+  std::set<std::string> made;
+  std::string text = kernelRulesText({plain, sticky, empty}, "AGORA-T", {"AGORA-T-0", "AGORA-T-9"},
+                                     &made);
+  EXPECT_EQ(made, (std::set<std::string>{"AGORA-T-0", "AGORA-T-1"}));
+  std::string m = "-d 127.96.0.5/32 -p tcp -m tcp --dport 80 -m comment --comment \"default/web:http\"";
+  std::string u = "-d 127.96.0.5/32 -p udp -m udp --dport 53 -m comment --comment \"default/dns:dns\"";
+  EXPECT_EQ(text,
+            "*nat\n"
+            ":AGORA-T - [0:0]\n"
+            ":AGORA-T-0 - [0:0]\n"
+            ":AGORA-T-1 - [0:0]\n"
+            ":AGORA-T-9 - [0:0]\n"
+            "-A AGORA-T " + m + " -m statistic --mode random --probability 0.33333 -j DNAT --to-destination 127.98.0.1:8000\n"
+            "-A AGORA-T " + m + " -m statistic --mode random --probability 0.50000 -j DNAT --to-destination 127.98.0.2:8000\n"
+            "-A AGORA-T " + m + " -j DNAT --to-destination 127.98.0.3:8000\n"
+            "-A AGORA-T-0 -p udp -m recent --name AGORA-T-0 --set --rsource -j DNAT --to-destination 127.98.0.7:5353\n"
+            "-A AGORA-T " + u + " -m recent --name AGORA-T-0 --rcheck --seconds 60 --reap --rsource -j AGORA-T-0\n"
+            "-A AGORA-T-1 -p udp -m recent --name AGORA-T-1 --set --rsource -j DNAT --to-destination 127.98.0.8:5353\n"
+            "-A AGORA-T " + u + " -m recent --name AGORA-T-1 --rcheck --seconds 60 --reap --rsource -j AGORA-T-1\n"
+            "-A AGORA-T " + u + " -m statistic --mode random --probability 0.50000 -j AGORA-T-0\n"
+            "-A AGORA-T " + u + " -j AGORA-T-1\n"
+            "-X AGORA-T-9\n"
+            "COMMIT\n");
 }
 
 }  // namespace

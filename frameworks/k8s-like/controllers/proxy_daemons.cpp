@@ -53,9 +53,12 @@ json ProxyDaemonController::podFor(const std::string& node) const {
                   "kube-proxy",
                   "--api=" + options_.api,
                   "--node_ip=$(NODE_IP)",
+                  "--node_name=$(NODE_NAME)",
                   std::string("--load_balancer=") + (lb ? "true" : "false")};
   json env = json::array({{{"name", "NODE_IP"},
-                           {"valueFrom", {{"fieldRef", {{"fieldPath", "status.hostIP"}}}}}}});
+                           {"valueFrom", {{"fieldRef", {{"fieldPath", "status.hostIP"}}}}}},
+                          {{"name", "NODE_NAME"},
+                           {"valueFrom", {{"fieldRef", {{"fieldPath", "spec.nodeName"}}}}}}});
   if (!options_.token.empty()) {
     env.push_back({{"name", "AGORA_KUBE_TOKEN"}, {"valueFrom", secretKey("token")}});
   }
