@@ -1,10 +1,8 @@
 #include "frameworks/k8s-like/proxy/ingress_proxy.hpp"
 
-#include <sys/socket.h>
-#include <cerrno>
-#include <sys/time.h>
-
+#include <algorithm>
 #include <atomic>
+#include <future>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -12,9 +10,9 @@
 #include <thread>
 #include <vector>
 
-#include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -31,74 +29,32 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-constexpr size_t kMaxConnections = 4096;
+constexpr size_t kMaxConnections = 10000;
 constexpr uint32_t kHeaderLimit = 64 * 1024;
-constexpr int kIdleSeconds = 60;
+constexpr auto kIdle = std::chrono::seconds(60);
+constexpr auto kConnect = std::chrono::seconds(5);
 constexpr size_t kChunk = 64 * 1024;
-
-void setTimeouts(int fd, int seconds) {
-  timeval tv{};
-  tv.tv_sec = seconds;
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
-// Copies the body of the message whose header `parser` has read from `in` to `out`, after its
-// header, as it comes.
-template <bool isRequest, typename In, typename Out>
-bool relayMessage(In& in, beast::flat_buffer& buffer, http::parser<isRequest, http::buffer_body>& parser,
-                  Out& out) {
-  char chunk[kChunk];
-  http::serializer<isRequest, http::buffer_body> serializer(parser.get());
-  boost::system::error_code ec;
-  do {
-    if (!parser.is_done()) {
-      parser.get().body().data = chunk;
-      parser.get().body().size = sizeof(chunk);
-      http::read(in, buffer, parser, ec);
-      if (ec == http::error::need_buffer) ec = {};
-      if (ec) return false;
-      parser.get().body().size = sizeof(chunk) - parser.get().body().size;
-      parser.get().body().data = chunk;
-      parser.get().body().more = !parser.is_done();
-    } else {
-      parser.get().body().data = nullptr;
-      parser.get().body().size = 0;
-      parser.get().body().more = false;  // the end: no more body comes
-    }
-    http::write(out, serializer, ec);
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec) return false;
-  } while (!parser.is_done() || !serializer.is_done());
-  return true;
-}
-
-template <typename Stream>
-void answer(Stream& stream, http::status status, const std::string& text, unsigned version) {
-  http::response<http::string_body> response(status, version);
-  response.set(http::field::content_type, "text/plain; charset=utf-8");
-  response.set(http::field::server, "agora-ingress");
-  response.keep_alive(false);
-  response.body() = text + "\n";
-  response.prepare_payload();
-  boost::system::error_code ignored;
-  http::write(stream, response, ignored);
-}
+constexpr uint64_t kNoLimit = std::numeric_limits<uint64_t>::max();
 
 }  // namespace
 
 struct IngressProxy::Impl : std::enable_shared_from_this<IngressProxy::Impl> {
   net::io_context io;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::vector<std::thread> threads;
   mutable std::mutex mutex;
   std::shared_ptr<const IngressTable> table = std::make_shared<IngressTable>();
   // TLS contexts by certificate (its PEM), for the table's certificates.
   std::map<std::string, std::shared_ptr<ssl::context>> contexts;
-  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
-  std::vector<std::thread> listeners;
-  std::atomic<bool> stopping{false};
+  std::vector<std::shared_ptr<tcp::acceptor>> acceptors;  // the io thread's, once listening
   std::atomic<size_t> connections{0};
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> turn{0};
+
+  std::shared_ptr<const IngressTable> snapshot() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return table;
+  }
 
   std::shared_ptr<ssl::context> contextFor(const std::string& host) {
     std::lock_guard<std::mutex> lock(mutex);
@@ -134,176 +90,363 @@ struct IngressProxy::Impl : std::enable_shared_from_this<IngressProxy::Impl> {
     return context;
   }
 
-  void accept(tcp::acceptor* acceptor, bool tls) {
-    while (!stopping) {
-      boost::system::error_code ec;
-      tcp::socket socket(io);
-      acceptor->accept(socket, ec);
-      if (stopping) return;
-      if (ec) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        continue;
-      }
-      if (connections >= kMaxConnections) {
-        continue;  // closed: too many at once
-      }
-      ++connections;
-      std::thread([self = shared_from_this(), socket = std::move(socket), tls]() mutable {
-        try {
-          self->session(std::move(socket), tls);
-        } catch (const std::exception& e) {
-          VLOG(1) << "Ingress connection: " << e.what();
-        }
-        --self->connections;
-      }).detach();
-    }
-  }
-
-  void session(tcp::socket socket, bool tls) {
-    setTimeouts(socket.native_handle(), kIdleSeconds);
-    boost::system::error_code ec;
-    socket.set_option(tcp::no_delay(true), ec);
-    std::string client = socket.remote_endpoint(ec).address().to_string();
-    if (!tls) {
-      serve(socket, client, false);
-      socket.shutdown(tcp::socket::shutdown_both, ec);
-      return;
-    }
-    auto context = contextFor("");
-    if (!context) return;  // no certificate at all
-    ssl::stream<tcp::socket> stream(std::move(socket), *context);
-    stream.handshake(ssl::stream_base::server, ec);
-    if (ec) return;
-    serve(stream, client, true);
-    stream.shutdown(ec);
-  }
-
-  template <typename Stream>
-  void serve(Stream& client, const std::string& clientIp, bool tls) {
-    beast::flat_buffer buffer;
-    std::optional<tcp::socket> upstream;
-    Backend upstreamAt;
-    beast::flat_buffer upstreamBuffer;
-    while (true) {
-      http::request_parser<http::buffer_body> request;
-      request.header_limit(kHeaderLimit);
-      request.body_limit(std::numeric_limits<std::uint64_t>::max());
-      boost::system::error_code ec;
-      http::read_header(client, buffer, request, ec);
-      if (ec) {
-        if (ec != http::error::end_of_stream && ec != net::error::eof &&
-            ec != net::error::connection_reset && ec != net::error::would_block &&
-            ec != net::error::timed_out && ec != net::ssl::error::stream_truncated) {
-          answer(client, http::status::bad_request, "bad request: " + ec.message(), 11);
-        }
-        return;
-      }
-      ++requests;
-      auto& message = request.get();
-      unsigned version = message.version();
-      std::string host(message[http::field::host]);
-      std::string target(message.target());
-      std::shared_ptr<const IngressTable> snapshot;
-      {
-        std::lock_guard<std::mutex> lock(mutex);
-        snapshot = table;
-      }
-      const IngressBackend* backend = snapshot->route(host, target);
-      if (backend == nullptr) {
-        answer(client, http::status::not_found, "default backend - 404", version);
-        return;
-      }
-      if (backend->endpoints.empty()) {
-        answer(client, http::status::service_unavailable,
-               "no ready endpoint for " + backend->service, version);
-        return;
-      }
-      // The endpoint: the one already connected if it is still among them, else the next.
-      const auto& all = backend->endpoints;
-      bool reuse = upstream && upstream->is_open() &&
-                   std::find(all.begin(), all.end(), upstreamAt) != all.end();
-      if (reuse) {
-        // A kept connection the endpoint has closed meanwhile is not used again.
-        char probe;
-        ssize_t peeked = ::recv(upstream->native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-        reuse = peeked < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-      }
-      if (!reuse) {
-        upstream.reset();
-        upstreamBuffer.clear();
-        size_t first = turn++ % all.size();
-        for (size_t i = 0; i < all.size() && i < 3 && !upstream; ++i) {
-          const Backend& at = all[(first + i) % all.size()];
-          tcp::socket s(io);
-          tcp::endpoint endpoint(net::ip::make_address(at.ip, ec), at.port);
-          if (!ec) s.connect(endpoint, ec);
-          if (ec) continue;
-          setTimeouts(s.native_handle(), kIdleSeconds);
-          s.set_option(tcp::no_delay(true), ec);
-          upstream.emplace(std::move(s));
-          upstreamAt = at;
-        }
-        if (!upstream) {
-          answer(client, http::status::bad_gateway, "no endpoint of " + backend->service +
-                                                        " answers", version);
-          return;
-        }
-      }
-      bool clientKeepAlive = message.keep_alive();
-      std::string forwarded(message["X-Forwarded-For"]);
-      message.set("X-Forwarded-For", forwarded.empty() ? clientIp : forwarded + ", " + clientIp);
-      message.set("X-Real-IP", clientIp);
-      message.set("X-Forwarded-Host", host);
-      message.set("X-Forwarded-Proto", tls ? "https" : "http");
-      message.version(11);
-      message.keep_alive(true);
-      bool head = message.method() == http::verb::head;
-      if (!relayMessage(client, buffer, request, *upstream)) {
-        return;
-      }
-      // The answer (after any 1xx interim ones, which go through as they are).
-      while (true) {
-        http::response_parser<http::buffer_body> response;
-        response.header_limit(kHeaderLimit);
-        response.body_limit(std::numeric_limits<std::uint64_t>::max());
-        if (head) response.skip(true);
-        http::read_header(*upstream, upstreamBuffer, response, ec);
-        if (ec) {
-          answer(client, http::status::bad_gateway, "the endpoint of " + backend->service +
-                                                        " did not answer: " + ec.message(),
-                 version);
-          return;
-        }
-        unsigned status = response.get().result_int();
-        bool upstreamKeepAlive = response.get().keep_alive();
-        if (status >= 100 && status < 200 && status != 101) {
-          http::response<http::empty_body> interim(response.get().result(), version);
-          interim.base() = response.get().base();
-          http::write(client, interim, ec);
-          if (ec) return;
-          continue;
-        }
-        response.get().version(version);
-        response.get().keep_alive(clientKeepAlive);
-        // A body that ends when the endpoint closes goes on chunked to a client kept alive.
-        if (!head && !response.chunked() && !response.content_length() && status != 204 &&
-            status != 304 && clientKeepAlive && version == 11) {
-          response.get().chunked(true);
-        }
-        if (!relayMessage(*upstream, upstreamBuffer, response, client)) {
-          return;
-        }
-        if (!upstreamKeepAlive) upstream.reset();
-        break;
-      }
-      if (!clientKeepAlive) return;
-    }
-  }
+  void accept(std::shared_ptr<tcp::acceptor> acceptor, bool tls);
 };
 
-IngressProxy::IngressProxy() : impl_(std::make_shared<Impl>()) {}
+namespace {
 
-IngressProxy::~IngressProxy() { stop(); }
+// One client connection: requests read one after the other (keep-alive), each relayed to an
+// endpoint of its route and its answer relayed back, bodies streamed in chunks both ways.
+template <typename Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  Session(std::shared_ptr<IngressProxy::Impl> proxy, Stream stream, std::string clientIp,
+          bool tls, std::shared_ptr<ssl::context> context)
+      : proxy_(std::move(proxy)),
+        client_(std::move(stream)),
+        clientIp_(std::move(clientIp)),
+        tls_(tls),
+        context_(std::move(context)) {}
+
+  ~Session() { --proxy_->connections; }
+
+  void start() {
+    if constexpr (std::is_same_v<Stream, beast::ssl_stream<beast::tcp_stream>>) {
+      beast::get_lowest_layer(client_).expires_after(kIdle);
+      client_.async_handshake(ssl::stream_base::server,
+                              [self = this->shared_from_this()](boost::system::error_code ec) {
+                                if (!ec) self->readHeader();
+                              });
+    } else {
+      readHeader();
+    }
+  }
+
+ private:
+  using Self = Session<Stream>;
+
+  void readHeader() {
+    request_.reset();
+    requestWriter_.reset();
+    request_.emplace();
+    request_->header_limit(kHeaderLimit);
+    request_->body_limit(kNoLimit);
+    beast::get_lowest_layer(client_).expires_after(kIdle);
+    clientRefreshed_ = std::chrono::steady_clock::now();
+    http::async_read_header(client_, buffer_, *request_,
+                            [self = this->shared_from_this()](boost::system::error_code ec, size_t) {
+                              self->onHeader(ec);
+                            });
+  }
+
+  void onHeader(boost::system::error_code ec) {
+    if (ec) {
+      if (ec != http::error::end_of_stream && ec != net::error::eof &&
+          ec != net::error::connection_reset && ec != beast::error::timeout &&
+          ec != net::ssl::error::stream_truncated && ec != net::error::operation_aborted) {
+        answer(http::status::bad_request, "bad request: " + ec.message());
+      }
+      return;
+    }
+    ++proxy_->requests;
+    auto& message = request_->get();
+    version_ = message.version();
+    host_ = std::string(message[http::field::host]);
+    std::string target(message.target());
+    table_ = proxy_->snapshot();
+    backend_ = table_->route(host_, target);
+    if (backend_ == nullptr) {
+      answer(http::status::not_found, "default backend - 404");
+      return;
+    }
+    if (backend_->endpoints.empty()) {
+      answer(http::status::service_unavailable, "no ready endpoint for " + backend_->service);
+      return;
+    }
+    const auto& all = backend_->endpoints;
+    if (upstream_ && std::find(all.begin(), all.end(), upstreamAt_) != all.end()) {
+      sendRequest();  // the kept connection, to an endpoint still among them
+      return;
+    }
+    upstream_.reset();
+    upstreamBuffer_.clear();
+    tries_ = 0;
+    first_ = proxy_->turn++;
+    connect();
+  }
+
+  void connect() {
+    const auto& all = backend_->endpoints;
+    if (tries_ >= std::min<size_t>(all.size(), 3)) {
+      answer(http::status::bad_gateway, "no endpoint of " + backend_->service + " answers");
+      return;
+    }
+    upstreamAt_ = all[(first_ + tries_++) % all.size()];
+    boost::system::error_code ec;
+    tcp::endpoint endpoint(net::ip::make_address(upstreamAt_.ip, ec), upstreamAt_.port);
+    if (ec) {
+      connect();
+      return;
+    }
+    upstream_ = std::make_unique<beast::tcp_stream>(proxy_->io);
+    upstream_->expires_after(kConnect);
+    upstream_->async_connect(endpoint, [self = this->shared_from_this()](boost::system::error_code ec) {
+      if (ec) {
+        self->upstream_.reset();
+        self->connect();
+        return;
+      }
+      boost::system::error_code ignored;
+      self->upstream_->socket().set_option(tcp::no_delay(true), ignored);
+      self->sendRequest();
+    });
+  }
+
+  void sendRequest() {
+    upstream_->expires_after(kIdle);
+    upstreamRefreshed_ = std::chrono::steady_clock::now();
+    auto& message = request_->get();
+    clientKeepAlive_ = message.keep_alive();
+    head_ = message.method() == http::verb::head;
+    std::string forwarded(message["X-Forwarded-For"]);
+    message.set("X-Forwarded-For", forwarded.empty() ? clientIp_ : forwarded + ", " + clientIp_);
+    message.set("X-Real-IP", clientIp_);
+    message.set("X-Forwarded-Host", host_);
+    message.set("X-Forwarded-Proto", tls_ ? "https" : "http");
+    message.version(11);
+    message.keep_alive(true);
+    requestWriter_.emplace(message);
+    pumpRequest();
+  }
+
+  // Request body: read a chunk from the client (unless done), write it to the endpoint.
+  void pumpRequest() {
+    auto& body = request_->get().body();
+    if (request_->is_done()) {
+      body.data = nullptr;
+      body.size = 0;
+      body.more = false;
+      writeRequest();
+      return;
+    }
+    body.data = chunk_;
+    body.size = sizeof(chunk_);
+    refresh(beast::get_lowest_layer(client_), clientRefreshed_);
+    http::async_read(client_, buffer_, *request_,
+                     [self = this->shared_from_this()](boost::system::error_code ec, size_t) {
+                       if (ec == http::error::need_buffer) ec = {};
+                       if (ec) return;
+                       auto& body = self->request_->get().body();
+                       body.size = sizeof(self->chunk_) - body.size;
+                       body.data = self->chunk_;
+                       body.more = !self->request_->is_done();
+                       self->writeRequest();
+                     });
+  }
+
+  void writeRequest() {
+    refresh(*upstream_, upstreamRefreshed_);
+    http::async_write(*upstream_, *requestWriter_,
+                      [self = this->shared_from_this()](boost::system::error_code ec, size_t) {
+                        if (ec == http::error::need_buffer) ec = {};
+                        if (ec) {
+                          self->answer(http::status::bad_gateway,
+                                       "cannot send to " + self->backend_->service);
+                          return;
+                        }
+                        if (!self->request_->is_done() || !self->requestWriter_->is_done()) {
+                          self->pumpRequest();
+                        } else {
+                          self->readResponseHeader();
+                        }
+                      });
+  }
+
+  void readResponseHeader() {
+    responseWriter_.reset();
+    response_.reset();
+    response_.emplace();
+    response_->header_limit(kHeaderLimit);
+    response_->body_limit(kNoLimit);
+    if (head_) response_->skip(true);
+    refresh(*upstream_, upstreamRefreshed_);
+    http::async_read_header(*upstream_, upstreamBuffer_, *response_,
+                            [self = this->shared_from_this()](boost::system::error_code ec, size_t) {
+                              self->onResponseHeader(ec);
+                            });
+  }
+
+  void onResponseHeader(boost::system::error_code ec) {
+    if (ec) {
+      upstream_.reset();
+      answer(http::status::bad_gateway,
+             "the endpoint of " + backend_->service + " did not answer: " + ec.message());
+      return;
+    }
+    auto& message = response_->get();
+    unsigned status = message.result_int();
+    upstreamKeepAlive_ = message.keep_alive();
+    if (status >= 100 && status < 200 && status != 101) {
+      // An interim answer goes through as it is; the real one follows.
+      auto interim = std::make_shared<http::response<http::empty_body>>(message.result(), version_);
+      interim->base() = message.base();
+      http::async_write(client_, *interim,
+                        [self = this->shared_from_this(), interim](boost::system::error_code ec,
+                                                                   size_t) {
+                          if (!ec) self->readResponseHeader();
+                        });
+      return;
+    }
+    message.version(version_);
+    message.keep_alive(clientKeepAlive_);
+    // A body that ends when the endpoint closes goes on chunked to a client kept alive.
+    if (!head_ && !response_->chunked() && !response_->content_length() && status != 204 &&
+        status != 304 && clientKeepAlive_ && version_ == 11) {
+      message.chunked(true);
+    }
+    responseWriter_.emplace(message);
+    pumpResponse();
+  }
+
+  void pumpResponse() {
+    auto& body = response_->get().body();
+    if (response_->is_done()) {
+      body.data = nullptr;
+      body.size = 0;
+      body.more = false;
+      writeResponse();
+      return;
+    }
+    body.data = chunk_;
+    body.size = sizeof(chunk_);
+    refresh(*upstream_, upstreamRefreshed_);
+    http::async_read(*upstream_, upstreamBuffer_, *response_,
+                     [self = this->shared_from_this()](boost::system::error_code ec, size_t) {
+                       if (ec == http::error::need_buffer) ec = {};
+                       if (ec) return;  // the client sees the connection close mid-answer
+                       auto& body = self->response_->get().body();
+                       body.size = sizeof(self->chunk_) - body.size;
+                       body.data = self->chunk_;
+                       body.more = !self->response_->is_done();
+                       self->writeResponse();
+                     });
+  }
+
+  void writeResponse() {
+    refresh(beast::get_lowest_layer(client_), clientRefreshed_);
+    http::async_write(client_, *responseWriter_,
+                      [self = this->shared_from_this()](boost::system::error_code ec, size_t) {
+                        if (ec == http::error::need_buffer) ec = {};
+                        if (ec) return;
+                        if (!self->response_->is_done() || !self->responseWriter_->is_done()) {
+                          self->pumpResponse();
+                          return;
+                        }
+                        if (!self->upstreamKeepAlive_) self->upstream_.reset();
+                        if (self->clientKeepAlive_) {
+                          self->readHeader();
+                        } else {
+                          self->close();
+                        }
+                      });
+  }
+
+  // The proxy's own answer, after which the connection closes.
+  void answer(http::status status, const std::string& text) {
+    auto response = std::make_shared<http::response<http::string_body>>(status, version_);
+    response->set(http::field::content_type, "text/plain; charset=utf-8");
+    response->set(http::field::server, "agora-ingress");
+    response->keep_alive(false);
+    response->body() = text + "\n";
+    response->prepare_payload();
+    beast::get_lowest_layer(client_).expires_after(kIdle);
+    http::async_write(client_, *response,
+                      [self = this->shared_from_this(), response](boost::system::error_code, size_t) {
+                        self->close();
+                      });
+  }
+
+  // Moves a stream's deadline on while a message streams, a few times a minute rather than at
+  // every chunk (each move costs the timer a system call).
+  static void refresh(beast::tcp_stream& stream, std::chrono::steady_clock::time_point& at) {
+    auto now = std::chrono::steady_clock::now();
+    if (now - at > std::chrono::seconds(10)) {
+      stream.expires_after(kIdle);
+      at = now;
+    }
+  }
+
+  void close() {
+    boost::system::error_code ignored;
+    beast::get_lowest_layer(client_).socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  std::shared_ptr<IngressProxy::Impl> proxy_;
+  Stream client_;
+  std::string clientIp_;
+  bool tls_;
+  std::shared_ptr<ssl::context> context_;  // kept while the TLS stream uses it
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::buffer_body>> request_;
+  std::optional<http::request_serializer<http::buffer_body>> requestWriter_;
+  std::unique_ptr<beast::tcp_stream> upstream_;
+  Backend upstreamAt_;
+  beast::flat_buffer upstreamBuffer_;
+  std::optional<http::response_parser<http::buffer_body>> response_;
+  std::optional<http::response_serializer<http::buffer_body>> responseWriter_;
+  std::shared_ptr<const IngressTable> table_;  // keeps backend_ valid
+  const IngressBackend* backend_ = nullptr;
+  std::string host_;
+  unsigned version_ = 11;
+  bool clientKeepAlive_ = false;
+  bool upstreamKeepAlive_ = false;
+  bool head_ = false;
+  size_t tries_ = 0;
+  uint64_t first_ = 0;
+  std::chrono::steady_clock::time_point clientRefreshed_;
+  std::chrono::steady_clock::time_point upstreamRefreshed_;
+  char chunk_[kChunk];
+};
+
+}  // namespace
+
+void IngressProxy::Impl::accept(std::shared_ptr<tcp::acceptor> acceptor, bool tls) {
+  acceptor->async_accept([self = shared_from_this(), acceptor, tls](boost::system::error_code ec,
+                                                                    tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
+    if (!ec && self->connections < kMaxConnections) {
+      ++self->connections;
+      boost::system::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      std::string client = socket.remote_endpoint(ignored).address().to_string();
+      if (!tls) {
+        std::make_shared<Session<beast::tcp_stream>>(self, beast::tcp_stream(std::move(socket)),
+                                                     client, false, nullptr)
+            ->start();
+      } else if (auto context = self->contextFor("")) {
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+            self, beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *context),
+            client, true, context)
+            ->start();
+      } else {
+        --self->connections;  // no certificate at all: closed
+      }
+    }
+    self->accept(acceptor, tls);
+  });
+}
+
+IngressProxy::IngressProxy() : impl_(std::make_shared<Impl>()) {
+  impl_->work.emplace(impl_->io.get_executor());
+  impl_->threads.emplace_back([impl = impl_] { impl->io.run(); });
+}
+
+IngressProxy::~IngressProxy() {
+  stop();
+  impl_->work.reset();
+  impl_->io.stop();
+  for (auto& t : impl_->threads) t.join();
+}
 
 void IngressProxy::update(IngressTable table) {
   auto next = std::make_shared<const IngressTable>(std::move(table));
@@ -327,13 +470,13 @@ void IngressProxy::update(IngressTable table) {
 
 Status IngressProxy::listen(const std::string& ip, uint16_t httpPort, uint16_t httpsPort) {
   if (listening()) return ok();
-  std::vector<std::pair<std::unique_ptr<tcp::acceptor>, bool>> made;
+  std::vector<std::pair<std::shared_ptr<tcp::acceptor>, bool>> made;
   for (auto [port, tls] : {std::pair<uint16_t, bool>{httpPort, false}, {httpsPort, true}}) {
     if (port == 0) continue;
     boost::system::error_code ec;
     tcp::endpoint endpoint(net::ip::make_address(ip, ec), port);
     if (ec) return Error("'" + ip + "' is not an address");
-    auto acceptor = std::make_unique<tcp::acceptor>(impl_->io);
+    auto acceptor = std::make_shared<tcp::acceptor>(impl_->io);
     acceptor->open(endpoint.protocol(), ec);
     if (!ec) acceptor->set_option(net::socket_base::reuse_address(true), ec);
     if (!ec) acceptor->bind(endpoint, ec);
@@ -343,25 +486,35 @@ Status IngressProxy::listen(const std::string& ip, uint16_t httpPort, uint16_t h
     }
     made.emplace_back(std::move(acceptor), tls);
   }
-  impl_->stopping = false;
-  for (auto& [acceptor, tls] : made) {
-    tcp::acceptor* raw = acceptor.get();
-    impl_->acceptors.push_back(std::move(acceptor));
-    impl_->listeners.emplace_back([impl = impl_, raw, tls = tls] { impl->accept(raw, tls); });
-  }
+  std::promise<void> done;
+  net::post(impl_->io, [impl = impl_, made, &done] {
+    for (const auto& [acceptor, tls] : made) {
+      impl->acceptors.push_back(acceptor);
+      impl->accept(acceptor, tls);
+    }
+    done.set_value();
+  });
+  done.get_future().wait();
   return ok();
 }
 
-bool IngressProxy::listening() const { return !impl_->listeners.empty(); }
+bool IngressProxy::listening() const {
+  std::promise<bool> answer;
+  net::post(impl_->io, [impl = impl_, &answer] { answer.set_value(!impl->acceptors.empty()); });
+  return answer.get_future().get();
+}
 
 void IngressProxy::stop() {
-  impl_->stopping = true;
-  for (auto& acceptor : impl_->acceptors) {
-    ::shutdown(acceptor->native_handle(), SHUT_RDWR);  // wakes the blocked accept
-  }
-  for (auto& t : impl_->listeners) t.join();
-  impl_->listeners.clear();
-  impl_->acceptors.clear();
+  std::promise<void> done;
+  net::post(impl_->io, [impl = impl_, &done] {
+    for (auto& acceptor : impl->acceptors) {
+      boost::system::error_code ignored;
+      acceptor->close(ignored);
+    }
+    impl->acceptors.clear();
+    done.set_value();
+  });
+  done.get_future().wait();
 }
 
 uint64_t IngressProxy::requests() const { return impl_->requests; }

@@ -8,7 +8,7 @@
 // X-Forwarded-Host, X-Forwarded-Proto and X-Real-IP. No route: 404; no ready endpoint: 503;
 // none answering: 502.
 //
-// A thread per client connection (bounded): simple, and fast on the few cores of a node.
+// One thread, event-driven (asynchronous Boost.Beast); idle connections close after 60 s.
 
 #include <cstdint>
 #include <memory>
