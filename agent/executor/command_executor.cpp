@@ -99,6 +99,31 @@ void CommandExecutor::send(ExecutorDriver* driver, const std::string& taskId, Ta
   driver->update(status);
 }
 
+// The framework's files for `task` (ContainerInfo.files), written into its sandbox, as the
+// --mount= arguments that put each where it belongs.
+static std::vector<std::string> writeFiles(const TaskInfo& task, const std::string& sandbox) {
+  std::vector<std::string> mounts;
+  for (int i = 0; i < task.container().files_size(); ++i) {
+    const auto& file = task.container().files(i);
+    if (file.path().empty() || file.path().front() != '/' ||
+        file.path().find("..") != std::string::npos ||
+        file.path().find(':') != std::string::npos) {
+      LOG(WARNING) << "Task " << task.task_id() << ": ignoring file '" << file.path()
+                   << "' (not an absolute path)";
+      continue;
+    }
+    std::string dir = sandbox + "/.agora-files";
+    std::string source = dir + "/" + std::to_string(i);
+    if (!makeDirectories(dir) || !writeFileAtomic(source, file.data())) {
+      LOG(WARNING) << "Task " << task.task_id() << ": cannot write " << source;
+      continue;
+    }
+    ::chmod(source.c_str(), file.mode() != 0 ? file.mode() & 07777 : 0644);
+    mounts.push_back("--mount=" + source + ":" + file.path());
+  }
+  return mounts;
+}
+
 std::vector<std::string> CommandExecutor::asTaskUser(std::vector<std::string> argv) {
   const char* user = std::getenv("AGORA_TASK_USER");
   const char* uid = std::getenv("AGORA_TASK_UID");
@@ -298,24 +323,8 @@ void CommandExecutor::start(ExecutorDriver* driver, Running& running) {
     for (const auto& mount : task.container().mounts()) {
       enter.push_back("--mount=" + mount.source() + ":" + mount.target());
     }
-    // The framework's files: written into the sandbox, mounted where they belong.
-    for (int i = 0; i < task.container().files_size(); ++i) {
-      const auto& file = task.container().files(i);
-      if (file.path().empty() || file.path().front() != '/' ||
-          file.path().find("..") != std::string::npos ||
-          file.path().find(':') != std::string::npos) {
-        LOG(WARNING) << "Task " << task.task_id() << ": ignoring file '" << file.path()
-                     << "' (not an absolute path)";
-        continue;
-      }
-      std::string dir = running.directory + "/.agora-files";
-      std::string source = dir + "/" + std::to_string(i);
-      if (!makeDirectories(dir) || !writeFileAtomic(source, file.data())) {
-        LOG(WARNING) << "Task " << task.task_id() << ": cannot write " << source;
-        continue;
-      }
-      ::chmod(source.c_str(), file.mode() != 0 ? file.mode() & 07777 : 0644);
-      enter.push_back("--mount=" + source + ":" + file.path());
+    for (const std::string& mount : writeFiles(task, running.directory)) {
+      enter.push_back(mount);
     }
     if (group_) {
       enter.push_back("--shared=" + driver->sandbox() + "/shared");
@@ -328,6 +337,18 @@ void CommandExecutor::start(ExecutorDriver* driver, Running& running) {
   } else {
     // The task runs as its framework's user; the executor stays the agent's.
     spawn.argv = asTaskUser(std::move(spawn.argv));
+    // The framework's files over the host's, in a mount namespace of the task's own (as root,
+    // before it becomes its user).
+    std::vector<std::string> mounts = writeFiles(task, running.directory);
+    if (!mounts.empty() && ::geteuid() == 0) {
+      std::vector<std::string> enter = {selfExecutable(), "executor", "enter-mounts"};
+      enter.insert(enter.end(), mounts.begin(), mounts.end());
+      enter.push_back("--");
+      enter.insert(enter.end(), spawn.argv.begin(), spawn.argv.end());
+      spawn.argv = std::move(enter);
+    } else if (!mounts.empty()) {
+      LOG(WARNING) << "Task " << task.task_id() << ": its files need root; it sees the host's";
+    }
   }
   if (taskCgroups_ != nullptr) {
     // Its own cgroups, entered before anything of it runs.
@@ -617,6 +638,9 @@ int runCommandExecutor(const std::vector<std::string>& args) {
   }
   if (!args.empty() && args[0] == "enter-rootfs") {
     return runInRootfs(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
+  if (!args.empty() && args[0] == "enter-mounts") {
+    return runWithMounts(std::vector<std::string>(args.begin() + 1, args.end()));
   }
   // The task owns the sandbox's stdout and stderr; the executor's own log goes beside them.
   const char* sandbox = std::getenv("AGORA_SANDBOX");

@@ -243,4 +243,40 @@ int runInRootfs(const std::vector<std::string>& args) {
   fail("cannot run " + argv[0] + " in the image: " + std::strerror(errno));
 }
 
+int runWithMounts(const std::vector<std::string>& args) {
+  std::vector<std::pair<std::string, std::string>> mounts;
+  std::vector<std::string> argv;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--") {
+      argv.assign(args.begin() + static_cast<long>(i) + 1, args.end());
+      break;
+    }
+    if (a.rfind("--mount=", 0) != 0) fail("unknown argument " + a);
+    std::string spec = a.substr(std::strlen("--mount="));
+    size_t colon = spec.find(':');
+    if (colon == std::string::npos || spec.find("..") != std::string::npos) {
+      fail("bad mount " + spec);
+    }
+    mounts.emplace_back(spec.substr(0, colon), spec.substr(colon + 1));
+  }
+  if (argv.empty()) fail("usage: agora executor enter-mounts --mount=SOURCE:TARGET -- argv...");
+  check(::unshare(CLONE_NEWNS), "unshare the mount namespace");
+  check(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), "make mounts private");
+  for (const auto& [source, target] : mounts) {
+    struct stat st;
+    if (::stat(target.c_str(), &st) != 0) {
+      makeDirs(target.substr(0, target.rfind('/')));
+      writeText(target, "");
+    }
+    check(::mount(source.c_str(), target.c_str(), nullptr, MS_BIND, nullptr),
+          "mount " + source + " over " + target);
+  }
+  std::vector<char*> raw;
+  for (auto& a : argv) raw.push_back(a.data());
+  raw.push_back(nullptr);
+  ::execvp(raw[0], raw.data());
+  fail("cannot run " + argv[0] + ": " + std::strerror(errno));
+}
+
 }  // namespace agora::agent

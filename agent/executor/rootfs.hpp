@@ -24,4 +24,9 @@ inline constexpr const char* kRootfsShared = "/mnt/agora/shared";
 // [--mount=SOURCE:TARGET ...] -- argv...
 int runInRootfs(const std::vector<std::string>& args);
 
+// A task on the host's filesystem with files of its framework's over some of the host's (an
+// /etc/resolv.conf): in a mount namespace of its own, each file bind-mounted over its target,
+// then argv. args: --mount=SOURCE:TARGET ... -- argv...
+int runWithMounts(const std::vector<std::string>& args);
+
 }  // namespace agora::agent

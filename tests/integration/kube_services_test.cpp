@@ -237,6 +237,46 @@ CommandResult curl(const std::vector<std::string>& args) {
   return runCommand(argv, seconds(15));
 }
 
+TEST(KubeServicesTest, ADatabaseBackedAppInFourFilesPerServiceComesUpWithOneApply) {
+  if (runCommand({"/bin/sh", "-c", "test -x /usr/bin/redis-server && test -x /usr/bin/redis-cli"},
+                 seconds(5))
+          .exitCode != 0) {
+    GTEST_SKIP() << "no redis-server (Debian's redis-server package)";
+  }
+  KubeCluster k(2, "cpus:4;mem:4096");
+  REQUIRE_CLUSTER(k);
+  // Applied in name order: the app's pods come before the database's Secret, and wait for it.
+  auto applied = k.kubectl({"apply", "-f", example("counter/")});
+  ASSERT_EQ(applied.exitCode, 0) << applied.output;
+  for (const char* d : {"deployment/database", "deployment/counter"}) {
+    auto rolled = k.kubectl({"rollout", "status", d, "--timeout=90s"}, "", seconds(100));
+    ASSERT_EQ(rolled.exitCode, 0) << rolled.output << k.kubectl({"describe", "pods"}).output;
+  }
+  // The Secret's stringData was folded into data and is not given back.
+  json secret = k.json({"get", "secret", "database"});
+  EXPECT_FALSE(secret.contains("stringData")) << secret.dump();
+  EXPECT_TRUE(secret["data"].contains("password")) << secret.dump();
+  // The app finds the database by its DNS name (from its ConfigMap) with the password (from
+  // the Secret): each visit counts, whichever replica answers.
+  json service = k.json({"get", "svc", "counter"});
+  std::string address = service["status"]["loadBalancer"]["ingress"][0].value("ip", "") + ":80";
+  std::string first;
+  ASSERT_TRUE(waitUntil([&] { return (first = fetch(address, "/cgi-bin/hits")).find("visits so far: ") == 0; },
+                        seconds(30)))
+      << first;
+  std::string second = fetch(address, "/cgi-bin/hits");
+  int a = std::atoi(first.substr(std::string("visits so far: ").size()).c_str());
+  int b = std::atoi(second.substr(std::string("visits so far: ").size()).c_str());
+  EXPECT_EQ(b, a + 1) << first << " / " << second;
+  // The app's own Secret guards the reset.
+  CommandResult refused = curl({"-X", "POST", "-H", "X-Token: wrong", "http://" + address + "/cgi-bin/reset"});
+  EXPECT_EQ(refused.output, "no\n");
+  CommandResult reset = curl({"-X", "POST", "-H", "X-Token: let-me-reset",
+                              "http://" + address + "/cgi-bin/reset"});
+  EXPECT_EQ(reset.output, "reset\n");
+  EXPECT_EQ(fetch(address, "/cgi-bin/hits").rfind("visits so far: 1 (", 0), 0u);
+}
+
 TEST(KubeServicesTest, IngressRoutesByHostAndPathWithTlsKeepAliveAndStreaming) {
   if (runCommand({"/bin/sh", "-c", "command -v curl && command -v openssl"}, seconds(5))
           .exitCode != 0) {

@@ -255,8 +255,11 @@ void PodScheduler::place() {
     Resources need = requestsOf(pod);
     auto group = groupFor(pod, "");
     if (!group) {
+      // What it lacks (a ConfigMap, a Secret) may come: tried again in a second.
       markUnschedulable(pod, group.error());
-      queued_.erase(p.key);
+      p.notBefore = now + seconds(1);
+      nextTry = std::min(nextTry, p.notBefore);
+      waiting.push_back(p);
       continue;
     }
     // Spread: the offer of the node with the fewest pods, then the one with the most room.

@@ -51,8 +51,9 @@ struct PodSchedulerOptions {
   // Pods on an agent whose address is on loopback (a one-machine cluster) get an address of
   // their own from here; elsewhere, and with hostNetwork, they have their node's.
   std::string podCidr = "127.98.0.0/16";
-  // The cluster's DNS (the kube-dns Service's address; "" for none) and domain: containers with
-  // an image of their own get an /etc/resolv.conf that points at it (dnsPolicy ClusterFirst).
+  // The cluster's DNS (the kube-dns Service's address; "" for none) and domain: containers get
+  // an /etc/resolv.conf that points at it (dnsPolicy ClusterFirst; in an image, or over the
+  // host's in a mount namespace of their own).
   std::string dnsServer;
   std::string clusterDomain = "cluster.local";
 };
@@ -120,8 +121,8 @@ class PodScheduler {
   // Secret keys, and fields of the pod), or why it cannot be had (a missing ConfigMap).
   Result<std::vector<std::pair<std::string, std::string>>> containerEnvironment(
       const nlohmann::json& pod, const nlohmann::json& container) const;
-  // The /etc/resolv.conf of the pod's containers with images of their own (its dnsPolicy and
-  // dnsConfig), or none for the host's.
+  // The /etc/resolv.conf of the pod's containers (its dnsPolicy and dnsConfig), or none for
+  // the host's.
   std::optional<std::string> resolvConf(const nlohmann::json& pod) const;
   bool bind(nlohmann::json& pod, const Node& node);
   void killPod(const nlohmann::json& pod);

@@ -228,6 +228,9 @@ Result<std::vector<std::pair<std::string, std::string>>> PodScheduler::container
 std::optional<std::string> PodScheduler::resolvConf(const json& pod) const {
   const json spec = pod.value("spec", json::object());
   std::string policy = spec.value("dnsPolicy", "ClusterFirst");
+  if (policy == "ClusterFirst" && spec.value("hostNetwork", false)) {
+    policy = "Default";  // as in Kubernetes: host-network pods ask for the cluster's explicitly
+  }
   if (policy == "Default" || (policy != "None" && options_.dnsServer.empty())) {
     return std::nullopt;  // the host's
   }
@@ -320,6 +323,11 @@ Result<Operation> PodScheduler::groupFor(const json& pod, const std::string& age
     if (!environment) {
       return Error("container " + name + ": " + environment.error());
     }
+    if (auto resolv = resolvConf(pod)) {
+      auto* file = task->mutable_container()->add_files();
+      file->set_path("/etc/resolv.conf");
+      file->set_data(*resolv);
+    }
     std::map<std::string, std::string> variables(environment->begin(), environment->end());
     std::vector<std::string> argv;
     for (const auto& a : c.value("command", json::array())) {
@@ -342,11 +350,6 @@ Result<Operation> PodScheduler::groupFor(const json& pod, const std::string& age
       for (const auto& a : argv) command->add_arguments(a);
     } else {
       task->mutable_container()->set_image(image);
-      if (auto resolv = resolvConf(pod)) {
-        auto* file = task->mutable_container()->add_files();
-        file->set_path("/etc/resolv.conf");
-        file->set_data(*resolv);
-      }
       if (!c.value("workingDir", "").empty()) {
         task->mutable_container()->set_working_dir(c.value("workingDir", ""));
       }
