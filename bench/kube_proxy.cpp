@@ -3,7 +3,7 @@
 // kernel's rewrite; in userspace mode, the relay), through the ingress proxy (HTTP/1.1), and through nginx configured as the equivalent
 // reverse proxy (keep-alive upstream), all in one run, with wrk on loopback.
 //
-//   agora-bench-kube-proxy [--seconds=5] [--connections=32] [--threads=1]
+//   agora-bench-kube-proxy [--seconds=5] [--connections=32] [--threads=1] [--rounds=3]
 //
 // The service and ingress proxies run in this process, as the same classes `agora kube-proxy`
 // runs; nginx and wrk are Debian's.
@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -105,11 +106,15 @@ int run(int argc, char** argv) {
   int seconds = 5;
   int connections = 32;
   int threads = 1;
+  int rounds = 3;
   Flags flags("agora-bench-kube-proxy [flags]",
               "Requests/s and p99 through the service proxy, the ingress proxy and nginx.");
   flags.add(&seconds, "seconds", "How long each load runs.");
   flags.add(&connections, "connections", "wrk's connections (kept alive).");
   flags.add(&threads, "threads", "wrk's threads.");
+  flags.add(&rounds, "rounds",
+            "Rounds of all the paths in turn; each path's median round is reported (the\n"
+            "machine's drift spread over all of them).");
   if (auto parsed = flags.parse(argc, argv); !parsed) {
     std::cerr << parsed.error() << "\n";
     return 2;
@@ -192,28 +197,46 @@ int run(int argc, char** argv) {
     std::cerr << "ingress: " << listening.error() << "\n";
     rc = 1;
   }
-  std::printf("wrk -t%d -c%d -d%ds, keep-alive, one backend (nginx, 'return 200')\n", threads,
-              connections, seconds);
-  std::printf("%-32s %12s %10s %s\n", "path", "requests/s", "p99 ms", "vs direct");
-  double direct = 0;
+  std::printf("wrk -t%d -c%d -d%ds, keep-alive, one backend (nginx, 'return 200'); median of %d "
+              "rounds\n",
+              threads, connections, seconds, rounds);
+  std::vector<Target> measured;
   for (const Target& t : targets) {
-    if (rc != 0) break;
     if (!kernel && t.name.find("iptables") != std::string::npos) continue;
     if (!waitForPort(t.url)) {
       std::cerr << t.name << ": nothing answers at " << t.url << "\n";
       rc = 1;
-      break;
     }
-    auto load = runWrk(t.url, seconds, connections, threads, dir);
-    if (!load) {
-      std::cerr << t.name << ": " << load.error() << "\n";
-      rc = 1;
-      break;
+    measured.push_back(t);
+  }
+  std::vector<std::vector<Load>> loads(measured.size());
+  for (int round = 0; round < rounds && rc == 0; ++round) {
+    for (size_t i = 0; i < measured.size() && rc == 0; ++i) {
+      auto load = runWrk(measured[i].url, seconds, connections, threads, dir);
+      if (!load) {
+        std::cerr << measured[i].name << ": " << load.error() << "\n";
+        rc = 1;
+        break;
+      }
+      loads[i].push_back(*load);
     }
-    if (direct == 0) direct = load->requestsPerSecond;
-    std::printf("%-32s %12.0f %10.2f %8.0f%% %s\n", t.name.c_str(), load->requestsPerSecond,
-                load->p99Ms, 100 * load->requestsPerSecond / direct, load->errors.c_str());
-    std::fflush(stdout);
+  }
+  if (rc == 0) {
+    std::printf("%-32s %12s %10s %s\n", "path", "requests/s", "p99 ms", "vs direct");
+    double direct = 0;
+    for (size_t i = 0; i < measured.size(); ++i) {
+      auto runs = loads[i];
+      std::sort(runs.begin(), runs.end(), [](const Load& a, const Load& b) {
+        return a.requestsPerSecond < b.requestsPerSecond;
+      });
+      const Load& median = runs[runs.size() / 2];
+      if (direct == 0) direct = median.requestsPerSecond;
+      std::string all;
+      for (const Load& l : loads[i]) all += (all.empty() ? "" : " ") + std::to_string(static_cast<int>(l.requestsPerSecond));
+      std::printf("%-32s %12.0f %10.2f %8.0f%%  (rounds: %s) %s\n", measured[i].name.c_str(),
+                  median.requestsPerSecond, median.p99Ms, 100 * median.requestsPerSecond / direct,
+                  all.c_str(), median.errors.c_str());
+    }
   }
   if (kernel) kernel->remove();
   ingress.stop();
