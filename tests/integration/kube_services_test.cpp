@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
+
 #include <map>
 #include <set>
 #include <thread>
@@ -173,6 +175,19 @@ TEST(KubeServicesTest, NodePortsAndLoadBalancerAddressesServeOnEveryAgent) {
                             R"({"spec":{"sessionAffinity":"ClientIP"}})"});
   ASSERT_EQ(patched.exitCode, 0) << patched.output;
   EXPECT_TRUE(waitUntil([&] { return answers(external + ":8081", 12).size() == 1; }, seconds(20)));
+
+  // The API server away: the proxies serve what they knew; back, and they follow it again.
+  int kube = k.daemonPid("kube");
+  ASSERT_GT(kube, 0);
+  ::kill(kube, SIGTERM);
+  ASSERT_TRUE(waitUntil([&] { return !processAlive(kube); }, seconds(30)));
+  auto away = answers(external + ":8081", 10);
+  EXPECT_EQ(away.size(), 1u) << json(away).dump();
+  EXPECT_TRUE(pods.count(away.begin()->first)) << json(away).dump();
+  auto again = k.agora({"up"});
+  ASSERT_EQ(again.exitCode, 0) << again.output;
+  ASSERT_EQ(k.kubectl({"delete", "svc", "backend-lb"}).exitCode, 0);
+  EXPECT_TRUE(waitUntil([&] { return fetch(external + ":8081").empty(); }, seconds(20)));
 }
 
 TEST(KubeServicesTest, PodsResolveServicesByNameThroughTheClusterDns) {

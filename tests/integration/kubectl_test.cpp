@@ -464,12 +464,7 @@ TEST(KubectlTest, PodsKeepRunningAcrossARestartOfTheKubeFramework) {
       k.kubectl({"get", "pods", "-o", "jsonpath={.items[*].metadata.uid}"}).output;
 
   // Stop `agora kube` alone; `agora up` starts it again.
-  json profile = json::parse(readFile(k.home() + "/profiles/default/profile.json").value_or("{}"),
-                             nullptr, false);
-  int pid = 0;
-  for (const auto& d : profile.value("daemons", json::array())) {
-    if (d.value("role", "") == "kube") pid = d.value("pid", 0);
-  }
+  int pid = k.daemonPid("kube");
   ASSERT_GT(pid, 0);
   ::kill(pid, SIGTERM);
   ASSERT_TRUE(waitUntil([&] { return !processAlive(pid); }, seconds(30)));

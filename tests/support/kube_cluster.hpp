@@ -54,6 +54,17 @@ class KubeCluster {
   ~KubeCluster() { agora({"delete"}); }
 
   bool up() const { return up_; }
+
+  // The pid of the profile's daemon of `role` ("kube", "master", "agent"), or 0.
+  int daemonPid(const std::string& role) const {
+    nlohmann::json profile = nlohmann::json::parse(
+        readFile(home_.path() + "/profiles/default/profile.json").value_or("{}"), nullptr, false);
+    if (!profile.is_object()) return 0;
+    for (const auto& d : profile.value("daemons", nlohmann::json::array())) {
+      if (d.value("role", "") == role) return d.value("pid", 0);
+    }
+    return 0;
+  }
   const std::string& upOutput() const { return upOutput_; }
   const std::string& home() const { return home_.path(); }
   std::string kubeconfig() const { return home_.path() + "/kubeconfig"; }
