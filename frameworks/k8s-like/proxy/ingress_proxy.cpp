@@ -319,6 +319,23 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     body.data = chunk_;
     body.size = sizeof(chunk_);
+    // A short body already read with the header (the common case) is taken from the buffer at
+    // once, so header and body go to the client in one write.
+    auto length = response_->content_length();
+    if (length && *length <= sizeof(chunk_) && upstreamBuffer_.size() >= *length) {
+      boost::system::error_code ec;
+      http::read(upstream_->socket(), upstreamBuffer_, *response_, ec);
+      if (ec == http::error::need_buffer) ec = {};
+      if (!ec && response_->is_done()) {
+        body.size = sizeof(chunk_) - body.size;
+        body.data = chunk_;
+        body.more = false;
+        writeResponse();
+        return;
+      }
+      close();
+      return;
+    }
     refresh(*upstream_, upstreamRefreshed_);
     http::async_read(*upstream_, upstreamBuffer_, *response_,
                      [self = this->shared_from_this()](boost::system::error_code ec, size_t) {
