@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <set>
 #include <sstream>
 
 #include <glog/logging.h>
@@ -99,8 +101,22 @@ void CommandExecutor::send(ExecutorDriver* driver, const std::string& taskId, Ta
   driver->update(status);
 }
 
-// The framework's files for `task` (ContainerInfo.files), written into its sandbox, as the
-// --mount= arguments that put each where it belongs.
+// Where the framework's files are written: memory (/dev/shm), never disk, as they may be
+// Secrets; one directory per task sandbox, removed when the executor ends.
+static std::set<std::string>& filesDirectories() {
+  static std::set<std::string> directories;
+  return directories;
+}
+
+static std::string filesDirectory(const std::string& sandbox) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "/dev/shm/agora-files-%016zx",
+                std::hash<std::string>()(sandbox));
+  return name;
+}
+
+// The framework's files for `task` (ContainerInfo.files), written into its directory of
+// files, as the --mount= arguments that put each where it belongs.
 static std::vector<std::string> writeFiles(const TaskInfo& task, const std::string& sandbox) {
   std::vector<std::string> mounts;
   for (int i = 0; i < task.container().files_size(); ++i) {
@@ -112,9 +128,11 @@ static std::vector<std::string> writeFiles(const TaskInfo& task, const std::stri
                    << "' (not an absolute path)";
       continue;
     }
-    std::string dir = sandbox + "/.agora-files";
+    std::string dir = filesDirectory(sandbox);
     std::string source = dir + "/" + std::to_string(i);
-    if (!makeDirectories(dir) || !writeFileAtomic(source, file.data())) {
+    filesDirectories().insert(dir);
+    if (!makeDirectories(dir) || ::chmod(dir.c_str(), 0700) != 0 ||
+        !writeFileAtomic(source, file.data())) {
       LOG(WARNING) << "Task " << task.task_id() << ": cannot write " << source;
       continue;
     }
@@ -663,6 +681,9 @@ int runCommandExecutor(const std::vector<std::string>& args) {
     executor.reap(&driver);
   });
   DriverStatus status = driver.run();
+  for (const std::string& dir : filesDirectories()) {
+    (void)removeAll(dir);
+  }
   return status == DriverStatus::kStopped ? 0 : 1;
 }
 

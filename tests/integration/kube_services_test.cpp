@@ -245,6 +245,73 @@ TEST(KubeServicesTest, PodsResolveServicesByNameThroughTheClusterDns) {
       << looked.output;
 }
 
+TEST(KubeServicesTest, ConfigMapsAndSecretsAreFilesInPods) {
+  KubeCluster k(1, "cpus:4;mem:4096");
+  REQUIRE_CLUSTER(k);
+  if (!importTestImage(k, "test/busybox:1")) GTEST_SKIP() << "this machine cannot run images";
+  ASSERT_EQ(k.kubectl({"create", "configmap", "settings", "--from-literal=greeting=hello",
+                       "--from-literal=level=3"})
+                .exitCode,
+            0);
+  ASSERT_EQ(k.kubectl({"create", "secret", "generic", "db", "--from-literal=password=pw-1"})
+                .exitCode,
+            0);
+  // Settings from the ConfigMap as env and as files (all keys; one item renamed), the password
+  // as a file of mode 0400; an optional volume of a missing ConfigMap is no error.
+  std::string check =
+      "test \"$GREETING\" = hello && "
+      "test \"$(cat /etc/settings/greeting)\" = hello && "
+      "test \"$(cat /etc/settings/level)\" = 3 && "
+      "test \"$(cat /etc/renamed/the-level)\" = 3 && ! test -e /etc/renamed/greeting && "
+      "test \"$(cat /etc/db/password)\" = pw-1 && "
+      "test \"$(stat -c %a /etc/db/password)\" = 400 && "
+      "test \"$(cat /etc/one-file.txt)\" = hello";
+  json pod = {
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata", {{"name", "reader"}}},
+      {"spec",
+       {{"restartPolicy", "Never"},
+        {"volumes",
+         {{{"name", "settings"}, {"configMap", {{"name", "settings"}}}},
+          {{"name", "renamed"},
+           {"configMap", {{"name", "settings"}, {"items", {{{"key", "level"}, {"path", "the-level"}}}}}}},
+          {{"name", "db"}, {"secret", {{"secretName", "db"}, {"defaultMode", 0400}}}},
+          {{"name", "maybe"}, {"configMap", {{"name", "absent"}, {"optional", true}}}}}},
+        {"containers",
+         {{{"name", "reader"},
+           {"image", "test/busybox:1"},
+           {"command", {"/bin/sh", "-c", check}},
+           {"env", {{{"name", "GREETING"},
+                     {"valueFrom", {{"configMapKeyRef", {{"name", "settings"}, {"key", "greeting"}}}}}}}},
+           {"volumeMounts",
+            {{{"name", "settings"}, {"mountPath", "/etc/settings"}},
+             {{"name", "renamed"}, {"mountPath", "/etc/renamed"}},
+             {{"name", "db"}, {"mountPath", "/etc/db"}, {"readOnly", true}},
+             {{"name", "settings"}, {"mountPath", "/etc/one-file.txt"}, {"subPath", "greeting"}},
+             {{"name", "maybe"}, {"mountPath", "/etc/maybe"}}}}}}}}}};
+  std::string file = k.home() + "/reader.json";
+  ASSERT_TRUE(writeFileAtomic(file, pod.dump()).ok());
+  auto created = k.kubectl({"apply", "-f", file});
+  ASSERT_EQ(created.exitCode, 0) << created.output;
+  std::string phase;
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        phase = k.json({"get", "pod", "reader"})["status"].value("phase", "");
+        return phase == "Succeeded" || phase == "Failed";
+      },
+      seconds(60)));
+  EXPECT_EQ(phase, "Succeeded") << k.kubectl({"describe", "pod", "reader"}).output;
+  // The files were in memory, and are gone with the pod's executor.
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        return runCommand({"/bin/sh", "-c", "grep -rl pw-1 /dev/shm/agora-files-* 2>/dev/null"},
+                          seconds(5))
+            .output.empty();
+      },
+      seconds(30)));
+}
+
 // curl, on loopback only (--resolve pins every name to the ingress address).
 CommandResult curl(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {"/usr/bin/env", "curl", "-s", "-m", "10"};

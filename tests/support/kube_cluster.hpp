@@ -128,7 +128,7 @@ inline bool importTestImage(KubeCluster& k, const std::string& name) {
       {"bin", 'd', "", "", 0755},
       {"bin/busybox", 'f', readFile("/bin/busybox").value_or(""), "", 0755},
       {"tmp", 'd', "", "", 01777}};
-  for (const char* applet : {"sh", "sleep", "touch", "test", "date", "echo", "cat", "wget", "nslookup", "grep"}) {
+  for (const char* applet : {"sh", "sleep", "touch", "test", "date", "echo", "cat", "wget", "nslookup", "grep", "stat"}) {
     entries.push_back({std::string("bin/") + applet, 'l', "", "busybox", 0777});
   }
   EXPECT_TRUE(images::writeTar(dir + "/layer.tar", entries).ok());

@@ -121,6 +121,15 @@ class PodScheduler {
   // Secret keys, and fields of the pod), or why it cannot be had (a missing ConfigMap).
   Result<std::vector<std::pair<std::string, std::string>>> containerEnvironment(
       const nlohmann::json& pod, const nlohmann::json& container) const;
+  // The decoded data of a ConfigMap or Secret in `ns` (none when optional and missing), or why
+  // there is none.
+  Result<std::map<std::string, std::string>> configData(const std::string& ns, bool secret,
+                                                        const std::string& name,
+                                                        bool optional) const;
+  // The files of the ConfigMap and Secret volumes `container` mounts (items, defaultMode and
+  // mode, optional, subPath), or why they cannot be had.
+  Result<std::vector<ContainerInfo::File>> volumeFiles(const nlohmann::json& pod,
+                                                       const nlohmann::json& container) const;
   // The /etc/resolv.conf of the pod's containers (its dnsPolicy and dnsConfig), or none for
   // the host's.
   std::optional<std::string> resolvConf(const nlohmann::json& pod) const;

@@ -134,6 +134,84 @@ std::optional<HealthCheck> probeToCheck(const json& probe, const std::string& po
   return check;
 }
 
+Result<std::map<std::string, std::string>> PodScheduler::configData(const std::string& ns,
+                                                                  bool secret,
+                                                                  const std::string& name,
+                                                                  bool optional) const {
+  const ResourceType& type = *findResource("", "v1", secret ? "secrets" : "configmaps");
+  ApiOutcome got = api_->get(type, ns, name);
+  if (!got.ok()) {
+    if (optional) return std::map<std::string, std::string>{};
+    return Error(std::string(secret ? "secret" : "configmap") + " \"" + name + "\" not found");
+  }
+  std::map<std::string, std::string> data;
+  const json stored = got.object.value("data", json::object());
+  for (const auto& [k, v] : stored.items()) {
+    if (!v.is_string()) continue;
+    data[k] = secret ? base64Decode(v.get<std::string>()).value_or("") : v.get<std::string>();
+  }
+  if (!secret) {
+    const json binary = got.object.value("binaryData", json::object());
+    for (const auto& [k, v] : binary.items()) {
+      if (v.is_string()) data[k] = base64Decode(v.get<std::string>()).value_or("");
+    }
+  }
+  return data;
+}
+
+Result<std::vector<ContainerInfo::File>> PodScheduler::volumeFiles(const json& pod,
+                                                                   const json& container) const {
+  std::string ns = pod["metadata"].value("namespace", "");
+  std::map<std::string, json> volumes;
+  for (const json& v : pod["spec"].value("volumes", json::array())) {
+    if (v.is_object()) volumes[v.value("name", "")] = v;
+  }
+  std::vector<ContainerInfo::File> files;
+  for (const json& m : container.value("volumeMounts", json::array())) {
+    if (!m.is_object()) continue;
+    auto found = volumes.find(m.value("name", ""));
+    if (found == volumes.end()) {
+      return Error("volumeMount " + m.value("name", "") + ": no volume of that name");
+    }
+    const json& volume = found->second;
+    bool secret = volume.contains("secret");
+    if (!secret && !volume.contains("configMap")) continue;  // other kinds: not files of ours
+    const json from = volume[secret ? "secret" : "configMap"];
+    std::string name = from.value(secret ? "secretName" : "name", "");
+    bool optional = from.value("optional", false);
+    auto data = configData(ns, secret, name, optional);
+    if (!data) return Error(data.error());
+    int defaultMode = from.value("defaultMode", 0644);
+    // key -> (path under the mount, mode): the items, or every key.
+    std::vector<std::tuple<std::string, std::string, int>> wanted;
+    if (from.contains("items") && from["items"].is_array()) {
+      for (const json& item : from["items"]) {
+        std::string key = item.value("key", "");
+        if (!data->count(key)) {
+          if (optional) continue;
+          return Error("couldn't find key " + key + " in " +
+                       (secret ? "Secret " : "ConfigMap ") + ns + "/" + name);
+        }
+        wanted.emplace_back(key, item.value("path", key), item.value("mode", defaultMode));
+      }
+    } else {
+      for (const auto& [key, value] : *data) wanted.emplace_back(key, key, defaultMode);
+    }
+    std::string mountPath = m.value("mountPath", "");
+    std::string subPath = m.value("subPath", "");
+    while (mountPath.size() > 1 && mountPath.back() == '/') mountPath.pop_back();
+    for (const auto& [key, path, mode] : wanted) {
+      if (!subPath.empty() && path != subPath) continue;
+      ContainerInfo::File file;
+      file.set_path(subPath.empty() ? mountPath + "/" + path : mountPath);
+      file.set_data(data->at(key));
+      file.set_mode(static_cast<uint32_t>(mode));
+      files.push_back(std::move(file));
+    }
+  }
+  return files;
+}
+
 Result<std::vector<std::pair<std::string, std::string>>> PodScheduler::containerEnvironment(
     const json& pod, const json& container) const {
   const json& meta = pod["metadata"];
@@ -149,26 +227,8 @@ Result<std::vector<std::pair<std::string, std::string>>> PodScheduler::container
     }
     out.emplace_back(key, value);
   };
-  // The data of a ConfigMap or Secret (decoded), or why not.
-  auto source = [&](bool secret, const std::string& name,
-                    bool optional) -> Result<std::map<std::string, std::string>> {
-    const ResourceType& type = *findResource("", "v1", secret ? "secrets" : "configmaps");
-    ApiOutcome got = api_->get(type, ns, name);
-    if (!got.ok()) {
-      if (optional) return std::map<std::string, std::string>{};
-      return Error(std::string(secret ? "secret" : "configmap") + " \"" + name + "\" not found");
-    }
-    std::map<std::string, std::string> data;
-    const json stored = got.object.value("data", json::object());
-    for (const auto& [k, v] : stored.items()) {
-      if (!v.is_string()) continue;
-      if (secret) {
-        data[k] = base64Decode(v.get<std::string>()).value_or("");
-      } else {
-        data[k] = v.get<std::string>();
-      }
-    }
-    return data;
+  auto source = [&](bool secret, const std::string& name, bool optional) {
+    return configData(ns, secret, name, optional);
   };
   if (pod["spec"].value("enableServiceLinks", true)) {
     for (const json& svc : api_->list(*findResource("", "v1", "services"), ns)) {
@@ -328,6 +388,12 @@ Result<Operation> PodScheduler::groupFor(const json& pod, const std::string& age
       file->set_path("/etc/resolv.conf");
       file->set_data(*resolv);
     }
+    // ConfigMap and Secret volumes: their keys as files where the container mounts them.
+    auto files = volumeFiles(pod, c);
+    if (!files) {
+      return Error("container " + name + ": " + files.error());
+    }
+    for (auto& f : *files) *task->mutable_container()->add_files() = std::move(f);
     std::map<std::string, std::string> variables(environment->begin(), environment->end());
     std::vector<std::string> argv;
     for (const auto& a : c.value("command", json::array())) {
