@@ -17,11 +17,13 @@
 #include "cli/daemon.hpp"
 #include "common/flags.hpp"
 #include "common/fs.hpp"
+#include "common/http.hpp"
 #include "common/logging.hpp"
 #include "frameworks/k8s-like/proxy/api_client.hpp"
 #include "frameworks/k8s-like/proxy/ingress_proxy.hpp"
 #include "frameworks/k8s-like/proxy/ingress_rules.hpp"
 #include "frameworks/k8s-like/proxy/kernel_rules.hpp"
+#include "frameworks/k8s-like/proxy/pod_files.hpp"
 #include "frameworks/k8s-like/proxy/proxy_rules.hpp"
 #include "frameworks/k8s-like/proxy/service_proxy.hpp"
 
@@ -130,9 +132,14 @@ int kubeProxyCommand(int argc, const char* const* argv) {
     auto endpoints = services ? (*client)->get("/api/v1/endpoints") : services;
     auto ingresses = endpoints ? (*client)->get("/apis/networking.k8s.io/v1/ingresses") : endpoints;
     auto secrets = ingresses ? (*client)->get("/api/v1/secrets") : ingresses;
-    if (!services || !endpoints || !ingresses || !secrets) {
+    auto configMaps = secrets ? (*client)->get("/api/v1/configmaps") : secrets;
+    auto pods = configMaps ? (*client)->get("/api/v1/pods?fieldSelector=" +
+                                            urlEncode("spec.nodeName=" + nodeName))
+                           : configMaps;
+    if (!services || !endpoints || !ingresses || !secrets || !configMaps || !pods) {
       std::string why = !services ? services.error() : !endpoints ? endpoints.error()
-                        : !ingresses ? ingresses.error() : secrets.error();
+                        : !ingresses ? ingresses.error() : !secrets ? secrets.error()
+                        : !configMaps ? configMaps.error() : pods.error();
       if (why != lastError) {
         LOG(WARNING) << "Keeping the last rules: " << why;
         lastError = why;
@@ -143,14 +150,25 @@ int kubeProxyCommand(int argc, const char* const* argv) {
         json e = json::parse(*endpoints);
         json i = json::parse(*ingresses);
         json t = json::parse(*secrets);
+        json m = json::parse(*configMaps);
+        json p = json::parse(*pods);
         std::string versions = s["metadata"].value("resourceVersion", "") + "/" +
                                e["metadata"].value("resourceVersion", "") + "/" +
                                i["metadata"].value("resourceVersion", "") + "/" +
-                               t["metadata"].value("resourceVersion", "");
+                               t["metadata"].value("resourceVersion", "") + "/" +
+                               m["metadata"].value("resourceVersion", "") + "/" +
+                               p["metadata"].value("resourceVersion", "");
         // Unchanged rules are applied again while some address could not be had (another
         // agent's proxy on this machine may hold it, until it goes).
         bool changed = versions != lastVersions;
         lastVersions = versions;
+        if (changed) {
+          // ConfigMap and Secret volumes of this node's pods follow their objects.
+          int updated = kube::refreshPodFiles(p.value("items", json::array()),
+                                              m.value("items", json::array()),
+                                              t.value("items", json::array()), nodeName);
+          if (updated > 0) LOG(INFO) << "Updated " << updated << " files of pods' volumes";
+        }
         if (changed || !proxy.failures().empty() || kernelRetry || ingressRetry) {
           const json serviceItems = s.value("items", json::array());
           const json endpointItems = e.value("items", json::array());

@@ -18,6 +18,7 @@
 
 #include "agent/executor/rootfs.hpp"
 #include "common/fs.hpp"
+#include "common/task_files.hpp"
 #include "common/logging.hpp"
 #include "common/process.hpp"
 #include "common/time.hpp"
@@ -101,23 +102,16 @@ void CommandExecutor::send(ExecutorDriver* driver, const std::string& taskId, Ta
   driver->update(status);
 }
 
-// Where the framework's files are written: memory (/dev/shm), never disk, as they may be
-// Secrets; one directory per task sandbox, removed when the executor ends.
+// The task files directories this executor wrote (common/task_files.hpp), removed when it
+// ends.
 static std::set<std::string>& filesDirectories() {
   static std::set<std::string> directories;
   return directories;
 }
 
-static std::string filesDirectory(const std::string& sandbox) {
-  char name[64];
-  std::snprintf(name, sizeof(name), "/dev/shm/agora-files-%016zx",
-                std::hash<std::string>()(sandbox));
-  return name;
-}
-
 // The framework's files for `task` (ContainerInfo.files), written into its directory of
 // files, as the --mount= arguments that put each where it belongs.
-static std::vector<std::string> writeFiles(const TaskInfo& task, const std::string& sandbox) {
+static std::vector<std::string> writeFiles(const TaskInfo& task) {
   std::vector<std::string> mounts;
   for (int i = 0; i < task.container().files_size(); ++i) {
     const auto& file = task.container().files(i);
@@ -128,8 +122,8 @@ static std::vector<std::string> writeFiles(const TaskInfo& task, const std::stri
                    << "' (not an absolute path)";
       continue;
     }
-    std::string dir = filesDirectory(sandbox);
-    std::string source = dir + "/" + std::to_string(i);
+    std::string dir = taskFilesDirectory(task.task_id());
+    std::string source = taskFilePath(task.task_id(), file.path());
     filesDirectories().insert(dir);
     if (!makeDirectories(dir) || ::chmod(dir.c_str(), 0700) != 0 ||
         !writeFileAtomic(source, file.data())) {
@@ -341,7 +335,7 @@ void CommandExecutor::start(ExecutorDriver* driver, Running& running) {
     for (const auto& mount : task.container().mounts()) {
       enter.push_back("--mount=" + mount.source() + ":" + mount.target());
     }
-    for (const std::string& mount : writeFiles(task, running.directory)) {
+    for (const std::string& mount : writeFiles(task)) {
       enter.push_back(mount);
     }
     if (group_) {
@@ -357,7 +351,7 @@ void CommandExecutor::start(ExecutorDriver* driver, Running& running) {
     spawn.argv = asTaskUser(std::move(spawn.argv));
     // The framework's files over the host's, in a mount namespace of the task's own (as root,
     // before it becomes its user).
-    std::vector<std::string> mounts = writeFiles(task, running.directory);
+    std::vector<std::string> mounts = writeFiles(task);
     if (!mounts.empty() && ::geteuid() == 0) {
       std::vector<std::string> enter = {selfExecutable(), "executor", "enter-mounts"};
       enter.insert(enter.end(), mounts.begin(), mounts.end());

@@ -302,7 +302,30 @@ TEST(KubeServicesTest, ConfigMapsAndSecretsAreFilesInPods) {
       },
       seconds(60)));
   EXPECT_EQ(phase, "Succeeded") << k.kubectl({"describe", "pod", "reader"}).output;
-  // The files were in memory, and are gone with the pod's executor.
+  // A running pod sees its file change when the ConfigMap does (its environment stays).
+  json watcher = pod;
+  watcher["metadata"]["name"] = "watcher";
+  watcher["spec"]["containers"][0]["command"] = {
+      "/bin/sh", "-c",
+      "i=0; while test $i -lt 600; do "
+      "if test \"$(cat /etc/settings/greeting)\" = changed; then test \"$GREETING\" = hello; "
+      "exit $?; fi; sleep 0.1; i=$((i+1)); done; exit 1"};
+  ASSERT_TRUE(writeFileAtomic(file, watcher.dump()).ok());
+  created = k.kubectl({"apply", "-f", file});
+  ASSERT_EQ(created.exitCode, 0) << created.output;
+  ASSERT_TRUE(waitUntil(
+      [&] { return k.json({"get", "pod", "watcher"})["status"].value("phase", "") == "Running"; },
+      seconds(60)));
+  auto patched = k.kubectl({"patch", "configmap", "settings", "-p", R"({"data":{"greeting":"changed"}})"});
+  ASSERT_EQ(patched.exitCode, 0) << patched.output;
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        phase = k.json({"get", "pod", "watcher"})["status"].value("phase", "");
+        return phase == "Succeeded" || phase == "Failed";
+      },
+      seconds(60)));
+  EXPECT_EQ(phase, "Succeeded") << k.kubectl({"describe", "pod", "watcher"}).output;
+  // The files were in memory, and are gone with the pods' executors.
   EXPECT_TRUE(waitUntil(
       [&] {
         return runCommand({"/bin/sh", "-c", "grep -rl pw-1 /dev/shm/agora-files-* 2>/dev/null"},

@@ -12,6 +12,7 @@
 // It runs on the API server's loop. What it asks of the cluster goes through a ClusterDriver:
 // the SDK's SchedulerDriver in `agora kube`, a simulation in benchmarks.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -126,10 +127,6 @@ class PodScheduler {
   Result<std::map<std::string, std::string>> configData(const std::string& ns, bool secret,
                                                         const std::string& name,
                                                         bool optional) const;
-  // The files of the ConfigMap and Secret volumes `container` mounts (items, defaultMode and
-  // mode, optional, subPath), or why they cannot be had.
-  Result<std::vector<ContainerInfo::File>> volumeFiles(const nlohmann::json& pod,
-                                                       const nlohmann::json& container) const;
   // The /etc/resolv.conf of the pod's containers (its dnsPolicy and dnsConfig), or none for
   // the host's.
   std::optional<std::string> resolvConf(const nlohmann::json& pod) const;
@@ -159,6 +156,17 @@ class PodScheduler {
   uint64_t bound_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
+
+// The decoded data of ConfigMap (secret false) or Secret `name` in `ns`; none when `optional`
+// and missing; else why there is none.
+using ConfigLookup = std::function<Result<std::map<std::string, std::string>>(
+    const std::string& ns, bool secret, const std::string& name, bool optional)>;
+
+// The files of the ConfigMap and Secret volumes `container` mounts (items, defaultMode and
+// mode, optional, subPath), or why they cannot be had.
+Result<std::vector<ContainerInfo::File>> volumeFiles(const nlohmann::json& pod,
+                                                     const nlohmann::json& container,
+                                                     const ConfigLookup& lookup);
 
 // Kubernetes' $(VAR) references in a container's command and args: replaced by the
 // variable's value when the container has it, left as written when not; $$ is a literal $.

@@ -159,8 +159,8 @@ Result<std::map<std::string, std::string>> PodScheduler::configData(const std::s
   return data;
 }
 
-Result<std::vector<ContainerInfo::File>> PodScheduler::volumeFiles(const json& pod,
-                                                                   const json& container) const {
+Result<std::vector<ContainerInfo::File>> volumeFiles(const json& pod, const json& container,
+                                                     const ConfigLookup& lookup) {
   std::string ns = pod["metadata"].value("namespace", "");
   std::map<std::string, json> volumes;
   for (const json& v : pod["spec"].value("volumes", json::array())) {
@@ -179,7 +179,7 @@ Result<std::vector<ContainerInfo::File>> PodScheduler::volumeFiles(const json& p
     const json from = volume[secret ? "secret" : "configMap"];
     std::string name = from.value(secret ? "secretName" : "name", "");
     bool optional = from.value("optional", false);
-    auto data = configData(ns, secret, name, optional);
+    auto data = lookup(ns, secret, name, optional);
     if (!data) return Error(data.error());
     int defaultMode = from.value("defaultMode", 0644);
     // key -> (path under the mount, mode): the items, or every key.
@@ -389,7 +389,10 @@ Result<Operation> PodScheduler::groupFor(const json& pod, const std::string& age
       file->set_data(*resolv);
     }
     // ConfigMap and Secret volumes: their keys as files where the container mounts them.
-    auto files = volumeFiles(pod, c);
+    auto files = volumeFiles(pod, c, [this](const std::string& ns, bool secret,
+                                            const std::string& object, bool optional) {
+      return configData(ns, secret, object, optional);
+    });
     if (!files) {
       return Error("container " + name + ": " + files.error());
     }
