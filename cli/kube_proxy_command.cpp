@@ -102,6 +102,8 @@ int kubeProxyCommand(int argc, const char* const* argv) {
   if (mode != "userspace") {
     Status usable = kube::KernelRules::available();
     if (usable) {
+      // Chains left by proxies killed before they could remove them.
+      kube::KernelRules::collectStale();
       char chain[32];
       std::snprintf(chain, sizeof(chain), "AGORA-%08zx",
                     std::hash<std::string>()(api + "/" + nodeName) & 0xffffffffu);

@@ -12,6 +12,7 @@
 #include "common/fs.hpp"
 #include "common/net.hpp"
 #include "common/process.hpp"
+#include "frameworks/k8s-like/proxy/kernel_rules.hpp"
 
 namespace agora::cli {
 
@@ -96,6 +97,9 @@ void stopProfile(const Profile& profile) {
       }
     }
   }
+  // The kube framework's service proxies remove their kernel rules as they stop; those killed
+  // before they could leave them behind, removed here.
+  kube::KernelRules::collectStale();
 }
 
 bool anyRunning(const Profile& profile) {

@@ -302,33 +302,51 @@ TEST(KubeServicesTest, ConfigMapsAndSecretsAreFilesInPods) {
       },
       seconds(60)));
   EXPECT_EQ(phase, "Succeeded") << k.kubectl({"describe", "pod", "reader"}).output;
-  // A running pod sees its file change when the ConfigMap does (its environment stays).
-  json watcher = pod;
-  watcher["metadata"]["name"] = "watcher";
-  watcher["spec"]["containers"][0]["command"] = {
-      "/bin/sh", "-c",
-      "i=0; while test $i -lt 600; do "
-      "if test \"$(cat /etc/settings/greeting)\" = changed; then test \"$GREETING\" = hello; "
-      "exit $?; fi; sleep 0.1; i=$((i+1)); done; exit 1"};
-  ASSERT_TRUE(writeFileAtomic(file, watcher.dump()).ok());
+  // A Deployment reading its settings from the ConfigMap (env and file) and its password from
+  // the Secret (file): its pod is ready once the file says `changed`, which it comes to say
+  // when the ConfigMap does, while the container runs on (its environment stays).
+  json container = pod["spec"]["containers"][0];
+  container["command"] = {"/bin/sh", "-c",
+                          "test \"$GREETING\" = hello && test \"$(cat /etc/db/password)\" = pw-1 "
+                          "&& exec sleep 3600"};
+  container["readinessProbe"] = {
+      {"exec", {{"command", {"/bin/sh", "-c", "test \"$(cat /etc/settings/greeting)\" = changed"}}}},
+      {"periodSeconds", 1}};
+  json deployment = {
+      {"apiVersion", "apps/v1"},
+      {"kind", "Deployment"},
+      {"metadata", {{"name", "settled"}}},
+      {"spec",
+       {{"replicas", 1},
+        {"selector", {{"matchLabels", {{"app", "settled"}}}}},
+        {"template",
+         {{"metadata", {{"labels", {{"app", "settled"}}}}},
+          {"spec", {{"volumes", pod["spec"]["volumes"]}, {"containers", json::array({container})}}}}}}}};
+  ASSERT_TRUE(writeFileAtomic(file, deployment.dump()).ok());
   created = k.kubectl({"apply", "-f", file});
   ASSERT_EQ(created.exitCode, 0) << created.output;
+  auto podOf = [&] { return k.json({"get", "pods", "-l", "app=settled"})["items"]; };
   ASSERT_TRUE(waitUntil(
-      [&] { return k.json({"get", "pod", "watcher"})["status"].value("phase", "") == "Running"; },
+      [&] {
+        json items = podOf();
+        return items.size() == 1 && items[0]["status"].value("phase", "") == "Running";
+      },
       seconds(60)));
+  EXPECT_EQ(k.json({"get", "deployment", "settled"})["status"].value("readyReplicas", 0), 0);
   auto patched = k.kubectl({"patch", "configmap", "settings", "-p", R"({"data":{"greeting":"changed"}})"});
   ASSERT_EQ(patched.exitCode, 0) << patched.output;
   EXPECT_TRUE(waitUntil(
-      [&] {
-        phase = k.json({"get", "pod", "watcher"})["status"].value("phase", "");
-        return phase == "Succeeded" || phase == "Failed";
-      },
-      seconds(60)));
-  EXPECT_EQ(phase, "Succeeded") << k.kubectl({"describe", "pod", "watcher"}).output;
+      [&] { return k.json({"get", "deployment", "settled"})["status"].value("readyReplicas", 0) == 1; },
+      seconds(30)))
+      << k.kubectl({"describe", "pods", "-l", "app=settled"}).output;
+  json items = podOf();
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0]["status"]["containerStatuses"][0].value("restartCount", -1), 0);
+  ASSERT_EQ(k.kubectl({"delete", "deployment", "settled"}).exitCode, 0);
   // The files were in memory, and are gone with the pods' executors.
   EXPECT_TRUE(waitUntil(
       [&] {
-        return runCommand({"/bin/sh", "-c", "grep -rl pw-1 /dev/shm/agora-files-* 2>/dev/null"},
+        return runCommand({"/bin/sh", "-c", "grep -rl pw-1 /dev/shm/agora-files 2>/dev/null"},
                           seconds(5))
             .output.empty();
       },

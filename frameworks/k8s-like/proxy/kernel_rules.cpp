@@ -1,5 +1,7 @@
 #include "frameworks/k8s-like/proxy/kernel_rules.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,6 +54,48 @@ Result<std::string> runIptables(std::vector<std::string> argv, const std::string
     return Error(argv[0] + " failed: " + output);
   }
   return output;
+}
+
+constexpr char kLockDirectory[] = "/run/agora-kube-proxy";
+
+std::string lockPath(const std::string& chain) {
+  return std::string(kLockDirectory) + "/" + chain + ".lock";
+}
+
+// Takes `chain`'s lock without waiting: the open descriptor, or -1 when someone holds it.
+int takeLock(const std::string& chain) {
+  if (!makeDirectories(kLockDirectory)) return -1;
+  int fd = ::open(lockPath(chain).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Deletes the jumps to `chain`, then it and its endpoint chains (`all`: the nat table's
+// `-S` listing, where they are found).
+void deleteChain(const std::string& chain, const std::string& all) {
+  for (const char* from : {"OUTPUT", "PREROUTING"}) {
+    while (runIptables({"iptables", "-w", "5", "-t", "nat", "-D", from, "-j", chain}, "")) {
+    }
+  }
+  std::vector<std::string> chains = {chain};
+  size_t at = 0;
+  std::string prefix = "-N " + chain + "-";
+  while ((at = all.find(prefix, at)) != std::string::npos) {
+    size_t end = all.find('\n', at);
+    chains.push_back(all.substr(at + 3, end == std::string::npos ? std::string::npos : end - at - 3));
+    at += prefix.size();
+  }
+  std::string text = "*nat\n";
+  for (const std::string& c : chains) text += ":" + c + " - [0:0]\n";
+  for (const std::string& c : chains) text += "-X " + c + "\n";
+  text += "COMMIT\n";
+  if (auto removed = runIptables({"iptables-restore", "-w", "5", "--noflush"}, text); !removed) {
+    LOG(WARNING) << "Cannot remove the chain " << chain << ": " << removed.error();
+  }
 }
 
 std::string match(const Frontend& f) {
@@ -124,6 +168,13 @@ Status KernelRules::available() {
 }
 
 Status KernelRules::apply(const std::vector<Frontend>& rules) {
+  if (lock_ < 0) {
+    lock_ = takeLock(chain_);
+    if (lock_ < 0) {
+      return Error("the chain " + chain_ + " is another live proxy's (" + lockPath(chain_) +
+                   " is locked)");
+    }
+  }
   std::set<std::string> made;
   std::string text = kernelRulesText(rules, chain_, endpointChains_, &made);
   auto restored = runIptables({"iptables-restore", "-w", "5", "--noflush"}, text);
@@ -149,21 +200,40 @@ Status KernelRules::apply(const std::vector<Frontend>& rules) {
 }
 
 void KernelRules::remove() {
-  if (!jumped_ && endpointChains_.empty()) return;
-  for (const char* from : {"OUTPUT", "PREROUTING"}) {
-    while (runIptables({"iptables", "-w", "5", "-t", "nat", "-D", from, "-j", chain_}, "")) {
-    }
-  }
-  std::string text = "*nat\n:" + chain_ + " - [0:0]\n";
-  for (const std::string& c : endpointChains_) text += ":" + c + " - [0:0]\n";
-  text += "-X " + chain_ + "\n";
-  for (const std::string& c : endpointChains_) text += "-X " + c + "\n";
-  text += "COMMIT\n";
-  if (auto removed = runIptables({"iptables-restore", "-w", "5", "--noflush"}, text); !removed) {
-    LOG(WARNING) << "Cannot remove the chain " << chain_ << ": " << removed.error();
-  }
+  if (lock_ < 0) return;
+  auto listed = runIptables({"iptables", "-w", "5", "-t", "nat", "-S"}, "");
+  deleteChain(chain_, listed.value_or(""));
   endpointChains_.clear();
   jumped_ = false;
+  ::unlink(lockPath(chain_).c_str());
+  ::close(lock_);
+  lock_ = -1;
+}
+
+int KernelRules::collectStale() {
+  if (::geteuid() != 0) return 0;
+  auto listed = runIptables({"iptables", "-w", "5", "-t", "nat", "-S"}, "");
+  if (!listed) return 0;
+  int removed = 0;
+  size_t at = 0;
+  while ((at = listed->find("-N AGORA-", at)) != std::string::npos) {
+    size_t end = listed->find('\n', at);
+    std::string chain = listed->substr(at + 3, end == std::string::npos ? std::string::npos
+                                                                       : end - at - 3);
+    at += 3;
+    // A proxy's own chain is "AGORA-" and 8 hex digits; its endpoint chains go with it.
+    if (chain.size() != 14 || chain.find_first_not_of("0123456789abcdef", 6) != std::string::npos) {
+      continue;
+    }
+    int lock = takeLock(chain);
+    if (lock < 0) continue;  // its proxy lives
+    LOG(INFO) << "Removing the chain " << chain << " of a proxy that is gone";
+    deleteChain(chain, *listed);
+    ::unlink(lockPath(chain).c_str());
+    ::close(lock);
+    ++removed;
+  }
+  return removed;
 }
 
 }  // namespace agora::kube

@@ -37,12 +37,18 @@ class KernelRules {
   // Takes the jumps and chains away.
   void remove();
 
+  // Removes the chains (AGORA-xxxxxxxx) of proxies that are gone without removing them
+  // (killed): a live proxy holds a lock on /run/agora-kube-proxy/CHAIN.lock for as long as it
+  // runs. Run by each proxy as it starts and by `agora stop`. Returns how many it removed.
+  static int collectStale();
+
   const std::string& chain() const { return chain_; }
 
  private:
   std::string chain_;
   std::set<std::string> endpointChains_;
   bool jumped_ = false;
+  int lock_ = -1;  // held while the chain is ours
 };
 
 }  // namespace agora::kube
