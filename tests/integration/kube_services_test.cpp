@@ -308,7 +308,7 @@ TEST(KubeServicesTest, ConfigMapsAndSecretsAreFilesInPods) {
   json container = pod["spec"]["containers"][0];
   container["command"] = {"/bin/sh", "-c",
                           "test \"$GREETING\" = hello && test \"$(cat /etc/db/password)\" = pw-1 "
-                          "&& exec sleep 3600"};
+                          "&& exec sleep 3600"};  // ok: the pod's command, not a wait
   container["readinessProbe"] = {
       {"exec", {{"command", {"/bin/sh", "-c", "test \"$(cat /etc/settings/greeting)\" = changed"}}}},
       {"periodSeconds", 1}};
