@@ -58,6 +58,23 @@ std::set<std::string> endpointIps(KubeCluster& k, const std::string& service) {
   return ips;
 }
 
+// Applies `pod` (written to `file`) and waits for it to finish: its last phase ("" when it did
+// not finish within a minute, "apply failed: ..." when kubectl refused it).
+std::string runToEnd(KubeCluster& k, const json& pod, const std::string& file) {
+  if (!writeFileAtomic(file, pod.dump()).ok()) return "cannot write " + file;
+  auto created = k.kubectl({"apply", "-f", file});
+  if (created.exitCode != 0) return "apply failed: " + created.output;
+  std::string name = pod["metadata"].value("name", "");
+  std::string phase;
+  waitUntil(
+      [&] {
+        phase = k.json({"get", "pod", name})["status"].value("phase", "");
+        return phase == "Succeeded" || phase == "Failed";
+      },
+      seconds(60));
+  return phase;
+}
+
 #define REQUIRE_CLUSTER(cluster)                                               \
   if (!KubeCluster::haveKubectl()) GTEST_SKIP() << "no kubectl on the PATH";   \
   ASSERT_TRUE((cluster).up()) << (cluster).upOutput()
@@ -225,17 +242,7 @@ TEST(KubeServicesTest, PodsResolveServicesByNameThroughTheClusterDns) {
              "wget -qO- http://backend.default.svc.cluster.local/ | grep -q backend- && "
              "wget -qO- http://backend/ | grep -q backend-"}}}}}}}};
   std::string file = k.home() + "/client.json";
-  ASSERT_TRUE(writeFileAtomic(file, pod.dump()).ok());
-  auto created = k.kubectl({"apply", "-f", file});
-  ASSERT_EQ(created.exitCode, 0) << created.output;
-  std::string phase;
-  EXPECT_TRUE(waitUntil(
-      [&] {
-        phase = k.json({"get", "pod", "client"})["status"].value("phase", "");
-        return phase == "Succeeded" || phase == "Failed";
-      },
-      seconds(60)));
-  EXPECT_EQ(phase, "Succeeded") << k.kubectl({"describe", "pod", "client"}).output;
+  EXPECT_EQ(runToEnd(k, pod, file), "Succeeded") << k.kubectl({"describe", "pod", "client"}).output;
 
   // From the host too, through the kube-dns Service's address.
   std::string query = "busybox nslookup backend.default.svc.cluster.local " + nameserver;
@@ -291,17 +298,7 @@ TEST(KubeServicesTest, ConfigMapsAndSecretsAreFilesInPods) {
              {{"name", "settings"}, {"mountPath", "/etc/one-file.txt"}, {"subPath", "greeting"}},
              {{"name", "maybe"}, {"mountPath", "/etc/maybe"}}}}}}}}}};
   std::string file = k.home() + "/reader.json";
-  ASSERT_TRUE(writeFileAtomic(file, pod.dump()).ok());
-  auto created = k.kubectl({"apply", "-f", file});
-  ASSERT_EQ(created.exitCode, 0) << created.output;
-  std::string phase;
-  EXPECT_TRUE(waitUntil(
-      [&] {
-        phase = k.json({"get", "pod", "reader"})["status"].value("phase", "");
-        return phase == "Succeeded" || phase == "Failed";
-      },
-      seconds(60)));
-  EXPECT_EQ(phase, "Succeeded") << k.kubectl({"describe", "pod", "reader"}).output;
+  EXPECT_EQ(runToEnd(k, pod, file), "Succeeded") << k.kubectl({"describe", "pod", "reader"}).output;
   // A Deployment reading its settings from the ConfigMap (env and file) and its password from
   // the Secret (file): its pod is ready once the file says `changed`, which it comes to say
   // when the ConfigMap does, while the container runs on (its environment stays).
@@ -323,7 +320,7 @@ TEST(KubeServicesTest, ConfigMapsAndSecretsAreFilesInPods) {
          {{"metadata", {{"labels", {{"app", "settled"}}}}},
           {"spec", {{"volumes", pod["spec"]["volumes"]}, {"containers", json::array({container})}}}}}}}};
   ASSERT_TRUE(writeFileAtomic(file, deployment.dump()).ok());
-  created = k.kubectl({"apply", "-f", file});
+  auto created = k.kubectl({"apply", "-f", file});
   ASSERT_EQ(created.exitCode, 0) << created.output;
   auto podOf = [&] { return k.json({"get", "pods", "-l", "app=settled"})["items"]; };
   ASSERT_TRUE(waitUntil(

@@ -623,4 +623,26 @@ std::optional<std::string> base64Decode(const std::string& text) {
   return out;
 }
 
+std::string stringField(const json& object, const char* field) {
+  return object.is_object() && object.contains(field) && object[field].is_string()
+             ? object[field].get<std::string>() : "";
+}
+
+std::map<std::string, std::string> decodedData(const json& object, bool secret) {
+  std::map<std::string, std::string> data;
+  if (!object.is_object()) return data;
+  const json stored = object.value("data", json::object());
+  for (const auto& [k, v] : stored.items()) {
+    if (!v.is_string()) continue;
+    data[k] = secret ? base64Decode(v.get<std::string>()).value_or("") : v.get<std::string>();
+  }
+  if (!secret) {
+    const json binary = object.value("binaryData", json::object());
+    for (const auto& [k, v] : binary.items()) {
+      if (v.is_string()) data[k] = base64Decode(v.get<std::string>()).value_or("");
+    }
+  }
+  return data;
+}
+
 }  // namespace agora::kube

@@ -5,6 +5,7 @@
 // validation with field causes (422 Invalid), the fields an update may not change, and which
 // top-level fields a kind has (strict field validation).
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +39,14 @@ void foldStringData(nlohmann::json& secret);
 Result<double> parseQuantity(const std::string& text);
 // A quantity from JSON (a string, or a bare number).
 Result<double> parseQuantity(const nlohmann::json& value);
+
+// `object[field]` when `object` is an object holding a string there, else "": for reading
+// what peers and users send without trusting its shape.
+std::string stringField(const nlohmann::json& object, const char* field);
+
+// The data of a ConfigMap (`data`, and `binaryData` decoded) or Secret (`data` decoded), key ->
+// bytes; entries that are not strings are left out.
+std::map<std::string, std::string> decodedData(const nlohmann::json& object, bool secret);
 
 std::string base64Encode(const std::string& bytes);
 std::optional<std::string> base64Decode(const std::string& text);

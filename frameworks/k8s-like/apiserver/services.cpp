@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include "frameworks/k8s-like/apiserver/objects.hpp"
+
 namespace agora::kube {
 
 using nlohmann::json;
@@ -50,11 +52,6 @@ std::optional<uint32_t> parse(const std::string& ip) {
   return ntohl(address.s_addr);
 }
 
-std::string str(const json& object, const char* field) {
-  return object.is_object() && object.contains(field) && object[field].is_string()
-             ? object[field].get<std::string>() : "";
-}
-
 }  // namespace
 
 Result<std::string> addressAt(const std::string& cidr, uint32_t index) {
@@ -98,18 +95,18 @@ std::vector<FieldCause> allocateService(const ServiceRanges& ranges, json& servi
                                         const json& current, const std::vector<json>& others) {
   std::vector<FieldCause> causes;
   json& spec = service["spec"];
-  std::string uid = str(service["metadata"], "uid");
+  std::string uid = stringField(service["metadata"], "uid");
   std::string type = spec.value("type", "ClusterIP");
   std::set<uint32_t> usedIps;
   std::set<int> usedPorts;
   std::set<uint32_t> usedLb;
   for (const json& other : others) {
     const json& meta = other["metadata"];
-    if (str(meta, "name") == str(service["metadata"], "name") &&
-        str(meta, "namespace") == str(service["metadata"], "namespace")) {
+    if (stringField(meta, "name") == stringField(service["metadata"], "name") &&
+        stringField(meta, "namespace") == stringField(service["metadata"], "namespace")) {
       continue;  // itself
     }
-    if (auto ip = parse(str(other.value("spec", json::object()), "clusterIP"))) usedIps.insert(*ip);
+    if (auto ip = parse(stringField(other.value("spec", json::object()), "clusterIP"))) usedIps.insert(*ip);
     for (const auto& p : other.value("spec", json::object()).value("ports", json::array())) {
       if (p.contains("nodePort") && p["nodePort"].is_number_integer()) {
         usedPorts.insert(p["nodePort"].get<int>());
@@ -119,16 +116,16 @@ std::vector<FieldCause> allocateService(const ServiceRanges& ranges, json& servi
                         .value("loadBalancer", json::object())
                         .value("ingress", json::array());
     for (const auto& i : lb) {
-      if (auto ip = parse(str(i, "ip"))) usedLb.insert(*ip);
+      if (auto ip = parse(stringField(i, "ip"))) usedLb.insert(*ip);
     }
   }
 
   // The ClusterIP: kept, checked, or the first free one.
   const json currentSpec =
       current.is_object() ? current.value("spec", json::object()) : json::object();
-  std::string wanted = str(spec, "clusterIP");
-  if (wanted.empty() && !str(currentSpec, "clusterIP").empty()) {
-    wanted = str(currentSpec, "clusterIP");
+  std::string wanted = stringField(spec, "clusterIP");
+  if (wanted.empty() && !stringField(currentSpec, "clusterIP").empty()) {
+    wanted = stringField(currentSpec, "clusterIP");
     spec["clusterIP"] = wanted;
   }
   if (type == "ExternalName") {
@@ -150,7 +147,7 @@ std::vector<FieldCause> allocateService(const ServiceRanges& ranges, json& servi
         causes.push_back({"spec.clusterIP", wanted,
                           "provided IP is not in the valid range. The range of valid IPs is " +
                               ranges.serviceCidr});
-      } else if (usedIps.count(*ip) && str(currentSpec, "clusterIP") != wanted) {
+      } else if (usedIps.count(*ip) && stringField(currentSpec, "clusterIP") != wanted) {
         causes.push_back({"spec.clusterIP", wanted, "provided IP is already allocated"});
       }
     } else {

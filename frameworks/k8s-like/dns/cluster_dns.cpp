@@ -12,6 +12,8 @@
 
 #include <glog/logging.h>
 
+#include "frameworks/k8s-like/apiserver/objects.hpp"
+
 namespace agora::kube {
 
 using nlohmann::json;
@@ -24,11 +26,6 @@ constexpr size_t kMaxUdp = 512;
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
-}
-
-std::string str(const json& object, const char* field) {
-  return object.is_object() && object.contains(field) && object[field].is_string()
-             ? object[field].get<std::string>() : "";
 }
 
 bool isIpv4(const std::string& ip) {
@@ -134,7 +131,7 @@ DnsZone buildZone(const json& services, const json& endpoints, const std::string
   for (const json& e : endpoints.is_array() ? endpoints : kNone) {
     if (!e.is_object()) continue;
     const json meta = e.value("metadata", json::object());
-    byService[str(meta, "namespace") + "/" + str(meta, "name")] = &e;
+    byService[stringField(meta, "namespace") + "/" + stringField(meta, "name")] = &e;
   }
   auto add = [&](const std::string& name, uint16_t type, const std::string& value) {
     zone[lower(name)].push_back({lower(name), type, value});
@@ -144,15 +141,15 @@ DnsZone buildZone(const json& services, const json& endpoints, const std::string
       if (!service.is_object()) continue;
       const json meta = service.value("metadata", json::object());
       const json spec = service.value("spec", json::object());
-      std::string ns = str(meta, "namespace");
-      std::string svc = str(meta, "name");
+      std::string ns = stringField(meta, "namespace");
+      std::string svc = stringField(meta, "name");
       if (ns.empty() || svc.empty()) continue;
       std::string name = svc + "." + ns + ".svc." + domain;
       zone[lower(name)];  // the name exists, whatever it holds
-      std::string type = str(spec, "type");
-      std::string clusterIP = str(spec, "clusterIP");
+      std::string type = stringField(spec, "type");
+      std::string clusterIP = stringField(spec, "clusterIP");
       if (type == "ExternalName") {
-        if (!str(spec, "externalName").empty()) add(name, dns::kCname, str(spec, "externalName"));
+        if (!stringField(spec, "externalName").empty()) add(name, dns::kCname, stringField(spec, "externalName"));
         continue;
       }
       bool headless = clusterIP.empty() || clusterIP == "None";
@@ -163,8 +160,8 @@ DnsZone buildZone(const json& services, const json& endpoints, const std::string
       if (!subsets.is_array()) subsets = json::array();
       json ports = spec.value("ports", json::array());
       for (const json& port : ports.is_array() ? ports : json::array()) {
-        std::string portName = str(port, "name");
-        std::string protocol = lower(str(port, "protocol").empty() ? "TCP" : str(port, "protocol"));
+        std::string portName = stringField(port, "name");
+        std::string protocol = lower(stringField(port, "protocol").empty() ? "TCP" : stringField(port, "protocol"));
         if (portName.empty() || headless) continue;
         add("_" + portName + "._" + protocol + "." + name, dns::kSrv,
             "0 100 " + std::to_string(port.value("port", 0)) + " " + lower(name));
@@ -176,16 +173,16 @@ DnsZone buildZone(const json& services, const json& endpoints, const std::string
         const json addresses = subset.value("addresses", json::array());
         const json endpointPorts = subset.value("ports", json::array());
         for (const json& a : addresses.is_array() ? addresses : json::array()) {
-          std::string ip = str(a, "ip");
+          std::string ip = stringField(a, "ip");
           if (!isIpv4(ip)) continue;
           add(name, dns::kA, ip);
-          std::string host = (str(a, "hostname").empty() ? dashed(ip) : str(a, "hostname")) +
+          std::string host = (stringField(a, "hostname").empty() ? dashed(ip) : stringField(a, "hostname")) +
                              "." + name;
           add(host, dns::kA, ip);
           for (const json& p : endpointPorts.is_array() ? endpointPorts : json::array()) {
-            if (str(p, "name").empty()) continue;
-            std::string protocol = lower(str(p, "protocol").empty() ? "TCP" : str(p, "protocol"));
-            add("_" + str(p, "name") + "._" + protocol + "." + name, dns::kSrv,
+            if (stringField(p, "name").empty()) continue;
+            std::string protocol = lower(stringField(p, "protocol").empty() ? "TCP" : stringField(p, "protocol"));
+            add("_" + stringField(p, "name") + "._" + protocol + "." + name, dns::kSrv,
                 "0 100 " + std::to_string(p.value("port", 0)) + " " + lower(host));
           }
         }

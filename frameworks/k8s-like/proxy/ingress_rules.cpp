@@ -10,11 +10,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string str(const json& object, const char* field) {
-  return object.is_object() && object.contains(field) && object[field].is_string()
-             ? object[field].get<std::string>() : "";
-}
-
 const json& arrayOr(const json& object, const char* field) {
   static const json kNone = json::array();
   return object.is_object() && object.contains(field) && object[field].is_array() ? object[field]
@@ -50,12 +45,12 @@ class Resolver {
     for (const json& s : listOf(services)) {
       if (!s.is_object()) continue;
       const json meta = s.value("metadata", json::object());
-      services_[str(meta, "namespace") + "/" + str(meta, "name")] = s;
+      services_[stringField(meta, "namespace") + "/" + stringField(meta, "name")] = s;
     }
     for (const json& e : listOf(endpoints)) {
       if (!e.is_object()) continue;
       const json meta = e.value("metadata", json::object());
-      endpoints_[str(meta, "namespace") + "/" + str(meta, "name")] = e;
+      endpoints_[stringField(meta, "namespace") + "/" + stringField(meta, "name")] = e;
     }
   }
 
@@ -63,12 +58,12 @@ class Resolver {
   std::optional<IngressBackend> resolve(const std::string& ns, const json& backend) const {
     const json service = backend.is_object() ? backend.value("service", json()) : json();
     if (!service.is_object()) return std::nullopt;
-    std::string key = ns + "/" + str(service, "name");
+    std::string key = ns + "/" + stringField(service, "name");
     const json port = service.value("port", json::object());
     IngressBackend out;
     int number = port.is_object() && port.contains("number") && port["number"].is_number_integer()
                      ? port["number"].get<int>() : 0;
-    std::string portName = str(port, "name");
+    std::string portName = stringField(port, "name");
     out.service = key + ":" + (portName.empty() ? std::to_string(number) : portName);
     auto s = services_.find(key);
     if (s == services_.end()) return out;  // no such Service: 503 until there is
@@ -76,23 +71,23 @@ class Resolver {
     std::optional<std::string> endpointPort;
     const json spec = s->second.value("spec", json::object());
     for (const json& p : arrayOr(spec, "ports")) {
-      bool matches = portName.empty() ? p.value("port", 0) == number : str(p, "name") == portName;
-      if (matches) endpointPort = str(p, "name");
+      bool matches = portName.empty() ? p.value("port", 0) == number : stringField(p, "name") == portName;
+      if (matches) endpointPort = stringField(p, "name");
     }
     if (!endpointPort) return out;
     auto e = endpoints_.find(key);
     if (e == endpoints_.end()) return out;
     for (const json& subset : arrayOr(e->second, "subsets")) {
       for (const json& ep : arrayOr(subset, "ports")) {
-        if (str(ep, "name") != *endpointPort || !ep.contains("port") ||
+        if (stringField(ep, "name") != *endpointPort || !ep.contains("port") ||
             !ep["port"].is_number_integer()) {
           continue;
         }
         int target = ep["port"].get<int>();
         if (target <= 0 || target > 65535) continue;
         for (const json& a : arrayOr(subset, "addresses")) {
-          if (!str(a, "ip").empty()) {
-            out.endpoints.push_back({str(a, "ip"), static_cast<uint16_t>(target)});
+          if (!stringField(a, "ip").empty()) {
+            out.endpoints.push_back({stringField(a, "ip"), static_cast<uint16_t>(target)});
           }
         }
       }
@@ -111,9 +106,9 @@ class Resolver {
 bool ingressIsOurs(const json& ingress, const std::string& className) {
   if (!ingress.is_object()) return false;
   const json spec = ingress.value("spec", json::object());
-  std::string wanted = str(spec, "ingressClassName");
+  std::string wanted = stringField(spec, "ingressClassName");
   if (wanted.empty()) {
-    wanted = str(ingress.value("metadata", json::object()).value("annotations", json::object()),
+    wanted = stringField(ingress.value("metadata", json::object()).value("annotations", json::object()),
                  "kubernetes.io/ingress.class");
   }
   return wanted.empty() || wanted == className;
@@ -127,7 +122,7 @@ IngressTable ingressRules(const json& ingresses, const json& services, const jso
   for (const json& s : listOf(secrets)) {
     if (!s.is_object()) continue;
     const json meta = s.value("metadata", json::object());
-    secretsByKey[str(meta, "namespace") + "/" + str(meta, "name")] = s;
+    secretsByKey[stringField(meta, "namespace") + "/" + stringField(meta, "name")] = s;
   }
   // Oldest first, so that the first Ingress to claim a path keeps it.
   std::vector<const json*> ordered;
@@ -135,7 +130,7 @@ IngressTable ingressRules(const json& ingresses, const json& services, const jso
     if (ingressIsOurs(i, className)) ordered.push_back(&i);
   }
   auto created = [](const json* i) {
-    return std::make_pair(str((*i)["metadata"], "creationTimestamp"), str((*i)["metadata"], "name"));
+    return std::make_pair(stringField((*i)["metadata"], "creationTimestamp"), stringField((*i)["metadata"], "name"));
   };
   std::stable_sort(ordered.begin(), ordered.end(),
                    [&](const json* a, const json* b) { return created(a) < created(b); });
@@ -143,20 +138,20 @@ IngressTable ingressRules(const json& ingresses, const json& services, const jso
     try {
       const json meta = ingress->value("metadata", json::object());
       const json spec = ingress->value("spec", json::object());
-      std::string ns = str(meta, "namespace");
+      std::string ns = stringField(meta, "namespace");
       if (spec.contains("defaultBackend") && !table.defaultBackend) {
         table.defaultBackend = resolver.resolve(ns, spec["defaultBackend"]);
       }
       for (const json& rule : arrayOr(spec, "rules")) {
-        std::string host = lower(str(rule, "host"));
+        std::string host = lower(stringField(rule, "host"));
         auto& paths = table.hosts[host];
         const json http = rule.value("http", json::object());
         for (const json& p : arrayOr(http, "paths")) {
           auto backend = resolver.resolve(ns, p.value("backend", json()));
           if (!backend) continue;
           IngressPath entry;
-          entry.exact = str(p, "pathType") == "Exact";
-          std::string written = str(p, "path").empty() ? "/" : str(p, "path");
+          entry.exact = stringField(p, "pathType") == "Exact";
+          std::string written = stringField(p, "path").empty() ? "/" : stringField(p, "path");
           entry.path = entry.exact ? written : trimSlash(written);
           entry.backend = *backend;
           bool taken = std::any_of(paths.begin(), paths.end(), [&](const IngressPath& q) {
@@ -166,11 +161,11 @@ IngressTable ingressRules(const json& ingresses, const json& services, const jso
         }
       }
       for (const json& tls : arrayOr(spec, "tls")) {
-        auto secret = secretsByKey.find(ns + "/" + str(tls, "secretName"));
+        auto secret = secretsByKey.find(ns + "/" + stringField(tls, "secretName"));
         if (secret == secretsByKey.end()) continue;
         const json data = secret->second.value("data", json::object());
-        auto cert = base64Decode(str(data, "tls.crt"));
-        auto key = base64Decode(str(data, "tls.key"));
+        auto cert = base64Decode(stringField(data, "tls.crt"));
+        auto key = base64Decode(stringField(data, "tls.key"));
         if (!cert || !key || cert->empty() || key->empty()) continue;
         TlsCertificate certificate{*cert, *key};
         for (const json& h : arrayOr(tls, "hosts")) {

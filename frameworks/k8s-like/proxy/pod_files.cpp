@@ -26,19 +26,7 @@ std::map<std::string, Data> byKey(const json& items, bool secret) {
   for (const json& o : items) {
     if (!o.is_object() || !o.contains("metadata")) continue;
     const json meta = o["metadata"];
-    Data data;
-    const json stored = o.value("data", json::object());
-    for (const auto& [k, v] : stored.items()) {
-      if (!v.is_string()) continue;
-      data[k] = secret ? base64Decode(v.get<std::string>()).value_or("") : v.get<std::string>();
-    }
-    if (!secret) {
-      const json binary = o.value("binaryData", json::object());
-      for (const auto& [k, v] : binary.items()) {
-        if (v.is_string()) data[k] = base64Decode(v.get<std::string>()).value_or("");
-      }
-    }
-    out[meta.value("namespace", "") + "/" + meta.value("name", "")] = std::move(data);
+    out[meta.value("namespace", "") + "/" + meta.value("name", "")] = decodedData(o, secret);
   }
   return out;
 }

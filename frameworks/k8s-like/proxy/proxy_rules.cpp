@@ -3,16 +3,13 @@
 #include <algorithm>
 #include <map>
 
+#include "frameworks/k8s-like/apiserver/objects.hpp"
+
 namespace agora::kube {
 
 using nlohmann::json;
 
 namespace {
-
-std::string str(const json& object, const char* field) {
-  return object.is_object() && object.contains(field) && object[field].is_string()
-             ? object[field].get<std::string>() : "";
-}
 
 int integer(const json& object, const char* field) {
   return object.is_object() && object.contains(field) && object[field].is_number_integer()
@@ -34,7 +31,7 @@ std::vector<Frontend> proxyRules(const json& services, const json& endpoints,
     for (const json& e : endpoints) {
       if (!e.is_object()) continue;
       const json meta = e.value("metadata", json::object());
-      byService[str(meta, "namespace") + "/" + str(meta, "name")] = &e;
+      byService[stringField(meta, "namespace") + "/" + stringField(meta, "name")] = &e;
     }
   }
   std::map<std::string, Frontend> out;
@@ -48,15 +45,15 @@ std::vector<Frontend> proxyRules(const json& services, const json& endpoints,
       const json meta = service.value("metadata", json::object());
       const json spec = service.value("spec", json::object());
       if (!spec.is_object()) continue;
-      std::string key = str(meta, "namespace") + "/" + str(meta, "name");
-      std::string type = str(spec, "type").empty() ? "ClusterIP" : str(spec, "type");
-      std::string clusterIP = str(spec, "clusterIP");
-      if (type == "ExternalName" || str(meta.value("annotations", json::object()),
+      std::string key = stringField(meta, "namespace") + "/" + stringField(meta, "name");
+      std::string type = stringField(spec, "type").empty() ? "ClusterIP" : stringField(spec, "type");
+      std::string clusterIP = stringField(spec, "clusterIP");
+      if (type == "ExternalName" || stringField(meta.value("annotations", json::object()),
                                         kIngressControllerAnnotation) == "true") {
         continue;  // nothing to relay; the ingress proxy serves the ingress address itself
       }
       int affinity = 0;
-      if (str(spec, "sessionAffinity") == "ClientIP") {
+      if (stringField(spec, "sessionAffinity") == "ClientIP") {
         affinity = 10800;
         const json config = spec.value("sessionAffinityConfig", json::object())
                                 .value("clientIP", json::object());
@@ -68,7 +65,7 @@ std::vector<Frontend> proxyRules(const json& services, const json& endpoints,
                                  .value("loadBalancer", json::object())
                                  .value("ingress", json::array());
         for (const json& i : ingress.is_array() ? ingress : json::array()) {
-          if (isAddress(str(i, "ip"))) lbAddresses.push_back(str(i, "ip"));
+          if (isAddress(stringField(i, "ip"))) lbAddresses.push_back(stringField(i, "ip"));
         }
       }
       auto found = byService.find(key);
@@ -79,11 +76,11 @@ std::vector<Frontend> proxyRules(const json& services, const json& endpoints,
       if (!ports.is_array()) ports = json::array();
       for (const json& port : ports) {
         if (!port.is_object()) continue;
-        std::string protocol = str(port, "protocol").empty() ? "TCP" : str(port, "protocol");
+        std::string protocol = stringField(port, "protocol").empty() ? "TCP" : stringField(port, "protocol");
         if (protocol != "TCP" && protocol != "UDP") {
           continue;  // SCTP is not proxied
         }
-        std::string name = str(port, "name");
+        std::string name = stringField(port, "name");
         // The ready addresses of the endpoint port of the same name (and protocol).
         std::vector<Backend> backends;
         for (const json& subset : subsets) {
@@ -92,13 +89,13 @@ std::vector<Frontend> proxyRules(const json& services, const json& endpoints,
           const json addresses = subset.value("addresses", json::array());
           if (!endpointPorts.is_array() || !addresses.is_array()) continue;
           for (const json& ep : endpointPorts) {
-            std::string epProtocol = str(ep, "protocol").empty() ? "TCP" : str(ep, "protocol");
-            if (str(ep, "name") != name || epProtocol != protocol) continue;
+            std::string epProtocol = stringField(ep, "protocol").empty() ? "TCP" : stringField(ep, "protocol");
+            if (stringField(ep, "name") != name || epProtocol != protocol) continue;
             int target = integer(ep, "port");
             if (target <= 0 || target > 65535) continue;
             for (const json& a : addresses) {
-              if (isAddress(str(a, "ip"))) {
-                backends.push_back({str(a, "ip"), static_cast<uint16_t>(target)});
+              if (isAddress(stringField(a, "ip"))) {
+                backends.push_back({stringField(a, "ip"), static_cast<uint16_t>(target)});
               }
             }
           }

@@ -144,19 +144,7 @@ Result<std::map<std::string, std::string>> PodScheduler::configData(const std::s
     if (optional) return std::map<std::string, std::string>{};
     return Error(std::string(secret ? "secret" : "configmap") + " \"" + name + "\" not found");
   }
-  std::map<std::string, std::string> data;
-  const json stored = got.object.value("data", json::object());
-  for (const auto& [k, v] : stored.items()) {
-    if (!v.is_string()) continue;
-    data[k] = secret ? base64Decode(v.get<std::string>()).value_or("") : v.get<std::string>();
-  }
-  if (!secret) {
-    const json binary = got.object.value("binaryData", json::object());
-    for (const auto& [k, v] : binary.items()) {
-      if (v.is_string()) data[k] = base64Decode(v.get<std::string>()).value_or("");
-    }
-  }
-  return data;
+  return decodedData(got.object, secret);
 }
 
 Result<std::vector<ContainerInfo::File>> volumeFiles(const json& pod, const json& container,
