@@ -3,7 +3,7 @@
 // kernel's rewrite; in userspace mode, the relay), through the ingress proxy (HTTP/1.1), and through nginx configured as the equivalent
 // reverse proxy (keep-alive upstream), all in one run, with wrk on loopback.
 //
-//   agora-bench-kube-proxy [--seconds=5] [--connections=32] [--threads=1] [--rounds=3]
+//   agora-bench-kube-proxy [--seconds=5] [--connections=32] [--threads=1] [--rounds=3] [--only=NAME]
 //
 // The service and ingress proxies run in this process, as the same classes `agora kube-proxy`
 // runs; nginx and wrk are Debian's.
@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <iostream>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "common/flags.hpp"
@@ -33,8 +34,32 @@ namespace {
 struct Load {
   double requestsPerSecond = 0;
   double p99Ms = 0;
+  double requests = 0;
+  double proxyCpuUsPerRequest = 0;  // 0: not measured (no process of a proxy's on the path)
   std::string errors;
 };
+
+// CPU seconds (user and system) a process has used.
+double cpuSeconds(pid_t pid) {
+  std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat").value_or("");
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(paren + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
+  }
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// The nginx master's worker (its one child).
+pid_t nginxWorker(pid_t master) {
+  std::string children = readFile("/proc/" + std::to_string(master) + "/task/" +
+                                  std::to_string(master) + "/children")
+                             .value_or("");
+  return static_cast<pid_t>(std::atoi(children.c_str()));
+}
 
 double toMs(double value, const std::string& unit) {
   return unit == "us" ? value / 1000 : unit == "s" ? value * 1000 : value;
@@ -61,6 +86,7 @@ Result<Load> runWrk(const std::string& url, int seconds, int connections, int th
     return Error("wrk said: " + text);
   }
   load.requestsPerSecond = std::stod(m[1]);
+  if (std::regex_search(text, m, std::regex(R"((\d+) requests in)"))) load.requests = std::stod(m[1]);
   if (std::regex_search(text, m, std::regex(R"(99%\s+([0-9.]+)(us|ms|s))"))) {
     load.p99Ms = toMs(std::stod(m[1]), m[2]);
   }
@@ -107,6 +133,7 @@ int run(int argc, char** argv) {
   int connections = 32;
   int threads = 1;
   int rounds = 3;
+  std::string only;
   Flags flags("agora-bench-kube-proxy [flags]",
               "Requests/s and p99 through the service proxy, the ingress proxy and nginx.");
   flags.add(&seconds, "seconds", "How long each load runs.");
@@ -115,6 +142,9 @@ int run(int argc, char** argv) {
   flags.add(&rounds, "rounds",
             "Rounds of all the paths in turn; each path's median round is reported (the\n"
             "machine's drift spread over all of them).");
+  flags.add(&only, "only",
+            "Measure only the paths whose names contain this (say 'ingress'); direct is\n"
+            "always measured, as the anchor.");
   if (auto parsed = flags.parse(argc, argv); !parsed) {
     std::cerr << parsed.error() << "\n";
     return 2;
@@ -184,13 +214,20 @@ int run(int argc, char** argv) {
   struct Target {
     std::string name;
     std::string url;
+    pid_t cpuOf = 0;  // whose CPU time is the proxy's: this process (-1) or nginx's worker
   };
+  pid_t nginxProxyWorker = 0;
+  for (int i = 0; i < 100 && nginxProxyWorker == 0; ++i) {
+    nginxProxyWorker = nginxWorker(*proxyStarted);
+    if (nginxProxyWorker == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   std::vector<Target> targets = {
       {"direct (nginx backend)", "http://" + backend + "/"},
       {"service proxy, iptables mode", "http://127.96.255.251:" + std::to_string(servicePort) + "/"},
-      {"service proxy, userspace mode", "http://127.96.255.250:" + std::to_string(servicePort) + "/"},
-      {"ingress proxy (HTTP)", "http://127.97.255.250:" + std::to_string(ingressPort) + "/"},
-      {"nginx reverse proxy", "http://127.0.0.1:" + std::to_string(nginxProxyPort) + "/"},
+      {"service proxy, userspace mode", "http://127.96.255.250:" + std::to_string(servicePort) + "/", -1},
+      {"ingress proxy (HTTP)", "http://127.97.255.250:" + std::to_string(ingressPort) + "/", -1},
+      {"nginx reverse proxy", "http://127.0.0.1:" + std::to_string(nginxProxyPort) + "/",
+       nginxProxyWorker},
   };
   int rc = 0;
   if (!listening) {
@@ -203,6 +240,7 @@ int run(int argc, char** argv) {
   std::vector<Target> measured;
   for (const Target& t : targets) {
     if (!kernel && t.name.find("iptables") != std::string::npos) continue;
+    if (!only.empty() && t.name.find(only) == std::string::npos && measured.size() > 0) continue;
     if (!waitForPort(t.url)) {
       std::cerr << t.name << ": nothing answers at " << t.url << "\n";
       rc = 1;
@@ -212,7 +250,12 @@ int run(int argc, char** argv) {
   std::vector<std::vector<Load>> loads(measured.size());
   for (int round = 0; round < rounds && rc == 0; ++round) {
     for (size_t i = 0; i < measured.size() && rc == 0; ++i) {
+      pid_t cpuOf = measured[i].cpuOf == -1 ? ::getpid() : measured[i].cpuOf;
+      double cpuBefore = cpuOf > 0 ? cpuSeconds(cpuOf) : 0;
       auto load = runWrk(measured[i].url, seconds, connections, threads, dir);
+      if (load && cpuOf > 0 && load->requests > 0) {
+        load->proxyCpuUsPerRequest = (cpuSeconds(cpuOf) - cpuBefore) * 1e6 / load->requests;
+      }
       if (!load) {
         std::cerr << measured[i].name << ": " << load.error() << "\n";
         rc = 1;
@@ -222,7 +265,8 @@ int run(int argc, char** argv) {
     }
   }
   if (rc == 0) {
-    std::printf("%-32s %12s %10s %s\n", "path", "requests/s", "p99 ms", "vs direct");
+    std::printf("%-32s %12s %10s %9s %14s\n", "path", "requests/s", "p99 ms", "vs direct",
+                "proxy CPU/req");
     double direct = 0;
     for (size_t i = 0; i < measured.size(); ++i) {
       auto runs = loads[i];
@@ -233,9 +277,16 @@ int run(int argc, char** argv) {
       if (direct == 0) direct = median.requestsPerSecond;
       std::string all;
       for (const Load& l : loads[i]) all += (all.empty() ? "" : " ") + std::to_string(static_cast<int>(l.requestsPerSecond));
-      std::printf("%-32s %12.0f %10.2f %8.0f%%  (rounds: %s) %s\n", measured[i].name.c_str(),
+      // The proxy's CPU per request: the median over the rounds.
+      std::vector<double> cpu;
+      for (const Load& l : loads[i]) cpu.push_back(l.proxyCpuUsPerRequest);
+      std::sort(cpu.begin(), cpu.end());
+      std::string cpuText = cpu[cpu.size() / 2] > 0
+                                ? std::to_string(cpu[cpu.size() / 2]).substr(0, 4) + " us"
+                                : "-";
+      std::printf("%-32s %12.0f %10.2f %8.0f%% %14s  (rounds: %s) %s\n", measured[i].name.c_str(),
                   median.requestsPerSecond, median.p99Ms, 100 * median.requestsPerSecond / direct,
-                  all.c_str(), median.errors.c_str());
+                  cpuText.c_str(), all.c_str(), median.errors.c_str());
     }
   }
   if (kernel) kernel->remove();

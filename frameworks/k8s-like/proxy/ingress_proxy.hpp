@@ -4,11 +4,13 @@
 // the ingress address, plain on one port and TLS on another (the certificate chosen by the
 // name the client asks for). Each request is routed by its Host and path to one of the
 // backend's ready endpoints in turn; bodies stream both ways (chunked or not), connections
-// are kept alive on both sides, and the backend learns the client through X-Forwarded-For,
-// X-Forwarded-Host, X-Forwarded-Proto and X-Real-IP. No route: 404; no ready endpoint: 503;
-// none answering: 502.
+// are kept alive on both sides, upgraded ones (WebSocket) tunnelled, and the backend learns
+// the client through X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto and X-Real-IP. No
+// route: 404; no ready endpoint: 503; none answering: 502.
 //
-// One thread, event-driven (asynchronous Boost.Beast); idle connections close after 60 s.
+// One thread, event-driven (asio). Messages are relayed, not rebuilt: only the heads are
+// parsed (http1.hpp) and rewritten, bodies pass as they are framed, so a request costs one
+// read and one write on each side. Idle connections close after 60 s.
 
 #include <cstdint>
 #include <memory>

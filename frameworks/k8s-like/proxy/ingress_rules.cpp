@@ -1,6 +1,7 @@
 #include "frameworks/k8s-like/proxy/ingress_rules.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 #include "frameworks/k8s-like/apiserver/objects.hpp"
 
@@ -33,7 +34,7 @@ std::string trimSlash(std::string path) {
 }
 
 // Does `prefix` (no trailing slash) cover `path`, element by element?
-bool prefixCovers(const std::string& prefix, const std::string& path) {
+bool prefixCovers(const std::string& prefix, std::string_view path) {
   if (prefix == "/") return true;
   if (path.compare(0, prefix.size(), prefix) != 0) return false;
   return path.size() == prefix.size() || path[prefix.size()] == '/';
@@ -180,20 +181,46 @@ IngressTable ingressRules(const json& ingresses, const json& services, const jso
   return table;
 }
 
-const IngressBackend* IngressTable::route(const std::string& rawHost,
-                                          const std::string& rawPath) const {
-  std::string host = lower(rawHost.substr(0, rawHost.rfind(':') == std::string::npos ||
-                                                     rawHost.find(']') != std::string::npos
-                                                 ? rawHost.size()
-                                                 : rawHost.rfind(':')));
-  std::string path = rawPath.substr(0, rawPath.find_first_of("?#"));
-  if (path.empty() || path.front() != '/') path = "/" + path;
-  std::vector<std::string> candidates = {host};
-  size_t dot = host.find('.');
-  if (dot != std::string::npos) candidates.push_back("*" + host.substr(dot));
-  candidates.push_back("");
-  for (const std::string& candidate : candidates) {
-    auto it = hosts.find(candidate);
+const IngressBackend* IngressTable::route(std::string_view rawHost,
+                                          std::string_view target) const {
+  // The host without its port ("[::1]:80" is "[::1]"), in lower case.
+  std::string_view name = rawHost;
+  if (size_t close = name.find(']'); !name.empty() && name.front() == '[' && close != name.npos) {
+    name = name.substr(0, close + 1);
+  } else if (size_t colon = name.rfind(':'); colon != name.npos) {
+    name = name.substr(0, colon);
+  }
+  char lowered[256];
+  std::string longName;
+  std::string_view host;
+  if (name.size() <= sizeof(lowered)) {
+    for (size_t i = 0; i < name.size(); ++i) {
+      lowered[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(name[i])));
+    }
+    host = {lowered, name.size()};
+  } else {
+    longName = lower(std::string(name));
+    host = longName;
+  }
+  std::string_view path = target.substr(0, target.find_first_of("?#"));
+  std::string rooted;
+  if (path.empty() || path.front() != '/') {
+    rooted = "/" + std::string(path);
+    path = rooted;
+  }
+  // Its own rules, else a wildcard's covering its first label, else those without a host.
+  char wildcard[257];
+  std::string_view candidates[3];
+  size_t count = 0;
+  candidates[count++] = host;
+  if (size_t dot = host.find('.'); dot != host.npos && host.size() - dot < sizeof(wildcard)) {
+    wildcard[0] = '*';
+    std::memcpy(wildcard + 1, host.data() + dot, host.size() - dot);
+    candidates[count++] = {wildcard, host.size() - dot + 1};
+  }
+  candidates[count++] = {};
+  for (size_t i = 0; i < count; ++i) {
+    auto it = hosts.find(candidates[i]);
     if (it == hosts.end()) continue;
     const IngressPath* best = nullptr;
     for (const IngressPath& p : it->second) {

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -39,14 +40,15 @@ struct TlsCertificate {
 
 struct IngressTable {
   // Host ("" for rules without one; "*.x.org" wildcards) -> its paths, from every Ingress.
-  std::map<std::string, std::vector<IngressPath>> hosts;
+  std::map<std::string, std::vector<IngressPath>, std::less<>> hosts;
   std::optional<IngressBackend> defaultBackend;
   // Host -> certificate (the spec.tls entries); "" is the one for clients that name no host
   // this table knows.
   std::map<std::string, TlsCertificate> certificates;
 
-  // The backend for a request, or null (404).
-  const IngressBackend* route(const std::string& host, const std::string& path) const;
+  // The backend for a request (its Host header, with or without a port, and its target), or
+  // null (404). Allocates nothing for the usual request.
+  const IngressBackend* route(std::string_view host, std::string_view target) const;
   // The certificate for a TLS client naming `host` (SNI), or null.
   const TlsCertificate* certificateFor(const std::string& host) const;
 };
