@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/state_lookup.hpp"
 #include "agora/scheduler.hpp"
 #include "cli/commands.hpp"
 #include "cli/daemon.hpp"
@@ -225,33 +226,7 @@ std::string findSandbox(const TaskRecord& task) {
     return "";
   }
   json state = json::parse(response->body, nullptr, false);
-  if (state.is_discarded()) {
-    return "";
-  }
-  auto holds = [&](const json& executor) {
-    for (const char* list : {"tasks", "completed_tasks"}) {
-      for (const json& t : executor.value(list, json::array())) {
-        if (t.value("id", "") == task.id) {
-          return true;
-        }
-      }
-    }
-    return false;
-  };
-  for (const json& f : state.value("frameworks", json::array())) {
-    for (const json& e : f.value("executors", json::array())) {
-      if (holds(e)) {
-        return e.value("directory", "");
-      }
-    }
-  }
-  const json completed = state.value("completed_executors", json::array());
-  for (auto it = completed.rbegin(); it != completed.rend(); ++it) {
-    if (holds(*it)) {
-      return it->value("directory", "");
-    }
-  }
-  return "";
+  return agent::findTaskSandbox(state, task.id).directory;
 }
 
 // Reads what is new in the task's stdout (which = 0) or stderr (1).

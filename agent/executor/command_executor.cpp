@@ -380,7 +380,7 @@ void CommandExecutor::start(ExecutorDriver* driver, Running& running) {
   }
   spawn.cwd = running.directory;
   spawn.stdoutPath = running.directory + "/stdout";
-  spawn.stderrPath = running.directory + "/stderr";
+  spawn.stderrPath = running.directory + (task.command().merge_output() ? "/stdout" : "/stderr");
   spawn.newProcessGroup = true;
   auto pid = spawnProcess(spawn);
   if (!pid) {
@@ -501,6 +501,11 @@ void CommandExecutor::commandEnded(ExecutorDriver* driver, Running& task, int st
     task.backoff = task.backoff == Duration::zero() ? first : std::min(task.backoff * 2, most);
     ++task.restarts;
     task.killing = false;
+    // The run that ended keeps its output beside the next one's (kubectl logs --previous).
+    for (const char* name : {"stdout", "stderr"}) {
+      std::string file = task.directory + "/" + name;
+      std::rename(file.c_str(), (file + ".previous").c_str());
+    }
     LOG(INFO) << "Task " << taskId << ": " << message << "; restarting it in "
               << formatDuration(task.backoff);
     send(driver, taskId, TASK_RUNNING,

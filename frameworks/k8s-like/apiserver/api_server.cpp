@@ -159,6 +159,11 @@ json ApiServer::present(const Object& stored) {
   return object;
 }
 
+void ApiServer::connect(const std::string& plural, const std::string& subresource,
+                        Connector handler) {
+  connectors_[plural + "/" + subresource] = std::move(handler);
+}
+
 void ApiServer::bootstrap() {
   const ResourceType* ns = findResource("", "v1", "namespaces");
   for (const char* name : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
@@ -228,6 +233,16 @@ void ApiServer::route(const HttpRequest& request, std::shared_ptr<Exchange> exch
   }
   if (rest.size() == 3) {
     target.subresource = rest[2];
+    auto connector = connectors_.find(target.type->plural + "/" + target.subresource);
+    if (connector != connectors_.end()) {
+      ApiOutcome object = get(*target.type, target.ns, target.name);
+      if (!object.ok()) {
+        exchange->respond(toResponse(object));
+        return;
+      }
+      connector->second(request, object.object, std::move(exchange));
+      return;
+    }
     bool served = (target.subresource == "status" && target.type->hasStatus) ||
                   (target.subresource == "scale" && target.type->hasScale);
     if (!served) {

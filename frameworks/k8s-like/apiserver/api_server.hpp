@@ -12,6 +12,7 @@
 // resourceVersions are the same for them as for kubectl.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -99,6 +100,13 @@ class ApiServer {
                    const std::string& reason, const std::string& message,
                    const std::string& component);
 
+  // Serves a subresource that is not stored but reaches into the cluster ("pods", "log"):
+  // `handler` gets the request with the object it names (a missing one is a 404 first), on
+  // the loop, and answers on the exchange when it likes, from any thread.
+  using Connector = std::function<void(const HttpRequest& request, const nlohmann::json& object,
+                                       std::shared_ptr<Exchange> exchange)>;
+  void connect(const std::string& plural, const std::string& subresource, Connector handler);
+
   Store* store() const { return store_; }
   Loop* loop() const { return loop_; }
   double now() const { return loop_->wallTime(); }
@@ -141,6 +149,7 @@ class ApiServer {
   Store* store_;
   ApiServerOptions options_;
   std::map<uint64_t, std::shared_ptr<Watch>> watches_;
+  std::map<std::string, Connector> connectors_;  // "pods/log" -> its handler
   uint64_t nextWatch_ = 1;
   // (object uid, reason, message) -> the Event's key, to count repeats.
   std::map<std::string, std::string> eventIndex_;

@@ -209,6 +209,7 @@ void PodScheduler::agents(const json& state) {
     node.hostname = hostname;
     std::string address = a.value("address", "");
     node.ip = address.substr(0, address.rfind(':'));
+    node.address = address;
     node.total = scalars(a.value("resources", json::object()));
     node.used = scalars(a.value("used_resources", json::object()));
     node.active = true;

@@ -96,6 +96,7 @@ class PodScheduler {
     std::string agentId;
     std::string hostname;
     std::string ip;
+    std::string address;  // the agent's HTTP address, host:port
     nlohmann::json labels;
     Resources total;
     Resources used;

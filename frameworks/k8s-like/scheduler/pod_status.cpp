@@ -397,6 +397,7 @@ Result<Operation> PodScheduler::groupFor(const json& pod, const std::string& age
     std::string image = c.value("image", "");
     CommandInfo* command = task->mutable_command();
     command->set_shell(false);
+    command->set_merge_output(true);  // one log, as kubectl logs shows it
     if (image == options_.hostImage) {
       argv.insert(argv.end(), args.begin(), args.end());
       if (argv.empty()) {
