@@ -22,7 +22,9 @@
 #include "frameworks/k8s-like/apiserver/http_server.hpp"
 #include "frameworks/k8s-like/apiserver/kubeconfig.hpp"
 #include "frameworks/k8s-like/apiserver/services.hpp"
+#include "frameworks/k8s-like/controllers/autoscaler.hpp"
 #include "frameworks/k8s-like/controllers/controllers.hpp"
+#include "frameworks/k8s-like/controllers/pod_metrics.hpp"
 #include "frameworks/k8s-like/dns/cluster_dns.hpp"
 #include "frameworks/k8s-like/scheduler/kube_framework.hpp"
 #include "common/zookeeper.hpp"
@@ -82,6 +84,8 @@ int kubeCommand(int argc, const char* const* argv) {
   std::string clusterDomain = "cluster.local";
   std::string zk;
   Duration zkSessionTimeout = seconds(10);
+  Duration metricsInterval = seconds(15);
+  kube::AutoscalerOptions autoscaler;
   bool insecureHttp = false;
   DaemonFlags daemonFlags;
 
@@ -108,6 +112,13 @@ int kubeCommand(int argc, const char* const* argv) {
   flags.add(&podCidr, "pod_cidr",
             "Where pods on agents with a loopback address (a one-machine cluster) get their\n"
             "own addresses from.");
+  flags.add(&metricsInterval, "metrics_interval",
+            "How often pods' and nodes' usage is read from the agents (kubectl top, the\n"
+            "autoscaler).");
+  flags.add(&autoscaler.syncPeriod, "hpa_sync_period",
+            "How often HorizontalPodAutoscalers are evaluated.");
+  flags.add(&autoscaler.downscaleStabilization, "hpa_downscale_stabilization",
+            "The scale-down stabilisation window of HPAs that do not set their own.");
   flags.add(&zk, "zk",
             "zk://host1:2181,host2:2181/agora-kube: keep the objects in ZooKeeper, for several\n"
             "instances of which one leads (the others wait, not listening, and take over when\n"
@@ -217,6 +228,7 @@ int kubeCommand(int argc, const char* const* argv) {
   kube::ReplicaSetController replicaSets(&api);
   kube::DeploymentController deployments(&api);
   kube::EndpointsController endpoints(&api);
+  kube::MetricsCollector metrics(&api, metricsInterval);
   gc.start();
   replicaSets.start();
   deployments.start();
@@ -245,6 +257,7 @@ int kubeCommand(int argc, const char* const* argv) {
               << nameserver << ":53 (" << clusterDomain << ")";
   }
   std::unique_ptr<kube::KubeFramework> framework;
+  std::unique_ptr<kube::HorizontalPodAutoscalerController> hpas;
   if (!master.empty()) {
     kube::KubeFrameworkOptions frameworkOptions;
     frameworkOptions.master = master;
@@ -255,6 +268,9 @@ int kubeCommand(int argc, const char* const* argv) {
     frameworkOptions.scheduler.clusterDomain = clusterDomain;
     framework = std::make_unique<kube::KubeFramework>(&api, frameworkOptions);
     framework->start();
+    metrics.start();
+    hpas = std::make_unique<kube::HorizontalPodAutoscalerController>(&api, &metrics, autoscaler);
+    hpas->start();
   }
   kube::ApiHttpServer http(api.handler(), tls);
   auto port = http.start(hostPort->first, hostPort->second);

@@ -1,4 +1,6 @@
-// Operating pods with the stock kubectl on `agora up`: logs.
+// Operating pods with the stock kubectl on `agora up`: logs, top, autoscaling.
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <string>
@@ -44,14 +46,14 @@ TEST(KubeOperateTest, LogsShowAContainersOutputItsTailItsPreviousRunAndFollowIt)
       {"spec",
        {{"containers",
          {hostContainer("main", "echo started; echo to stderr >&2; i=0; while [ $i -lt 3000 ]; "
-                                "do echo tick $i; i=$((i+1)); sleep 0.1; done"),
-          hostContainer("side", "echo side says hi; exec sleep 600")}}}}};
+                                "do echo tick $i; i=$((i+1)); sleep 0.1; done"),  // ok: the pod's pace
+          hostContainer("side", "echo side says hi; exec sleep 600")}}}}};  // ok: the pod's pace
   json crasher = {{"apiVersion", "v1"},
                   {"kind", "Pod"},
                   {"metadata", {{"name", "crasher"}}},
                   {"spec",
                    {{"containers",
-                     {hostContainer("main", "echo run at $(date +%s%N); sleep 1; exit 3")}}}}};
+                     {hostContainer("main", "echo run at $(date +%s%N); sleep 1; exit 3")}}}}};  // ok: the pod's pace
   std::string file = k.home() + "/pods.json";
   ASSERT_TRUE(
       writeFileAtomic(file, json{{"apiVersion", "v1"}, {"kind", "List"}, {"items", {talker, crasher}}}
@@ -114,6 +116,98 @@ TEST(KubeOperateTest, LogsShowAContainersOutputItsTailItsPreviousRunAndFollowIt)
   CommandResult none = k.kubectl({"logs", "talker", "-c", "side", "--previous"});
   EXPECT_NE(none.exitCode, 0);
   EXPECT_NE(none.output.find("previous terminated container"), std::string::npos) << none.output;
+}
+
+// The CPU figure of `name`'s line in `kubectl top` output, in millicores (-1: no such line).
+int topMillicores(const std::string& output, const std::string& name) {
+  size_t at = output.find("\n" + name);
+  if (at == std::string::npos) return -1;
+  std::string line = output.substr(at + 1, output.find('\n', at + 1) - at - 1);
+  size_t space = line.find_first_of(" \t");
+  if (space == std::string::npos) return -1;
+  size_t value = line.find_first_not_of(" \t", space);
+  if (value == std::string::npos) return -1;
+  return std::atoi(line.c_str() + value);
+}
+
+TEST(KubeOperateTest, TheAutoscalerFollowsRealCpuUsageAndTopShowsIt) {
+  KubeCluster k(1, "cpus:4;mem:4096", {},
+                {{"AGORA_METRICS_INTERVAL", "1secs"},
+                 {"AGORA_HPA_SYNC_PERIOD", "2secs"},
+                 {"AGORA_HPA_DOWNSCALE_STABILIZATION", "6secs"}});
+  REQUIRE_CLUSTER(k);
+  // Pods that burn a CPU while the file is there, and idle when it is not (in /dev/shm, which
+  // host-filesystem containers share; their /tmp is their own).
+  std::string flag = "/dev/shm/agora-test-burn-" + std::to_string(::getpid());
+  ASSERT_TRUE(writeFileAtomic(flag, "").ok());
+  struct Remove {
+    std::string path;
+    ~Remove() { ::unlink(path.c_str()); }
+  } removeFlag{flag};
+  json container = hostContainer(
+      "burner", "while true; do if [ -e " + flag + " ]; then i=0; while [ $i -lt 20000 ]; do "
+                "i=$((i+1)); done; else sleep 0.5; fi; done");  // ok: the pod's pace
+  json deployment = {
+      {"apiVersion", "apps/v1"},
+      {"kind", "Deployment"},
+      {"metadata", {{"name", "burner"}}},
+      {"spec",
+       {{"replicas", 1},
+        {"selector", {{"matchLabels", {{"app", "burner"}}}}},
+        {"template",
+         {{"metadata", {{"labels", {{"app", "burner"}}}}},
+          {"spec", {{"containers", {container}}}}}}}}};
+  json hpa = {{"apiVersion", "autoscaling/v2"},
+              {"kind", "HorizontalPodAutoscaler"},
+              {"metadata", {{"name", "burner"}}},
+              {"spec",
+               {{"scaleTargetRef", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "burner"}}},
+                {"minReplicas", 1},
+                {"maxReplicas", 3},
+                {"metrics",
+                 {{{"type", "Resource"},
+                   {"resource",
+                    {{"name", "cpu"},
+                     {"target", {{"type", "Utilization"}, {"averageUtilization", 50}}}}}}}}}}};
+  std::string file = k.home() + "/burner.json";
+  ASSERT_TRUE(writeFileAtomic(file, json{{"apiVersion", "v1"}, {"kind", "List"},
+                                          {"items", {deployment, hpa}}}
+                                        .dump())
+                  .ok());
+  auto applied = k.kubectl({"apply", "-f", file});
+  ASSERT_EQ(applied.exitCode, 0) << applied.output;
+
+  // kubectl top: the pod burns most of a core (its request is 100m).
+  CommandResult top;
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        top = k.kubectl({"top", "pods"});
+        return top.exitCode == 0 && topMillicores(top.output, "burner-") > 300;
+      },
+      seconds(60)))
+      << top.output;
+  CommandResult nodes = k.kubectl({"top", "nodes"});
+  EXPECT_EQ(nodes.exitCode, 0) << nodes.output;
+  EXPECT_GT(topMillicores(nodes.output, k.json({"get", "nodes"})["items"][0]["metadata"].value(
+                                             "name", "?")),
+            300)
+      << nodes.output;
+  // Far above its 50% target: scaled up to the maximum, and `kubectl get hpa` says why.
+  auto replicas = [&] { return k.json({"get", "deployment", "burner"})["spec"].value("replicas", 0); };
+  ASSERT_TRUE(waitUntil([&] { return replicas() == 3; }, seconds(60)))
+      << k.kubectl({"describe", "hpa", "burner"}).output;
+  std::string table = k.kubectl({"get", "hpa", "burner"}).output;
+  EXPECT_NE(table.find("%/50%"), std::string::npos) << table;
+  EXPECT_EQ(table.find("<unknown>"), std::string::npos) << table;
+  // No load: back to one once the scale-down window has passed, and not before it.
+  ASSERT_EQ(::unlink(flag.c_str()), 0);
+  auto idle = std::chrono::steady_clock::now();
+  ASSERT_TRUE(waitUntil([&] { return replicas() == 1; }, seconds(90)))
+      << k.kubectl({"describe", "hpa", "burner"}).output;
+  EXPECT_GE(std::chrono::steady_clock::now() - idle, seconds(6));
+  json status = k.json({"get", "hpa", "burner"})["status"];
+  EXPECT_EQ(status.value("desiredReplicas", 0), 1) << status.dump();
+  EXPECT_TRUE(status.contains("lastScaleTime")) << status.dump();
 }
 
 }  // namespace

@@ -38,10 +38,13 @@ inline std::map<std::string, std::string> kubeNetworkEnv() {
 
 class KubeCluster {
  public:
-  // `agents` agents with `resources` each; `extra` flags for `agora up` (--ha).
+  // `agents` agents with `resources` each; `extra` flags for `agora up` (--ha); `env` for the
+  // daemons (AGORA_<FLAG> sets a daemon's flag).
   explicit KubeCluster(int agents = 2, const std::string& resources = "cpus:2;mem:2048",
-                       const std::vector<std::string>& extra = {}) {
+                       const std::vector<std::string>& extra = {},
+                       const std::map<std::string, std::string>& env = {}) {
     env_ = kubeNetworkEnv();
+    for (const auto& [name, value] : env) env_[name] = value;
     env_["AGORA_HOME"] = home_.path();
     env_["KUBECONFIG"] = home_.path() + "/kubeconfig";
     std::vector<std::string> args = {"up", "--port=0", "--agents=" + std::to_string(agents),

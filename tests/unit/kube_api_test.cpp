@@ -374,7 +374,8 @@ TEST_F(KubeApiServerTest, CrudConflictsSelectorsAndErrors) {
 
   // Discovery.
   EXPECT_EQ(call("GET", "/api/v1")->body()["kind"], "APIResourceList");
-  EXPECT_EQ(call("GET", "/apis")->body()["groups"].size(), 4u);
+  // apps, autoscaling, networking.k8s.io, discovery.k8s.io, metrics.k8s.io.
+  EXPECT_EQ(call("GET", "/apis")->body()["groups"].size(), 5u);
   EXPECT_EQ(call("GET", "/version")->body()["major"], "1");
   HttpRequest aggregated;
   auto a = std::make_shared<RecordingExchange>();

@@ -164,6 +164,49 @@ void ApiServer::connect(const std::string& plural, const std::string& subresourc
   connectors_[plural + "/" + subresource] = std::move(handler);
 }
 
+void ApiServer::provide(const ResourceType& type, Provider provider) {
+  providers_[&type] = std::move(provider);
+}
+
+void ApiServer::serveProvided(const HttpRequest& request, const Target& target,
+                              const Provider& provider, Exchange& exchange) {
+  if (request.method != "GET" || !target.subresource.empty() || request.param("watch") == "true" ||
+      request.param("watch") == "1") {
+    exchange.respond(toResponse(ApiOutcome::failure(
+        methodNotAllowed(target.type->qualified() + " can only be read (get and list)"))));
+    return;
+  }
+  std::optional<LabelSelector> selector;
+  if (std::string text = request.param("labelSelector"); !text.empty()) {
+    auto parsed = LabelSelector::parse(text);
+    if (!parsed) {
+      exchange.respond(toResponse(ApiOutcome::failure(badRequest(parsed.error()))));
+      return;
+    }
+    selector = std::move(*parsed);
+  }
+  json items = json::array();
+  for (json& item : provider(target.ns)) {
+    const json meta = item.value("metadata", json::object());
+    if (!target.name.empty()) {
+      if (meta.value("name", "") != target.name) continue;
+      exchange.respond(HttpResponse::jsonBody(item.dump()));
+      return;
+    }
+    if (selector && !selector->matches(meta.value("labels", json::object()))) continue;
+    items.push_back(std::move(item));
+  }
+  if (!target.name.empty()) {
+    exchange.respond(toResponse(ApiOutcome::failure(notFound(target.type->qualified(), target.name))));
+    return;
+  }
+  json list = {{"kind", target.type->kind + "List"},
+               {"apiVersion", target.type->groupVersion()},
+               {"metadata", json::object()},
+               {"items", std::move(items)}};
+  exchange.respond(HttpResponse::jsonBody(list.dump()));
+}
+
 void ApiServer::bootstrap() {
   const ResourceType* ns = findResource("", "v1", "namespaces");
   for (const char* name : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
@@ -230,6 +273,10 @@ void ApiServer::route(const HttpRequest& request, std::shared_ptr<Exchange> exch
   }
   if (rest.size() >= 2) {
     target.name = rest[1];
+  }
+  if (auto provider = providers_.find(target.type); provider != providers_.end()) {
+    serveProvided(request, target, provider->second, *exchange);
+    return;
   }
   if (rest.size() == 3) {
     target.subresource = rest[2];

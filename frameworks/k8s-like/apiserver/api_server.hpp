@@ -107,6 +107,12 @@ class ApiServer {
                                        std::shared_ptr<Exchange> exchange)>;
   void connect(const std::string& plural, const std::string& subresource, Connector handler);
 
+  // Serves a resource type that is computed, not stored (metrics.k8s.io): get and list, with
+  // labelSelector; anything else is refused. `provider` gives the objects of a namespace ("":
+  // all), on the loop.
+  using Provider = std::function<std::vector<nlohmann::json>(const std::string& ns)>;
+  void provide(const ResourceType& type, Provider provider);
+
   Store* store() const { return store_; }
   Loop* loop() const { return loop_; }
   double now() const { return loop_->wallTime(); }
@@ -150,6 +156,9 @@ class ApiServer {
   ApiServerOptions options_;
   std::map<uint64_t, std::shared_ptr<Watch>> watches_;
   std::map<std::string, Connector> connectors_;  // "pods/log" -> its handler
+  std::map<const ResourceType*, Provider> providers_;
+  void serveProvided(const HttpRequest& request, const Target& target, const Provider& provider,
+                     Exchange& exchange);
   uint64_t nextWatch_ = 1;
   // (object uid, reason, message) -> the Event's key, to count repeats.
   std::map<std::string, std::string> eventIndex_;

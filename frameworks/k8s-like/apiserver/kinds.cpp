@@ -49,6 +49,11 @@ std::vector<ResourceType> makeTypes() {
   add("networking.k8s.io", "v1", "Ingress", "ingresses", true, {"ing"}, {}, true, false, true);
   add("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, {}, {}, false, false,
       false);
+  // Computed from the agents' measurements, never stored (controllers/pod_metrics.hpp).
+  add("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", true, {}, {}, false, false, false);
+  add("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", false, {}, {}, false, false, false);
+  types[types.size() - 2].stored = false;
+  types.back().stored = false;
   return types;
 }
 
@@ -77,7 +82,7 @@ std::string docPath(const ResourceType& t) {
 }  // namespace
 
 std::string ResourceType::keyPrefix(const std::string& ns) const {
-  std::string prefix = plural + "/";
+  std::string prefix = (stored ? plural : qualified()) + "/";
   if (namespaced && !ns.empty()) {
     prefix += ns + "/";
   }
@@ -187,8 +192,9 @@ json resourceList(const std::string& groupName, const std::string& version) {
     if (t.group != groupName || t.version != version) {
       continue;
     }
-    json verbs = {"create", "delete", "deletecollection", "get", "list", "patch", "update",
-                  "watch"};
+    json verbs = t.stored ? json{"create", "delete", "deletecollection", "get", "list", "patch",
+                                 "update", "watch"}
+                          : json{"get", "list"};
     json r = {{"name", t.plural},    {"singularName", t.singular}, {"namespaced", t.namespaced},
               {"kind", t.kind},      {"verbs", verbs}};
     if (!t.shortNames.empty()) {
@@ -243,7 +249,7 @@ json aggregatedDiscovery(bool core, const std::string& version) {
                 {"responseKind", {{"group", t.group}, {"version", t.version}, {"kind", t.kind}}},
                 {"scope", t.namespaced ? "Namespaced" : "Cluster"},
                 {"singularResource", t.singular},
-                {"verbs", verbs}};
+                {"verbs", t.stored ? verbs : json{"get", "list"}}};
       if (!t.shortNames.empty()) r["shortNames"] = t.shortNames;
       if (!t.categories.empty()) r["categories"] = t.categories;
       json subresources = json::array();

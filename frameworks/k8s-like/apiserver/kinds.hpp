@@ -24,6 +24,7 @@ struct ResourceType {
   bool hasStatus = false;               // a /status subresource (status kept apart from spec)
   bool hasScale = false;                // a /scale subresource
   bool hasGeneration = false;           // metadata.generation counts changes to the spec
+  bool stored = true;                   // false: computed when read (ApiServer::provide)
 
   std::string groupVersion() const { return group.empty() ? version : group + "/" + version; }
   // "deployments.apps", "pods": how errors name the resource.
