@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <iostream>
@@ -13,58 +14,81 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
-#include "frameworks/k8s-like/apiserver/kubeconfig.hpp"
 #include "cli/daemon.hpp"
 #include "cli/local_cluster.hpp"
 #include "cli/profile.hpp"
+#include "cli/table.hpp"
 #include "common/fs.hpp"
 #include "common/http.hpp"
 #include "common/ids.hpp"
 #include "common/process.hpp"
+#include "frameworks/k8s-like/apiserver/kubeconfig.hpp"
+#include "frameworks/k8s-like/proxy/api_client.hpp"
 
 namespace agora::cli {
 
+
+// What `agora status` found, as its exit code: a bit for each part that is down (as minikube
+// does), so scripts can tell which.
+enum StatusBits {
+  kMasterDown = 1,
+  kAgentDown = 2,
+  kKubeDown = 4,
+  kZooKeeperDown = 8,
+  kNoProfile = 64,
+};
+
 namespace {
 
-// Parses --profile for a verb that works on an existing profile and loads it. Returns an exit
-// code, or -1 to go on.
-int parseProfileVerb(const std::string& verb, const std::string& summary, int argc,
-                     const char* const* argv, std::string* name, Profile* profile) {
-  *name = "default";
-  Flags flags("agora " + verb + " [--profile=NAME]", summary);
-  flags.add(name, "profile", "Name of the local cluster.");
-  int rc = parseFlags(flags, argc, argv);
-  if (rc >= 0) {
-    return rc;
+// The kube API's /healthz over HTTPS, verified against the profile's CA.
+bool kubeAnswers(const DaemonRecord& d) {
+  kube::ApiClientOptions options;
+  options.server = "https://" + d.http;
+  options.caPem = readFile(d.dir + "/data/pki/ca.crt").value_or("");
+  options.timeout = seconds(2);
+  auto client = kube::ApiClient::make(options);
+  if (!client) return false;
+  auto answer = (*client)->get("/healthz");
+  return answer && *answer == "ok";
+}
+
+std::string argValue(const DaemonRecord& d, const std::string& flag) {
+  for (const std::string& arg : d.args) {
+    if (arg.rfind(flag, 0) == 0) return arg.substr(flag.size());
   }
-  auto loaded = loadProfile(*name);
-  if (!loaded) {
-    std::cerr << "agora " << verb << ": " << loaded.error() << "\n";
-    return 1;
-  }
-  *profile = *loaded;
-  return -1;
+  return "";
 }
 
 }  // namespace
 
 int statusCommand(int argc, const char* const* argv) {
-  std::string profileName;
-  Profile loaded;
-  int rc = parseProfileVerb("status",
-                            "Shows whether the local cluster's processes are running and the "
-                            "master answers.\nExits 0 when everything runs.",
-                            argc, argv, &profileName, &loaded);
+  std::string profileName = "default";
+  Flags flags("agora status [--profile=NAME]",
+              "Shows the local cluster's parts: host, masters, agents, the kube API and its\n"
+              "kubeconfig. Exits 0 when everything runs; otherwise the sum of 1 (a master is\n"
+              "down), 2 (an agent is down), 4 (the kube API is down), 8 (ZooKeeper is down);\n"
+              "64 when there is no such profile.");
+  flags.add(&profileName, "profile", "Name of the local cluster.");
+  int rc = parseFlags(flags, argc, argv);
   if (rc >= 0) {
     return rc;
   }
-  const Profile* profile = &loaded;
-  bool allUp = true;
-  std::cout << "Profile '" << profileName << "' (" << profile->dir << "):\n";
+  auto loaded = loadProfile(profileName);
+  if (!loaded) {
+    std::cerr << "agora status: " << loaded.error() << "\n";
+    return kNoProfile;
+  }
+  const Profile* profile = &*loaded;
+  int down = 0;
+  char host[256] = "";
+  ::gethostname(host, sizeof(host) - 1);
+  std::cout << "Profile '" << profileName << "' (" << profile->dir << ")\n";
+  std::cout << "  host      " << host << "\n";
   int agentNumber = 0;
   for (const DaemonRecord& d : profile->daemons) {
     bool running = isOurDaemon(d.pid, d.role);
-    std::string health = "";
+    std::string health;
+    bool healthy = running;
     if (running && d.role == "master") {
       auto r = httpGet(d.http, "/state", seconds(2));
       bool answers = r && r->status == 200;
@@ -72,13 +96,20 @@ int statusCommand(int argc, const char* const* argv) {
       health = !answers ? "not answering"
                : !j.is_discarded() && j.value("leader", false) ? "leading"
                                                                 : "standing by";
-      allUp &= answers;
+      healthy = answers;
     } else if (running && d.role == "agent") {
       auto r = httpGet(d.http, "/health", seconds(2));
-      health = r && r->status == 200 ? "healthy" : "not answering";
-      allUp &= r && r->status == 200;
-    } else if (!running) {
-      allUp = false;
+      healthy = r && r->status == 200;
+      health = healthy ? "healthy" : "not answering";
+    } else if (running && d.role == "kube") {
+      healthy = kubeAnswers(d);
+      health = healthy ? "answering" : "not answering";
+    }
+    if (!healthy) {
+      down |= d.role == "master" ? kMasterDown
+              : d.role == "agent" ? kAgentDown
+              : d.role == "kube"  ? kKubeDown
+                                  : kZooKeeperDown;
     }
     std::string name = d.role == "agent" ? "agent " + std::to_string(++agentNumber) : d.role;
     std::cout << "  " << name << std::string(10 - std::min<size_t>(9, name.size()), ' ')
@@ -86,47 +117,56 @@ int statusCommand(int argc, const char* const* argv) {
               << (d.role == "zookeeper" ? "" : d.role == "kube" ? "https://" : "http://")
               << d.http
               << (health.empty() ? "" : "  " + health) << "\n";
+    if (d.role == "kube") {
+      std::string kubeconfig = argValue(d, "--kubeconfig=");
+      if (!kubeconfig.empty()) {
+        std::cout << "  kubeconfig " << kubeconfig << " (context " << argValue(d, "--context=")
+                  << ")\n";
+      }
+    }
   }
-  return allUp ? 0 : 1;
+  return down;
 }
 
 int stopCommand(int argc, const char* const* argv) {
-  std::string profileName;
-  Profile profile;
-  int rc = parseProfileVerb(
-      "stop", "Stops the local cluster: agents first (they stop their tasks), then the master.",
-      argc, argv, &profileName, &profile);
-  if (rc >= 0) {
-    return rc;
-  }
-  stopProfile(profile);
-  std::cout << "Stopped profile '" << profileName << "'.\n";
-  return 0;
-}
-
-int deleteCommand(int argc, const char* const* argv) {
   std::string profileName = "default";
-  Flags flags("agora delete [--profile=NAME]",
-              "Stops the local cluster and deletes its profile directory (work dirs and logs).");
+  bool all = false;
+  Flags flags("agora stop [--profile=NAME] [--all]",
+              "Stops the local cluster: agents first (they stop their tasks), then the master.");
   flags.add(&profileName, "profile", "Name of the local cluster.");
+  flags.add(&all, "all", "Stop every profile.");
   int rc = parseFlags(flags, argc, argv);
   if (rc >= 0) {
     return rc;
   }
-  if (Status s = validateId(profileName, "profile name"); !s) {
-    std::cerr << "agora delete: " << s.error() << "\n";
-    return 2;
+  std::vector<std::string> names = all ? listProfiles() : std::vector<std::string>{profileName};
+  int failed = 0;
+  for (const std::string& name : names) {
+    auto profile = loadProfile(name);
+    if (!profile) {
+      std::cerr << "agora stop: " << profile.error() << "\n";
+      failed = 1;
+      continue;
+    }
+    std::cout << "Stopping profile '" << name << "'...\n" << std::flush;
+    stopProfile(*profile);
+    std::cout << "Stopped profile '" << name << "'.\n";
   }
+  return failed;
+}
+
+namespace {
+
+// Stops a profile and removes its directory and its kubeconfig context.
+int deleteProfile(const std::string& profileName) {
   if (auto profile = loadProfile(profileName)) {
+    std::cout << "Stopping profile '" << profileName << "'...\n" << std::flush;
     stopProfile(*profile);
     // Its kubeconfig context goes too, as minikube's does.
     for (const DaemonRecord& d : profile->daemons) {
       if (d.role != "kube") continue;
-      std::string path, context;
-      for (const std::string& arg : d.args) {
-        if (arg.rfind("--kubeconfig=", 0) == 0) path = arg.substr(13);
-        if (arg.rfind("--context=", 0) == 0) context = arg.substr(10);
-      }
+      std::string path = argValue(d, "--kubeconfig=");
+      std::string context = argValue(d, "--context=");
       if (!path.empty() && !context.empty()) {
         Status removed = kube::removeFromKubeconfig(path, context);
         if (!removed) std::cerr << "agora delete: kubeconfig: " << removed.error() << "\n";
@@ -146,6 +186,45 @@ int deleteCommand(int argc, const char* const* argv) {
   return 0;
 }
 
+}  // namespace
+
+int deleteCommand(int argc, const char* const* argv) {
+  std::string profileName = "default";
+  bool all = false;
+  bool purge = false;
+  Flags flags("agora delete [--profile=NAME] [--all [--purge]]",
+              "Stops the local cluster and deletes its profile directory (work dirs and logs).");
+  flags.add(&profileName, "profile", "Name of the local cluster.");
+  flags.add(&all, "all", "Delete every profile.");
+  flags.add(&purge, "purge",
+            "With --all: remove all of $AGORA_HOME too (the image store included).");
+  int rc = parseFlags(flags, argc, argv);
+  if (rc >= 0) {
+    return rc;
+  }
+  if (purge && !all) {
+    std::cerr << "agora delete: --purge goes with --all\n";
+    return 2;
+  }
+  if (!all) {
+    if (Status s = validateId(profileName, "profile name"); !s) {
+      std::cerr << "agora delete: " << s.error() << "\n";
+      return 2;
+    }
+    return deleteProfile(profileName);
+  }
+  int failed = 0;
+  for (const std::string& name : listProfiles()) failed |= deleteProfile(name);
+  if (purge && failed == 0 && pathExists(agoraHome())) {
+    if (Status s = removeAll(agoraHome()); !s) {
+      std::cerr << "agora delete: " << s.error() << "\n";
+      return 1;
+    }
+    std::cout << "Removed " << agoraHome() << ".\n";
+  }
+  return failed;
+}
+
 int profileCommand(int argc, const char* const* argv) {
   Flags flags("agora profile list", "Lists the local cluster profiles and whether they run.");
   std::vector<std::string> words;
@@ -157,12 +236,32 @@ int profileCommand(int argc, const char* const* argv) {
     std::cerr << "agora profile: expected 'agora profile list'\n";
     return 2;
   }
+  // The active profile: the one the other verbs use without --profile.
+  const char* env = std::getenv("AGORA_PROFILE");
+  std::string active = env != nullptr && *env != '\0' ? env : "default";
+  Table table({"PROFILE", "STATUS", "AGENTS", "MASTER", "KUBE API", "ACTIVE"});
   for (const std::string& name : listProfiles()) {
     auto p = loadProfile(name);
-    bool running = p && anyRunning(*p);
-    std::cout << name << "\t" << (running ? "running" : "stopped") << "\t"
-              << (p && p->master() ? "http://" + p->master()->http : "") << "\n";
+    int agents = 0;
+    int running = 0;
+    std::string kube;
+    if (p) {
+      for (const DaemonRecord& d : p->daemons) {
+        bool up = isOurDaemon(d.pid, d.role);
+        running += up ? 1 : 0;
+        if (d.role == "agent") ++agents;
+        if (d.role == "kube") kube = "https://" + d.http;
+      }
+    }
+    std::string status = !p ? "unreadable"
+                         : running == 0 ? "stopped"
+                         : running == static_cast<int>(p->daemons.size()) ? "running"
+                                                                          : "degraded";
+    table.add({name, status, std::to_string(agents),
+               p && p->master() ? "http://" + p->master()->http : "", kube.empty() ? "-" : kube,
+               name == active ? "*" : ""});
   }
+  table.print(std::cout);
   return 0;
 }
 

@@ -22,6 +22,7 @@ struct Verb {
 const Verb kVerbs[] = {
     {"up", "start a local cluster (a master and --agents=N agents) in a profile",
      agora::cli::upCommand},
+    {"start", "the same as up (minikube's word)", agora::cli::upCommand},
     {"status", "show whether the local cluster's processes are running",
      agora::cli::statusCommand},
     {"stop", "stop the local cluster", agora::cli::stopCommand},

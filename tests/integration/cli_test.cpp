@@ -94,7 +94,7 @@ TEST(CliTest, BadFlagsAndInputGetClearErrors) {
 // Stops the profile whatever happens to the test.
 struct StopAtExit {
   std::map<std::string, std::string> env;
-  ~StopAtExit() { agora({"stop"}, env); }
+  ~StopAtExit() { agora({"stop", "--all"}, env); }
 };
 
 TEST(CliTest, LocalClusterUpRunAndStop) {
@@ -174,17 +174,76 @@ TEST(CliTest, LocalClusterUpRunAndStop) {
   EXPECT_TRUE(contains(r.output, "agora-run")) << r.output;
 
   r = agora({"profile", "list"}, env);
-  EXPECT_TRUE(contains(r.output, "default\trunning")) << r.output;
+  EXPECT_TRUE(contains(r.output, "default   running")) << r.output;
 
   r = agora({"stop"}, env);
   EXPECT_EQ(r.exitCode, 0) << r.output;
   r = agora({"status"}, env);
-  EXPECT_EQ(r.exitCode, 1) << r.output;
+  EXPECT_EQ(r.exitCode, 1 | 2 | 4) << r.output;  // master, agents and kube API down
   EXPECT_TRUE(contains(r.output, "stopped")) << r.output;
 
   r = agora({"delete"}, env);
   EXPECT_EQ(r.exitCode, 0) << r.output;
   EXPECT_FALSE(pathExists(home.path() + "/profiles/default"));
+}
+
+// pids of a profile's daemons of `role`.
+std::vector<pid_t> daemonPids(const std::string& home, const std::string& profile,
+                              const std::string& role) {
+  std::vector<pid_t> pids;
+  auto j = nlohmann::json::parse(
+      readFile(home + "/profiles/" + profile + "/profile.json").value_or("{}"), nullptr, false);
+  for (const auto& d : j.value("daemons", nlohmann::json::array())) {
+    if (d.value("role", "") == role) pids.push_back(d.value("pid", 0));
+  }
+  return pids;
+}
+
+TEST(CliTest, TwoProfilesAtOnceAndStatusSaysWhichPartIsDown) {
+  TempDir home;
+  std::map<std::string, std::string> env = kubeNetworkEnv();
+  env["AGORA_HOME"] = home.path();
+  env["KUBECONFIG"] = home.path() + "/kubeconfig";
+  StopAtExit guard{env};
+  auto r = agora({"start", "--profile=a", "--port=0", "--agents=1"}, env);
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  r = agora({"start", "--profile=b", "--port=0", "--agents=1", "--kube=false"}, env);
+  ASSERT_EQ(r.exitCode, 0) << r.output;
+  std::map<std::string, std::string> activeB = env;
+  activeB["AGORA_PROFILE"] = "b";
+  r = agora({"profile", "list"}, activeB);
+  EXPECT_EQ(r.exitCode, 0);
+  EXPECT_TRUE(contains(r.output, "PROFILE   STATUS    AGENTS")) << r.output;
+  EXPECT_TRUE(contains(r.output, "\na         running   1")) << r.output;
+  EXPECT_TRUE(contains(r.output, "\nb         running   1")) << r.output;
+  EXPECT_TRUE(contains(r.output, "*\n")) << r.output;
+  r = agora({"status", "--profile=a"}, env);
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "kube      running")) << r.output;
+  EXPECT_TRUE(contains(r.output, "kubeconfig " + home.path() + "/kubeconfig")) << r.output;
+
+  // An agent of b down: 2. The kube API of a down: 4.
+  for (pid_t pid : daemonPids(home.path(), "b", "agent")) ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  for (pid_t pid : daemonPids(home.path(), "a", "kube")) ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  EXPECT_TRUE(waitUntil([&] { return agora({"status", "--profile=b"}, env).exitCode == 2; },
+                        seconds(10)));
+  EXPECT_TRUE(waitUntil([&] { return agora({"status", "--profile=a"}, env).exitCode == 4; },
+                        seconds(10)));
+  r = agora({"profile", "list"}, env);
+  EXPECT_TRUE(contains(r.output, "\nb         degraded")) << r.output;
+
+  // Both stopped at once: every part down.
+  r = agora({"stop", "--all"}, env);
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "Stopped profile 'a'") && contains(r.output, "Stopped profile 'b'"))
+      << r.output;
+  EXPECT_EQ(agora({"status", "--profile=a"}, env).exitCode, 1 | 2 | 4);
+  EXPECT_EQ(agora({"status", "--profile=b"}, env).exitCode, 1 | 2);
+  EXPECT_EQ(agora({"status", "--profile=none"}, env).exitCode, 64);
+  EXPECT_EQ(agora({"delete", "--purge"}, env).exitCode, 2);  // --purge needs --all
+  r = agora({"delete", "--all", "--purge"}, env);
+  EXPECT_EQ(r.exitCode, 0) << r.output;
+  EXPECT_FALSE(pathExists(home.path() + "/profiles"));
 }
 
 TEST(CliTest, RolesWeightsAndQuota) {

@@ -157,25 +157,14 @@ TEST(KubeOperateTest, TheAutoscalerFollowsRealCpuUsageAndTopShowsIt) {
         {"template",
          {{"metadata", {{"labels", {{"app", "burner"}}}}},
           {"spec", {{"containers", {container}}}}}}}}};
-  json hpa = {{"apiVersion", "autoscaling/v2"},
-              {"kind", "HorizontalPodAutoscaler"},
-              {"metadata", {{"name", "burner"}}},
-              {"spec",
-               {{"scaleTargetRef", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "burner"}}},
-                {"minReplicas", 1},
-                {"maxReplicas", 3},
-                {"metrics",
-                 {{{"type", "Resource"},
-                   {"resource",
-                    {{"name", "cpu"},
-                     {"target", {{"type", "Utilization"}, {"averageUtilization", 50}}}}}}}}}}};
   std::string file = k.home() + "/burner.json";
-  ASSERT_TRUE(writeFileAtomic(file, json{{"apiVersion", "v1"}, {"kind", "List"},
-                                          {"items", {deployment, hpa}}}
-                                        .dump())
-                  .ok());
+  ASSERT_TRUE(writeFileAtomic(file, deployment.dump()).ok());
   auto applied = k.kubectl({"apply", "-f", file});
   ASSERT_EQ(applied.exitCode, 0) << applied.output;
+  // kubectl autoscale sends autoscaling/v1 (stored as v2).
+  auto autoscaled = k.kubectl(
+      {"autoscale", "deployment", "burner", "--cpu-percent=50", "--min=1", "--max=3"});
+  ASSERT_EQ(autoscaled.exitCode, 0) << autoscaled.output;
 
   // kubectl top: the pod burns most of a core (its request is 100m).
   CommandResult top;
@@ -208,6 +197,9 @@ TEST(KubeOperateTest, TheAutoscalerFollowsRealCpuUsageAndTopShowsIt) {
   json status = k.json({"get", "hpa", "burner"})["status"];
   EXPECT_EQ(status.value("desiredReplicas", 0), 1) << status.dump();
   EXPECT_TRUE(status.contains("lastScaleTime")) << status.dump();
+  EXPECT_NE(k.kubectl({"describe", "hpa", "burner"}).output.find("SuccessfulRescale"),
+            std::string::npos);
+  ASSERT_EQ(k.kubectl({"delete", "hpa", "burner"}).exitCode, 0);
 }
 
 }  // namespace

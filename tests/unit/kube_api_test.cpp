@@ -393,6 +393,47 @@ TEST_F(KubeApiServerTest, CrudConflictsSelectorsAndErrors) {
   EXPECT_EQ(apps["versions"][0]["resources"][0]["shortNames"][0], "deploy");
 }
 
+TEST_F(KubeApiServerTest, AutoscalingV1IsServedFromTheStoredV2) {
+  const std::string v1 = "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers";
+  const std::string v2 = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers";
+  auto watch = call("GET", v1 + "?watch=true&resourceVersion=0");
+  auto created = call("POST", v1,
+                      R"({"apiVersion":"autoscaling/v1","kind":"HorizontalPodAutoscaler",
+                          "metadata":{"name":"web"},
+                          "spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"Deployment",
+                                                    "name":"web"},
+                                  "minReplicas":1,"maxReplicas":5,
+                                  "targetCPUUtilizationPercentage":60}})");
+  ASSERT_EQ(created->response.status, 201) << created->response.body;
+  EXPECT_EQ(created->body()["apiVersion"], "autoscaling/v1");
+  EXPECT_EQ(created->body()["spec"]["targetCPUUtilizationPercentage"], 60);
+  // Stored as v2: a CPU utilisation metric.
+  json stored = call("GET", v2 + "/web")->body();
+  EXPECT_EQ(stored["apiVersion"], "autoscaling/v2");
+  EXPECT_EQ(stored["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 60);
+  // A memory metric added in v2 survives a v1 patch of the CPU target.
+  stored["spec"]["metrics"].push_back(
+      {{"type", "Resource"},
+       {"resource", {{"name", "memory"}, {"target", {{"type", "AverageValue"}, {"averageValue", "64Mi"}}}}}});
+  ASSERT_EQ(call("PUT", v2 + "/web", stored.dump())->response.status, 200);
+  auto patched = call("PATCH", v1 + "/web", R"({"spec":{"targetCPUUtilizationPercentage":75}})",
+                      "application/merge-patch+json");
+  ASSERT_EQ(patched->response.status, 200) << patched->response.body;
+  EXPECT_EQ(patched->body()["spec"]["targetCPUUtilizationPercentage"], 75);
+  json metrics = call("GET", v2 + "/web")->body()["spec"]["metrics"];
+  ASSERT_EQ(metrics.size(), 2u) << metrics.dump();
+  EXPECT_EQ(metrics[0]["resource"]["name"], "memory");
+  EXPECT_EQ(metrics[1]["resource"]["target"]["averageUtilization"], 75);
+  // Lists and watch events in v1 too.
+  json list = call("GET", v1)->body();
+  EXPECT_EQ(list["apiVersion"], "autoscaling/v1");
+  EXPECT_EQ(list["items"][0]["spec"]["targetCPUUtilizationPercentage"], 75);
+  ASSERT_FALSE(watch->chunks.empty());
+  EXPECT_EQ(json::parse(watch->chunks[0])["object"]["apiVersion"], "autoscaling/v1");
+  watch->closed();
+  loop_.runUntilIdle();
+}
+
 TEST_F(KubeApiServerTest, WatchesStreamChangesAndSayGoneForOldVersions) {
   auto watch = call("GET", "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=0");
   EXPECT_EQ(watch->streamStatus, 200);

@@ -7,6 +7,7 @@
 #include "common/ids.hpp"
 #include "frameworks/k8s-like/apiserver/objects.hpp"
 #include "frameworks/k8s-like/apiserver/patch.hpp"
+#include "frameworks/k8s-like/apiserver/conversion.hpp"
 #include "frameworks/k8s-like/apiserver/protobuf.hpp"
 #include "frameworks/k8s-like/apiserver/tables.hpp"
 #include "frameworks/k8s-like/apiserver/validation.hpp"
@@ -34,15 +35,8 @@ std::string randomSuffix() {
 // The request's object, from JSON or Kubernetes' protobuf.
 Result<json> parseBody(const HttpRequest& request) {
   auto contentType = request.headers.find("content-type");
-  if (contentType != request.headers.end() && isProtobuf(contentType->second)) {
-    return decodeProtobuf(request.body);
-  }
-  json object = json::parse(request.body, nullptr, false);
-  if (object.is_discarded() || !object.is_object()) {
-    return Error("the body of the request was in an unknown format - accepted media types "
-                 "include: application/json, application/vnd.kubernetes.protobuf");
-  }
-  return object;
+  return decodeObject(contentType == request.headers.end() ? "" : contentType->second,
+                      request.body);
 }
 
 ApiError unreadable(const std::string& message) {
@@ -128,7 +122,10 @@ HttpResponse toResponse(const ApiOutcome& outcome) {
 }
 
 ApiServer::ApiServer(Loop* loop, Store* store, ApiServerOptions options)
-    : loop_(loop), store_(store), options_(std::move(options)) {}
+    : loop_(loop), store_(store), options_(std::move(options)) {
+  conversions_[findResource("autoscaling", "v1", "horizontalpodautoscalers")] = {
+      findResource("autoscaling", "v2", "horizontalpodautoscalers"), hpaV1ToV2, hpaV2ToV1};
+}
 
 ApiServer::~ApiServer() {
   *alive_ = false;
@@ -296,6 +293,10 @@ void ApiServer::route(const HttpRequest& request, std::shared_ptr<Exchange> exch
       exchange->respond(toResponse(ApiOutcome::failure(notServed())));
       return;
     }
+  }
+  if (auto conversion = conversions_.find(target.type); conversion != conversions_.end()) {
+    serveConverted(request, target, conversion->second, std::move(exchange));
+    return;
   }
   serveResource(request, target, std::move(exchange));
 }

@@ -157,6 +157,16 @@ class ApiServer {
   std::map<uint64_t, std::shared_ptr<Watch>> watches_;
   std::map<std::string, Connector> connectors_;  // "pods/log" -> its handler
   std::map<const ResourceType*, Provider> providers_;
+  // A version served but not stored: requests are converted to the stored one, answers back.
+  struct Conversion {
+    const ResourceType* stored = nullptr;
+    std::function<nlohmann::json(const nlohmann::json& served, const nlohmann::json& stored)>
+        toStored;
+    std::function<nlohmann::json(const nlohmann::json& stored)> toServed;
+  };
+  std::map<const ResourceType*, Conversion> conversions_;  // by the version served
+  void serveConverted(const HttpRequest& request, Target target, const Conversion& conversion,
+                      std::shared_ptr<Exchange> exchange);
   void serveProvided(const HttpRequest& request, const Target& target, const Provider& provider,
                      Exchange& exchange);
   uint64_t nextWatch_ = 1;

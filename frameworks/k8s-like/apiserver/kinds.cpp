@@ -46,6 +46,10 @@ std::vector<ResourceType> makeTypes() {
   add("apps", "v1", "ReplicaSet", "replicasets", true, {"rs"}, {"all"}, true, true, true);
   add("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true,
       {"hpa"}, {"all"}, true, false, false);
+  // Stored as v2 (conversion.hpp); what `kubectl autoscale` sends.
+  add("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true,
+      {"hpa"}, {"all"}, true, false, false);
+  types.back().storageVersion = false;
   add("networking.k8s.io", "v1", "Ingress", "ingresses", true, {"ing"}, {}, true, false, true);
   add("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, {}, {}, false, false,
       false);
@@ -243,6 +247,7 @@ json aggregatedDiscovery(bool core, const std::string& version) {
                 "watch"};
   for (const std::string& g : groups) {
     std::map<std::string, json> versions;
+    std::vector<std::string> order;  // the first is the preferred version
     for (const auto& t : resourceTypes()) {
       if (t.group != g) continue;
       json r = {{"resource", t.plural},
@@ -266,12 +271,13 @@ json aggregatedDiscovery(bool core, const std::string& version) {
              {"verbs", {"get", "patch", "update"}}});
       }
       if (!subresources.empty()) r["subresources"] = subresources;
+      if (versions.count(t.version) == 0) order.push_back(t.version);
       versions[t.version]["version"] = t.version;
       versions[t.version]["resources"].push_back(r);
       versions[t.version]["freshness"] = "Current";
     }
     json list = json::array();
-    for (auto& [v, body] : versions) list.push_back(body);
+    for (const std::string& v : order) list.push_back(versions[v]);
     items.push_back({{"metadata", {{"name", g}, {"creationTimestamp", nullptr}}},
                      {"versions", list}});
   }

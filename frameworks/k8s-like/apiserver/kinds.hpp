@@ -25,6 +25,7 @@ struct ResourceType {
   bool hasScale = false;                // a /scale subresource
   bool hasGeneration = false;           // metadata.generation counts changes to the spec
   bool stored = true;                   // false: computed when read (ApiServer::provide)
+  bool storageVersion = true;           // false: stored as another version of the kind
 
   std::string groupVersion() const { return group.empty() ? version : group + "/" + version; }
   // "deployments.apps", "pods": how errors name the resource.

@@ -150,6 +150,15 @@ const std::map<std::string, Schema>& schemas() {
        {{1, "metadata", K::kMessage, false, "ObjectMeta"},
         {2, "spec", K::kMessage, false, "HorizontalPodAutoscalerSpec"},
         {3, "status", K::kIgnored}}},
+      // autoscaling/v1 (kubectl autoscale), a message of its own.
+      {"HorizontalPodAutoscaler@autoscaling/v1",
+       {{1, "metadata", K::kMessage, false, "ObjectMeta"},
+        {2, "spec", K::kMessage, false, "HorizontalPodAutoscalerSpecV1"},
+        {3, "status", K::kIgnored}}},
+      {"HorizontalPodAutoscalerSpecV1",
+       {{1, "scaleTargetRef", K::kMessage, false, "CrossVersionObjectReference"},
+        {2, "minReplicas", K::kInt}, {3, "maxReplicas", K::kInt},
+        {4, "targetCPUUtilizationPercentage", K::kInt}}},
       {"HorizontalPodAutoscalerSpec",
        {{1, "scaleTargetRef", K::kMessage, false, "CrossVersionObjectReference"},
         {2, "minReplicas", K::kInt}, {3, "maxReplicas", K::kInt},
@@ -177,7 +186,8 @@ bool zeroMeansAbsent(const std::string& message, const std::string& field) {
       "PodSpec.hostNetwork",          "DeploymentSpec.minReadySeconds",
       "DeploymentSpec.paused",        "ReplicaSetSpec.minReadySeconds",
       "ServicePort.port",             "ServicePort.nodePort",
-      "ServiceSpec.publishNotReadyAddresses", "HorizontalPodAutoscalerSpec.maxReplicas"};
+      "ServiceSpec.publishNotReadyAddresses", "HorizontalPodAutoscalerSpec.maxReplicas",
+      "HorizontalPodAutoscalerSpecV1.maxReplicas"};
   return fields.count(message + "." + field) > 0;
 }
 
@@ -477,13 +487,26 @@ Result<json> decodeProtobuf(const std::string& body) {
   if (kind.empty()) {
     return Error("the protobuf body names no kind");
   }
-  auto object = decodeMessage(body, raw.first, raw.second, kind);
+  // A kind whose message differs between versions has one per version.
+  std::string message = kind;
+  if (schemas().count(kind + "@" + apiVersion) > 0) message = kind + "@" + apiVersion;
+  auto object = decodeMessage(body, raw.first, raw.second, message);
   if (!object) {
     return Error("cannot read the " + kind + " sent as protobuf: " + object.error() +
                  "; send it as JSON (kubectl apply -f does)");
   }
   (*object)["apiVersion"] = apiVersion;
   (*object)["kind"] = kind;
+  return object;
+}
+
+Result<json> decodeObject(const std::string& contentType, const std::string& body) {
+  if (isProtobuf(contentType)) return decodeProtobuf(body);
+  json object = json::parse(body, nullptr, false);
+  if (object.is_discarded() || !object.is_object()) {
+    return Error("the body of the request was in an unknown format - accepted media types "
+                 "include: application/json, application/vnd.kubernetes.protobuf");
+  }
   return object;
 }
 

@@ -19,4 +19,7 @@ bool isProtobuf(const std::string& contentType);
 
 Result<nlohmann::json> decodeProtobuf(const std::string& body);
 
+// A request's object, JSON or protobuf by its Content-Type.
+Result<nlohmann::json> decodeObject(const std::string& contentType, const std::string& body);
+
 }  // namespace agora::kube

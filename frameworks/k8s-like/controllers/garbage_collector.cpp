@@ -238,7 +238,7 @@ void GarbageCollector::emptyNamespace(const json& nsObject) {
   terminating_.insert(ns);
   bool empty = true;
   for (const ResourceType& type : resourceTypes()) {
-    if (!type.namespaced || !type.stored) continue;
+    if (!type.namespaced || !type.stored || !type.storageVersion) continue;
     for (const json& object : api_->list(type, ns)) {
       empty = false;
       if (!object["metadata"].contains("deletionTimestamp")) {
