@@ -142,6 +142,9 @@ std::string Agent::metricsText() const {
        static_cast<double>(counters_.invalidMessages));
   line("agora_agent_registrations_total", "counter", "(Re-)registration attempts.",
        static_cast<double>(counters_.registrations));
+  out << "# HELP agora_agent_status_update_roundtrip_seconds From an update's first sending "
+         "to its acknowledgement.\n# TYPE agora_agent_status_update_roundtrip_seconds histogram\n";
+  statusUpdates_.roundTrip().write(out, "agora_agent_status_update_roundtrip_seconds");
   return out.str();
 }
 

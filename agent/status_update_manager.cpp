@@ -52,6 +52,7 @@ void StatusUpdateManager::sendHead(const Key& key, Stream& stream) {
   stream.nextRetry = loop_.now() + stream.backoff;
   waiting_.insert(key);
   if (!paused_) {
+    if (stream.sentAt == TimePoint{}) stream.sentAt = loop_.now();
     forward_(key.first, stream.updates.front(), stream.latest);
   }
 }
@@ -65,6 +66,8 @@ bool StatusUpdateManager::acknowledge(const std::string& frameworkId, const std:
     return false;
   }
   Stream& stream = it->second;
+  if (stream.sentAt != TimePoint{}) roundTrip_.observe(toSeconds(loop_.now() - stream.sentAt));
+  stream.sentAt = TimePoint{};
   bool ended = terminal(stream.updates.front().state());
   stream.updates.pop_front();
   --pending_;

@@ -19,6 +19,7 @@
 
 #include "agent/checkpoint.pb.h"
 #include "agora/agora.pb.h"
+#include "common/histogram.hpp"
 #include "common/loop.hpp"
 
 namespace agora::agent {
@@ -76,6 +77,8 @@ class StatusUpdateManager {
   size_t pending() const { return pending_; }
   bool hasStream(const std::string& frameworkId, const std::string& taskId) const;
   uint64_t retries() const { return retries_; }
+  // Seconds from an update's first sending to its acknowledgement.
+  const Histogram& roundTrip() const { return roundTrip_; }
 
  private:
   using Key = std::pair<std::string, std::string>;  // framework id, task id
@@ -85,6 +88,7 @@ class StatusUpdateManager {
     TaskState latest = TASK_UNKNOWN;
     TimePoint nextRetry;
     Duration backoff;
+    TimePoint sentAt{};  // when its head first went out (unset: not yet)
   };
 
   void sendHead(const Key& key, Stream& stream);
@@ -103,6 +107,7 @@ class StatusUpdateManager {
   size_t pending_ = 0;
   bool paused_ = true;
   uint64_t retries_ = 0;
+  Histogram roundTrip_;
   TimerId retryTimer_ = 0;
 };
 

@@ -192,8 +192,9 @@ void Master::allocate() {
   for (auto& [frameworkId, event] : byFramework) {
     sendToFramework(frameworks_.at(frameworkId), event);
   }
-  metrics_.allocationSeconds +=
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  double cycle = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  metrics_.allocationSeconds += cycle;
+  metrics_.allocationCycle.observe(cycle);
 }
 
 void Master::removeOffer(const std::string& offerId, bool rescind) {

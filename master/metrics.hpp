@@ -6,6 +6,7 @@
 #include <string>
 
 #include "agora/agora.pb.h"
+#include "common/histogram.hpp"
 #include "common/transport.hpp"
 
 namespace agora::master {
@@ -35,6 +36,7 @@ struct Metrics {
   uint64_t frameworksRemoved = 0;
   uint64_t allocationRuns = 0;
   double allocationSeconds = 0;
+  Histogram allocationCycle;  // seconds per allocation cycle
   uint64_t invalidCalls = 0;
   // Set by whoever wires the master to a real transport.
   std::function<TransportStats()> transportStats;

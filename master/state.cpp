@@ -275,6 +275,9 @@ std::string Master::metricsText() const {
   counter("agora_master_allocation_seconds_total", "Time spent allocating.",
           metrics_.allocationSeconds);
   counter("agora_master_invalid_calls_total", "Calls refused as invalid.", metrics_.invalidCalls);
+  out << "# HELP agora_master_allocation_cycle_seconds How long allocation cycles take.\n"
+      << "# TYPE agora_master_allocation_cycle_seconds histogram\n";
+  metrics_.allocationCycle.write(out, "agora_master_allocation_cycle_seconds");
 
   uint64_t received = 0;
   out << "# HELP agora_master_messages_received_total Messages received, by kind.\n"

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.hpp"
+#include "common/http.hpp"
 #include "tests/support/kube_cluster.hpp"
 
 namespace agora::testing {
@@ -200,6 +201,32 @@ TEST(KubeOperateTest, TheAutoscalerFollowsRealCpuUsageAndTopShowsIt) {
   EXPECT_NE(k.kubectl({"describe", "hpa", "burner"}).output.find("SuccessfulRescale"),
             std::string::npos);
   ASSERT_EQ(k.kubectl({"delete", "hpa", "burner"}).exitCode, 0);
+
+  // What an operator alerts on, in Prometheus text: the kube API's requests by verb and their
+  // latency, the master's allocation cycles, the agent's status update round trips.
+  std::string api = k.kubectl({"get", "--raw", "/metrics"}).output;
+  EXPECT_NE(api.find("agora_kube_api_requests_total{verb=\"LIST\",resource=\"pods\",code=\"200\"}"),
+            std::string::npos)
+      << api;
+  EXPECT_NE(api.find("agora_kube_api_request_duration_seconds_bucket{verb=\"GET\""),
+            std::string::npos)
+      << api;
+  EXPECT_NE(api.find("agora_kube_objects{resource=\"horizontalpodautoscalers.autoscaling\"}"),
+            std::string::npos)
+      << api;
+  json profile = json::parse(readFile(k.home() + "/profiles/default/profile.json").value_or("{}"),
+                             nullptr, false);
+  for (const json& d : profile.value("daemons", json::array())) {
+    std::string role = d.value("role", "");
+    if (role != "master" && role != "agent") continue;
+    auto metrics = httpGet(d.value("http", ""), "/metrics", seconds(5));
+    ASSERT_TRUE(metrics) << role;
+    std::string wanted = role == "master" ? "agora_master_allocation_cycle_seconds_count "
+                                          : "agora_agent_status_update_roundtrip_seconds_count ";
+    size_t at = metrics->body.find(wanted);
+    ASSERT_NE(at, std::string::npos) << metrics->body;
+    EXPECT_GT(std::atoi(metrics->body.c_str() + at + wanted.size()), 0) << role;
+  }
 }
 
 }  // namespace

@@ -377,6 +377,18 @@ TEST_F(KubeApiServerTest, CrudConflictsSelectorsAndErrors) {
   // apps, autoscaling, networking.k8s.io, discovery.k8s.io, metrics.k8s.io.
   EXPECT_EQ(call("GET", "/apis")->body()["groups"].size(), 5u);
   EXPECT_EQ(call("GET", "/version")->body()["major"], "1");
+  // Metrics of what was asked: by verb, resource and code, and timed.
+  std::string metrics = call("GET", "/metrics")->response.body;
+  EXPECT_NE(metrics.find("agora_kube_api_requests_total{verb=\"PATCH\",resource=\"configmaps\","
+                         "code=\"200\"}"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("agora_kube_api_request_duration_seconds_bucket{verb=\"LIST\",le=\"+Inf\"}"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("agora_kube_objects{resource=\"deployments.apps\"} 1"), std::string::npos)
+      << metrics;
+  EXPECT_EQ(call("GET", "/metrics", "", "application/json", "wrong")->response.status, 401);
   HttpRequest aggregated;
   auto a = std::make_shared<RecordingExchange>();
   aggregated.method = "GET";

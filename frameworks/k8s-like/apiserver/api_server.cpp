@@ -122,7 +122,8 @@ HttpResponse toResponse(const ApiOutcome& outcome) {
 }
 
 ApiServer::ApiServer(Loop* loop, Store* store, ApiServerOptions options)
-    : loop_(loop), store_(store), options_(std::move(options)) {
+    : loop_(loop), store_(store), options_(std::move(options)),
+      requestMetrics_(newRequestMetrics()) {
   conversions_[findResource("autoscaling", "v1", "horizontalpodautoscalers")] = {
       findResource("autoscaling", "v2", "horizontalpodautoscalers"), hpaV1ToV2, hpaV2ToV1};
 }
@@ -216,7 +217,8 @@ void ApiServer::bootstrap() {
   }
 }
 
-void ApiServer::handle(const HttpRequest& request, std::shared_ptr<Exchange> exchange) {
+void ApiServer::handle(const HttpRequest& request, std::shared_ptr<Exchange> timed) {
+  auto exchange = timeRequest(requestMetrics_, request, std::move(timed));
   // An object of the wrong shape (a name that is a number, a list where a map belongs) is the
   // client's error; it must not take the server down.
   try {
@@ -240,6 +242,12 @@ void ApiServer::route(const HttpRequest& request, std::shared_ptr<Exchange> exch
       exchange->respond(toResponse(ApiOutcome::failure(unauthorized())));
       return;
     }
+  }
+  if (path == "/metrics") {
+    HttpResponse metrics = HttpResponse::text(metricsText());
+    metrics.contentType = "text/plain; version=0.0.4; charset=utf-8";
+    exchange->respond(std::move(metrics));
+    return;
   }
   std::vector<std::string> parts = pathSegments(path);
   size_t base = 0;

@@ -62,6 +62,8 @@ struct DeleteOptions {
   bool dryRun = false;
 };
 
+struct ApiRequestMetrics;  // api_metrics.cpp
+
 class ApiServer {
  public:
   ApiServer(Loop* loop, Store* store, ApiServerOptions options);
@@ -113,6 +115,10 @@ class ApiServer {
   using Provider = std::function<std::vector<nlohmann::json>(const std::string& ns)>;
   void provide(const ResourceType& type, Provider provider);
 
+  // /metrics: requests by verb and code, their latency by verb, open watches, stored objects
+  // by resource (Prometheus text).
+  std::string metricsText() const;
+
   Store* store() const { return store_; }
   Loop* loop() const { return loop_; }
   double now() const { return loop_->wallTime(); }
@@ -157,6 +163,13 @@ class ApiServer {
   std::map<uint64_t, std::shared_ptr<Watch>> watches_;
   std::map<std::string, Connector> connectors_;  // "pods/log" -> its handler
   std::map<const ResourceType*, Provider> providers_;
+  // Shared with the exchanges that time requests (any thread).
+  std::shared_ptr<ApiRequestMetrics> requestMetrics_;
+  static std::shared_ptr<ApiRequestMetrics> newRequestMetrics();
+  // The exchange, wrapped so that its answer is counted and timed.
+  static std::shared_ptr<Exchange> timeRequest(const std::shared_ptr<ApiRequestMetrics>& metrics,
+                                               const HttpRequest& request,
+                                               std::shared_ptr<Exchange> exchange);
   // A version served but not stored: requests are converted to the stored one, answers back.
   struct Conversion {
     const ResourceType* stored = nullptr;
