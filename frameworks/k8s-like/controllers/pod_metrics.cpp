@@ -51,9 +51,15 @@ std::string memoryQuantity(double bytes) {
 }
 
 MetricsCollector::MetricsCollector(ApiServer* api, Duration interval)
-    : api_(api), interval_(interval) {}
+    : api_(api), interval_(interval) {
+  outbox_->loop = api_->loop();
+}
 
 MetricsCollector::~MetricsCollector() {
+  {
+    std::lock_guard<std::mutex> lock(outbox_->mutex);
+    outbox_->loop = nullptr;
+  }
   *alive_ = false;
   if (timer_ != 0) api_->loop()->cancel(timer_);
 }
@@ -95,8 +101,7 @@ void MetricsCollector::poll() {
   }
   if (agents.empty()) return;
   polling_ = true;
-  Loop* loop = api_->loop();
-  std::thread([this, alive, loop, agents = std::move(agents)] {
+  std::thread([this, alive, outbox = outbox_, agents = std::move(agents)] {
     std::vector<std::pair<std::string, json>> answers;
     for (const auto& [name, address] : agents) {
       auto response = httpGet(address, "/containers", seconds(3));
@@ -104,7 +109,9 @@ void MetricsCollector::poll() {
       json containers = json::parse(response->body, nullptr, false);
       if (containers.is_array()) answers.emplace_back(name, std::move(containers));
     }
-    loop->post([this, alive, answers = std::move(answers)] {
+    std::lock_guard<std::mutex> lock(outbox->mutex);
+    if (outbox->loop == nullptr) return;  // the collector is gone
+    outbox->loop->post([this, alive, answers = std::move(answers)] {
       if (!alive.lock()) return;
       polling_ = false;
       for (const auto& [name, containers] : answers) ingest(name, containers);

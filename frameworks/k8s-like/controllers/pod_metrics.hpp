@@ -7,6 +7,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -61,6 +62,13 @@ class MetricsCollector {
   bool polling_ = false;
   TimerId timer_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // What a sampling thread may post its answers to: cleared (under its mutex) when the
+  // collector goes, so a thread still waiting on an agent never posts to a loop that is gone.
+  struct Outbox {
+    std::mutex mutex;
+    Loop* loop = nullptr;
+  };
+  std::shared_ptr<Outbox> outbox_ = std::make_shared<Outbox>();
 };
 
 // "250m", "12Ki": usage as Kubernetes quantities (nano-cores rounded to a millicore, bytes to
