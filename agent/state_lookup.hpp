@@ -1,10 +1,14 @@
 #pragma once
 
-// Reading an agent's /state (agent/http.hpp) from outside: where a task's sandbox is.
+// Reading an agent's HTTP API (agent/http.hpp) from outside: where a task's sandbox is (from
+// /state), and what a sandbox file holds past what was read of it (/files/read).
 
+#include <cstdint>
 #include <string>
 
 #include <nlohmann/json.hpp>
+
+#include "common/http.hpp"
 
 namespace agora::agent {
 
@@ -40,6 +44,33 @@ inline TaskSandbox findTaskSandbox(const nlohmann::json& state, const std::strin
     if (it->is_object() && holds(*it)) return {it->value("directory", ""), false};
   }
   return {};
+}
+
+// Appends to `out` what the file at `path` on the agent at `address` holds past `*offset`, and
+// moves `*offset` on. A file shorter than `*offset` was replaced (a restarted task's new
+// output): it is read from its start. False when the agent has no such file (or no answer).
+inline bool readSandboxFile(const std::string& address, const std::string& path, int64_t* offset,
+                            std::string* out) {
+  bool found = false;
+  for (int i = 0; i < 64; ++i) {  // at most 256 MB in one go
+    auto response = httpGet(address,
+                            "/files/read?path=" + urlEncode(path) +
+                                "&offset=" + std::to_string(*offset),
+                            seconds(5));
+    if (!response || response->status != 200) return found;
+    nlohmann::json j = nlohmann::json::parse(response->body, nullptr, false);
+    if (!j.is_object()) return found;
+    found = true;
+    if (j.value("offset", int64_t{0}) < *offset) {
+      *offset = 0;
+      continue;
+    }
+    std::string data = j.value("data", "");
+    if (data.empty()) return found;
+    *offset += static_cast<int64_t>(data.size());
+    out->append(data);
+  }
+  return found;
 }
 
 }  // namespace agora::agent

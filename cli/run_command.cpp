@@ -232,26 +232,9 @@ std::string findSandbox(const TaskRecord& task) {
 // Reads what is new in the task's stdout (which = 0) or stderr (1).
 std::string readNew(TaskRecord& task, int which) {
   std::string out;
-  while (true) {
-    std::string path = task.directory + (which == 0 ? "/stdout" : "/stderr");
-    auto response = httpGet(task.agentAddress,
-                            "/files/read?path=" + urlEncode(path) +
-                                "&offset=" + std::to_string(task.offsets[which]),
-                            seconds(5));
-    if (!response || response->status != 200) {
-      return out;
-    }
-    json j = json::parse(response->body, nullptr, false);
-    if (j.is_discarded()) {
-      return out;
-    }
-    std::string data = j.value("data", "");
-    if (data.empty()) {
-      return out;
-    }
-    task.offsets[which] += static_cast<int64_t>(data.size());
-    out += data;
-  }
+  agent::readSandboxFile(task.agentAddress, task.directory + (which == 0 ? "/stdout" : "/stderr"),
+                         &task.offsets[which], &out);
+  return out;
 }
 
 void printOutput(const std::string& data, const std::string& prefix, std::ostream& stream,

@@ -17,10 +17,6 @@ namespace {
 
 using json = nlohmann::json;
 
-#define REQUIRE_CLUSTER(cluster)                                               \
-  if (!KubeCluster::haveKubectl()) GTEST_SKIP() << "no kubectl on the PATH";   \
-  ASSERT_TRUE((cluster).up()) << (cluster).upOutput()
-
 json hostContainer(const std::string& name, const std::string& script) {
   return {{"name", name},
           {"image", "agora/host"},

@@ -75,10 +75,6 @@ std::string runToEnd(KubeCluster& k, const json& pod, const std::string& file) {
   return phase;
 }
 
-#define REQUIRE_CLUSTER(cluster)                                               \
-  if (!KubeCluster::haveKubectl()) GTEST_SKIP() << "no kubectl on the PATH";   \
-  ASSERT_TRUE((cluster).up()) << (cluster).upOutput()
-
 TEST(KubeServicesTest, ClusterIpReachesReadyPodsAsTheyScaleAndTurnUnready) {
   KubeCluster k(2, "cpus:4;mem:4096");
   REQUIRE_CLUSTER(k);

@@ -26,10 +26,6 @@ bool contains(const std::string& text, const std::string& what) {
 
 std::string examplePath() { return std::string(AGORA_SOURCE_DIR) + "/examples/kube/deployment.yaml"; }
 
-#define REQUIRE_CLUSTER(cluster)                                               \
-  if (!KubeCluster::haveKubectl()) GTEST_SKIP() << "no kubectl on the PATH";   \
-  ASSERT_TRUE((cluster).up()) << (cluster).upOutput()
-
 // Pods of the deployment `app`, by name, with their phase and readiness.
 std::map<std::string, bool> readyPods(KubeCluster& k, const std::string& app) {
   std::map<std::string, bool> out;

@@ -145,3 +145,8 @@ inline bool importTestImage(KubeCluster& k, const std::string& name) {
 }
 
 }  // namespace agora::testing
+
+// Skips a test without kubectl; fails it when its cluster did not come up.
+#define REQUIRE_CLUSTER(cluster)                                               \
+  if (!agora::testing::KubeCluster::haveKubectl()) GTEST_SKIP() << "no kubectl on the PATH"; \
+  ASSERT_TRUE((cluster).up()) << (cluster).upOutput()

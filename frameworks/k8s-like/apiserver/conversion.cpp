@@ -1,5 +1,6 @@
 #include "frameworks/k8s-like/apiserver/conversion.hpp"
 
+#include <cstddef>
 #include <string>
 
 namespace agora::kube {
@@ -19,6 +20,16 @@ void copyField(const json& from, json& to, const char* name) {
   if (from.is_object() && from.contains(name)) to[name] = from[name];
 }
 
+// What both versions say alike: the spec's target and bounds, the status's counts and times.
+template <size_t N>
+void copyFields(const json& from, json& to, const char* const (&names)[N]) {
+  for (const char* name : names) copyField(from, to, name);
+}
+
+constexpr const char* kSpecFields[] = {"scaleTargetRef", "minReplicas", "maxReplicas"};
+constexpr const char* kStatusFields[] = {"observedGeneration", "lastScaleTime", "currentReplicas",
+                                         "desiredReplicas"};
+
 }  // namespace
 
 json hpaV1ToV2(const json& v1, const json& stored) {
@@ -26,9 +37,7 @@ json hpaV1ToV2(const json& v1, const json& stored) {
   v2["apiVersion"] = "autoscaling/v2";
   const json spec = v1.value("spec", json::object());
   json out = json::object();
-  copyField(spec, out, "scaleTargetRef");
-  copyField(spec, out, "minReplicas");
-  copyField(spec, out, "maxReplicas");
+  copyFields(spec, out, kSpecFields);
   const json storedSpec = stored.is_object() ? stored.value("spec", json::object()) : json::object();
   copyField(storedSpec, out, "behavior");
   json metrics = json::array();
@@ -48,9 +57,7 @@ json hpaV1ToV2(const json& v1, const json& stored) {
   if (v1.contains("status")) {
     const json status = v1.value("status", json::object());
     json next = stored.is_object() ? stored.value("status", json::object()) : json::object();
-    for (const char* f : {"observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas"}) {
-      copyField(status, next, f);
-    }
+    copyFields(status, next, kStatusFields);
     v2["status"] = next;
   }
   return v2;
@@ -61,9 +68,7 @@ json hpaV2ToV1(const json& v2) {
   v1["apiVersion"] = "autoscaling/v1";
   const json spec = v2.value("spec", json::object());
   json out = json::object();
-  copyField(spec, out, "scaleTargetRef");
-  copyField(spec, out, "minReplicas");
-  copyField(spec, out, "maxReplicas");
+  copyFields(spec, out, kSpecFields);
   for (const json& m : spec.value("metrics", json::array())) {
     if (isCpuUtilization(m)) {
       out["targetCPUUtilizationPercentage"] =
@@ -73,9 +78,7 @@ json hpaV2ToV1(const json& v2) {
   v1["spec"] = out;
   const json status = v2.value("status", json::object());
   json next = json::object();
-  for (const char* f : {"observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas"}) {
-    copyField(status, next, f);
-  }
+  copyFields(status, next, kStatusFields);
   if (!next.contains("currentReplicas")) next["currentReplicas"] = 0;
   if (!next.contains("desiredReplicas")) next["desiredReplicas"] = 0;
   for (const json& m : status.value("currentMetrics", json::array())) {

@@ -46,28 +46,8 @@ struct LogFile {
   bool seen = false;  // the agent has it
 };
 
-// Appends what is new in `file` to `out`. A file shorter than what was read of it is a new
-// run's (the container restarted): it is read from its start.
 void readNew(const std::string& agent, LogFile& file, std::string* out) {
-  for (int i = 0; i < 64; ++i) {  // at most 256 MB in one go
-    auto response = httpGet(agent,
-                            "/files/read?path=" + urlEncode(file.path) +
-                                "&offset=" + std::to_string(file.offset),
-                            seconds(5));
-    if (!response || response->status != 200) return;
-    json j = json::parse(response->body, nullptr, false);
-    if (!j.is_object()) return;
-    file.seen = true;
-    int64_t at = j.value("offset", int64_t{0});
-    if (at < file.offset) {
-      file.offset = 0;
-      continue;
-    }
-    std::string data = j.value("data", "");
-    if (data.empty()) return;
-    file.offset += static_cast<int64_t>(data.size());
-    out->append(data);
-  }
+  file.seen = agent::readSandboxFile(agent, file.path, &file.offset, out) || file.seen;
 }
 
 agent::TaskSandbox sandboxOf(const std::string& agent, const std::string& taskId) {
