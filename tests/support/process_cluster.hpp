@@ -78,6 +78,7 @@ class ProcessCluster {
   const std::string& dir() const { return dir_.path(); }
   std::string masterLog() const { return dir_.path() + "/master.log"; }
 
+  // The leading master's /state (an error until it leads and has recovered).
   Result<nlohmann::json> masterState() const;
   // Polls the master's /state until `condition` holds (false after `timeout`).
   bool waitForState(const std::function<bool(const nlohmann::json&)>& condition,

@@ -19,6 +19,9 @@ inline std::string sandboxOf(const std::string& agent, const std::string& execut
     return "";
   }
   nlohmann::json s = nlohmann::json::parse(r->body, nullptr, false);
+  if (!s.is_object()) {
+    return "";
+  }
   for (const char* list : {"frameworks", "completed_executors"}) {
     for (const nlohmann::json& entry : s.value(list, nlohmann::json::array())) {
       for (const nlohmann::json& e :
