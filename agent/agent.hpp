@@ -118,6 +118,13 @@ class Agent {
   // (cpu seconds, throttling, memory, processes), as the kube autoscaler reads it.
   nlohmann::json containers() const;
   std::string metricsText() const;
+  // The first process of the container running `taskId` (a remote command joins the task
+  // below it) and the task's sandbox; an error when the task is not running here.
+  struct TaskContainer {
+    pid_t pid = 0;
+    std::string sandbox;
+  };
+  Result<TaskContainer> taskContainer(const std::string& taskId) const;
 
  private:
   enum class State { kDetecting, kRegistering, kRegistered, kShuttingDown };

@@ -1,13 +1,17 @@
 #include "agent/http.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
 
+#include "agent/remote_command.hpp"
 #include "common/fs.hpp"
+#include "common/process.hpp"
 
 namespace agora::agent {
 
@@ -50,6 +54,18 @@ Result<int64_t> parseInt(const std::string& s, int64_t fallback) {
   return static_cast<int64_t>(v);
 }
 
+// Answers a connection taken over for a remote command with an error, and closes it.
+void refuseConnection(int fd, int code, const std::string& reason, const std::string& message) {
+  std::string answer = statusAnswer(code, reason, message);
+  std::string_view left(answer);
+  while (!left.empty()) {
+    ssize_t n = ::write(fd, left.data(), left.size());
+    if (n <= 0) break;
+    left.remove_prefix(static_cast<size_t>(n));
+  }
+  ::close(fd);
+}
+
 }  // namespace
 
 void addAgentRoutes(HttpServer& server, Loop& loop, Agent& agent, const std::string& workDir) {
@@ -70,6 +86,52 @@ void addAgentRoutes(HttpServer& server, Loop& loop, Agent& agent, const std::str
       respond(HttpResponse::jsonBody(dump(agent.containers())));
     });
   });
+  // kubectl exec (a task's container) and agora ssh (the host): the connection is handed to a
+  // remote-command process of its own (remote_command.hpp).
+  // An attach follows the task's output instead of running a command.
+  auto remote = [&loop, &agent](bool inContainer, bool attach = false) -> HttpTakeover {
+    return [&loop, &agent, inContainer, attach](const HttpRequest& request, int fd,
+                                                std::string) {
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+      auto command = remoteCommandFrom(request, !attach);
+      std::string task = request.param("task");
+      if (command && inContainer && task.empty()) {
+        command = Error("missing 'task': the task whose container to run the command in");
+      }
+      if (!command) {
+        refuseConnection(fd, 400, "BadRequest", command.error());
+        return;
+      }
+      loop.post([&agent, fd, command = std::move(*command), task, inContainer,
+                 attach]() mutable {
+        if (inContainer) {
+          auto container = agent.taskContainer(task);
+          if (!container) {
+            refuseConnection(fd, 404, "NotFound", container.error());
+            return;
+          }
+          command.containerPid = container->pid;
+          command.task = task;
+          if (attach) command.follow = container->sandbox + "/stdout";
+        }
+        SpawnOptions spawn;
+        spawn.argv = {selfExecutable(), "executor", "remote-command", "--fd=3"};
+        for (std::string& arg : command.toArgs()) spawn.argv.push_back(std::move(arg));
+        spawn.env = currentEnvironment();
+        spawn.passFds = {{fd, 3}};
+        spawn.newProcessGroup = true;
+        auto pid = spawnProcess(spawn);
+        if (!pid) {
+          refuseConnection(fd, 500, "InternalError", pid.error());
+          return;
+        }
+        ::close(fd);
+      });
+    };
+  };
+  server.takeOver("/containers/exec", remote(true));
+  server.takeOver("/host/exec", remote(false));
+  server.takeOver("/containers/attach", remote(true, true));
   server.route("/metrics", [&loop, &agent](const HttpRequest&, HttpResponder respond) {
     loop.post([&agent, respond = std::move(respond)] {
       HttpResponse r = HttpResponse::text(agent.metricsText());

@@ -8,7 +8,9 @@
 
 namespace agora::agent {
 
-// The agent's HTTP API: /state, /metrics, /health, and sandbox files:
+// The agent's HTTP API: /state, /metrics, /health, /containers, remote commands (a WebSocket
+// upgrade: /containers/exec?task=ID&command=... for a task's container, /host/exec for the
+// machine; see remote_command.hpp), and sandbox files:
 //   /files/read?path=ABS&offset=N&length=N   (offset -1: only the file's size)
 //   /files/browse?path=ABS
 // Paths must lie inside the agent's work directory.

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/agent.hpp"
+
+#include "common/fs.hpp"
 #include "common/resources_json.hpp"
 
 namespace agora::agent {
@@ -32,6 +34,29 @@ json Agent::containers() const {
     }
   }
   return out;
+}
+
+Result<Agent::TaskContainer> Agent::taskContainer(const std::string& taskId) const {
+  for (const auto& [fid, framework] : frameworks_) {
+    for (const auto& [eid, executor] : framework.executors) {
+      auto task = executor.tasks.find(taskId);
+      if (task == executor.tasks.end()) {
+        continue;
+      }
+      if (task->second.state() != TASK_RUNNING && task->second.state() != TASK_STARTING) {
+        return Error("task " + taskId + " is not running (it is " +
+                     TaskState_Name(task->second.state()) + ")");
+      }
+      auto process = containerizer_.process(executor.containerId);
+      if (!process || process->pid <= 0) {
+        return Error("the container of task " + taskId + " has no process");
+      }
+      // A task of a group has a sandbox of its own in its executor's.
+      std::string own = executor.directory + "/tasks/" + taskId;
+      return TaskContainer{process->pid, pathExists(own) ? own : executor.directory};
+    }
+  }
+  return Error("no task " + taskId + " on this agent");
 }
 
 json Agent::state() const {

@@ -17,6 +17,7 @@
 #include "agent/containerizer/posix_containerizer.hpp"
 #include "agent/executor/command_executor.hpp"
 #include "agent/http.hpp"
+#include "agent/remote_command.hpp"
 #include "agent/resource_detection.hpp"
 #include "isolators/gpu.hpp"
 #include "cli/commands.hpp"
@@ -432,6 +433,9 @@ int executorCommand(int argc, const char* const* argv) {
     return 0;
   }
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "remote-command") {
+    return agent::runRemoteCommand(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
   return agent::runCommandExecutor(args);
 }
 

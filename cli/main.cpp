@@ -30,6 +30,8 @@ const Verb kVerbs[] = {
     {"profile", "list local cluster profiles (agora profile list)", agora::cli::profileCommand},
     {"run", "run a command as N tasks on the cluster and show their output",
      agora::cli::runCommand},
+    {"ssh", "a shell (or a command) on a node's host, through its agent",
+     agora::cli::sshCommand},
     {"agents", "list the agents the master knows", agora::cli::agentsCommand},
     {"frameworks", "list the frameworks the master knows", agora::cli::frameworksCommand},
     {"tasks", "list tasks", agora::cli::tasksCommand},

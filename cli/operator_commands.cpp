@@ -34,6 +34,17 @@ int fetchState(const std::string& verb, const std::string& summary, int argc,
   if (rc >= 0) {
     return rc;
   }
+  return leaderState(verb, master, zk, profile, state);
+}
+
+std::string usedOf(const json& used, const json& total, const char* name) {
+  return formatNumber(used.value(name, 0.0)) + "/" + formatNumber(total.value(name, 0.0));
+}
+
+}  // namespace
+
+int leaderState(const std::string& verb, const std::string& master, const std::string& zk,
+                const std::string& profile, json* state) {
   auto resolved = resolveMaster(master, zk, profile);
   if (!resolved) {
     std::cerr << "agora " << verb << ": " << resolved.error() << "\n";
@@ -84,12 +95,6 @@ int fetchState(const std::string& verb, const std::string& summary, int argc,
   }
   return -1;
 }
-
-std::string usedOf(const json& used, const json& total, const char* name) {
-  return formatNumber(used.value(name, 0.0)) + "/" + formatNumber(total.value(name, 0.0));
-}
-
-}  // namespace
 
 int agentsCommand(int argc, const char* const* argv) {
   json state;

@@ -45,4 +45,9 @@ std::vector<std::string> listProfiles();
 Result<std::string> resolveMaster(const std::string& flag, const std::string& zk,
                                   const std::string& profile);
 
+// The leading master's /state, found as resolveMaster says (following a follower to the
+// leader); prints why not as "agora VERB: ..." and returns 1 then, -1 on success.
+int leaderState(const std::string& verb, const std::string& master, const std::string& zk,
+                const std::string& profile, nlohmann::json* state);
+
 }  // namespace agora::cli

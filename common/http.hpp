@@ -45,6 +45,10 @@ struct HttpResponse {
 
 using HttpResponder = std::function<void(HttpResponse)>;
 using HttpHandler = std::function<void(const HttpRequest&, HttpResponder)>;
+// A handler that takes the connection over once the request is in (an upgrade to another
+// protocol): it owns `fd` from then on (still non-blocking; it may change that) and is given
+// the bytes that came after the request.
+using HttpTakeover = std::function<void(const HttpRequest&, int fd, std::string early)>;
 
 class HttpServer {
  public:
@@ -55,6 +59,9 @@ class HttpServer {
 
   // Routes are fixed before start(): an exact path, or a prefix ending in '/'.
   void route(const std::string& path, HttpHandler handler);
+  // An exact path whose requests take their connection over (on the server's thread: the
+  // handler must not block).
+  void takeOver(const std::string& path, HttpTakeover handler);
 
   // Binds and listens; returns the bound port (for port 0). Connections wait until serve().
   Result<uint16_t> listen(const std::string& ip, uint16_t port);

@@ -53,6 +53,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::optional<tcp::acceptor> acceptor;
   std::thread thread;
   std::map<std::string, HttpHandler> exact;
+  std::map<std::string, HttpTakeover> takeovers;
   std::vector<std::pair<std::string, HttpHandler>> prefixes;
   std::atomic<uint64_t> badRequests{0};
   uint16_t port = 0;
@@ -148,6 +149,21 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     request.body = std::move(message.body());
 
+    if (auto takeover = server_->takeovers.find(request.path);
+        takeover != server_->takeovers.end()) {
+      // The connection is the handler's from here: the socket and what came after the request.
+      auto early = buffer_.data();
+      std::string rest(static_cast<const char*>(early.data()), early.size());
+      beast::error_code ec;
+      stream_.expires_never();
+      int fd = stream_.socket().release(ec);
+      if (ec) {
+        close();
+        return;
+      }
+      takeover->second(request, fd, std::move(rest));
+      return;
+    }
     const HttpHandler* handler = server_->find(request.path);
     if (handler == nullptr) {
       write(HttpResponse::error(404, "no such endpoint: " + request.path));
@@ -227,6 +243,11 @@ void HttpServer::route(const std::string& path, HttpHandler handler) {
   } else {
     impl_->exact[path] = std::move(handler);
   }
+}
+
+void HttpServer::takeOver(const std::string& path, HttpTakeover handler) {
+  CHECK(!impl_->running) << "routes are fixed before start()";
+  impl_->takeovers[path] = std::move(handler);
 }
 
 Result<uint16_t> HttpServer::start(const std::string& ip, uint16_t port) {

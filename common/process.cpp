@@ -70,6 +70,9 @@ Result<pid_t> spawnProcess(const SpawnOptions& options) {
     posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, options.stderrPath.c_str(),
                                      O_WRONLY | O_CREAT | O_APPEND, 0644);
   }
+  for (const auto& [parentFd, childFd] : options.passFds) {
+    posix_spawn_file_actions_adddup2(&actions, parentFd, childFd);
+  }
 
   pid_t pid = -1;
   int rc = posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), envp.data());

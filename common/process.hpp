@@ -5,6 +5,7 @@
 #include <csignal>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/result.hpp"
@@ -20,6 +21,7 @@ struct SpawnOptions {
   std::string stderrPath;                   // empty: inherit; opened for appending
   bool newSession = false;                  // setsid(): its own session and process group
   bool newProcessGroup = false;             // setpgid(0, 0)
+  std::vector<std::pair<int, int>> passFds; // (ours, the child's): descriptors it inherits
 };
 
 // Starts a process with posix_spawn (safe from a multi-threaded daemon: nothing but the spawn

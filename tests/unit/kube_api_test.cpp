@@ -243,6 +243,10 @@ class RecordingExchange final : public Exchange {
   void send(std::string chunk) override { chunks.push_back(std::move(chunk)); }
   void finish() override { finished = true; }
   void onClose(std::function<void()> fn) override { closed = std::move(fn); }
+  void tunnel(std::string head, std::function<void(std::string)>) override {
+    tunnelHead = std::move(head);
+  }
+  size_t backlog() const override { return 0; }
   json body() const { return json::parse(response.body, nullptr, false); }
 
   HttpResponse response;
@@ -250,6 +254,7 @@ class RecordingExchange final : public Exchange {
   std::vector<std::string> chunks;
   bool finished = false;
   std::function<void()> closed;
+  std::string tunnelHead;
 };
 
 class KubeApiServerTest : public ::testing::Test {

@@ -62,6 +62,11 @@ class TimingExchange : public Exchange {
   void send(std::string chunk) override { inner_->send(std::move(chunk)); }
   void finish() override { inner_->finish(); }
   void onClose(std::function<void()> fn) override { inner_->onClose(std::move(fn)); }
+  void tunnel(std::string head, std::function<void(std::string)> received) override {
+    record(101);
+    inner_->tunnel(std::move(head), std::move(received));
+  }
+  size_t backlog() const override { return inner_->backlog(); }
 
  private:
   void record(int code) {

@@ -51,6 +51,10 @@ class ConvertingExchange : public Exchange {
   }
   void finish() override { inner_->finish(); }
   void onClose(std::function<void()> fn) override { inner_->onClose(std::move(fn)); }
+  void tunnel(std::string head, std::function<void(std::string)> received) override {
+    inner_->tunnel(std::move(head), std::move(received));
+  }
+  size_t backlog() const override { return inner_->backlog(); }
 
  private:
   std::string convertText(const std::string& text) const {

@@ -179,6 +179,44 @@ class Session final : public SessionBase {
     enqueue("0\r\n\r\n");
   }
 
+  void tunnel(uint64_t exchange, std::string head, std::function<void(std::string)> received) {
+    if (exchange != current_ || state_ != kAnswering) {
+      return;
+    }
+    state_ = kTunnel;
+    keepAlive_ = false;
+    received_ = std::move(received);
+    beast::get_lowest_layer(stream_).expires_never();
+    enqueue(std::move(head));
+    // What the client sent after its request is the tunnel's already.
+    if (buffer_.size() > 0) {
+      std::string early(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+      buffer_.consume(buffer_.size());
+      received_(std::move(early));
+    }
+    readTunnel();
+  }
+
+  void sendRaw(uint64_t exchange, std::string bytes) {
+    if (exchange != current_ || state_ != kTunnel || bytes.empty()) {
+      return;
+    }
+    enqueue(std::move(bytes));
+  }
+
+  void finishTunnel(uint64_t exchange) {
+    if (exchange != current_ || state_ != kTunnel) {
+      return;
+    }
+    state_ = kDone;
+    if (!writing_) {
+      close();
+    }
+  }
+
+  size_t backlog() const { return backlog_.load(); }
+  bool tunnelling() const { return state_ == kTunnel; }
+
   void setOnClose(uint64_t exchange, std::function<void()> fn) {
     if (exchange != current_ || closed_) {
       if (fn) {
@@ -190,7 +228,21 @@ class Session final : public SessionBase {
   }
 
  private:
-  enum State { kReading, kAnswering, kStreaming, kDone };
+  enum State { kReading, kAnswering, kStreaming, kTunnel, kDone };
+
+  void readTunnel() {
+    stream_.async_read_some(net::buffer(tunnelBuffer_),
+                            [self = shared()](beast::error_code ec, size_t n) {
+                              if (ec) {
+                                self->close();
+                                return;
+                              }
+                              if (self->state_ == kTunnel) {
+                                self->received_(std::string(self->tunnelBuffer_.data(), n));
+                                self->readTunnel();
+                              }
+                            });
+  }
 
   std::shared_ptr<Session> shared() {
     return std::static_pointer_cast<Session>(shared_from_this());
@@ -264,6 +316,7 @@ class Session final : public SessionBase {
     if (closed_) {
       return;
     }
+    backlog_ += bytes.size();
     queue_.push_back(std::move(bytes));
     if (!writing_) {
       writeNext();
@@ -283,7 +336,7 @@ class Session final : public SessionBase {
       return;
     }
     writing_ = true;
-    if (state_ != kStreaming) {
+    if (state_ != kStreaming && state_ != kTunnel) {
       beast::get_lowest_layer(stream_).expires_after(kIdleTimeout);
     }
     net::async_write(stream_, net::buffer(queue_.front()),
@@ -292,6 +345,7 @@ class Session final : public SessionBase {
                          self->close();
                          return;
                        }
+                       self->backlog_ -= self->queue_.front().size();
                        self->queue_.pop_front();
                        self->writeNext();
                      });
@@ -304,6 +358,9 @@ class Session final : public SessionBase {
   std::deque<std::string> queue_;
   std::array<char, 512> scratch_{};
   std::function<void()> onClose_;
+  std::function<void(std::string)> received_;  // a tunnel's client bytes
+  std::array<char, 16 * 1024> tunnelBuffer_{};
+  std::atomic<size_t> backlog_{0};
   State state_ = kReading;
   uint64_t current_ = 0;  // the exchange being answered
   bool keepAlive_ = true;
@@ -329,11 +386,29 @@ class SessionExchange final : public Exchange {
     });
   }
   void send(std::string chunk) override {
-    with([id = id_, c = std::move(chunk)](Session<Stream>& s) { s.send(id, c); });
+    with([id = id_, c = std::move(chunk)](Session<Stream>& s) mutable {
+      if (s.tunnelling()) {
+        s.sendRaw(id, std::move(c));
+      } else {
+        s.send(id, c);
+      }
+    });
   }
   void finish() override {
-    with([id = id_](Session<Stream>& s) { s.finish(id); });
+    with([id = id_](Session<Stream>& s) {
+      if (s.tunnelling()) {
+        s.finishTunnel(id);
+      } else {
+        s.finish(id);
+      }
+    });
   }
+  void tunnel(std::string head, std::function<void(std::string)> received) override {
+    with([id = id_, h = std::move(head), r = std::move(received)](Session<Stream>& s) mutable {
+      s.tunnel(id, std::move(h), std::move(r));
+    });
+  }
+  size_t backlog() const override { return session_->backlog(); }
   void onClose(std::function<void()> fn) override {
     session_->post([id = id_, fn = std::move(fn)](Session<Stream>& s) mutable {
       s.setOnClose(id, std::move(fn));

@@ -29,6 +29,13 @@ class Exchange {
   // `fn` runs once (on the server's thread) when the client goes away or the server stops
   // before the exchange ended; a watch cancels itself there.
   virtual void onClose(std::function<void()> fn) = 0;
+  // Hands the connection over as a byte pipe, for a protocol the client upgraded to that is
+  // relayed elsewhere (kubectl exec's WebSocket to the agent): `head` goes out first (the
+  // upgrade's answer), then what each send() gives, as it is; what the client sends goes to
+  // `received`, on the server's thread, which it must not block. finish() closes.
+  virtual void tunnel(std::string head, std::function<void(std::string)> received) = 0;
+  // Bytes given to send() that have not gone out yet: a relay waits while there are many.
+  virtual size_t backlog() const = 0;
 };
 
 using ApiHandler = std::function<void(HttpRequest, std::shared_ptr<Exchange>)>;

@@ -11,6 +11,7 @@
 #include "common/http.hpp"
 #include "frameworks/k8s-like/apiserver/objects.hpp"
 #include "frameworks/k8s-like/apiserver/status.hpp"
+#include "frameworks/k8s-like/scheduler/pod_exec.hpp"
 #include "frameworks/k8s-like/scheduler/pod_scheduler.hpp"
 
 namespace agora::kube {
@@ -66,29 +67,10 @@ Result<LogRequest> logRequest(const json& pod, const std::map<std::string, std::
                               const std::string& agentAddress) {
   const json meta = pod.value("metadata", json::object());
   std::string name = stringField(meta, "name");
-  std::vector<std::string> names;
-  for (const char* list : {"containers", "initContainers"}) {
-    const json spec = pod.value("spec", json::object());
-    const json containers = spec.value(list, json::array());
-    for (const json& c : containers) {
-      if (c.is_object()) names.push_back(stringField(c, "name"));
-    }
-  }
   LogRequest request;
-  auto asked = query.find("container");
-  request.container = asked == query.end() ? "" : asked->second;
-  if (request.container.empty()) {
-    size_t regular = pod.value("spec", json::object()).value("containers", json::array()).size();
-    if (regular != 1) {
-      std::string choices;
-      for (const std::string& n : names) choices += (choices.empty() ? "" : " ") + n;
-      return Error("a container name must be specified for pod " + name + ", choose one of: [" +
-                   choices + "]");
-    }
-    request.container = names.front();
-  } else if (std::find(names.begin(), names.end(), request.container) == names.end()) {
-    return Error("container " + request.container + " is not valid for pod " + name);
-  }
+  auto container = podContainer(pod, query);
+  if (!container) return Error(container.error());
+  request.container = *container;
   if (stringField(pod.value("spec", json::object()), "nodeName").empty()) {
     return Error("container \"" + request.container + "\" in pod \"" + name +
                  "\" is waiting to start: the pod is not on a node yet");

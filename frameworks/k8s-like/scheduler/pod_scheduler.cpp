@@ -11,6 +11,7 @@
 #include "frameworks/k8s-like/apiserver/selectors.hpp"
 #include "frameworks/k8s-like/apiserver/services.hpp"
 #include "frameworks/k8s-like/apiserver/tables.hpp"
+#include "frameworks/k8s-like/scheduler/pod_exec.hpp"
 #include "frameworks/k8s-like/scheduler/pod_logs.hpp"
 
 namespace agora::kube {
@@ -90,24 +91,42 @@ PodScheduler::~PodScheduler() {
   }
 }
 
+std::string PodScheduler::agentOf(const json& pod) const {
+  std::string nodeName = stringField(pod.value("spec", json::object()), "nodeName");
+  for (const auto& [id, node] : nodes_) {
+    if (!nodeName.empty() && node.name == nodeName) return node.address;
+  }
+  return "";
+}
+
 void PodScheduler::start() {
   // kubectl logs: the container's files on its node's agent.
   std::weak_ptr<bool> alive = alive_;
   api_->connect("pods", "log", [this, alive](const HttpRequest& request, const json& pod,
                                              std::shared_ptr<Exchange> exchange) {
     if (!alive.lock()) return;
-    std::string nodeName = stringField(pod.value("spec", json::object()), "nodeName");
-    std::string address;
-    for (const auto& [id, node] : nodes_) {
-      if (!nodeName.empty() && node.name == nodeName) address = node.address;
-    }
-    auto asked = logRequest(pod, request.query, address);
+    auto asked = logRequest(pod, request.query, agentOf(pod));
     if (!asked) {
       exchange->respond(toResponse(ApiOutcome::failure(badRequest(asked.error()))));
       return;
     }
     serveLogs(std::move(*asked), std::move(exchange));
   });
+  // kubectl exec and attach: the client's WebSocket, relayed to the agent.
+  for (const char* subresource : {"exec", "attach"}) {
+    api_->connect("pods", subresource,
+                  [this, alive, subresource](const HttpRequest& request, const json& pod,
+                                             std::shared_ptr<Exchange> exchange) {
+                    if (!alive.lock()) return;
+                    auto target = remoteCommandTarget(pod, request, subresource, agentOf(pod));
+                    if (!target) {
+                      exchange->respond(
+                          toResponse(ApiOutcome::failure(badRequest(target.error()))));
+                      return;
+                    }
+                    relayRemoteCommand(request, std::move(*target), std::move(exchange));
+                  });
+  }
   podWatch_ = api_->store()
                   ->watch(podsType().keyPrefix(), 0,
                           [this](const WatchEvent& e) {

@@ -110,6 +110,8 @@ class PodScheduler {
   };
 
   void onPod(const WatchEvent& event);
+  // The HTTP address of the agent of the pod's node ("" when it has none yet).
+  std::string agentOf(const nlohmann::json& pod) const;
   void schedule();
   void place();
   void expire(const std::string& offerId);
