@@ -88,12 +88,14 @@ void addAgentRoutes(HttpServer& server, Loop& loop, Agent& agent, const std::str
   });
   // kubectl exec (a task's container) and agora ssh (the host): the connection is handed to a
   // remote-command process of its own (remote_command.hpp).
-  // An attach follows the task's output instead of running a command.
-  auto remote = [&loop, &agent](bool inContainer, bool attach = false) -> HttpTakeover {
-    return [&loop, &agent, inContainer, attach](const HttpRequest& request, int fd,
-                                                std::string) {
+  // An attach follows the task's output instead of running a command; a port-forward
+  // connects to the task's ports.
+  using Kind = RemoteCommand::Kind;
+  auto remote = [&loop, &agent](bool inContainer, Kind kind = Kind::kExec) -> HttpTakeover {
+    return [&loop, &agent, inContainer, kind](const HttpRequest& request, int fd, std::string) {
+      bool attach = kind == Kind::kAttach;
       ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-      auto command = remoteCommandFrom(request, !attach);
+      auto command = remoteCommandFrom(request, kind);
       std::string task = request.param("task");
       if (command && inContainer && task.empty()) {
         command = Error("missing 'task': the task whose container to run the command in");
@@ -131,7 +133,8 @@ void addAgentRoutes(HttpServer& server, Loop& loop, Agent& agent, const std::str
   };
   server.takeOver("/containers/exec", remote(true));
   server.takeOver("/host/exec", remote(false));
-  server.takeOver("/containers/attach", remote(true, true));
+  server.takeOver("/containers/attach", remote(true, Kind::kAttach));
+  server.takeOver("/containers/portforward", remote(true, Kind::kPortForward));
   server.route("/metrics", [&loop, &agent](const HttpRequest&, HttpResponder respond) {
     loop.post([&agent, respond = std::move(respond)] {
       HttpResponse r = HttpResponse::text(agent.metricsText());

@@ -37,6 +37,7 @@ namespace {
 
 constexpr const char* kV5 = "v5.channel.k8s.io";
 constexpr const char* kV4 = "v4.channel.k8s.io";
+constexpr const char* kPortForwardTunnel = "SPDY/3.1+portforward.k8s.io";
 constexpr uint8_t kStdin = 0;
 constexpr uint8_t kStdout = 1;
 constexpr uint8_t kStderr = 2;
@@ -101,7 +102,8 @@ std::vector<std::string> environOf(pid_t pid) {
   return out;
 }
 
-// The topmost process below `root` (or `root` itself) whose environment names `task`.
+}  // namespace
+
 pid_t findTaskProcess(pid_t root, const std::string& task) {
   std::map<pid_t, std::vector<pid_t>> children;
   for (const auto& [pid, parent] : parentsOfAll()) children[parent].push_back(pid);
@@ -117,6 +119,8 @@ pid_t findTaskProcess(pid_t root, const std::string& task) {
   }
   return 0;
 }
+
+namespace {
 
 // Moves this process into the cgroups `target` is in (every hierarchy it can find).
 void joinCgroupsOf(pid_t target) {
@@ -625,6 +629,7 @@ std::vector<std::string> RemoteCommand::toArgs() const {
   if (!withStdout) out.push_back("--no_stdout");
   if (!withStderr) out.push_back("--no_stderr");
   if (!follow.empty()) out.push_back("--follow=" + follow);
+  if (kind == Kind::kPortForward) out.push_back("--port_forward");
   out.push_back("--");
   out.insert(out.end(), argv.begin(), argv.end());
   return out;
@@ -645,6 +650,7 @@ Result<RemoteCommand> RemoteCommand::fromArgs(const std::vector<std::string>& ar
     else if (auto v = value("--container_pid=")) c.containerPid = std::atoi(v->c_str());
     else if (auto v = value("--task=")) c.task = *v;
     else if (auto v = value("--follow=")) c.follow = *v;
+    else if (a == "--port_forward") c.kind = Kind::kPortForward;
     else if (a == "--tty") c.tty = true;
     else if (a == "--stdin") c.withStdin = true;
     else if (a == "--no_stdout") c.withStdout = false;
@@ -653,14 +659,16 @@ Result<RemoteCommand> RemoteCommand::fromArgs(const std::vector<std::string>& ar
     else return Error("unknown argument '" + a + "'");
   }
   if (i < args.size()) c.argv.assign(args.begin() + static_cast<long>(i) + 1, args.end());
-  if (c.key.empty() || (c.argv.empty() && c.follow.empty())) {
+  if (!c.follow.empty()) c.kind = Kind::kAttach;
+  if (c.key.empty() || (c.argv.empty() && c.kind == Kind::kExec)) {
     return Error("needs --key, and a command after -- or --follow");
   }
   return c;
 }
 
-Result<RemoteCommand> remoteCommandFrom(const HttpRequest& request, bool needCommand) {
+Result<RemoteCommand> remoteCommandFrom(const HttpRequest& request, RemoteCommand::Kind kind) {
   RemoteCommand c;
+  c.kind = kind;
   auto header = [&](const char* name) {
     auto it = request.headers.find(name);
     return it == request.headers.end() ? std::string() : it->second;
@@ -676,15 +684,18 @@ Result<RemoteCommand> remoteCommandFrom(const HttpRequest& request, bool needCom
     return Error("a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13");
   }
   std::vector<std::string> offered = splitList(header("sec-websocket-protocol"));
-  for (const char* wanted : {kV5, kV4}) {
+  std::vector<const char*> served = {kV5, kV4};
+  if (kind == RemoteCommand::Kind::kPortForward) served = {kPortForwardTunnel};
+  for (const char* wanted : served) {
     if (c.protocol.empty() &&
         std::find(offered.begin(), offered.end(), wanted) != offered.end()) {
       c.protocol = wanted;
     }
   }
   if (c.protocol.empty()) {
-    return Error("none of the offered protocols is served (v5.channel.k8s.io and "
-                 "v4.channel.k8s.io are)");
+    std::string names;
+    for (const char* name : served) names += (names.empty() ? "" : ", ") + std::string(name);
+    return Error("none of the offered protocols is served here (" + names + " are)");
   }
   // The command's words each come as a `command` parameter, in order.
   size_t q = request.target.find('?');
@@ -704,7 +715,7 @@ Result<RemoteCommand> remoteCommandFrom(const HttpRequest& request, bool needCom
   c.withStdin = truthy(request.param("stdin"));
   c.withStdout = request.param("stdout", "true") != "false";
   c.withStderr = !c.tty && request.param("stderr", "true") != "false";
-  if (c.argv.empty() && needCommand) {
+  if (c.argv.empty() && kind == RemoteCommand::Kind::kExec) {
     return Error("you must specify at least one command for the container");
   }
   return c;
@@ -741,6 +752,9 @@ int runRemoteCommand(const std::vector<std::string>& args) {
   if (!command) {
     (void)writeAll(fd, statusAnswer(400, "BadRequest", command.error()));
     return 2;
+  }
+  if (command->kind == RemoteCommand::Kind::kPortForward) {
+    return runPortForward(fd, *command);
   }
   Session session(fd, std::move(*command));
   return session.run();

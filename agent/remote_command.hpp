@@ -29,6 +29,8 @@ namespace agora::agent {
 
 // What to run and how, from the request.
 struct RemoteCommand {
+  enum class Kind { kExec, kAttach, kPortForward };
+  Kind kind = Kind::kExec;
   std::string key;        // Sec-WebSocket-Key
   std::string protocol;   // the channel protocol chosen: v5.channel.k8s.io or v4
   pid_t containerPid = 0; // the container's first process; 0: the host
@@ -47,10 +49,19 @@ struct RemoteCommand {
   static Result<RemoteCommand> fromArgs(const std::vector<std::string>& args);
 };
 
-// Checks an upgrade request (the query: command (repeated; not for an attach), tty, stdin,
-// stdout, stderr; the WebSocket headers) and fills all but containerPid, task and follow. The
-// error is for a 400.
-Result<RemoteCommand> remoteCommandFrom(const HttpRequest& request, bool needCommand = true);
+// Checks an upgrade request (the query: command (repeated; exec only), tty, stdin, stdout,
+// stderr; the WebSocket headers and the subprotocol `kind` speaks) and fills all but
+// containerPid, task and follow. The error is for a 400.
+Result<RemoteCommand> remoteCommandFrom(const HttpRequest& request,
+                                        RemoteCommand::Kind kind = RemoteCommand::Kind::kExec);
+
+// The topmost process below `root` (or `root` itself) whose environment names `task` (0: none).
+pid_t findTaskProcess(pid_t root, const std::string& task);
+
+// `kubectl port-forward`'s side on the agent (port_forward.cpp): SPDY/3.1 tunnelled through
+// the WebSocket on `socket`, each forwarded connection a pair of streams (error and data) to
+// the port on localhost in the task's network namespace. Answers the upgrade itself.
+int runPortForward(int socket, const RemoteCommand& command);
 
 // An HTTP error answer with a Kubernetes Status body, as kubectl shows it.
 std::string statusAnswer(int code, const std::string& reason, const std::string& message);

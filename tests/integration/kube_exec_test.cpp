@@ -1,6 +1,6 @@
 // Reaching into pods with the stock kubectl on `agora up`: exec (with and without a terminal,
-// stdin, exit codes), attach, and the errors for what cannot be reached; and `agora ssh` onto a
-// node. Each goes through the API server to the pod's agent (remote_command.hpp).
+// stdin, exit codes), attach, port-forward (to a pod, a deployment, a service), and the errors
+// for what cannot be reached; and `agora ssh` onto a node. Each goes through the API server to the pod's agent (remote_command.hpp).
 
 #include <unistd.h>
 
@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.hpp"
+#include "common/http.hpp"
+#include "common/net.hpp"
 #include "tests/support/kube_cluster.hpp"
 #include "tests/support/terminal.hpp"
 
@@ -120,6 +122,90 @@ TEST(KubeExecTest, AttachFollowsAContainersOutputUntilItEnds) {
                            seconds(60), kubeEnv(k));
   EXPECT_EQ(attach.exitCode, 0) << attach.output;
   EXPECT_NE(attach.output.find("tick 49\n"), std::string::npos) << attach.output;
+}
+
+// Starts `kubectl port-forward TARGET LOCAL:REMOTE` and waits until it listens; its pid.
+pid_t startPortForward(KubeCluster& k, const std::string& target, int local, int remote,
+                       const std::string& log) {
+  auto pid = spawnChild({"/usr/bin/env", "kubectl", "port-forward", target,
+                         std::to_string(local) + ":" + std::to_string(remote)},
+                        log, kubeEnv(k));
+  if (!pid) return -1;
+  waitUntil([&] { return readFile(log).value_or("").find("Forwarding from") != std::string::npos; },
+            seconds(30));
+  return *pid;
+}
+
+TEST(KubeExecTest, PortForwardReachesAPodThroughItsDeploymentAndItsService) {
+  KubeCluster k(1, "cpus:4;mem:4096");
+  REQUIRE_CLUSTER(k);
+  int port = freeLoopbackPort();
+  std::string serve = "cd $(mktemp -d) && seq 1 300000 > big && exec busybox httpd -f -p " +
+                      std::to_string(port);
+  json deployment = {
+      {"apiVersion", "apps/v1"},
+      {"kind", "Deployment"},
+      {"metadata", {{"name", "web"}}},
+      {"spec",
+       {{"replicas", 1},
+        {"selector", {{"matchLabels", {{"app", "web"}}}}},
+        {"template",
+         {{"metadata", {{"labels", {{"app", "web"}}}}},
+          {"spec", {{"containers", {hostContainer("httpd", serve)}}}}}}}}};
+  json service = {{"apiVersion", "v1"},
+                  {"kind", "Service"},
+                  {"metadata", {{"name", "web"}}},
+                  {"spec",
+                   {{"selector", {{"app", "web"}}},
+                    {"ports", {{{"port", 80}, {"targetPort", port}}}}}}};
+  std::string file = k.home() + "/web.json";
+  ASSERT_TRUE(writeFileAtomic(file, json{{"apiVersion", "v1"},
+                                          {"kind", "List"},
+                                          {"items", {deployment, service}}}
+                                        .dump())
+                  .ok());
+  ASSERT_EQ(k.kubectl({"apply", "-f", file}).exitCode, 0);
+  ASSERT_EQ(k.kubectl({"rollout", "status", "deployment/web", "--timeout=60s"}).exitCode, 0);
+  std::string big;
+  for (int i = 1; i <= 300000; ++i) big += std::to_string(i) + "\n";
+
+  // By the deployment and by the service (its port 80 is the pod's `port`): a 2 MB answer
+  // comes through whole, twice on one forward.
+  for (std::string target : {"deployment/web", "service/web"}) {
+    int local = freeLoopbackPort();
+    std::string log = k.home() + "/forward-" + std::to_string(local) + ".log";
+    pid_t forward = startPortForward(k, target, local, target == "service/web" ? 80 : port, log);
+    ASSERT_GT(forward, 0);
+    for (int round = 0; round < 2; ++round) {
+      std::string body;
+      ASSERT_TRUE(waitUntil(
+          [&] {
+            auto got = httpGet("127.0.0.1:" + std::to_string(local), "/big", seconds(20));
+            body = got && got->status == 200 ? got->body : "";
+            return !body.empty();
+          },
+          seconds(30)))
+          << target << ": " << readFile(log).value_or("");
+      EXPECT_EQ(body.size(), big.size()) << target;
+      EXPECT_TRUE(body == big) << target;
+    }
+    stopChild(forward);
+  }
+
+  // A port nothing listens on: the connection is dropped, and kubectl says why.
+  int local = freeLoopbackPort();
+  std::string log = k.home() + "/forward-refused.log";
+  pid_t forward = startPortForward(k, "deployment/web", local, 1, log);
+  ASSERT_GT(forward, 0);
+  EXPECT_FALSE(httpGet("127.0.0.1:" + std::to_string(local), "/", seconds(10)).ok());
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        return readFile(log).value_or("").find("failed to connect to localhost:1 ") !=
+               std::string::npos;
+      },
+      seconds(10)))
+      << readFile(log).value_or("");
+  stopChild(forward);
 }
 
 TEST(KubeExecTest, SshGivesAShellOrRunsACommandOnANodesHost) {

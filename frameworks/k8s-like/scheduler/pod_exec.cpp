@@ -133,17 +133,40 @@ Result<std::string> podContainer(const json& pod, const std::map<std::string, st
 Result<RemoteCommandTarget> remoteCommandTarget(const json& pod, const HttpRequest& request,
                                                 const std::string& subresource,
                                                 const std::string& agentAddress) {
-  auto container = podContainer(pod, request.query);
+  // A port-forward is to the pod's network, which its containers share: the first one's.
+  std::map<std::string, std::string> query = request.query;
+  if (subresource == "portforward") {
+    const json containers = pod.value("spec", json::object()).value("containers", json::array());
+    if (!containers.empty() && containers[0].is_object()) {
+      query["container"] = stringField(containers[0], "name");
+    }
+  }
+  auto container = podContainer(pod, query);
   if (!container) return Error(container.error());
   const json meta = pod.value("metadata", json::object());
   std::string phase = stringField(pod.value("status", json::object()), "phase");
   if (phase == "Succeeded" || phase == "Failed") {
-    return Error("cannot " + subresource + " into a container in a completed pod; current phase "
-                 "is " + phase);
+    return Error("cannot " + std::string(subresource == "portforward" ? "port-forward to" :
+                                         subresource + " into") +
+                 " a container in a completed pod; current phase is " + phase);
   }
   if (phase != "Running" || agentAddress.empty()) {
     return Error("container " + *container + " in pod " + stringField(meta, "name") +
                  " is not running (the pod is " + (phase.empty() ? "Pending" : phase) + ")");
+  }
+  // A container that is not running (waiting to start, or to be started again) has no
+  // processes to join.
+  const json statuses = pod.value("status", json::object()).value("containerStatuses", json::array());
+  for (const json& status : statuses) {
+    if (!status.is_object() || stringField(status, "name") != *container) continue;
+    const json state = status.value("state", json::object());
+    if (state.is_object() && !state.contains("running")) {
+      std::string why = state.contains("waiting")
+                            ? stringField(state["waiting"], "reason")
+                            : (state.contains("terminated") ? "terminated" : "");
+      return Error("container " + *container + " in pod " + stringField(meta, "name") +
+                   " is not running" + (why.empty() ? "" : " (" + why + ")"));
+    }
   }
   std::string upgrade = header(request, "upgrade");
   std::transform(upgrade.begin(), upgrade.end(), upgrade.begin(), ::tolower);

@@ -1,6 +1,7 @@
 #pragma once
 
-// `kubectl exec` and `kubectl attach`: the pods/exec and pods/attach subresources. The API
+// `kubectl exec`, `kubectl attach` and `kubectl port-forward`: the pods/exec, pods/attach and
+// pods/portforward subresources. The API
 // server checks the request against the pod (its container, that it runs, that the client
 // asked for a WebSocket), then relays the client's connection byte for byte to the agent of
 // the pod's node, which answers the upgrade and runs the command in the container (or follows
@@ -25,7 +26,7 @@ Result<std::string> podContainer(const nlohmann::json& pod,
 
 struct RemoteCommandTarget {
   std::string agentAddress;  // the pod's agent, host:port
-  std::string agentPath;     // /containers/exec or /containers/attach
+  std::string agentPath;     // /containers/exec, /containers/attach or /containers/portforward
   std::string taskId;        // the container's task
 };
 

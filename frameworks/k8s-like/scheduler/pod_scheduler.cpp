@@ -112,8 +112,8 @@ void PodScheduler::start() {
     }
     serveLogs(std::move(*asked), std::move(exchange));
   });
-  // kubectl exec and attach: the client's WebSocket, relayed to the agent.
-  for (const char* subresource : {"exec", "attach"}) {
+  // kubectl exec, attach and port-forward: the client's WebSocket, relayed to the agent.
+  for (const char* subresource : {"exec", "attach", "portforward"}) {
     api_->connect("pods", subresource,
                   [this, alive, subresource](const HttpRequest& request, const json& pod,
                                              std::shared_ptr<Exchange> exchange) {
