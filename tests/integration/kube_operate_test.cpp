@@ -227,3 +227,113 @@ TEST(KubeOperateTest, TheAutoscalerFollowsRealCpuUsageAndTopShowsIt) {
 
 }  // namespace
 }  // namespace agora::testing
+
+namespace agora::testing {
+namespace {
+
+// The Events section of `kubectl describe WHAT [-l SELECTOR]`.
+std::string eventsOf(KubeCluster& k, const std::string& what, const std::string& selector = "") {
+  std::vector<std::string> args = {"describe", what};
+  if (!selector.empty()) args.insert(args.end(), {"-l", selector});
+  std::string out = k.kubectl(args).output;
+  size_t at = out.find("\nEvents:");
+  return at == std::string::npos ? "" : out.substr(at);
+}
+
+TEST(KubeOperateTest, DescribeShowsWhatEachControllerDidAsEvents) {
+  KubeCluster k(1, "cpus:4;mem:4096", {}, {{"AGORA_HPA_SYNC_PERIOD", "1secs"}});
+  REQUIRE_CLUSTER(k);
+  json steady = hostContainer("main", "exec sleep 600");  // ok: the pod's pace
+  json crashing = hostContainer("main", "exit 1");
+  auto deployment = [](const std::string& name, const json& container) {
+    return json{{"apiVersion", "apps/v1"},
+                {"kind", "Deployment"},
+                {"metadata", {{"name", name}}},
+                {"spec",
+                 {{"replicas", 1},
+                  {"selector", {{"matchLabels", {{"app", name}}}}},
+                  {"template",
+                   {{"metadata", {{"labels", {{"app", name}}}}},
+                    {"spec", {{"containers", {container}}}}}}}}};
+  };
+  json service = {{"apiVersion", "v1"},
+                  {"kind", "Service"},
+                  {"metadata", {{"name", "web"}}},
+                  {"spec",
+                   {{"type", "LoadBalancer"},
+                    {"selector", {{"app", "web"}}},
+                    {"ports", {{{"port", 80}}}}}}};
+  json hpa = {{"apiVersion", "autoscaling/v2"},
+              {"kind", "HorizontalPodAutoscaler"},
+              {"metadata", {{"name", "ghost"}}},
+              {"spec",
+               {{"scaleTargetRef",
+                 {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "ghost"}}},
+                {"minReplicas", 1},
+                {"maxReplicas", 3}}}};
+  std::string file = k.home() + "/all.json";
+  ASSERT_TRUE(writeFileAtomic(file, json{{"apiVersion", "v1"},
+                                          {"kind", "List"},
+                                          {"items", {deployment("web", steady),
+                                                     deployment("crash", crashing), service,
+                                                     hpa}}}
+                                        .dump())
+                  .ok());
+  auto applied = k.kubectl({"apply", "-f", file});
+  ASSERT_EQ(applied.exitCode, 0) << applied.output;
+  ASSERT_EQ(k.kubectl({"rollout", "status", "deployment/web", "--timeout=60s"}).exitCode, 0);
+
+  // Each controller's Events, on the object it acted on, in the order they happened.
+  EXPECT_NE(eventsOf(k, "deployment/web").find("ScalingReplicaSet"), std::string::npos);
+  EXPECT_NE(eventsOf(k, "replicaset", "app=web").find("SuccessfulCreate"), std::string::npos);
+  std::string pod;
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        pod = eventsOf(k, "pod", "app=web");
+        return pod.find("Started") != std::string::npos;
+      },
+      seconds(20)))
+      << pod;
+  size_t scheduled = pod.find("Scheduled");
+  size_t pulled = pod.find("Pulled");
+  size_t created = pod.find("Created container main");
+  size_t started = pod.find("Started container main");
+  EXPECT_TRUE(scheduled < pulled && pulled < created && created < started) << pod;
+  EXPECT_NE(pod.find("Container image \"agora/host\" already present"), std::string::npos);
+  EXPECT_NE(eventsOf(k, "service/web").find("IPAllocated"), std::string::npos);
+  std::string node = eventsOf(k, "node");
+  EXPECT_NE(node.find("RegisteredNode"), std::string::npos) << node;
+  EXPECT_NE(node.find("NodeReady"), std::string::npos) << node;
+  std::string crash;
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        crash = eventsOf(k, "pod", "app=crash");
+        return crash.find("BackOff") != std::string::npos;
+      },
+      seconds(30)))
+      << crash;
+  EXPECT_NE(crash.find("Back-off restarting failed container main"), std::string::npos);
+  std::string ghost;
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        ghost = eventsOf(k, "hpa/ghost");
+        return ghost.find("FailedGetScale") != std::string::npos;
+      },
+      seconds(20)))
+      << ghost;
+
+  // Deleting a pod stops its containers, and says so; `kubectl get events` lists them all.
+  ASSERT_EQ(k.kubectl({"delete", "deployment", "web"}).exitCode, 0);
+  CommandResult events;
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        events = k.kubectl({"get", "events"});
+        return events.output.find("Stopping container main") != std::string::npos;
+      },
+      seconds(20)))
+      << events.output;
+  EXPECT_NE(events.output.find("Killing"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace agora::testing

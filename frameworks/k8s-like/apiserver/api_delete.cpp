@@ -170,6 +170,26 @@ void ApiServer::serveDeleteCollection(const HttpRequest& request, const Target& 
   exchange.respond(toResponse(ApiOutcome{200, body, std::nullopt, {}}));
 }
 
+void ApiServer::serviceEvents(const json& before, const json& after) {
+  auto address = [](const json& service) {
+    if (!service.is_object()) return std::string();
+    const json ingress = service.value("status", json::object())
+                             .value("loadBalancer", json::object())
+                             .value("ingress", json::array());
+    return ingress.empty() || !ingress[0].is_object() ? std::string()
+                                                      : ingress[0].value("ip", std::string());
+  };
+  std::string was = address(before);
+  std::string is = address(after);
+  if (!is.empty() && is != was) {
+    recordEvent(after, "Normal", "IPAllocated", "Assigned IP [\"" + is + "\"]",
+                "agora-lb-controller");
+  } else if (is.empty() && !was.empty()) {
+    recordEvent(after, "Normal", "IPReleased", "Released IP [\"" + was + "\"]",
+                "agora-lb-controller");
+  }
+}
+
 void ApiServer::recordEvent(const json& object, const std::string& type,
                             const std::string& reason, const std::string& message,
                             const std::string& component) {
@@ -196,9 +216,12 @@ void ApiServer::recordEvent(const json& object, const std::string& type,
     }
     eventIndex_.erase(known);
   }
+  // Named as the kube-apiserver names them, by the time in nanoseconds: a list, and so
+  // `kubectl describe`, shows them in the order they happened.
   char suffix[20];
-  static std::mt19937_64 random{std::random_device{}()};
-  std::snprintf(suffix, sizeof(suffix), "%016llx", static_cast<unsigned long long>(random()));
+  static uint64_t last = 0;
+  last = std::max(last + 1, static_cast<uint64_t>(now() * 1e9));
+  std::snprintf(suffix, sizeof(suffix), "%016llx", static_cast<unsigned long long>(last));
   json event = {
       {"apiVersion", "v1"},
       {"kind", "Event"},

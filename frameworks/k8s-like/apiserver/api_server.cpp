@@ -548,6 +548,7 @@ ApiOutcome ApiServer::create(const ResourceType& type, const std::string& ns, js
     return ApiOutcome::failure(storeError(stored, type, name));
   }
   outcome.object = present(stored.object);
+  if (type.kind == "Service") serviceEvents(json(), outcome.object);
   return outcome;
 }
 
@@ -675,6 +676,7 @@ ApiOutcome ApiServer::store(const ResourceType& type, const json& current, json 
     return finishDeletion(type, stored.object, false);
   }
   outcome.object = present(stored.object);
+  if (type.kind == "Service") serviceEvents(current, outcome.object);
   return outcome;
 }
 

@@ -102,6 +102,9 @@ class ApiServer {
                    const std::string& reason, const std::string& message,
                    const std::string& component);
 
+  // Events about a Service's change: its load-balancer address assigned.
+  void serviceEvents(const nlohmann::json& before, const nlohmann::json& after);
+
   // Serves a subresource that is not stored but reaches into the cluster ("pods", "log"):
   // `handler` gets the request with the object it names (a missing one is a 404 first), on
   // the loop, and answers on the exchange when it likes, from any thread.

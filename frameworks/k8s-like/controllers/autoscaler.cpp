@@ -269,6 +269,9 @@ void HorizontalPodAutoscalerController::sync(const json& hpaIn) {
                                    "the HPA controller was unable to get the target's current "
                                    "scale: " + kind + " " + stringField(ref, "name") + " not found",
                                    oldConditions, now));
+    api_->recordEvent(hpa, "Warning", "FailedGetScale",
+                      kind + " " + ns + "/" + stringField(ref, "name") + " not found",
+                      "horizontal-pod-autoscaler");
     finish();
     return;
   }
@@ -361,6 +364,8 @@ void HorizontalPodAutoscalerController::sync(const json& hpaIn) {
     conditions.push_back(condition("ScalingActive", false, "FailedGetResourceMetric",
                                    "the HPA was unable to compute the replica count: " + failure,
                                    oldConditions, now));
+    api_->recordEvent(hpa, "Warning", "FailedGetResourceMetric", failure,
+                      "horizontal-pod-autoscaler");
     finish();
     return;
   }

@@ -1,6 +1,8 @@
 // What the pod scheduler hears from the cluster: offers, task status updates, and the agents
 // in the master's state (the Node objects).
 
+#include <optional>
+
 #include <glog/logging.h>
 
 #include "frameworks/k8s-like/apiserver/tables.hpp"
@@ -110,6 +112,9 @@ void PodScheduler::update(const TaskStatus& status) {
     return;
   }
   std::string key = owner->second;
+  auto before = tasks_.find(id);
+  std::optional<TaskStatus> previous;
+  if (before != tasks_.end()) previous = before->second;
   tasks_[id] = status;
   auto [ns, name] = split(key);
   ApiOutcome got = api_->get(podsType(), ns, name);
@@ -117,6 +122,7 @@ void PodScheduler::update(const TaskStatus& status) {
     return;
   }
   json pod = got.object;
+  containerEvents(pod, id.substr(id.find('.') + 1), previous, status);
   if (lost(status.state()) && !pod["metadata"].contains("deletionTimestamp")) {
     bool controlled = false;
     for (const auto& ref : pod["metadata"].value("ownerReferences", json::array())) {
@@ -149,6 +155,42 @@ void PodScheduler::update(const TaskStatus& status) {
     }
   }
   writeStatus(key);
+}
+
+void PodScheduler::containerEvents(const json& pod, const std::string& container,
+                                   const std::optional<TaskStatus>& previous,
+                                   const TaskStatus& status) {
+  // What the kubelet says about a container, from what its executor reports.
+  std::string image;
+  for (const auto& c : pod["spec"].value("containers", json::array())) {
+    if (c.value("name", "") == container) image = c.value("image", "");
+  }
+  // What reconciliation repeats (after this framework restarted) was said already.
+  if (status.reason() == TaskStatus::REASON_RECONCILIATION) return;
+  bool wasRunning = previous && previous->state() == TASK_RUNNING;
+  bool restarted = previous && status.restart_count() > previous->restart_count();
+  if (status.state() == TASK_RUNNING && (!wasRunning || restarted)) {
+    if (restarted) {
+      api_->recordEvent(pod, "Warning", "BackOff",
+                        "Back-off restarting failed container " + container + " in pod " +
+                            pod["metadata"].value("name", ""),
+                        "kubelet");
+    }
+    api_->recordEvent(pod, "Normal", "Pulled",
+                      "Container image \"" + image + "\" already present on machine", "kubelet");
+    api_->recordEvent(pod, "Normal", "Created", "Created container " + container, "kubelet");
+    api_->recordEvent(pod, "Normal", "Started", "Started container " + container, "kubelet");
+  }
+  bool wasUnhealthy = previous && previous->has_healthy() && !previous->healthy();
+  if (status.has_healthy() && !status.healthy() && !wasUnhealthy) {
+    api_->recordEvent(pod, "Warning", "Unhealthy",
+                      "Liveness probe failed: " + status.message(), "kubelet");
+  }
+  bool wasUnready = previous && previous->has_ready() && !previous->ready();
+  if (status.has_ready() && !status.ready() && !wasUnready && status.state() == TASK_RUNNING) {
+    api_->recordEvent(pod, "Warning", "Unhealthy",
+                      "Readiness probe failed: " + status.message(), "kubelet");
+  }
 }
 
 void PodScheduler::writeStatus(const std::string& key) {
@@ -256,7 +298,15 @@ void PodScheduler::agents(const json& state) {
       ready["lastTransitionTime"] = rfc3339(api_->now());
       ready["lastHeartbeatTime"] = ready["lastTransitionTime"];
       object["status"]["conditions"] = json::array({ready});
-      api_->create(nodesType(), "", object);
+      ApiOutcome created = api_->create(nodesType(), "", object);
+      if (created.ok()) {
+        api_->recordEvent(created.object, "Normal", "RegisteredNode",
+                          "Node " + node.name + " event: Registered Node " + node.name +
+                              " in Controller",
+                          "node-controller");
+        api_->recordEvent(created.object, "Normal", "NodeReady",
+                          "Node " + node.name + " status is now: NodeReady", "kubelet");
+      }
       continue;
     }
     json next = current.object;
@@ -275,6 +325,10 @@ void PodScheduler::agents(const json& state) {
     if (object["status"] != next["status"] || object["metadata"] != next["metadata"]) {
       api_->update(nodesType(), "", node.name, object, "", false, true);
     }
+    if (!wasReady) {
+      api_->recordEvent(next, "Normal", "NodeReady",
+                        "Node " + node.name + " status is now: NodeReady", "kubelet");
+    }
   }
   // Agents the master no longer lists are NotReady (unreachable, or gone).
   for (auto& [id, node] : nodes_) {
@@ -291,6 +345,8 @@ void PodScheduler::agents(const json& state) {
           {"lastTransitionTime", rfc3339(api_->now())},
           {"lastHeartbeatTime", rfc3339(api_->now())}}});
     api_->update(nodesType(), "", node.name, next, "", false, true);
+    api_->recordEvent(next, "Normal", "NodeNotReady",
+                      "Node " + node.name + " status is now: NodeNotReady", "node-controller");
   }
   // Pods counted per node, for spreading.
   for (auto& [id, node] : nodes_) node.pods = 0;

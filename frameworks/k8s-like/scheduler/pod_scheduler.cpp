@@ -496,6 +496,10 @@ void PodScheduler::killPod(const json& pod) {
     if (it == tasks_.end() || !terminal(it->second.state())) {
       anyLive = true;
       driver_->kill(id, agent);
+      if (it != tasks_.end()) {
+        api_->recordEvent(pod, "Normal", "Killing", "Stopping container " + c.value("name", ""),
+                          "kubelet");
+      }
     }
   }
   auto [ns, name] = split(keyOf(pod));

@@ -110,6 +110,10 @@ class PodScheduler {
   };
 
   void onPod(const WatchEvent& event);
+  // The kubelet's Events about a pod's container (Pulled, Created, Started, BackOff,
+  // Unhealthy), from the transition its task's status makes.
+  void containerEvents(const nlohmann::json& pod, const std::string& container,
+                       const std::optional<TaskStatus>& previous, const TaskStatus& status);
   // The HTTP address of the agent of the pod's node ("" when it has none yet).
   std::string agentOf(const nlohmann::json& pod) const;
   void schedule();
