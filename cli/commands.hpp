@@ -30,6 +30,7 @@ int imageCommand(int argc, const char* const* argv);
 int kubeCommand(int argc, const char* const* argv);
 int kubeProxyCommand(int argc, const char* const* argv);
 int sshCommand(int argc, const char* const* argv);
+int dashboardCommand(int argc, const char* const* argv);
 // Where `agora image` and `agora up`'s agents keep images: $AGORA_HOME/images.
 std::string defaultImageStore();
 

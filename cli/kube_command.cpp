@@ -256,22 +256,6 @@ int kubeCommand(int argc, const char* const* argv) {
     LOG(INFO) << "Cluster DNS at " << dnsAddress->first << ":" << *dnsPort << ", for pods at "
               << nameserver << ":53 (" << clusterDomain << ")";
   }
-  std::unique_ptr<kube::KubeFramework> framework;
-  std::unique_ptr<kube::HorizontalPodAutoscalerController> hpas;
-  if (!master.empty()) {
-    kube::KubeFrameworkOptions frameworkOptions;
-    frameworkOptions.master = master;
-    frameworkOptions.role = role;
-    frameworkOptions.dataDir = dataDir;
-    frameworkOptions.scheduler.podCidr = podCidr;
-    frameworkOptions.scheduler.dnsServer = nameserver;
-    frameworkOptions.scheduler.clusterDomain = clusterDomain;
-    framework = std::make_unique<kube::KubeFramework>(&api, frameworkOptions);
-    framework->start();
-    metrics.start();
-    hpas = std::make_unique<kube::HorizontalPodAutoscalerController>(&api, &metrics, autoscaler);
-    hpas->start();
-  }
   kube::ApiHttpServer http(api.handler(), tls);
   auto port = http.start(hostPort->first, hostPort->second);
   if (!port) {
@@ -282,6 +266,24 @@ int kubeCommand(int argc, const char* const* argv) {
                          ? "[" + hostPort->first + "]" : hostPort->first;
   std::string url = std::string(insecureHttp ? "http" : "https") + "://" + host + ":" +
                     std::to_string(*port);
+  // The framework, once its API (and its dashboard, whose address it tells the master) serves.
+  std::unique_ptr<kube::KubeFramework> framework;
+  std::unique_ptr<kube::HorizontalPodAutoscalerController> hpas;
+  if (!master.empty()) {
+    kube::KubeFrameworkOptions frameworkOptions;
+    frameworkOptions.master = master;
+    frameworkOptions.role = role;
+    frameworkOptions.dataDir = dataDir;
+    frameworkOptions.scheduler.podCidr = podCidr;
+    frameworkOptions.scheduler.dnsServer = nameserver;
+    frameworkOptions.scheduler.clusterDomain = clusterDomain;
+    frameworkOptions.webuiUrl = url + "/dashboard/";
+    framework = std::make_unique<kube::KubeFramework>(&api, frameworkOptions);
+    framework->start();
+    metrics.start();
+    hpas = std::make_unique<kube::HorizontalPodAutoscalerController>(&api, &metrics, autoscaler);
+    hpas->start();
+  }
   // The service proxy on every node, once there are nodes (a master) and an address to read.
   std::unique_ptr<kube::ProxyDaemonController> proxies;
   if (framework) {

@@ -30,6 +30,8 @@ const Verb kVerbs[] = {
     {"profile", "list local cluster profiles (agora profile list)", agora::cli::profileCommand},
     {"run", "run a command as N tasks on the cluster and show their output",
      agora::cli::runCommand},
+    {"dashboard", "open (or print with --url) the dashboard; --kube: the kube view",
+     agora::cli::dashboardCommand},
     {"ssh", "a shell (or a command) on a node's host, through its agent",
      agora::cli::sshCommand},
     {"agents", "list the agents the master knows", agora::cli::agentsCommand},

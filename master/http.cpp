@@ -8,6 +8,8 @@
 
 namespace agora::master {
 
+const std::string& dashboardPage();  // dashboard.html, built in
+
 namespace {
 
 std::string dump(const nlohmann::json& j) {
@@ -113,6 +115,22 @@ void addMasterRoutes(HttpServer& server, Loop& loop, MasterHttpContext context) 
       respond(HttpResponse::jsonBody(dump(j)));
     });
   };
+  // The dashboard: a page that reads the JSON endpoints (every other path is still a 404).
+  server.route("/", [](const HttpRequest& request, HttpResponder respond) {
+    if (request.path != "/" && request.path != "/dashboard") {
+      respond(HttpResponse::error(404, "no such endpoint: " + request.path));
+      return;
+    }
+    HttpResponse page = HttpResponse::text(dashboardPage());
+    page.contentType = "text/html; charset=utf-8";
+    respond(std::move(page));
+  });
+  server.route("/dashboard/history", [&loop, ctx](const HttpRequest& request,
+                                                  HttpResponder respond) {
+    onLeader(loop, ctx, request, std::move(respond), [](Master& master, HttpResponder respond) {
+      respond(HttpResponse::jsonBody(dump(master.history())));
+    });
+  });
   server.route("/state", state);
   server.route("/master/state", state);
   server.route("/metrics", [&loop, ctx](const HttpRequest&, HttpResponder respond) {

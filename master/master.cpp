@@ -40,6 +40,7 @@ Master::~Master() {
   loop_.cancel(livenessTimer_);
   loop_.cancel(reregisterTimer_);
   loop_.cancel(maintenanceTimer_);
+  loop_.cancel(historyTimer_);
   for (auto& [id, offer] : offers_) {
     loop_.cancel(offer.timeout);
   }
@@ -90,6 +91,8 @@ void Master::start(const RegistryState& recovered) {
     reregisterTimer_ = loop_.after(options_.agentReregisterTimeout, [this] { expireRecoveredAgents(); });
   }
   every(seconds(1), &maintenanceTimer_, &Master::evaluateMaintenance);
+  sampleUsage();
+  every(seconds(5), &historyTimer_, &Master::sampleUsage);
   // Periodic allocation catches expired filters and anything events did not trigger.
   every(options_.allocationInterval, &allocationTimer_, &Master::allocate);
   every(options_.agentPingTimeout, &pingTimer_, &Master::pingAgents);

@@ -94,6 +94,11 @@ class Master {
                     std::function<void(Status)> done);
   void upMachine(const std::string& hostname, std::function<void(Status)> done);
   nlohmann::json maintenanceStatus() const;
+  // GET /dashboard/history: the cluster's use over the last hour, a sample every 5 seconds
+  // (cpus, mem, gpus and disk used and in total, running tasks, agents), for the dashboard's
+  // charts (dashboard.cpp).
+  nlohmann::json history() const;
+
   // GET /roles: every role with its weight, quota, what it is allocated and reserved, and for
   // each of its frameworks whether the last allocation offered it something, and why not.
   nlohmann::json roles() const;
@@ -280,6 +285,16 @@ class Master {
   std::map<std::string, Resources> checkpointed_;  // by agent id, as stored
   std::map<std::string, Machine> maintenance_;     // by hostname
   TimerId maintenanceTimer_ = 0;
+  TimerId historyTimer_ = 0;
+  struct UsageSample {
+    double time = 0;
+    Resources used;
+    Resources total;
+    size_t tasks = 0;
+    size_t agents = 0;
+  };
+  std::deque<UsageSample> history_;
+  void sampleUsage();
   std::unordered_map<std::string, std::string> frameworkByConnection_;
   std::deque<std::pair<std::string, FrameworkEntry>> completedFrameworks_;
   std::unordered_set<std::string> removedFrameworkIds_;

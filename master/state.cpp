@@ -132,6 +132,7 @@ json Master::state() const {
                 {"hostname", f.info.hostname()},
                 {"roles", roles},
                 {"capabilities", capabilities},
+                {"labels", labelsJson(f.info.labels())},
                 {"failover_timeout", f.info.failover_timeout()},
                 {"active", f.active && !completed},
                 {"connected", !f.connection.empty() && !completed},

@@ -232,8 +232,7 @@ void ApiServer::handle(const HttpRequest& request, std::shared_ptr<Exchange> tim
 
 void ApiServer::route(const HttpRequest& request, std::shared_ptr<Exchange> exchange) {
   const std::string& path = request.path;
-  if (path == "/healthz" || path == "/livez" || path == "/readyz") {
-    exchange->respond(HttpResponse::text("ok"));
+  if (servedWithoutToken(path, *exchange)) {
     return;
   }
   if (!options_.token.empty() && path != "/version") {

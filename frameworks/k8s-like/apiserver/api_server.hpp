@@ -102,6 +102,10 @@ class ApiServer {
                    const std::string& reason, const std::string& message,
                    const std::string& component);
 
+  // What anyone may read: /healthz, /livez, /readyz, and the dashboard's page (its data comes
+  // from the API, with the token). False for every other path.
+  static bool servedWithoutToken(const std::string& path, Exchange& exchange);
+
   // Events about a Service's change: its load-balancer address assigned.
   void serviceEvents(const nlohmann::json& before, const nlohmann::json& after);
 

@@ -47,6 +47,11 @@ void KubeFramework::start() {
   info.add_capabilities(FrameworkInfo::MULTI_ROLE);
   info.add_capabilities(FrameworkInfo::GPU_RESOURCES);
   info.add_capabilities(FrameworkInfo::PARTITION_AWARE);
+  if (!options_.webuiUrl.empty()) {
+    Label* webui = info.add_labels();
+    webui->set_key("agora.io/webui");
+    webui->set_value(options_.webuiUrl);
+  }
   // The framework id is kept in the store, so that whichever instance leads (with --zk) or a
   // restarted one resubscribes as the same framework and keeps its pods.
   Outcome kept = api_->store()->get(kFrameworkKey);

@@ -22,6 +22,7 @@ struct KubeFrameworkOptions {
   std::string dataDir;  // where framework_id is kept
   double failoverTimeoutSeconds = 7 * 24 * 3600;
   Duration statePollInterval = seconds(2);
+  std::string webuiUrl;  // the kube dashboard, a label the master's dashboard links to
   PodSchedulerOptions scheduler;
 };
 
