@@ -1,5 +1,6 @@
 // The dashboards in a real browser (headless Chromium): the master's view of the cluster and the
-// kube framework's, reached the way `agora dashboard --url` says. Screenshots of both are left
+// kube framework's, reached the way `agora dashboard --url` says, each loading with nothing on
+// its console. Screenshots of both are left
 // in <build>/test-artifacts/ for a person to look at.
 
 #include <unistd.h>
@@ -25,9 +26,14 @@ std::string artifacts() {
   return dir;
 }
 
+struct Page {
+  std::string dom;      // what the page's script rendered
+  std::string console;  // what it wrote to the console (errors, uncaught exceptions): nothing
+};
+
 // Loads `url` in headless Chromium, runs its scripts for `budgetMs` of virtual time, and gives
-// the DOM it ended with (saving a screenshot to `screenshot` too).
-std::string browse(const std::string& url, const std::string& screenshot, int budgetMs = 5000) {
+// the DOM it ended with and its console (saving a screenshot to `screenshot` too).
+Page browse(const std::string& url, const std::string& screenshot, int budgetMs = 5000) {
   TempDir profile;
   std::vector<std::string> common = {
       "/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -38,12 +44,19 @@ std::string browse(const std::string& url, const std::string& screenshot, int bu
   shot.insert(shot.end(), {"--window-size=1280,1400", "--screenshot=" + screenshot, url});
   runCommand(shot, seconds(90));
   std::vector<std::string> dump = common;
-  dump.insert(dump.end(), {"--dump-dom", url});
+  dump.insert(dump.end(), {"--enable-logging=stderr", "--v=0", "--dump-dom", url});
   std::string out = runCommand(dump, seconds(90)).output;
-  // The page's own script is in the DOM too: only what it rendered, after it, counts.
+  Page page;
+  // Chromium logs each console message as a line with ":CONSOLE".
+  for (size_t at = out.find(":CONSOLE"); at != std::string::npos;
+       at = out.find(":CONSOLE", at + 1)) {
+    page.console += out.substr(at, out.find('\n', at) - at) + "\n";
+  }
+  // The page's own script is in the DOM too: only what it rendered, before it, counts.
   size_t body = out.find("<body");
   size_t script = out.find("<script", body);
-  return body == std::string::npos ? out : out.substr(body, script - body);
+  page.dom = body == std::string::npos ? out : out.substr(body, script - body);
+  return page;
 }
 
 TEST(DashboardTest, TheMasterAndKubeViewsShowTheClusterInABrowser) {
@@ -78,7 +91,9 @@ TEST(DashboardTest, TheMasterAndKubeViewsShowTheClusterInABrowser) {
   std::string master = url.output.substr(0, url.output.find('\n'));
   ASSERT_EQ(master.rfind("http://", 0), 0u) << master;
   std::string dir = artifacts();
-  std::string page = browse(master, dir + "/dashboard-master.png");
+  Page loaded = browse(master, dir + "/dashboard-master.png");
+  EXPECT_EQ(loaded.console, "");
+  std::string page = loaded.dom;
   EXPECT_NE(page.find("data-loaded=\"true\""), std::string::npos) << page.substr(0, 2000);
   size_t refreshes = page.find("data-refreshes=\"");
   ASSERT_NE(refreshes, std::string::npos);
@@ -108,7 +123,9 @@ TEST(DashboardTest, TheMasterAndKubeViewsShowTheClusterInABrowser) {
   ASSERT_EQ(kubeUrl.exitCode, 0) << kubeUrl.output;
   std::string kube = kubeUrl.output.substr(0, kubeUrl.output.find('\n'));
   ASSERT_NE(kube.find("/dashboard/#token="), std::string::npos) << kube;
-  page = browse(kube, dir + "/dashboard-kube.png");
+  loaded = browse(kube, dir + "/dashboard-kube.png");
+  EXPECT_EQ(loaded.console, "");
+  page = loaded.dom;
   EXPECT_NE(page.find("data-loaded=\"true\""), std::string::npos) << page.substr(0, 2000);
   EXPECT_NE(page.find("<td>greeter</td>"), std::string::npos);
   EXPECT_NE(page.find(">complete<"), std::string::npos);          // its rollout
@@ -116,7 +133,7 @@ TEST(DashboardTest, TheMasterAndKubeViewsShowTheClusterInABrowser) {
   EXPECT_NE(page.find("ScalingReplicaSet"), std::string::npos);    // the events
   EXPECT_TRUE(pathExists(dir + "/dashboard-kube.png"));
   // Without the token, the page asks for one and shows nothing of the cluster.
-  page = browse(kube.substr(0, kube.find('#')), dir + "/dashboard-kube-no-token.png", 2000);
+  page = browse(kube.substr(0, kube.find('#')), dir + "/dashboard-kube-no-token.png", 2000).dom;
   EXPECT_EQ(page.find("<td>greeter</td>"), std::string::npos);
 }
 
