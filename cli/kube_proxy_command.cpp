@@ -7,8 +7,11 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <chrono>
 #include <functional>
 #include <iostream>
+#include <mutex>
+#include <sstream>
 
 #include <glog/logging.h>
 #include <nlohmann/json.hpp>
@@ -17,6 +20,7 @@
 #include "cli/daemon.hpp"
 #include "common/flags.hpp"
 #include "common/fs.hpp"
+#include "common/histogram.hpp"
 #include "common/http.hpp"
 #include "common/logging.hpp"
 #include "frameworks/k8s-like/proxy/api_client.hpp"
@@ -49,6 +53,7 @@ int kubeProxyCommand(int argc, const char* const* argv) {
   std::string mode = "auto";
   bool loadBalancer = true;
   Duration pollInterval = milliseconds(250);
+  std::string metricsListen = "127.0.0.1:0";
   DaemonFlags daemonFlags;
   Flags flags("agora kube-proxy --api=URL --node_ip=IP [flags]",
               "The kube framework's service proxy for one node: listens on each Service's\n"
@@ -68,6 +73,9 @@ int kubeProxyCommand(int argc, const char* const* argv) {
             "iptables where this machine allows it (root, iptables-restore).");
   flags.add(&loadBalancer, "load_balancer", "Serve LoadBalancer Services' addresses here.");
   flags.add(&pollInterval, "poll_interval", "How often Services and Endpoints are read.");
+  flags.add(&metricsListen, "metrics_listen",
+            "Where /metrics (Prometheus text) and /healthz are served, HOST:PORT (port 0: any;\n"
+            "the log and the info file say which).");
   daemonFlags.addTo(flags, "kube-proxy");
   int rc = parseFlags(flags, argc, argv);
   if (rc >= 0) {
@@ -124,7 +132,60 @@ int kubeProxyCommand(int argc, const char* const* argv) {
   std::string ingressAddress;  // where it listens, once it does
   kube::ProxyNode node{nodeIp, loadBalancer};
   LOG(INFO) << "Service proxy for node " << nodeIp << ", reading " << api;
-  writeInfoFile(daemonFlags.infoFile, {{"pid", ::getpid()}});
+  // What an operator alerts on: connections relayed and turned away, requests through the
+  // ingress, rule syncs and their time, and the API being away.
+  struct {
+    std::mutex mutex;
+    Histogram syncSeconds;
+    uint64_t syncs = 0;
+    uint64_t apiErrors = 0;
+    size_t frontends = 0;
+  } stats;
+  HttpServer metricsServer;
+  metricsServer.route("/healthz", [](const HttpRequest&, HttpResponder respond) {
+    respond(HttpResponse::text("ok"));
+  });
+  metricsServer.route("/metrics", [&](const HttpRequest&, HttpResponder respond) {
+    std::ostringstream out;
+    auto counter = [&](const char* name, const char* help, double value, const char* type) {
+      out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n"
+          << name << " " << value << "\n";
+    };
+    counter("agora_kube_proxy_connections_total",
+            "Connections the proxy relayed to an endpoint (in iptables mode the kernel carries "
+            "them and they are not counted).",
+            static_cast<double>(proxy.connections()), "counter");
+    counter("agora_kube_proxy_connections_refused_total",
+            "Connections turned away: their Service had no ready endpoint.",
+            static_cast<double>(proxy.refused()), "counter");
+    counter("agora_kube_ingress_requests_total", "HTTP requests routed by the ingress proxy.",
+            static_cast<double>(ingress.requests()), "counter");
+    std::lock_guard<std::mutex> lock(stats.mutex);
+    counter("agora_kube_proxy_frontends", "Addresses and ports the proxy serves.",
+            static_cast<double>(stats.frontends), "gauge");
+    counter("agora_kube_proxy_api_errors_total",
+            "Reads of the kube API that failed (the proxy keeps its last rules meanwhile).",
+            static_cast<double>(stats.apiErrors), "counter");
+    counter("agora_kube_proxy_kernel_rules", "1 when the kernel rewrites connections (iptables).",
+            kernel ? 1 : 0, "gauge");
+    out << "# HELP agora_kube_proxy_sync_rules_seconds Time to apply changed rules.\n"
+        << "# TYPE agora_kube_proxy_sync_rules_seconds histogram\n";
+    stats.syncSeconds.write(out, "agora_kube_proxy_sync_rules_seconds");
+    HttpResponse r = HttpResponse::text(out.str());
+    r.contentType = "text/plain; version=0.0.4; charset=utf-8";
+    respond(std::move(r));
+  });
+  std::string metricsAddress;
+  if (auto where = splitHostPort(metricsListen); !where) {
+    std::cerr << "agora kube-proxy: --metrics_listen: " << where.error() << "\n";
+    return 2;
+  } else if (auto port = metricsServer.start(where->first, where->second); !port) {
+    LOG(WARNING) << "No metrics: " << port.error();
+  } else {
+    metricsAddress = where->first + ":" + std::to_string(*port);
+    LOG(INFO) << "Metrics at http://" << metricsAddress << "/metrics";
+  }
+  writeInfoFile(daemonFlags.infoFile, {{"pid", ::getpid()}, {"metrics", metricsAddress}});
   std::string lastError;
   std::string lastVersions;
   bool kernelRetry = false;
@@ -146,6 +207,8 @@ int kubeProxyCommand(int argc, const char* const* argv) {
         LOG(WARNING) << "Keeping the last rules: " << why;
         lastError = why;
       }
+      std::lock_guard<std::mutex> lock(stats.mutex);
+      ++stats.apiErrors;
     } else {
       try {
         json s = json::parse(*services);
@@ -172,15 +235,25 @@ int kubeProxyCommand(int argc, const char* const* argv) {
           if (updated > 0) LOG(INFO) << "Updated " << updated << " files of pods' volumes";
         }
         if (changed || !proxy.failures().empty() || kernelRetry || ingressRetry) {
+          auto syncStart = std::chrono::steady_clock::now();
           const json serviceItems = s.value("items", json::array());
           const json endpointItems = e.value("items", json::array());
           std::vector<kube::Frontend> rules = kube::proxyRules(serviceItems, endpointItems, node);
+          size_t frontends = rules.size();
           if (kernel && (changed || kernelRetry)) {
             Status applied = kernel->apply(rules);
             if (!applied && !kernelRetry) LOG(WARNING) << "Kernel rules: " << applied.error();
             kernelRetry = !applied;  // meanwhile the listeners relay
           }
           proxy.apply(std::move(rules));
+          {
+            std::lock_guard<std::mutex> lock(stats.mutex);
+            ++stats.syncs;
+            stats.frontends = frontends;
+            stats.syncSeconds.observe(std::chrono::duration<double>(
+                                          std::chrono::steady_clock::now() - syncStart)
+                                          .count());
+          }
           ingress.update(kube::ingressRules(i.value("items", json::array()), serviceItems,
                                             endpointItems, t.value("items", json::array())));
           // The ingress address: the controller's Service's load-balancer address.
@@ -225,6 +298,7 @@ int kubeProxyCommand(int argc, const char* const* argv) {
       break;
     }
   }
+  metricsServer.stop();
   if (kernel) kernel->remove();
   ingress.stop();
   proxy.stop();

@@ -141,6 +141,33 @@ TEST(KubeServicesTest, ClusterIpReachesReadyPodsAsTheyScaleAndTurnUnready) {
   // Ready again: back in.
   EXPECT_EQ(fetch(victimIp + ":8080", "/cgi-bin/ready"), "ready");
   EXPECT_TRUE(waitUntil([&] { return answers(address, 10).count(victimName) > 0; }, seconds(20)));
+
+  // The proxy's /metrics, at the address its log gives: its rule syncs and what it serves.
+  auto proxies = k.kubectl({"get", "pods", "-n", "kube-system", "-o", "name"});
+  size_t at = proxies.output.find("pod/kube-proxy-");
+  ASSERT_NE(at, std::string::npos) << proxies.output;
+  std::string proxyPod = proxies.output.substr(at + 4, proxies.output.find('\n', at) - at - 4);
+  std::string log = k.kubectl({"logs", "-n", "kube-system", proxyPod}).output;
+  size_t metricsAt = log.find("Metrics at http://");
+  ASSERT_NE(metricsAt, std::string::npos) << log;
+  std::string metricsAddress = log.substr(metricsAt + 18, log.find("/metrics", metricsAt) -
+                                                              metricsAt - 18);
+  auto metrics = httpGet(metricsAddress, "/metrics");
+  ASSERT_TRUE(metrics.ok()) << metrics.error();
+  for (const char* series : {"agora_kube_proxy_connections_total ",
+                             "agora_kube_proxy_connections_refused_total ",
+                             "agora_kube_ingress_requests_total ",
+                             "agora_kube_proxy_sync_rules_seconds_bucket{le=\"+Inf\"} "}) {
+    EXPECT_NE(metrics->body.find(series), std::string::npos) << series << "\n" << metrics->body;
+  }
+  auto value = [&](const std::string& series) {
+    size_t line = metrics->body.find("\n" + series + " ");
+    return line == std::string::npos
+               ? -1.0
+               : std::atof(metrics->body.c_str() + line + series.size() + 2);
+  };
+  EXPECT_GT(value("agora_kube_proxy_frontends"), 0) << metrics->body;
+  EXPECT_GE(value("agora_kube_proxy_sync_rules_seconds_count"), 2) << metrics->body;
 }
 
 TEST(KubeServicesTest, NodePortsAndLoadBalancerAddressesServeOnEveryAgent) {
