@@ -395,6 +395,8 @@ void CommandExecutor::start(ExecutorDriver* driver, Running& running) {
   }
   running.pid = *pid;
   byPid_[*pid] = task.task_id();
+  running.loggedSize = -1;
+  recordOutputTimes(driver, task.task_id());
   LOG(INFO) << "Task " << task.task_id() << " started as pid " << *pid
             << (running.restarts > 0 ? " (restart " + std::to_string(running.restarts) + ")"
                                      : "")
@@ -408,6 +410,29 @@ void CommandExecutor::start(ExecutorDriver* driver, Running& running) {
   running.unhealthy.clear();
   startHealthCheck(driver, running);
   startReadinessCheck(driver, running);
+}
+
+void CommandExecutor::noteOutputTime(Running& task) {
+  struct stat output {};
+  if (::stat((task.directory + "/stdout").c_str(), &output) != 0 ||
+      output.st_size == task.loggedSize) {
+    return;
+  }
+  task.loggedSize = output.st_size;
+  double now = std::chrono::duration<double>(
+                   std::chrono::system_clock::now().time_since_epoch()).count();
+  char line[64];
+  std::snprintf(line, sizeof(line), "%.3f %lld\n", now, static_cast<long long>(output.st_size));
+  std::ofstream(task.directory + "/stdout.times", std::ios::app) << line;
+}
+
+void CommandExecutor::recordOutputTimes(ExecutorDriver* driver, const std::string& taskId) {
+  auto it = tasks_.find(taskId);
+  if (it == tasks_.end() || it->second.pid < 0) {
+    return;  // ended, or waiting to restart (its end noted it)
+  }
+  noteOutputTime(it->second);
+  driver->after(seconds(1), [this, driver, taskId] { recordOutputTimes(driver, taskId); });
 }
 
 void CommandExecutor::startReadinessCheck(ExecutorDriver* driver, Running& task) {
@@ -453,6 +478,7 @@ bool CommandExecutor::restarts(const Running& task, bool failed) const {
 void CommandExecutor::commandEnded(ExecutorDriver* driver, Running& task, int status) {
   const std::string taskId = task.info.task_id();
   task.pid = -1;
+  noteOutputTime(task);
   driver->cancel(task.escalation);
   task.escalation = 0;
   if (task.checker) {
@@ -502,7 +528,7 @@ void CommandExecutor::commandEnded(ExecutorDriver* driver, Running& task, int st
     ++task.restarts;
     task.killing = false;
     // The run that ended keeps its output beside the next one's (kubectl logs --previous).
-    for (const char* name : {"stdout", "stderr"}) {
+    for (const char* name : {"stdout", "stderr", "stdout.times"}) {
       std::string file = task.directory + "/" + name;
       std::rename(file.c_str(), (file + ".previous").c_str());
     }

@@ -63,6 +63,7 @@ class CommandExecutor final : public Executor {
     std::optional<bool> ready;    // what its readiness check last said
     std::chrono::steady_clock::time_point startedAt;
     std::string unhealthy;        // why it was killed for failing its health check
+    int64_t loggedSize = -1;      // stdout's size at the last line of stdout.times
   };
   struct Helper {
     HealthChecker::HelperDone done;
@@ -90,6 +91,10 @@ class CommandExecutor final : public Executor {
                    const std::string& output, Duration timeout,
                    HealthChecker::HelperDone done);
   void startKill(ExecutorDriver* driver, Running& task, double graceSeconds);
+  // Notes, every second while the command runs and once when it ends, when its stdout grew:
+  // "SECONDS SIZE" lines in stdout.times beside it (kubectl logs --since and --timestamps).
+  void recordOutputTimes(ExecutorDriver* driver, const std::string& taskId);
+  static void noteOutputTime(Running& task);
   // Runs argv as the framework's user (setpriv) when the agent asks for one.
   static std::vector<std::string> asTaskUser(std::vector<std::string> argv);
   void exitWhenDone(ExecutorDriver* driver);

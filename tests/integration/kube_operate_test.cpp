@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -10,6 +12,7 @@
 
 #include "common/fs.hpp"
 #include "common/http.hpp"
+#include "frameworks/k8s-like/apiserver/tables.hpp"
 #include "tests/support/kube_cluster.hpp"
 
 namespace agora::testing {
@@ -83,6 +86,24 @@ TEST(KubeOperateTest, LogsShowAContainersOutputItsTailItsPreviousRunAndFollowIt)
   CommandResult followed = k.kubectl({"logs", "-f", "talker", "-c", "main"}, "", seconds(3));
   EXPECT_EQ(followed.exitCode, -1) << "kubectl logs -f ended by itself: " << followed.output;
   EXPECT_GT(lastTick(followed.output), before + 5) << followed.output;
+  // Since a moment ago: the latest ticks, not the first lines (the follow above took 3 s).
+  CommandResult recent = k.kubectl({"logs", "talker", "-c", "main", "--since=2s"});
+  EXPECT_EQ(recent.exitCode, 0) << recent.output;
+  EXPECT_EQ(recent.output.find("started"), std::string::npos) << recent.output;
+  EXPECT_GT(lastTick(recent.output), before + 5) << recent.output;
+  EXPECT_LT(std::count(recent.output.begin(), recent.output.end(), '\n'), 60) << recent.output;
+  // Each line after when it was written (within the second the executor notes it).
+  CommandResult stamped = k.kubectl({"logs", "talker", "-c", "main", "--timestamps", "--tail=2"});
+  ASSERT_EQ(stamped.exitCode, 0) << stamped.output;
+  std::string first = stamped.output.substr(0, stamped.output.find('\n'));
+  ASSERT_GT(first.size(), 31u) << stamped.output;
+  EXPECT_EQ(first[4], '-');
+  EXPECT_EQ(first[10], 'T');
+  EXPECT_EQ(first.substr(29, 7), "Z tick ") << stamped.output;
+  double written = kube::parseRfc3339(first.substr(0, 30));
+  double now = std::chrono::duration<double>(
+                   std::chrono::system_clock::now().time_since_epoch()).count();
+  EXPECT_LT(std::abs(now - written), 5) << first;
   // A container that is not the pod's.
   CommandResult wrong = k.kubectl({"logs", "talker", "-c", "nope"});
   EXPECT_NE(wrong.exitCode, 0);

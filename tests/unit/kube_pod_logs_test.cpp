@@ -44,5 +44,38 @@ TEST(PodLogsTest, ARequestNamesOneOfThePodsContainers) {
   EXPECT_FALSE(logRequest(pod({"a"}), {}, "").ok());
 }
 
+TEST(PodLogsTest, SinceAndTimestampsComeFromWhenTheOutputGrew) {
+  // "a\n" by 100.5, "bb\n" by 101.5, "ccc\n" by 103.5, "dd" (no end yet) not noted.
+  std::string text = "a\nbb\nccc\ndd";
+  auto times = parseOutputTimes("100.5 2\n101.5 5\n103.5 9\ngarbage\n");
+  ASSERT_EQ(times.size(), 3u);
+  EXPECT_EQ(times[2].size, 9);
+  EXPECT_EQ(text.substr(sinceOffset(text, times, 0)), text);
+  EXPECT_EQ(text.substr(sinceOffset(text, times, 101)), "bb\nccc\ndd");
+  EXPECT_EQ(text.substr(sinceOffset(text, times, 102)), "ccc\ndd");
+  EXPECT_EQ(text.substr(sinceOffset(text, times, 200)), "dd");
+  // A note in the middle of a line: the line is older than the cutoff, and left out.
+  EXPECT_EQ(text.substr(sinceOffset(text, {{100, 3}}, 101)), "ccc\ndd");
+
+  EXPECT_EQ(withTimestamps("a\nbb\n", 0, times, 999),
+            "1970-01-01T00:01:40.500000000Z a\n1970-01-01T00:01:41.500000000Z bb\n");
+  // From an offset, and past the notes: `now`.
+  EXPECT_EQ(withTimestamps("ccc\ndd", 5, times, 200.25),
+            "1970-01-01T00:01:43.500000000Z ccc\n1970-01-01T00:03:20.250000000Z dd");
+
+  // The query: sinceSeconds from now, or sinceTime, not both; timestamps.
+  auto since = logRequest(pod({"main"}), {{"sinceSeconds", "60"}, {"timestamps", "true"}},
+                          "h:1", 1000);
+  ASSERT_TRUE(since.ok()) << since.error();
+  EXPECT_DOUBLE_EQ(since->since.value_or(0), 940);
+  EXPECT_TRUE(since->timestamps);
+  auto at = logRequest(pod({"main"}), {{"sinceTime", "2026-11-30T02:00:00Z"}}, "h:1", 0);
+  ASSERT_TRUE(at.ok()) << at.error();
+  EXPECT_DOUBLE_EQ(at->since.value_or(0), 1796004000);
+  EXPECT_FALSE(logRequest(pod({"main"}), {{"sinceTime", "yesterday"}}, "h:1").ok());
+  EXPECT_FALSE(logRequest(pod({"main"}), {{"sinceSeconds", "5"}, {"sinceTime",
+                                           "2026-11-30T02:00:00Z"}}, "h:1").ok());
+}
+
 }  // namespace
 }  // namespace agora::kube

@@ -4,6 +4,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -11,6 +13,7 @@
 #include "common/http.hpp"
 #include "frameworks/k8s-like/apiserver/objects.hpp"
 #include "frameworks/k8s-like/apiserver/status.hpp"
+#include "frameworks/k8s-like/apiserver/tables.hpp"
 #include "frameworks/k8s-like/scheduler/pod_exec.hpp"
 #include "frameworks/k8s-like/scheduler/pod_scheduler.hpp"
 
@@ -63,8 +66,57 @@ HttpResponse refusal(const std::string& message) {
 
 }  // namespace
 
+std::vector<OutputTime> parseOutputTimes(const std::string& text) {
+  std::vector<OutputTime> out;
+  std::istringstream lines(text);
+  OutputTime t;
+  while (lines >> t.time >> t.size) {
+    if (out.empty() || t.size >= out.back().size) out.push_back(t);
+  }
+  return out;
+}
+
+size_t sinceOffset(const std::string& text, const std::vector<OutputTime>& times, double cutoff) {
+  // What was there at the last note before the cutoff was written before it.
+  int64_t before = 0;
+  for (const OutputTime& t : times) {
+    if (t.time < cutoff) before = t.size;
+  }
+  size_t at = std::min(static_cast<size_t>(std::max<int64_t>(before, 0)), text.size());
+  if (at > 0 && at < text.size() && text[at - 1] != '\n') {
+    size_t newline = text.find('\n', at);
+    at = newline == std::string::npos ? text.size() : newline + 1;  // the next whole line
+  }
+  return at;
+}
+
+std::string withTimestamps(const std::string& text, int64_t base,
+                           const std::vector<OutputTime>& times, double now) {
+  std::string out;
+  size_t start = 0;
+  size_t next = 0;  // the first note that may have seen the line
+  while (start < text.size()) {
+    size_t newline = text.find('\n', start);
+    size_t end = newline == std::string::npos ? text.size() : newline + 1;
+    int64_t endOffset = base + static_cast<int64_t>(end);
+    while (next < times.size() && times[next].size < endOffset) ++next;
+    double when = next < times.size() ? times[next].time : now;
+    char stamp[48];
+    time_t seconds = static_cast<time_t>(when);
+    struct tm tm {};
+    gmtime_r(&seconds, &tm);
+    size_t n = std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    std::snprintf(stamp + n, sizeof(stamp) - n, ".%09ldZ ",
+                  static_cast<long>((when - static_cast<double>(seconds)) * 1e9));
+    out += stamp;
+    out.append(text, start, end - start);
+    start = end;
+  }
+  return out;
+}
+
 Result<LogRequest> logRequest(const json& pod, const std::map<std::string, std::string>& query,
-                              const std::string& agentAddress) {
+                              const std::string& agentAddress, double now) {
   const json meta = pod.value("metadata", json::object());
   std::string name = stringField(meta, "name");
   LogRequest request;
@@ -82,6 +134,16 @@ Result<LogRequest> logRequest(const json& pod, const std::map<std::string, std::
   if (!limit) return Error(limit.error());
   request.agentAddress = agentAddress;
   request.taskId = PodScheduler::taskId(stringField(meta, "uid"), request.container);
+  auto sinceSeconds = optionalCount(query, "sinceSeconds");
+  if (!sinceSeconds) return Error(sinceSeconds.error());
+  if (*sinceSeconds) request.since = now - static_cast<double>(**sinceSeconds);
+  if (auto it = query.find("sinceTime"); it != query.end() && !it->second.empty()) {
+    double at = parseRfc3339(it->second);
+    if (at < 0) return Error("sinceTime must be an RFC 3339 time, not '" + it->second + "'");
+    if (request.since) return Error("at most one of sinceTime or sinceSeconds may be specified");
+    request.since = at;
+  }
+  request.timestamps = flag(query, "timestamps");
   request.follow = flag(query, "follow");
   request.previous = flag(query, "previous");
   request.tailLines = *tail;
@@ -124,6 +186,20 @@ void serveLogs(LogRequest request, std::shared_ptr<Exchange> exchange) {
                                    "\" not found"));
       return;
     }
+    auto wallNow = [] {
+      return std::chrono::duration<double>(
+                 std::chrono::system_clock::now().time_since_epoch()).count();
+    };
+    if (request.since || request.timestamps) {
+      LogFile timesFile{dir + "/stdout.times" + suffix};
+      std::string timesText;
+      readNew(request.agentAddress, timesFile, &timesText);
+      std::vector<OutputTime> times = parseOutputTimes(timesText);
+      size_t from = request.since ? sinceOffset(text, times, *request.since) : 0;
+      std::string kept = text.substr(from);
+      text = request.timestamps ? withTimestamps(kept, static_cast<int64_t>(from), times, wallNow())
+                                : kept;
+    }
     if (request.tailLines) text = lastLines(text, *request.tailLines);
     int64_t left = request.limitBytes.value_or(-1);
     auto within = [&](std::string& chunk) {
@@ -141,11 +217,21 @@ void serveLogs(LogRequest request, std::shared_ptr<Exchange> exchange) {
     }
     exchange->startStream(200, "text/plain");
     if (!text.empty()) exchange->send(text);
+    std::string pending;  // with timestamps: a line not yet whole
     auto checked = std::chrono::steady_clock::now();
     while (more && !*closed) {
       std::this_thread::sleep_for(kPoll);
       std::string chunk;
       for (LogFile& file : files) readNew(request.agentAddress, file, &chunk);
+      if (request.timestamps && !chunk.empty()) {
+        // New output, stamped as it is read (within a poll of when it was written); a line
+        // cut short waits for its end.
+        pending += chunk;
+        size_t whole = pending.rfind('\n');
+        if (whole == std::string::npos) continue;
+        chunk = withTimestamps(pending.substr(0, whole + 1), 0, {}, wallNow());
+        pending.erase(0, whole + 1);
+      }
       more = within(chunk);
       if (!chunk.empty()) exchange->send(std::move(chunk));
       if (std::chrono::steady_clock::now() - checked >= kStateEvery) {

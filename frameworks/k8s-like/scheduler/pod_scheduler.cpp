@@ -105,7 +105,7 @@ void PodScheduler::start() {
   api_->connect("pods", "log", [this, alive](const HttpRequest& request, const json& pod,
                                              std::shared_ptr<Exchange> exchange) {
     if (!alive.lock()) return;
-    auto asked = logRequest(pod, request.query, agentOf(pod));
+    auto asked = logRequest(pod, request.query, agentOf(pod), api_->now());
     if (!asked) {
       exchange->respond(toResponse(ApiOutcome::failure(badRequest(asked.error()))));
       return;
