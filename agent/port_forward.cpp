@@ -20,21 +20,12 @@
 
 #include "agent/remote_command.hpp"
 #include "agent/spdy.hpp"
+#include "common/net.hpp"
 #include "common/websocket.hpp"
 
 namespace agora::agent {
 
 namespace {
-
-bool writeAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
 
 class PortForward {
  public:

@@ -21,10 +21,12 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
 #include "common/fs.hpp"
+#include "common/net.hpp"
 #include "common/process.hpp"
 #include "common/websocket.hpp"
 #include "isolators/cgroups.hpp"
@@ -57,16 +59,6 @@ std::vector<std::string> splitList(const std::string& text) {
     if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
   }
   return out;
-}
-
-bool writeAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
 }
 
 std::map<pid_t, pid_t> parentsOfAll() {
@@ -153,22 +145,6 @@ void joinCgroupsOf(pid_t target) {
       }
     }
   }
-}
-
-std::pair<std::string, std::string> userOf(pid_t pid) {
-  std::string uid = "0";
-  std::string gid = "0";
-  std::istringstream status(readFile("/proc/" + std::to_string(pid) + "/status").value_or(""));
-  std::string line;
-  while (std::getline(status, line)) {
-    std::istringstream fields(line);
-    std::string key;
-    std::string real;
-    fields >> key >> real;
-    if (key == "Uid:") uid = real;
-    if (key == "Gid:") gid = real;
-  }
-  return {uid, gid};
 }
 
 // Whether `pid` shares this process's namespace of the kind `ns` ("mnt", "pid"...).
@@ -264,9 +240,7 @@ Status Session::start() {
       }
       ::close(pidNamespace);
     }
-    auto [u, g] = userOf(target);
-    uid = static_cast<uid_t>(std::stoul(u));
-    gid = static_cast<gid_t>(std::stoul(g));
+    std::tie(uid, gid) = processUser(target);
     for (const std::string& var : environOf(target)) {
       size_t eq = var.find('=');
       if (eq != std::string::npos) env[var.substr(0, eq)] = var.substr(eq + 1);

@@ -22,6 +22,7 @@
 #include "cli/profile.hpp"
 #include "common/flags.hpp"
 #include "common/http.hpp"
+#include "common/net.hpp"
 #include "common/websocket.hpp"
 
 namespace agora::cli {
@@ -35,39 +36,6 @@ int winchPipe[2] = {-1, -1};
 void onWinch(int) {
   char c = 'w';
   (void)::write(winchPipe[1], &c, 1);
-}
-
-bool writeAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
-Result<int> connectTo(const std::string& address) {
-  auto hostPort = splitHostPort(address);
-  if (!hostPort) return Error(hostPort.error());
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  std::string port = std::to_string(hostPort->second);
-  if (int rc = ::getaddrinfo(hostPort->first.c_str(), port.c_str(), &hints, &found); rc != 0) {
-    return Error("cannot resolve " + address + ": " + ::gai_strerror(rc));
-  }
-  int fd = -1;
-  for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
-    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd >= 0 && ::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
-      ::close(fd);
-      fd = -1;
-    }
-  }
-  ::freeaddrinfo(found);
-  if (fd < 0) return Error("cannot connect to " + address + ": " + std::strerror(errno));
-  return fd;
 }
 
 // Sends the upgrade request and reads the answer's head; the bytes after it go to `early`.
@@ -275,7 +243,7 @@ int sshCommand(int argc, const char* const* argv) {
   std::string target = std::string("/host/exec?stdin=true&stdout=true&stderr=") +
                        (tty ? "false" : "true") + "&tty=" + (tty ? "true" : "false");
   for (const std::string& word : command) target += "&command=" + urlEncode(word);
-  auto fd = connectTo(address);
+  auto fd = connectTcp(address);
   if (!fd) {
     std::cerr << "agora ssh: " << fd.error() << "\n";
     return 1;

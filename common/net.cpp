@@ -1,9 +1,14 @@
 #include "common/net.hpp"
 
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
+#include <cstring>
 #include <string>
 
 #include <boost/asio/connect.hpp>
@@ -11,7 +16,53 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
+#include "common/http.hpp"
+
 namespace agora {
+
+Result<int> connectTcp(const std::string& address, Duration timeout) {
+  auto hostPort = splitHostPort(address);
+  if (!hostPort) return Error(hostPort.error());
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  std::string port = std::to_string(hostPort->second);
+  if (int rc = ::getaddrinfo(hostPort->first.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    return Error("cannot resolve " + address + ": " + ::gai_strerror(rc));
+  }
+  int fd = -1;
+  int error = 0;
+  for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
+    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    if (timeout > Duration::zero()) {
+      auto micros = std::chrono::duration_cast<std::chrono::microseconds>(timeout).count();
+      timeval tv{static_cast<time_t>(micros / 1000000),
+                 static_cast<suseconds_t>(micros % 1000000)};
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    }
+    if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+      error = errno;
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  ::freeaddrinfo(found);
+  if (fd < 0) return Error("cannot connect to " + address + ": " + std::strerror(error));
+  return fd;
+}
+
+bool writeAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == ENOTSOCK) n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
 
 int freeLoopbackPort() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -144,6 +144,21 @@ int signalSession(pid_t sid, int signal) {
   return n;
 }
 
+std::pair<uid_t, gid_t> processUser(pid_t pid) {
+  std::pair<uid_t, gid_t> ids{0, 0};
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    std::istringstream fields(line);
+    std::string key;
+    unsigned long real = 0;
+    if (!(fields >> key >> real)) continue;
+    if (key == "Uid:") ids.first = static_cast<uid_t>(real);
+    if (key == "Gid:") ids.second = static_cast<gid_t>(real);
+  }
+  return ids;
+}
+
 bool processAlive(pid_t pid) {
   if (pid <= 0) {
     return false;

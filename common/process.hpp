@@ -38,6 +38,8 @@ std::vector<pid_t> processesInSession(pid_t sid);
 int signalSession(pid_t sid, int signal);
 
 bool processAlive(pid_t pid);
+// The real user and group ids a process runs as (from /proc/PID/status); root's when unknown.
+std::pair<uid_t, gid_t> processUser(pid_t pid);
 
 // When a process started, in clock ticks since boot (field 22 of /proc/PID/stat); 0 if it does
 // not exist or is a zombie. With the pid it names one process for good: a pid taken again by a

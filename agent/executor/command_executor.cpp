@@ -170,21 +170,10 @@ Status CommandExecutor::runHelper(ExecutorDriver* driver, const Running& task,
         hostRoot.st_ino == taskRoot.st_ino) {
       return Error(std::string(HealthChecker::kNotYet) + "the task has not entered its image");
     }
-    std::string uid = "0";
-    std::string gid = "0";
-    std::ifstream status("/proc/" + std::to_string(task.pid) + "/status");
-    std::string line;
-    while (std::getline(status, line)) {
-      std::istringstream fields(line);
-      std::string key;
-      std::string real;
-      fields >> key >> real;
-      if (key == "Uid:") uid = real;
-      if (key == "Gid:") gid = real;
-    }
+    auto [uid, gid] = processUser(task.pid);
     std::vector<std::string> enter = {"/usr/bin/nsenter", "--target", std::to_string(task.pid),
-                                      "--mount", "--root", "--wd", "--setuid", uid,
-                                      "--setgid", gid, "--"};
+                                      "--mount", "--root", "--wd", "--setuid",
+                                      std::to_string(uid), "--setgid", std::to_string(gid), "--"};
     enter.insert(enter.end(), argv.begin(), argv.end());
     spawn.argv = std::move(enter);
     spawn.env["AGORA_SANDBOX"] = kRootfsSandbox;

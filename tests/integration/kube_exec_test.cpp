@@ -20,13 +20,6 @@ namespace {
 
 using json = nlohmann::json;
 
-json hostContainer(const std::string& name, const std::string& script) {
-  return {{"name", name},
-          {"image", "agora/host"},
-          {"command", {"/bin/sh", "-c", script}},
-          {"resources", {{"requests", {{"cpu", "100m"}, {"memory", "32Mi"}}}}}};
-}
-
 std::map<std::string, std::string> kubeEnv(KubeCluster& k) {
   return {{"KUBECONFIG", k.kubeconfig()}, {"AGORA_HOME", k.home()}};
 }

@@ -20,13 +20,6 @@ namespace {
 
 using json = nlohmann::json;
 
-json hostContainer(const std::string& name, const std::string& script) {
-  return {{"name", name},
-          {"image", "agora/host"},
-          {"command", {"/bin/sh", "-c", script}},
-          {"resources", {{"requests", {{"cpu", "100m"}, {"memory", "32Mi"}}}}}};
-}
-
 // The highest N of the "tick N" lines in `text` (-1: none).
 int lastTick(const std::string& text) {
   int last = -1;

@@ -117,6 +117,15 @@ class KubeCluster {
   bool up_ = false;
 };
 
+// A container on the host's filesystem (the agora/host image) running `script` with sh, with
+// small requests.
+inline nlohmann::json hostContainer(const std::string& name, const std::string& script) {
+  return {{"name", name},
+          {"image", "agora/host"},
+          {"command", {"/bin/sh", "-c", script}},
+          {"resources", {{"requests", {{"cpu", "100m"}, {"memory", "32Mi"}}}}}};
+}
+
 // A small image (busybox) imported into the cluster's image store as `name`; false where this
 // machine cannot run images (not root, no overlayfs, no busybox-static).
 inline bool importTestImage(KubeCluster& k, const std::string& name) {

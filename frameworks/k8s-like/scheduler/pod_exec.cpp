@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/net.hpp"
 #include "frameworks/k8s-like/apiserver/objects.hpp"
 #include "frameworks/k8s-like/apiserver/status.hpp"
 #include "frameworks/k8s-like/scheduler/pod_scheduler.hpp"
@@ -37,44 +38,6 @@ HttpResponse nodeError(const std::string& message) {
   ApiError error;
   error.message = message;
   return toResponse(ApiOutcome::failure(error));
-}
-
-bool writeAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
-Result<int> connectTo(const std::string& address) {
-  auto hostPort = splitHostPort(address);
-  if (!hostPort) return Error(hostPort.error());
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  std::string port = std::to_string(hostPort->second);
-  if (::getaddrinfo(hostPort->first.c_str(), port.c_str(), &hints, &found) != 0) {
-    return Error("cannot resolve the node's agent " + address);
-  }
-  int fd = -1;
-  for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
-    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-    timeval timeout{kConnectSeconds, 0};
-    if (fd >= 0) {
-      ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    }
-    if (fd >= 0 && ::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
-      ::close(fd);
-      fd = -1;
-    }
-  }
-  ::freeaddrinfo(found);
-  if (fd < 0) return Error("cannot reach the node's agent at " + address);
-  return fd;
 }
 
 // The agent's refusal as a Kubernetes answer.
@@ -196,9 +159,9 @@ void relayRemoteCommand(const HttpRequest& request, RemoteCommandTarget target,
   agentRequest += "\r\n";
   std::thread([agentRequest = std::move(agentRequest), target = std::move(target),
                exchange = std::move(exchange)] {
-    auto fd = connectTo(target.agentAddress);
+    auto fd = connectTcp(target.agentAddress, seconds(kConnectSeconds));
     if (!fd) {
-      exchange->respond(nodeError(fd.error()));
+      exchange->respond(nodeError("cannot reach the node's agent: " + fd.error()));
       return;
     }
     std::string answer;
