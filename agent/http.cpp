@@ -68,7 +68,8 @@ void refuseConnection(int fd, int code, const std::string& reason, const std::st
 
 }  // namespace
 
-void addAgentRoutes(HttpServer& server, Loop& loop, Agent& agent, const std::string& workDir) {
+void addAgentRoutes(HttpServer& server, Loop& loop, Agent& agent, const std::string& workDir,
+                    bool allowHostExec) {
   std::string root = realPath(workDir).ok() ? *realPath(workDir) : workDir;
 
   server.route("/health", [](const HttpRequest&, HttpResponder respond) {
@@ -132,7 +133,16 @@ void addAgentRoutes(HttpServer& server, Loop& loop, Agent& agent, const std::str
     };
   };
   server.takeOver("/containers/exec", remote(true));
-  server.takeOver("/host/exec", remote(false));
+  if (allowHostExec) {
+    server.takeOver("/host/exec", remote(false));
+  } else {
+    server.takeOver("/host/exec", [](const HttpRequest&, int fd, std::string) {
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+      refuseConnection(fd, 403, "Forbidden",
+                       "this agent runs no commands on its host (it was started without "
+                       "--allow_host_exec)");
+    });
+  }
   server.takeOver("/containers/attach", remote(true, Kind::kAttach));
   server.takeOver("/containers/portforward", remote(true, Kind::kPortForward));
   server.route("/metrics", [&loop, &agent](const HttpRequest&, HttpResponder respond) {

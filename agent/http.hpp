@@ -14,6 +14,8 @@ namespace agora::agent {
 //   /files/read?path=ABS&offset=N&length=N   (offset -1: only the file's size)
 //   /files/browse?path=ABS
 // Paths must lie inside the agent's work directory.
-void addAgentRoutes(HttpServer& server, Loop& loop, Agent& agent, const std::string& workDir);
+// /host/exec answers 403 unless `allowHostExec` (--allow_host_exec).
+void addAgentRoutes(HttpServer& server, Loop& loop, Agent& agent, const std::string& workDir,
+                    bool allowHostExec = false);
 
 }  // namespace agora::agent

@@ -704,7 +704,10 @@ std::string statusAnswer(int code, const std::string& reason, const std::string&
                           {"reason", reason},
                           {"code", code}}
                          .dump();
-  std::string text = code == 400 ? "Bad Request" : (code == 404 ? "Not Found" : "Error");
+  std::string text = code == 400   ? "Bad Request"
+                     : code == 403 ? "Forbidden"
+                     : code == 404 ? "Not Found"
+                                   : "Error";
   return "HTTP/1.1 " + std::to_string(code) + " " + text +
          "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
          "\r\nConnection: close\r\n\r\n" + body;

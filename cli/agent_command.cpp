@@ -56,6 +56,7 @@ int agentCommand(int argc, const char* const* argv) {
   std::string containerizerName = "posix";
   std::string isolation;
   std::string cgroupsRoot = "agora";
+  bool allowHostExec = false;
   bool cgroupsEnableCfs = false;
   int maxPids = 0;
   gpu::Options gpuOptions;
@@ -114,6 +115,9 @@ int agentCommand(int argc, const char* const* argv) {
   flags.add(&gpuOptions.nvmlLibrary, "nvml_library",
             "The NVML library to load at run time (the driver's libnvidia-ml.so.1).");
   options.imageStore = defaultImageStore();
+  flags.add(&allowHostExec, "allow_host_exec",
+            "Run commands on this machine's host for whoever reaches the agent's HTTP port\n"
+            "(agora ssh): a root shell. Off by default; agora up turns it on for its agents.");
   flags.add(&options.imageStore, "image_store",
             "Where the images tasks name are (agora image import --store=...; shared by the\n"
             "agents of one machine).");
@@ -376,7 +380,7 @@ int agentCommand(int argc, const char* const* argv) {
     LOG(ERROR) << recovered.error();
     return 1;
   }
-  agent::addAgentRoutes(http, loop, agent, workDir);
+  agent::addAgentRoutes(http, loop, agent, workDir, allowHostExec);
   http.serve();
   agent.start();
 

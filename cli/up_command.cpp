@@ -280,6 +280,7 @@ int upCommand(int argc, const char* const* argv) {
                                          std::to_string(i),
                                      "--containerizer=" + containerizer,
                                      "--image_store=" + defaultImageStore(),
+                                     "--allow_host_exec",
                                      "--info_file=" + agent.dir + "/info.json"};
     if (ha) {
       args.push_back("--zk_session_timeout=5secs");

@@ -219,6 +219,17 @@ TEST(KubeExecTest, SshGivesAShellOrRunsACommandOnANodesHost) {
   EXPECT_EQ(shell.exitCode, 3) << shell.output;
   EXPECT_NE(shell.output.find("sum=42"), std::string::npos) << shell.output;
   EXPECT_NE(shell.output.find("20 70"), std::string::npos) << shell.output;
+  // An agent started without --allow_host_exec (agora up gives it to its agents) refuses.
+  ProcessClusterOptions plain;
+  plain.agents = 1;
+  ProcessCluster cluster(plain);
+  ASSERT_TRUE(cluster.start().ok());
+  auto refused = runCommand({AGORA_BINARY, "ssh", "--master=" + cluster.masterHttp(), "--",
+                             "true"},
+                            seconds(30));
+  EXPECT_EQ(refused.exitCode, 1) << refused.output;
+  EXPECT_NE(refused.output.find("started without --allow_host_exec"), std::string::npos)
+      << refused.output;
   auto unknown = k.agora({"ssh", "no-such-node", "--", "true"});
   EXPECT_EQ(unknown.exitCode, 1);
   EXPECT_NE(unknown.output.find("no node no-such-node"), std::string::npos) << unknown.output;
