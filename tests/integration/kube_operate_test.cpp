@@ -147,17 +147,15 @@ TEST(KubeOperateTest, TheAutoscalerFollowsRealCpuUsageAndTopShowsIt) {
                  {"AGORA_HPA_SYNC_PERIOD", "2secs"},
                  {"AGORA_HPA_DOWNSCALE_STABILIZATION", "6secs"}});
   REQUIRE_CLUSTER(k);
-  // Pods that burn a CPU while the file is there, and idle when it is not (in /dev/shm, which
-  // host-filesystem containers share; their /tmp is their own).
-  std::string flag = "/dev/shm/agora-test-burn-" + std::to_string(::getpid());
-  ASSERT_TRUE(writeFileAtomic(flag, "").ok());
-  struct Remove {
-    std::string path;
-    ~Remove() { ::unlink(path.c_str()); }
-  } removeFlag{flag};
+  // Pods whose endpoint burns CPU for each request (a CGI script counting), behind a Service.
   json container = hostContainer(
-      "burner", "while true; do if [ -e " + flag + " ]; then i=0; while [ $i -lt 20000 ]; do "
-                "i=$((i+1)); done; else sleep 0.5; fi; done");  // ok: the pod's pace
+      "burner",
+      "mkdir -p www/cgi-bin && printf '#!/bin/sh\\ni=0; while [ $i -lt 40000 ]; do "
+      "i=$((i+1)); done\\nprintf \"Content-Type: text/plain\\\\r\\\\n\\\\r\\\\nburned\\\\n\"\\n' "
+      "> www/cgi-bin/burn && chmod +x www/cgi-bin/burn && "
+      "exec busybox httpd -f -p \"$POD_IP:8080\" -h www");
+  container["env"] = {{{"name", "POD_IP"},
+                       {"valueFrom", {{"fieldRef", {{"fieldPath", "status.podIP"}}}}}}};
   json deployment = {
       {"apiVersion", "apps/v1"},
       {"kind", "Deployment"},
@@ -168,16 +166,44 @@ TEST(KubeOperateTest, TheAutoscalerFollowsRealCpuUsageAndTopShowsIt) {
         {"template",
          {{"metadata", {{"labels", {{"app", "burner"}}}}},
           {"spec", {{"containers", {container}}}}}}}}};
+  json service = {{"apiVersion", "v1"},
+                  {"kind", "Service"},
+                  {"metadata", {{"name", "burner"}}},
+                  {"spec",
+                   {{"selector", {{"app", "burner"}}},
+                    {"ports", {{{"port", 80}, {"targetPort", 8080}}}}}}};
   std::string file = k.home() + "/burner.json";
-  ASSERT_TRUE(writeFileAtomic(file, deployment.dump()).ok());
+  ASSERT_TRUE(writeFileAtomic(file, json{{"apiVersion", "v1"},
+                                          {"kind", "List"},
+                                          {"items", {deployment, service}}}
+                                        .dump())
+                  .ok());
   auto applied = k.kubectl({"apply", "-f", file});
   ASSERT_EQ(applied.exitCode, 0) << applied.output;
+  ASSERT_EQ(k.kubectl({"rollout", "status", "deployment/burner", "--timeout=60s"}).exitCode, 0);
+  std::string address = k.json({"get", "svc", "burner"})["spec"].value("clusterIP", "") + ":80";
+  std::string endpoint = "http://" + address + "/cgi-bin/burn";
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        auto r = httpGet(address, "/cgi-bin/burn", seconds(5));
+        return r && r->body == "burned\n";
+      },
+      seconds(30)))
+      << endpoint << " " << k.kubectl({"logs", "deployment/burner"}).output;
+  // Load: two connections asking for it back to back, until the test says stop.
+  std::string loadLog = k.home() + "/load.log";
+  auto load = spawnChild({"/usr/bin/wrk", "-t1", "-c2", "-d300s", endpoint}, loadLog);
+  ASSERT_TRUE(load.ok()) << load.error();
+  struct Stop {
+    pid_t pid;
+    ~Stop() { stopChild(pid, seconds(5), SIGKILL); }
+  } stopLoad{*load};
   // kubectl autoscale sends autoscaling/v1 (stored as v2).
   auto autoscaled = k.kubectl(
       {"autoscale", "deployment", "burner", "--cpu-percent=50", "--min=1", "--max=3"});
   ASSERT_EQ(autoscaled.exitCode, 0) << autoscaled.output;
 
-  // kubectl top: the pod burns most of a core (its request is 100m).
+  // kubectl top: under load the pod burns far more than its request (100m).
   CommandResult top;
   ASSERT_TRUE(waitUntil(
       [&] {
@@ -200,7 +226,7 @@ TEST(KubeOperateTest, TheAutoscalerFollowsRealCpuUsageAndTopShowsIt) {
   EXPECT_NE(table.find("%/50%"), std::string::npos) << table;
   EXPECT_EQ(table.find("<unknown>"), std::string::npos) << table;
   // No load: back to one once the scale-down window has passed, and not before it.
-  ASSERT_EQ(::unlink(flag.c_str()), 0);
+  stopChild(*load, seconds(5), SIGKILL);
   auto idle = std::chrono::steady_clock::now();
   ASSERT_TRUE(waitUntil([&] { return replicas() == 1; }, seconds(90)))
       << k.kubectl({"describe", "hpa", "burner"}).output;
