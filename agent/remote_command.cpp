@@ -28,6 +28,7 @@
 #include "common/fs.hpp"
 #include "common/net.hpp"
 #include "common/process.hpp"
+#include "common/task_files.hpp"
 #include "common/websocket.hpp"
 #include "isolators/cgroups.hpp"
 
@@ -456,6 +457,13 @@ int Session::followOutput() {
     return 1;
   }
   ::lseek(file, 0, SEEK_END);
+  if (command_.withStdin) {
+    // The task's stdin pipe, when it has one (its pod asked for stdin).
+    std::string sandbox = command_.follow.substr(0, command_.follow.rfind('/'));
+    in_ = ::open((sandbox + "/stdin").c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    // Announced: a task with stdin=once reads its end once this writer has gone.
+    if (in_ >= 0) (void)writeFileAtomic(sandbox + "/" + kStdinAttached, "");
+  }
   if (!answerUpgrade()) return 1;
   bool clientOpen = true;
   auto readNew = [&] {
@@ -479,18 +487,25 @@ int Session::followOutput() {
           clientOpen = next.ok();
           break;
         }
-        clientOpen = onClient(**next);  // stdin has nowhere to go: its container has none
+        clientOpen = onClient(**next);
       }
+    }
+    if (in_ >= 0 && !pendingIn_.empty()) {
+      ssize_t n = ::write(in_, pendingIn_.data(), pendingIn_.size());
+      if (n > 0) pendingIn_.erase(0, static_cast<size_t>(n));
+      if (n < 0 && errno != EAGAIN && errno != EINTR) pendingIn_.clear();
     }
     if (!clientOpen || !readNew()) break;
     if (processStartTicks(target) != started) {
       readNew();
       ::close(file);
+      if (in_ >= 0) ::close(in_);
       end({{"metadata", json::object()}, {"status", "Success"}});
       return 0;
     }
   }
   ::close(file);
+  if (in_ >= 0) ::close(in_);
   return 0;
 }
 

@@ -11,6 +11,14 @@
 
 namespace agora {
 
+// A task labelled agora.io/stdin=true reads its stdin from a pipe (a FIFO) at
+// <its sandbox>/stdin, which stays open while it runs: what a remote `kubectl attach -i`
+// writes there reaches it. With agora.io/stdin=once (a pod's stdinOnce), it is open until the
+// first writer that announced itself (by creating <sandbox>/stdin.attached) is gone: then the
+// task reads its end.
+inline constexpr const char* kStdinLabel = "agora.io/stdin";
+inline constexpr const char* kStdinAttached = "stdin.attached";
+
 // Letters, digits and "-._" as they are; anything else as %XX.
 inline std::string encodeFileName(const std::string& text) {
   std::string out;

@@ -368,10 +368,34 @@ void CommandExecutor::start(ExecutorDriver* driver, Running& running) {
     }
   }
   spawn.cwd = running.directory;
+  // A task that asked for stdin reads it from a pipe in its sandbox, open for reading and
+  // writing in the task itself so that it stays open between writers.
+  // With stdin=once the task reads a plain read end, and this executor holds a write end
+  // until the first attach has the pipe: the task reads its end when that attach leaves.
+  int stdinPipe = -1;
+  for (const Label& label : task.labels()) {
+    bool once = label.value() == "once";
+    if (label.key() != kStdinLabel || (label.value() != "true" && !once)) continue;
+    std::string fifo = running.directory + "/stdin";
+    (void)removeAll(running.directory + "/" + kStdinAttached);
+    if (::mkfifo(fifo.c_str(), 0600) != 0 && errno != EEXIST) {
+      LOG(WARNING) << "Task " << task.task_id() << " gets no stdin: " << std::strerror(errno);
+      break;
+    }
+    if (once) {
+      stdinPipe = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+      if (running.stdinHold < 0) running.stdinHold = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+      if (stdinPipe >= 0) ::fcntl(stdinPipe, F_SETFL, 0);
+    } else {
+      stdinPipe = ::open(fifo.c_str(), O_RDWR | O_CLOEXEC);
+    }
+    if (stdinPipe >= 0) spawn.passFds.push_back({stdinPipe, STDIN_FILENO});
+  }
   spawn.stdoutPath = running.directory + "/stdout";
   spawn.stderrPath = running.directory + (task.command().merge_output() ? "/stdout" : "/stderr");
   spawn.newProcessGroup = true;
   auto pid = spawnProcess(spawn);
+  if (stdinPipe >= 0) ::close(stdinPipe);
   if (!pid) {
     running.ended = true;
     if (taskCgroups_ != nullptr) {
@@ -418,9 +442,18 @@ void CommandExecutor::noteOutputTime(Running& task) {
 void CommandExecutor::recordOutputTimes(ExecutorDriver* driver, const std::string& taskId) {
   auto it = tasks_.find(taskId);
   if (it == tasks_.end() || it->second.pid < 0) {
+    if (it != tasks_.end() && it->second.stdinHold >= 0 && it->second.ended) {
+      ::close(it->second.stdinHold);
+      it->second.stdinHold = -1;
+    }
     return;  // ended, or waiting to restart (its end noted it)
   }
   noteOutputTime(it->second);
+  Running& task = it->second;
+  if (task.stdinHold >= 0 && pathExists(task.directory + "/" + kStdinAttached)) {
+    ::close(task.stdinHold);  // the attach that announced itself holds the pipe now
+    task.stdinHold = -1;
+  }
   driver->after(seconds(1), [this, driver, taskId] { recordOutputTimes(driver, taskId); });
 }
 

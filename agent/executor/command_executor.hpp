@@ -64,6 +64,7 @@ class CommandExecutor final : public Executor {
     std::chrono::steady_clock::time_point startedAt;
     std::string unhealthy;        // why it was killed for failing its health check
     int64_t loggedSize = -1;      // stdout's size at the last line of stdout.times
+    int stdinHold = -1;           // stdin=once: the write end held until the first attach
   };
   struct Helper {
     HealthChecker::HelperDone done;

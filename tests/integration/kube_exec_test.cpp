@@ -89,7 +89,7 @@ TEST(KubeExecTest, ExecRunsInTheContainerWithStdinATerminalAndItsExitCode) {
   }
 }
 
-TEST(KubeExecTest, AttachFollowsAContainersOutputUntilItEnds) {
+TEST(KubeExecTest, AttachFollowsAContainersOutputUntilItEndsAndWritesToItsStdin) {
   KubeCluster k(1, "cpus:4;mem:4096");
   REQUIRE_CLUSTER(k);
   json pod = {
@@ -115,6 +115,35 @@ TEST(KubeExecTest, AttachFollowsAContainersOutputUntilItEnds) {
                            seconds(60), kubeEnv(k));
   EXPECT_EQ(attach.exitCode, 0) << attach.output;
   EXPECT_NE(attach.output.find("tick 49\n"), std::string::npos) << attach.output;
+
+  // A container that asked for stdin reads what `kubectl attach -i` sends it.
+  json echoer = {{"apiVersion", "v1"},
+                 {"kind", "Pod"},
+                 {"metadata", {{"name", "echoer"}}},
+                 {"spec",
+                  {{"restartPolicy", "Never"},
+                   {"containers",
+                    {hostContainer("main", "while read line; do echo \"got $line\"; "
+                                           "[ \"$line\" = quit ] && exit 0; done")}}}}};
+  echoer["spec"]["containers"][0]["stdin"] = true;
+  ASSERT_TRUE(writeFileAtomic(file, echoer.dump()).ok());
+  ASSERT_EQ(k.kubectl({"apply", "-f", file}).exitCode, 0);
+  ASSERT_EQ(k.kubectl({"wait", "--for=condition=Ready", "pod/echoer", "--timeout=60s"}).exitCode,
+            0);
+  auto talk = runCommand({"/bin/sh", "-c", "printf 'hello\\nquit\\n' | kubectl attach -i echoer"},
+                         seconds(60), kubeEnv(k));
+  EXPECT_EQ(talk.exitCode, 0) << talk.output;
+  EXPECT_NE(talk.output.find("got hello\n"), std::string::npos) << talk.output;
+  EXPECT_NE(talk.output.find("got quit\n"), std::string::npos) << talk.output;
+  // kubectl run -i --rm: a pod whose stdin ends when the first attach does (stdinOnce), so
+  // the shell reads its commands, ends, and the pod is deleted.
+  auto run = runCommand({"/bin/sh", "-c",
+                         "printf 'echo hi-from-run\\necho $((6*7))\\n' | kubectl run -i --rm "
+                         "--restart=Never once --image=agora/host --command -- sh"},
+                        seconds(90), kubeEnv(k));
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_NE(run.output.find("hi-from-run\n42\n"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("pod \"once\" deleted"), std::string::npos) << run.output;
 }
 
 // Starts `kubectl port-forward TARGET LOCAL:REMOTE` and waits until it listens; its pid.

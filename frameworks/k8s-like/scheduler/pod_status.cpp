@@ -5,6 +5,7 @@
 #include <map>
 #include <regex>
 
+#include "common/task_files.hpp"
 #include "frameworks/k8s-like/apiserver/objects.hpp"
 #include "frameworks/k8s-like/apiserver/tables.hpp"
 #include "frameworks/k8s-like/scheduler/pod_scheduler.hpp"
@@ -398,6 +399,11 @@ Result<Operation> PodScheduler::groupFor(const json& pod, const std::string& age
     CommandInfo* command = task->mutable_command();
     command->set_shell(false);
     command->set_merge_output(true);  // one log, as kubectl logs shows it
+    if (c.value("stdin", false)) {
+      Label* stdinLabel = task->add_labels();  // a pipe kubectl attach -i writes to
+      stdinLabel->set_key(kStdinLabel);
+      stdinLabel->set_value(c.value("stdinOnce", false) ? "once" : "true");
+    }
     if (image == options_.hostImage) {
       argv.insert(argv.end(), args.begin(), args.end());
       if (argv.empty()) {
