@@ -85,6 +85,7 @@ int kubeCommand(int argc, const char* const* argv) {
   std::string zk;
   Duration zkSessionTimeout = seconds(10);
   Duration metricsInterval = seconds(15);
+  Duration eventTtl = std::chrono::hours(1);
   kube::AutoscalerOptions autoscaler;
   bool insecureHttp = false;
   DaemonFlags daemonFlags;
@@ -112,6 +113,7 @@ int kubeCommand(int argc, const char* const* argv) {
   flags.add(&podCidr, "pod_cidr",
             "Where pods on agents with a loopback address (a one-machine cluster) get their\n"
             "own addresses from.");
+  flags.add(&eventTtl, "event_ttl", "How long Events are kept after they last happened.");
   flags.add(&metricsInterval, "metrics_interval",
             "How often pods' and nodes' usage is read from the agents (kubectl top, the\n"
             "autoscaler).");
@@ -224,7 +226,7 @@ int kubeCommand(int argc, const char* const* argv) {
   }
   kube::ApiServer api(&loop, store.get(), options);
   api.bootstrap();
-  kube::GarbageCollector gc(&api);
+  kube::GarbageCollector gc(&api, eventTtl);
   kube::ReplicaSetController replicaSets(&api);
   kube::DeploymentController deployments(&api);
   kube::EndpointsController endpoints(&api);

@@ -552,5 +552,33 @@ TEST_F(KubeControllersTest, PodsOnALostAgentAreReplaced) {
   for (const json& p : pods()) EXPECT_NE(p["metadata"].value("name", ""), lost);
 }
 
+TEST_F(KubeControllersTest, EventsGoAnHourAfterTheyLastHappened) {
+  const ResourceType& events = *findResource("", "v1", "events");
+  json object = {{"apiVersion", "v1"},
+                 {"kind", "ConfigMap"},
+                 {"metadata", {{"name", "c"}, {"namespace", "default"}, {"uid", "u-c"}}}};
+  api_->recordEvent(object, "Normal", "Early", "the first", "test");
+  loop_.advance(std::chrono::minutes(30));
+  api_->recordEvent(object, "Normal", "Late", "the second", "test");
+  auto reasons = [&] {
+    std::set<std::string> out;
+    for (const json& e : api_->list(events, "default")) {
+      if (e.value("involvedObject", json::object()).value("name", "") == "c") {
+        out.insert(e.value("reason", ""));
+      }
+    }
+    return out;
+  };
+  EXPECT_EQ(reasons(), (std::set<std::string>{"Early", "Late"}));
+  loop_.advance(std::chrono::minutes(31));  // the first is 61 minutes old, the second 31
+  EXPECT_EQ(reasons(), (std::set<std::string>{"Late"}));
+  // The same thing said again counts up, and is kept from its last time.
+  api_->recordEvent(object, "Normal", "Late", "the second", "test");
+  loop_.advance(std::chrono::minutes(45));
+  EXPECT_EQ(reasons(), (std::set<std::string>{"Late"}));
+  loop_.advance(std::chrono::minutes(16));
+  EXPECT_TRUE(reasons().empty());
+}
+
 }  // namespace
 }  // namespace agora::kube

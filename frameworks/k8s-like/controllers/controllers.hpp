@@ -49,11 +49,15 @@ class WorkQueue {
 
 class GarbageCollector {
  public:
-  explicit GarbageCollector(ApiServer* api);
+  // Events older than `eventTtl` (by their last time) go too, as the kube-apiserver's
+  // --event-ttl has them go.
+  explicit GarbageCollector(ApiServer* api, Duration eventTtl = std::chrono::hours(1));
   ~GarbageCollector();
   void start();
 
  private:
+  void expireEvents();
+
   void onChange(const WatchEvent& event);
   void check(const std::string& key);
   void deleteObject(const nlohmann::json& object, const std::string& policy);
@@ -69,6 +73,8 @@ class GarbageCollector {
   std::map<std::string, std::set<std::string>> dependents_;    // owner uid -> keys
   std::map<std::string, std::vector<std::string>> ownersOf_;   // key -> owner uids
   std::set<std::string> terminating_;                          // namespaces being deleted
+  Duration eventTtl_;
+  TimerId expiry_ = 0;
 };
 
 class ReplicaSetController {

@@ -129,16 +129,37 @@ bool hasFinalizer(const json& meta, const char* name) {
 
 }  // namespace
 
-GarbageCollector::GarbageCollector(ApiServer* api)
-    : api_(api), queue_(api->loop(), [this](const std::string& key) { check(key); }) {}
+GarbageCollector::GarbageCollector(ApiServer* api, Duration eventTtl)
+    : api_(api),
+      queue_(api->loop(), [this](const std::string& key) { check(key); }),
+      eventTtl_(eventTtl) {}
 
 GarbageCollector::~GarbageCollector() {
   if (watch_ != 0) {
     api_->store()->cancel(watch_);
   }
+  api_->loop()->cancel(expiry_);
+}
+
+void GarbageCollector::expireEvents() {
+  const ResourceType& events = *findResource("", "v1", "events");
+  double cutoff = api_->now() - toSeconds(eventTtl_);
+  for (const json& event : api_->list(events, "")) {
+    const json meta = event.value("metadata", json::object());
+    double last = parseRfc3339(event.value("lastTimestamp", std::string()));
+    if (last >= 0 && last < cutoff) {
+      api_->purge(events, meta.value("namespace", ""), meta.value("name", ""));
+    }
+  }
+  // Looked at a few times within each TTL, and at least every minute.
+  Duration every = std::min<Duration>(std::chrono::duration_cast<Duration>(eventTtl_ / 4),
+                                      seconds(60));
+  expiry_ = api_->loop()->after(std::max<Duration>(every, seconds(1)),
+                                [this] { expireEvents(); });
 }
 
 void GarbageCollector::start() {
+  expireEvents();
   watch_ = api_->store()
                ->watch("", 0,
                        [this](const WatchEvent& e) {
