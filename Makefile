@@ -5,7 +5,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 AGORA := $(BUILD_DIR)/bin/agora
 
-.PHONY: all deps configure build test unit integration run stop bench clean
+.PHONY: all deps configure build test unit integration fuzz run stop bench clean
 
 all: build
 
@@ -20,6 +20,12 @@ build: configure
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) --timeout 300
+	@scripts/fuzz 5
+
+# Each fuzzer for FUZZ_SECONDS (tests/fuzz; `make test` runs them for 5 seconds).
+FUZZ_SECONDS ?= 120
+fuzz: deps
+	scripts/fuzz $(FUZZ_SECONDS)
 
 unit: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) -L unit
