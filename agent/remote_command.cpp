@@ -1,6 +1,5 @@
 #include "agent/remote_command.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pty.h>
@@ -62,26 +61,6 @@ std::vector<std::string> splitList(const std::string& text) {
   return out;
 }
 
-std::map<pid_t, pid_t> parentsOfAll() {
-  std::map<pid_t, pid_t> out;
-  DIR* dir = ::opendir("/proc");
-  if (dir == nullptr) return out;
-  while (dirent* entry = ::readdir(dir)) {
-    std::string name = entry->d_name;
-    if (name.empty() || name[0] < '0' || name[0] > '9') continue;
-    std::string stat = readFile("/proc/" + name + "/stat").value_or("");
-    size_t paren = stat.rfind(')');
-    if (paren == std::string::npos) continue;
-    std::istringstream fields(stat.substr(paren + 2));
-    std::string state;
-    pid_t parent = 0;
-    fields >> state >> parent;
-    out[static_cast<pid_t>(std::atoi(name.c_str()))] = parent;
-  }
-  ::closedir(dir);
-  return out;
-}
-
 std::vector<std::string> environOf(pid_t pid) {
   std::string raw = readFile("/proc/" + std::to_string(pid) + "/environ").value_or("");
   std::vector<std::string> out;
@@ -99,7 +78,7 @@ std::vector<std::string> environOf(pid_t pid) {
 
 pid_t findTaskProcess(pid_t root, const std::string& task) {
   std::map<pid_t, std::vector<pid_t>> children;
-  for (const auto& [pid, parent] : parentsOfAll()) children[parent].push_back(pid);
+  for (const ProcessInfo& p : listProcesses()) children[p.parent].push_back(p.pid);
   std::deque<pid_t> queue = {root};
   std::string wanted = "AGORA_TASK_ID=" + task;
   while (!queue.empty()) {
@@ -183,6 +162,13 @@ class Session {
   void sendClose(uint16_t code, const std::string& reason);
   // Handles what the client sent; false when the session is over.
   bool onClient(const websocket::Message& message);
+  // Reads what the client sent (the socket is readable) and handles each whole message; false
+  // when the client is gone or broke the protocol (it is sent a close then).
+  bool readClient();
+  // Handles the messages the decoder holds; false as readClient.
+  bool handleMessages();
+  // Writes what is pending for the command's stdin, as much as it takes now.
+  void flushStdin();
   // Reads what the command wrote on `fd` (channel `channel`); false at its end.
   bool pump(int fd, uint8_t channel);
   void closeStdin();
@@ -474,39 +460,57 @@ int Session::followOutput() {
     }
     return true;
   };
+  bool taskEnded = false;
   while (clientOpen) {
     pollfd p{socket_, POLLIN, 0};
-    if (::poll(&p, 1, 200) > 0) {
-      char buffer[16 * 1024];
-      ssize_t n = ::read(socket_, buffer, sizeof(buffer));
-      if (n <= 0) break;
-      decoder_.feed(std::string_view(buffer, static_cast<size_t>(n)));
-      while (clientOpen) {
-        auto next = decoder_.next();
-        if (!next || !next->has_value()) {
-          clientOpen = next.ok();
-          break;
-        }
-        clientOpen = onClient(**next);
-      }
-    }
-    if (in_ >= 0 && !pendingIn_.empty()) {
-      ssize_t n = ::write(in_, pendingIn_.data(), pendingIn_.size());
-      if (n > 0) pendingIn_.erase(0, static_cast<size_t>(n));
-      if (n < 0 && errno != EAGAIN && errno != EINTR) pendingIn_.clear();
-    }
+    if (::poll(&p, 1, 200) > 0) clientOpen = readClient();
+    flushStdin();
     if (!clientOpen || !readNew()) break;
     if (processStartTicks(target) != started) {
       readNew();
-      ::close(file);
-      if (in_ >= 0) ::close(in_);
-      end({{"metadata", json::object()}, {"status", "Success"}});
-      return 0;
+      taskEnded = true;
+      break;
     }
   }
   ::close(file);
   if (in_ >= 0) ::close(in_);
+  if (taskEnded) end({{"metadata", json::object()}, {"status", "Success"}});
   return 0;
+}
+
+bool Session::readClient() {
+  char buffer[32 * 1024];
+  ssize_t n = ::read(socket_, buffer, sizeof(buffer));
+  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
+  if (n <= 0) return false;
+  decoder_.feed(std::string_view(buffer, static_cast<size_t>(n)));
+  return handleMessages();
+}
+
+bool Session::handleMessages() {
+  while (true) {
+    auto next = decoder_.next();
+    if (!next) {
+      sendClose(decoder_.errorCode(), next.error());
+      return false;
+    }
+    if (!next->has_value()) return true;
+    if (!onClient(**next)) return false;
+  }
+}
+
+void Session::flushStdin() {
+  if (in_ < 0 || pendingIn_.empty()) return;
+  ssize_t n = ::write(in_, pendingIn_.data(), pendingIn_.size());
+  if (n > 0) {
+    pendingIn_.erase(0, static_cast<size_t>(n));
+  } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+    pendingIn_.clear();  // the command closed its stdin
+  }
+  if (pendingIn_.empty() && stdinClosing_) {
+    stdinClosing_ = false;
+    closeStdin();
+  }
 }
 
 int Session::run() {
@@ -526,20 +530,6 @@ int Session::run() {
   bool errOpen = err_ >= 0;
   int waitStatus = 0;
   bool exited = false;
-  auto drainClient = [&]() {
-    while (clientOpen) {
-      auto next = decoder_.next();
-      if (!next) {
-        sendClose(decoder_.errorCode(), next.error());
-        clientOpen = false;
-      } else if (!next->has_value()) {
-        break;
-      } else if (!onClient(**next)) {
-        clientOpen = false;
-      }
-    }
-  };
-  drainClient();
   while (clientOpen && !exited) {
     std::vector<pollfd> fds;
     fds.push_back({socket_, POLLIN, 0});
@@ -552,25 +542,9 @@ int Session::run() {
     for (const pollfd& p : fds) {
       if (p.revents == 0) continue;
       if (p.fd == socket_) {
-        char buffer[32 * 1024];
-        ssize_t n = ::read(socket_, buffer, sizeof(buffer));
-        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
-          clientOpen = false;
-          break;
-        }
-        if (n > 0) decoder_.feed(std::string_view(buffer, static_cast<size_t>(n)));
-        drainClient();
+        if (!(clientOpen = readClient())) break;
       } else if (p.events & POLLOUT) {
-        ssize_t n = ::write(in_, pendingIn_.data(), pendingIn_.size());
-        if (n > 0) {
-          pendingIn_.erase(0, static_cast<size_t>(n));
-        } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-          pendingIn_.clear();  // the command closed its stdin
-        }
-        if (pendingIn_.empty() && stdinClosing_) {
-          stdinClosing_ = false;
-          closeStdin();
-        }
+        flushStdin();
       } else if (p.fd == out_ && outOpen) {
         outOpen = pump(out_, kStdout);
       } else if (p.fd == err_ && errOpen) {

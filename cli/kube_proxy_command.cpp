@@ -137,7 +137,6 @@ int kubeProxyCommand(int argc, const char* const* argv) {
   struct {
     std::mutex mutex;
     Histogram syncSeconds;
-    uint64_t syncs = 0;
     uint64_t apiErrors = 0;
     size_t frontends = 0;
   } stats;
@@ -248,7 +247,6 @@ int kubeProxyCommand(int argc, const char* const* argv) {
           proxy.apply(std::move(rules));
           {
             std::lock_guard<std::mutex> lock(stats.mutex);
-            ++stats.syncs;
             stats.frontends = frontends;
             stats.syncSeconds.observe(std::chrono::duration<double>(
                                           std::chrono::steady_clock::now() - syncStart)

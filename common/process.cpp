@@ -96,8 +96,8 @@ std::map<std::string, std::string> currentEnvironment() {
   return env;
 }
 
-std::vector<pid_t> processesInSession(pid_t sid) {
-  std::vector<pid_t> out;
+std::vector<ProcessInfo> listProcesses() {
+  std::vector<ProcessInfo> out;
   DIR* dir = ::opendir("/proc");
   if (dir == nullptr) {
     return out;
@@ -114,20 +114,31 @@ std::vector<pid_t> processesInSession(pid_t sid) {
     }
     // Fields after the command (which may contain spaces) start after the last ')'.
     size_t close = line.rfind(')');
-    if (close == std::string::npos) {
+    if (close == std::string::npos || close + 2 > line.size()) {
       continue;
     }
     std::istringstream rest(line.substr(close + 2));
-    char state;
+    ProcessInfo info;
     long ppid, pgrp, session;
-    if (!(rest >> state >> ppid >> pgrp >> session)) {
+    if (!(rest >> info.state >> ppid >> pgrp >> session)) {
       continue;
     }
-    if (session == sid && state != 'Z') {
-      out.push_back(static_cast<pid_t>(std::stol(name)));
-    }
+    info.pid = static_cast<pid_t>(std::atol(name));
+    info.parent = static_cast<pid_t>(ppid);
+    info.session = static_cast<pid_t>(session);
+    out.push_back(info);
   }
   ::closedir(dir);
+  return out;
+}
+
+std::vector<pid_t> processesInSession(pid_t sid) {
+  std::vector<pid_t> out;
+  for (const ProcessInfo& p : listProcesses()) {
+    if (p.session == sid && p.state != 'Z') {
+      out.push_back(p.pid);
+    }
+  }
   return out;
 }
 

@@ -31,6 +31,15 @@ Result<pid_t> spawnProcess(const SpawnOptions& options);
 // The current environment as a map.
 std::map<std::string, std::string> currentEnvironment();
 
+// A process as /proc/PID/stat shows it.
+struct ProcessInfo {
+  pid_t pid = 0;
+  pid_t parent = 0;
+  pid_t session = 0;
+  char state = '?';  // 'Z' for a zombie
+};
+// Every process (read from /proc).
+std::vector<ProcessInfo> listProcesses();
 // Every live process whose session id is `sid` (read from /proc).
 std::vector<pid_t> processesInSession(pid_t sid);
 
