@@ -132,24 +132,27 @@ bool HierarchicalAllocator::offerFor(Framework& f, FrameworkInRole& in, Role& ro
     return true;
   }
   // What the role may take here: unreserved resources, and those reserved for it or a parent.
+  // Without reservations the unreserved part is the agent's free resources, read in place.
   Resources reserved;
-  Resources unreserved;
-  if (!agent.hasReservations) {
-    unreserved = agent.available;
-  } else {
+  Resources unreservedPart;
+  const Resources* unreserved = &agent.available;
+  if (agent.hasReservations) {
     for (const Resource& r : agent.available.items()) {
       if (!isReserved(r)) {
-        unreserved += r;
+        unreservedPart += r;
       } else if (within(role.name, reservationRole(r))) {
         reserved += r;
       }
     }
+    unreserved = &unreservedPart;
   }
-  Quantities unreservedQ = agent.hasReservations ? Quantities::of(unreserved) : agent.availableQ;
+  Quantities unreservedQ = agent.hasReservations ? Quantities::of(unreservedPart) : agent.availableQ;
 
   // The unreserved part is capped by quota limits on the path, by the headroom other roles'
   // guarantees need, and in stage 1 by what the guarantee still needs.
   Unoffered bound = Unoffered::kNoFittingAgent;
+  Resources cut;
+  bool isCut = false;
   if (quotaRoles_ > 0 && !unreservedQ.empty()) {
     // A role with no room left in a kind its limit bounds is at its limit: it gets no more
     // unreserved resources of any kind (mem without cpus would be of no use to it).
@@ -190,14 +193,33 @@ bool HierarchicalAllocator::offerFor(Framework& f, FrameworkInRole& in, Role& ro
       }
     }
     if (!cap.contains(unreservedQ)) {
-      unreserved = capped(unreserved, cap);
+      cut = capped(*unreserved, cap);
+      isCut = true;
     }
   }
-  Resources offer = std::move(reserved);
-  offer += unreserved;
-  if (offer.empty() || !allocatable(Quantities::of(offer))) {
+  // Uncut and with nothing reserved on the agent, the offer is all that is free.
+  const bool whole = !agent.hasReservations && !isCut;
+  Quantities offerQ;
+  if (whole) {
+    offerQ = agent.availableQ;
+  } else {
+    offerQ = Quantities::of(reserved);
+    offerQ += Quantities::of(isCut ? cut : *unreserved);
+  }
+  if (offerQ.empty() || !allocatable(offerQ)) {
     note(in, bound);
     return false;
+  }
+  Resources offer;
+  if (whole) {
+    offer = agent.available;
+  } else {
+    offer = std::move(reserved);
+    if (isCut) {
+      offer += cut;
+    } else {
+      offer += *unreserved;
+    }
   }
   if (filter != nullptr && filter->resources.contains(offer)) {
     note(in, Unoffered::kFiltered);
@@ -207,7 +229,7 @@ bool HierarchicalAllocator::offerFor(Framework& f, FrameworkInRole& in, Role& ro
   out.in = &in;
   out.role = &role;
   out.offer = std::move(offer);
-  out.whole = false;
+  out.whole = whole;
   return true;
 }
 
@@ -278,6 +300,7 @@ std::vector<Allocation> HierarchicalAllocator::allocateAgents(TimePoint now,
   if (agents.empty() || root_->active == 0) {
     return out;
   }
+  out.reserve(agents.size());
   std::vector<uint32_t> order = agents;
   std::rotate(order.begin(), order.begin() + static_cast<long>(startOffset_ % order.size()),
               order.end());
@@ -301,22 +324,29 @@ std::vector<Allocation> HierarchicalAllocator::allocateAgents(TimePoint now,
     }
     std::sort(needy.begin(), needy.end(),
               [](const Role* a, const Role* b) { return a->name < b->name; });
+    // A role leaves the list once its guarantee is met: within a cycle its use only grows.
+    auto met = [this](Role* role) {
+      return role->quota.guarantee.above(consumption(*role)).empty();
+    };
     for (uint32_t index : order) {
+      if (needy.empty()) {
+        break;
+      }
       Agent& agent = *agents_[index];
       if (!agent.offerable) {
         continue;
       }
-      for (Role* role : needy) {
-        for (int rounds = 0; rounds < 4 && allocatable(agent.availableQ); ++rounds) {
-          if (role->quota.guarantee.above(consumption(*role)).empty()) {
-            break;
-          }
+      for (auto it = needy.begin(); it != needy.end() && allocatable(agent.availableQ);) {
+        Role* role = *it;
+        for (int rounds = 0; rounds < 4 && allocatable(agent.availableQ) && !met(role);
+             ++rounds) {
           Candidate c;
           if (!pick(*role, agent, now, role, c)) {
             break;
           }
           commit(c, agent);
         }
+        it = met(role) ? needy.erase(it) : it + 1;
       }
     }
   }
