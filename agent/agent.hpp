@@ -274,6 +274,15 @@ class Agent {
   std::unordered_map<std::string, std::pair<std::string, std::string>> byContainer_;
   std::deque<CompletedExecutor> completedExecutors_;
   std::function<void()> shutdownDone_;
+  // The password database's answers for task users, kept a few seconds: a burst of launches
+  // reads /etc/passwd once, and a user added or removed is seen soon after.
+  struct UserEntry {
+    uint32_t uid = 0;
+    uint32_t gid = 0;
+    std::string home;
+    TimePoint lookedUp;
+  };
+  std::unordered_map<std::string, UserEntry> users_;
 
   struct Counters {
     uint64_t tasksLaunched = 0;

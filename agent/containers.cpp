@@ -57,21 +57,32 @@ Status Agent::prepareUser(const std::string& user, ContainerConfig* config) {
   if (!options_.switchUser || user.empty()) {
     return ok();
   }
-  struct passwd entry;
-  struct passwd* found = nullptr;
-  std::vector<char> buffer(16384);
-  if (::getpwnam_r(user.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
-      found == nullptr) {
-    return Error("user '" + user + "' does not exist on this agent");
+  auto cached = users_.find(user);
+  if (cached == users_.end() || loop_.now() - cached->second.lookedUp > seconds(5)) {
+    struct passwd entry;
+    struct passwd* found = nullptr;
+    std::vector<char> buffer(16384);
+    if (::getpwnam_r(user.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
+        found == nullptr) {
+      users_.erase(user);
+      return Error("user '" + user + "' does not exist on this agent");
+    }
+    if (users_.size() > 1000) {
+      users_.clear();
+    }
+    cached = users_.insert_or_assign(user, UserEntry{found->pw_uid, found->pw_gid, found->pw_dir,
+                                                     loop_.now()})
+                 .first;
   }
+  const UserEntry& found = cached->second;
   if (::geteuid() != 0) {
-    if (found->pw_uid != ::geteuid()) {
+    if (found.uid != ::geteuid()) {
       return Error("cannot run tasks as '" + user + "': the agent does not run as root (run it "
                    "as root, or with --switch_user=false)");
     }
     return ok();  // already that user
   }
-  if (found->pw_uid == 0) {
+  if (found.uid == 0) {
     return ok();
   }
   // The sandbox is the user's; the built-in executors start the tasks as the user, and a
@@ -79,13 +90,13 @@ Status Agent::prepareUser(const std::string& user, ContainerConfig* config) {
   if (Status made = makeDirectories(config->directory); !made) {
     return made;
   }
-  if (::chown(config->directory.c_str(), found->pw_uid, found->pw_gid) != 0) {
+  if (::chown(config->directory.c_str(), found.uid, found.gid) != 0) {
     return Error("cannot give the sandbox to user '" + user + "': " + std::strerror(errno));
   }
   config->env["AGORA_TASK_USER"] = user;
-  config->env["AGORA_TASK_UID"] = std::to_string(found->pw_uid);
-  config->env["AGORA_TASK_GID"] = std::to_string(found->pw_gid);
-  config->env["HOME"] = found->pw_dir;
+  config->env["AGORA_TASK_UID"] = std::to_string(found.uid);
+  config->env["AGORA_TASK_GID"] = std::to_string(found.gid);
+  config->env["HOME"] = found.home;
   config->user = user;
   return ok();
 }

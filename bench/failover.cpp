@@ -14,9 +14,10 @@
 //
 // (`--role=agents` is the agent-host process this program starts for itself.)
 
+#include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/resource.h>
-#include <poll.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -356,7 +357,9 @@ int run(int argc, const char* const* argv) {
   }
   std::string dir = dirTemplate;
   std::vector<pid_t> children;
+  std::mutex childrenMutex;  // the main thread adds, the signal thread may read
   auto cleanup = [&] {
+    std::lock_guard<std::mutex> lock(childrenMutex);
     for (pid_t pid : children) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
@@ -367,6 +370,20 @@ int run(int argc, const char* const* argv) {
       std::cerr << "kept " << dir << "\n";
     }
   };
+
+  // Interrupted (Ctrl-C, timeout), it stops ZooKeeper, the masters and the agents it started.
+  sigset_t stopSignals;
+  sigemptyset(&stopSignals);
+  sigaddset(&stopSignals, SIGINT);
+  sigaddset(&stopSignals, SIGTERM);
+  ::pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
+  std::thread([&cleanup, stopSignals] {
+    int signal = 0;
+    ::sigwait(&stopSignals, &signal);
+    std::cerr << "interrupted; stopping what the benchmark started\n";
+    cleanup();
+    ::_exit(128 + signal);
+  }).detach();
 
   // Starts a child whose output goes to `out`; on failure says why and cleans up.
   auto spawnChild = [&](std::vector<std::string> argv, const std::string& out) -> Result<pid_t> {
@@ -381,6 +398,7 @@ int run(int argc, const char* const* argv) {
       cleanup();
       return pid;
     }
+    std::lock_guard<std::mutex> lock(childrenMutex);
     children.push_back(*pid);
     return pid;
   };
@@ -393,7 +411,10 @@ int run(int argc, const char* const* argv) {
     cleanup();
     return 1;
   }
-  children.push_back(zkServer->pid);
+  {
+    std::lock_guard<std::mutex> lock(childrenMutex);
+    children.push_back(zkServer->pid);
+  }
   std::string zkUrl = "zk://127.0.0.1:" + std::to_string(zkPort) + "/agora";
 
   struct MasterProcess {
@@ -445,7 +466,9 @@ int run(int argc, const char* const* argv) {
   FailoverScheduler scheduler(tasks, (tasks + agents - 1) / agents);
   FrameworkInfo framework;
   framework.set_name("bench-failover");
-  framework.set_user("bench");
+  // Tasks run as the benchmark's own user: agents check that the user exists.
+  const passwd* me = ::getpwuid(::geteuid());
+  framework.set_user(me != nullptr ? me->pw_name : "root");
   framework.set_failover_timeout(600);
   SchedulerDriver driver(&scheduler, framework, zkUrl);
   Clock::time_point launchStart = Clock::now();
@@ -475,7 +498,7 @@ int run(int argc, const char* const* argv) {
     }
     return used;
   };
-  double agentsCpuAtElection = -1;  // first seen within a scrape (20 ms) of the election
+  double agentsCpuAtElection = -1;  // first seen within a scrape (100 ms) of the election
   double killed = wallSeconds();
   ::kill(masters[0].pid, SIGKILL);
   if (std::getenv("AGORA_BENCH_TRACE")) {
@@ -492,7 +515,8 @@ int run(int argc, const char* const* argv) {
   std::optional<double> offers;
   Clock::time_point giveUp = Clock::now() + std::chrono::seconds(300);
   while (Clock::now() < giveUp) {
-    // One scrape every 20ms: /metrics costs the master something too.
+    // One scrape every 100 ms: /metrics costs the master something too, and the times come
+    // from its own gauges.
     auto text = metrics(standby);
     if (gauge(text, "agora_master_elected").value_or(0) == 1) {
       elected = gauge(text, "agora_master_elected_timestamp_seconds").value_or(0);
@@ -513,7 +537,7 @@ int run(int argc, const char* const* argv) {
     if (recovered > 0 && offers) {
       break;
     }
-    std::this_thread::sleep_for(milliseconds(20));
+    std::this_thread::sleep_for(milliseconds(100));
   }
   if (recovered == 0 || !offers) {
     std::cerr << "the cluster did not come back within 300 s\n";

@@ -8,6 +8,9 @@
 // Everything runs in this process: the master on its own thread, the agents spread over
 // --agent_threads event loops, the scheduler driver on its own thread.
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -285,7 +288,9 @@ int run(int argc, const char* const* argv) {
   LaunchScheduler scheduler(tasks, perAgent, taskCpus, taskMem);
   FrameworkInfo framework;
   framework.set_name("bench-launch");
-  framework.set_user("bench");
+  // Tasks run as the benchmark's own user: agents check that the user exists.
+  const passwd* me = ::getpwuid(::geteuid());
+  framework.set_user(me != nullptr ? me->pw_name : "root");
   SchedulerDriver driver(&scheduler, framework, "127.0.0.1:" + std::to_string(httpPort));
   driver.start();
   bool done = scheduler.wait(std::chrono::seconds(300));

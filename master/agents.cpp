@@ -261,6 +261,7 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
 void Master::admitReregisteredAgent(const std::string& from, const std::string& agentId,
                                     AgentCall::Reregister& reg, bool wasUnreachable) {
   bool wasRemoved = wasUnreachable;
+  const bool recovering = agentsRecoveredTime_ == 0 && !recoveredAgents_.empty();
   std::vector<AgentEvent> afterwards;  // sent once the agent knows it is registered
   AgentEntry* agent = &agents_[agentId];
   {
@@ -302,6 +303,16 @@ void Master::admitReregisteredAgent(const std::string& from, const std::string& 
         disconnectFramework(*framework, "recovered from agent " + agentId,
                             std::max(fromSeconds(info.failover_timeout()), recoveryGrace()));
       }
+      if (recovering && agentsBack_ >= 100) {
+        // Thousands of agents are coming back: size the framework's task table for what the
+        // agents back so far suggest the rest will bring, rather than rehash it as it grows.
+        size_t expected = framework->tasks.size() *
+                          (static_cast<size_t>(agentsBack_) + recoveredAgents_.size() + 1) /
+                          static_cast<size_t>(agentsBack_);
+        if (framework->tasks.bucket_count() < expected) {
+          framework->tasks.reserve(expected + expected / 2);
+        }
+      }
       auto [slot, added] = framework->tasks.try_emplace(reported.task_id());
       if (!added) {
         continue;
@@ -338,8 +349,18 @@ void Master::admitReregisteredAgent(const std::string& from, const std::string& 
   }
   agent->reregisteredTime = loop_.wallTime();
   ++metrics_.agentsReregistered;
-  LOG(INFO) << "Re-registered agent " << agentId << " at " << agent->info.hostname() << " with "
-            << reg.tasks_size() << " tasks";
+  if (recovering) {
+    // After a failover thousands come back at once: a line each would cost the master more than
+    // admitting them. Progress is logged every 1,000, and the whole in noteAgentRecovered().
+    ++agentsBack_;
+    tasksBack_ += reg.tasks_size();
+    VLOG(1) << "Re-registered agent " << agentId << " with " << reg.tasks_size() << " tasks";
+    LOG_IF(INFO, agentsBack_ % 1000 == 0)
+        << agentsBack_ << " agents re-registered, " << recoveredAgents_.size() << " to come";
+  } else {
+    LOG(INFO) << "Re-registered agent " << agentId << " at " << agent->info.hostname()
+              << " with " << reg.tasks_size() << " tasks";
+  }
 
   sendToAgent(*agent, registered(agentId));
   if (!agent->checkpointed.empty()) {
@@ -512,7 +533,8 @@ void Master::noteAgentRecovered() {
   loop_.cancel(reregisterTimer_);
   LOG(INFO) << "Every agent in the registry is back or given up on, "
             << formatDuration(fromSeconds(agentsRecoveredTime_ - options_.electedTime))
-            << " after this master was elected";
+            << " after this master was elected: " << agentsBack_ << " agents re-registered with "
+            << tasksBack_ << " tasks";
 }
 
 void Master::expireRecoveredAgents() {

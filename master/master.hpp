@@ -313,6 +313,9 @@ class Master {
   double startTime_ = 0;
   double servingTime_ = 0;          // start() ran: the registry was recovered
   double agentsRecoveredTime_ = 0;  // every agent in the registry came back or was given up on
+  // Agents (and their tasks) back since the election, logged in a summary rather than one by one.
+  int64_t agentsBack_ = 0;
+  int64_t tasksBack_ = 0;
   mutable std::map<TaskState, size_t> taskCounts_;  // cache for /metrics
   mutable TimePoint taskCountsAt_;
 };

@@ -166,7 +166,8 @@ std::pair<std::map<std::string, std::vector<TaskState>>, uint64_t> simulate(uint
     agentOptions.info.set_hostname(name);
     Resources::parse("cpus:4;mem:1024")->copyTo(agentOptions.info.mutable_resources());
     // Retried often enough that 30 simulated minutes see every update through heavy loss.
-    agentOptions.statusUpdates = {seconds(1), seconds(10)};
+    agentOptions.statusUpdates.retryMin = seconds(1);
+    agentOptions.statusUpdates.retryMax = seconds(10);
     agent::Agent* self = nullptr;
     Transport& link = network.attach(name, [&a](const std::string& from, Envelope&& e) {
       a.agent->receiveFromMaster(from, std::move(e));
