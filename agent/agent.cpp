@@ -3,11 +3,12 @@
 
 #include "agent/agent.hpp"
 
+#include <random>
+#include <type_traits>
+
 #include <glog/logging.h>
 
 #include "common/ids.hpp"
-
-#include <random>
 
 namespace agora::agent {
 
@@ -128,25 +129,37 @@ void Agent::detect() {
 }
 
 void Agent::registerWithMaster() {
-  AgentCall call;
+  Envelope envelope;
+  AgentCall* call = envelope.mutable_agent_call();
+  call->set_agent_id(agentId_);
   if (agentId_.empty()) {
-    auto* reg = call.mutable_register_();
+    auto* reg = call->mutable_register_();
     *reg->mutable_agent_info() = options_.info;
     reg->set_version(AGORA_VERSION);
+    ++counters_.registrations;
+    master_.send("master", envelope);
   } else {
-    auto* reg = call.mutable_reregister();
+    auto* reg = call->mutable_reregister();
     *reg->mutable_agent_info() = options_.info;
     reg->mutable_agent_info()->set_id(agentId_);
     reg->set_version(AGORA_VERSION);
+    // The frameworks, executors and tasks are lent to the message while it is sent, not
+    // copied into it: after a failover every agent re-registers at once, each with all of its
+    // tasks. What was lent is taken back below, before the message is destroyed.
+    auto lend = [](auto* field, const auto& item) {
+      field->UnsafeArenaAddAllocated(const_cast<std::remove_const_t<
+                                         std::remove_reference_t<decltype(item)>>*>(&item));
+    };
     for (const auto& [fid, framework] : frameworks_) {
-      *reg->add_frameworks() = framework.info;
+      lend(reg->mutable_frameworks(), framework.info);
       for (const auto& [eid, executor] : framework.executors) {
-        *reg->add_executors() = executor.info;
+        lend(reg->mutable_executors(), executor.info);
         for (const auto& [tid, task] : executor.tasks) {
-          *reg->add_tasks() = task;
+          lend(reg->mutable_tasks(), task);
         }
       }
     }
+    const int lentTasks = reg->tasks_size();
     // Tasks whose executor is gone but whose final updates are still on their way.
     statusUpdates_.forEachStream([&](const std::string& frameworkId, const std::string& taskId,
                                      const TaskStatus& head, TaskState latest) {
@@ -160,9 +173,21 @@ void Agent::registerWithMaster() {
       task->set_agent_id(agentId_);
       task->set_state(latest);
     });
+    ++counters_.registrations;
+    master_.send("master", envelope);
+    while (reg->tasks_size() > lentTasks) {
+      reg->mutable_tasks()->RemoveLast();
+    }
+    while (reg->tasks_size() > 0) {
+      reg->mutable_tasks()->UnsafeArenaReleaseLast();
+    }
+    while (reg->executors_size() > 0) {
+      reg->mutable_executors()->UnsafeArenaReleaseLast();
+    }
+    while (reg->frameworks_size() > 0) {
+      reg->mutable_frameworks()->UnsafeArenaReleaseLast();
+    }
   }
-  ++counters_.registrations;
-  sendToMaster(std::move(call));
 
   // No answer in time: look for the master again (it may have moved) and retry.
   Duration wait = jittered(backoff_);

@@ -210,6 +210,13 @@ void ZmqDealer::keepStandbyConnections(const std::vector<std::string>& endpoints
 }
 
 Status ZmqDealer::connect(const std::string& endpoint) {
+  if (socket_ && endpoint != endpoint_) {
+    // What is still queued for the peer we leave (registration retries to a master that died)
+    // is dropped rather than lingered over: a closed socket that lingers keeps reconnecting
+    // to the dead address, thousands at once after a failover. Whatever matters is sent
+    // again to the new peer (status updates are retried until acknowledged).
+    socket_->set(zmq::sockopt::linger, 0);
+  }
   close();
   std::unique_ptr<zmq::socket_t> socket;
   auto it = standby_.find(endpoint);
