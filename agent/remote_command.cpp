@@ -30,6 +30,7 @@
 #include "common/task_files.hpp"
 #include "common/websocket.hpp"
 #include "isolators/cgroups.hpp"
+#include "isolators/confine.hpp"
 
 namespace agora::agent {
 
@@ -294,6 +295,8 @@ Status Session::start() {
       }
       if (::fchdir(root) != 0 || ::chroot(".") != 0) fail("agora: cannot enter its root\n");
       if (cwd < 0 || ::fchdir(cwd) != 0) (void)::chdir("/");
+      // As confined as the task itself (isolators/confine.hpp); this helper has no threads.
+      if (!isolators::confineProcess()) fail("agora: cannot confine the command as its container is\n");
       if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) {
         fail("agora: cannot become the container's user\n");
       }

@@ -22,6 +22,7 @@
 #include "common/logging.hpp"
 #include "common/process.hpp"
 #include "common/time.hpp"
+#include "isolators/confine.hpp"
 
 namespace agora::agent {
 
@@ -131,7 +132,17 @@ static std::vector<std::string> writeFiles(const TaskInfo& task) {
       continue;
     }
     ::chmod(source.c_str(), file.mode() != 0 ? file.mode() & 07777 : 0644);
-    mounts.push_back("--mount=" + source + ":" + file.path());
+    // The file is the task's: its user owns it (a Secret's 0400 is then readable by it alone).
+    // In an image the user is known inside it: enter-rootfs gives it the --file= mounts.
+    const char* uid = std::getenv("AGORA_TASK_UID");
+    const char* gid = std::getenv("AGORA_TASK_GID");
+    if (task.container().rootfs_layers_size() == 0 && uid != nullptr && gid != nullptr &&
+        ::chown(source.c_str(), static_cast<uid_t>(std::atoi(uid)),
+                static_cast<gid_t>(std::atoi(gid))) != 0) {
+      LOG(WARNING) << "Task " << task.task_id() << ": cannot give " << source
+                   << " to its user: " << std::strerror(errno);
+    }
+    mounts.push_back("--file=" + source + ":" + file.path());
   }
   return mounts;
 }
@@ -336,8 +347,10 @@ void CommandExecutor::start(ExecutorDriver* driver, Running& running) {
     spawn.argv = std::move(enter);
     spawn.env["AGORA_SANDBOX"] = kRootfsSandbox;
   } else {
-    // The task runs as its framework's user; the executor stays the agent's.
+    // The task runs confined (isolators/confine.hpp), as its framework's user; the executor
+    // stays the agent's.
     spawn.argv = asTaskUser(std::move(spawn.argv));
+    spawn.argv.insert(spawn.argv.begin(), {selfExecutable(), "executor", "confine", "--"});
     // The framework's files over the host's, in a mount namespace of the task's own (as root,
     // before it becomes its user).
     std::vector<std::string> mounts = writeFiles(task);
@@ -706,6 +719,9 @@ int runCommandExecutor(const std::vector<std::string>& args) {
   }
   if (!args.empty() && args[0] == "enter-mounts") {
     return runWithMounts(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
+  if (!args.empty() && args[0] == "confine") {
+    return isolators::runConfined(std::vector<std::string>(args.begin() + 1, args.end()));
   }
   // The task owns the sandbox's stdout and stderr; the executor's own log goes beside them.
   const char* sandbox = std::getenv("AGORA_SANDBOX");

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "common/fs.hpp"
+#include "isolators/confine.hpp"
 
 namespace agora::agent {
 
@@ -109,6 +110,7 @@ int runInRootfs(const std::vector<std::string>& args) {
   std::string workdir = "/";
   std::string user;
   std::vector<std::pair<std::string, std::string>> mounts;  // host source, container target
+  std::vector<std::string> files;  // the framework's files among them: the task user's
   std::vector<std::string> argv;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -126,13 +128,17 @@ int runInRootfs(const std::vector<std::string>& args) {
       workdir = value("--workdir=");
     } else if (a.rfind("--user=", 0) == 0) {
       user = value("--user=");
-    } else if (a.rfind("--mount=", 0) == 0) {
-      std::string spec = value("--mount=");
+    } else if (a.rfind("--mount=", 0) == 0 || a.rfind("--file=", 0) == 0) {
+      bool file = a.rfind("--file=", 0) == 0;
+      std::string spec = value(file ? "--file=" : "--mount=");
       size_t colon = spec.find(':');
       if (colon == std::string::npos || spec.find("..") != std::string::npos) {
         fail("bad mount " + spec);
       }
       mounts.emplace_back(spec.substr(0, colon), spec.substr(colon + 1));
+      if (file) {
+        files.push_back(spec.substr(colon + 1));
+      }
     } else {
       fail("unknown argument " + a);
     }
@@ -230,8 +236,16 @@ int runInRootfs(const std::vector<std::string>& args) {
   makeDirs(workdir);
   check(::chdir(workdir.c_str()), "chdir " + workdir);
 
+  // Confined (isolators/confine.hpp) while still root, so that what it may not keep goes from
+  // its bounding set too; then its user.
+  if (Status confined = isolators::confineProcess(); !confined) {
+    fail(confined.error());
+  }
   if (!user.empty()) {
     auto [uid, gid] = lookupUser(user);
+    for (const std::string& file : files) {
+      check(::chown(file.c_str(), uid, gid), "give " + file + " to the task's user");
+    }
     check(::setgroups(0, nullptr), "setgroups");
     check(::setgid(gid), "setgid");
     check(::setuid(uid), "setuid");
@@ -252,15 +266,18 @@ int runWithMounts(const std::vector<std::string>& args) {
       argv.assign(args.begin() + static_cast<long>(i) + 1, args.end());
       break;
     }
-    if (a.rfind("--mount=", 0) != 0) fail("unknown argument " + a);
-    std::string spec = a.substr(std::strlen("--mount="));
+    // --file= (the framework's files) and --mount= are bound alike here: the executor already
+    // gave the files to the task's user.
+    const char* flag = a.rfind("--file=", 0) == 0 ? "--file=" : "--mount=";
+    if (a.rfind(flag, 0) != 0) fail("unknown argument " + a);
+    std::string spec = a.substr(std::strlen(flag));
     size_t colon = spec.find(':');
     if (colon == std::string::npos || spec.find("..") != std::string::npos) {
       fail("bad mount " + spec);
     }
     mounts.emplace_back(spec.substr(0, colon), spec.substr(colon + 1));
   }
-  if (argv.empty()) fail("usage: agora executor enter-mounts --mount=SOURCE:TARGET -- argv...");
+  if (argv.empty()) fail("usage: agora executor enter-mounts --file=SOURCE:TARGET -- argv...");
   check(::unshare(CLONE_NEWNS), "unshare the mount namespace");
   check(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), "make mounts private");
   for (const auto& [source, target] : mounts) {

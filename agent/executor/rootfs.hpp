@@ -21,12 +21,13 @@ inline constexpr const char* kRootfsSandbox = "/mnt/agora/sandbox";
 inline constexpr const char* kRootfsShared = "/mnt/agora/shared";
 
 // args: --layers=L1:L2 (lowest first) --sandbox=DIR [--shared=DIR] [--workdir=/] [--user=U]
-// [--mount=SOURCE:TARGET ...] -- argv...
+// [--mount=SOURCE:TARGET ...] [--file=SOURCE:TARGET ...] -- argv... (a --file= is the
+// framework's, and becomes the user's). It runs the task confined (isolators/confine.hpp).
 int runInRootfs(const std::vector<std::string>& args);
 
 // A task on the host's filesystem with files of its framework's over some of the host's (an
 // /etc/resolv.conf): in a mount namespace of its own, each file bind-mounted over its target,
-// then argv. args: --mount=SOURCE:TARGET ... -- argv...
+// then argv. args: --file=SOURCE:TARGET ... -- argv...
 int runWithMounts(const std::vector<std::string>& args);
 
 }  // namespace agora::agent

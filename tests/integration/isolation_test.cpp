@@ -111,6 +111,35 @@ TEST_F(ClusterIsolationTest, AContainerSeesOnlyItsOwnProcessesAndHostname) {
   driver.join();
 }
 
+TEST_F(ClusterIsolationTest, ATaskCannotLoadAModuleMountOrGainPrivileges) {
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster_->masterHttp());
+  // As root: a module that is garbage fails with EPERM from the filter (unconfined, the kernel
+  // itself would refuse it as a bad module, with another error); no mount, no user namespace.
+  scheduler.launch(TestScheduler::commandTask(
+      "confined",
+      "head -c 512 /dev/urandom > garbage.ko; "
+      "busybox insmod ./garbage.ko 2>&1 | grep -q 'Operation not permitted' && echo insmod=denied; "
+      "mkdir -p m; mount -t tmpfs none m 2>/dev/null && echo mount=yes || echo mount=no; "
+      "unshare -U true 2>/dev/null && echo userns=yes || echo userns=no; "
+      "grep -E '^(NoNewPrivs|Seccomp|CapBnd):' /proc/self/status | tr -d ' \t'"));
+  driver.start();
+  TaskStatus confined = scheduler.waitForEnd("confined");
+  EXPECT_EQ(confined.state(), TASK_FINISHED) << confined.message();
+  std::string out = waitForSandboxFile(scheduler.agentAddress("confined"), "confined", "stdout");
+  EXPECT_EQ(out.substr(0, out.find("CapBnd")), "insmod=denied\nmount=no\nuserns=no\n") << out;
+  EXPECT_NE(out.find("NoNewPrivs:1\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("Seccomp:2\n"), std::string::npos) << out;
+  size_t at = out.find("CapBnd:");
+  ASSERT_NE(at, std::string::npos) << out;
+  uint64_t bounding = std::stoull(out.substr(at + 7, 16), nullptr, 16);
+  EXPECT_EQ(bounding & (1ull << 21), 0u) << "CAP_SYS_ADMIN is in " << out;
+  EXPECT_EQ(bounding & (1ull << 16), 0u) << "CAP_SYS_MODULE is in " << out;
+  EXPECT_NE(bounding & (1ull << 0), 0u) << "CAP_CHOWN is not in " << out;
+  driver.stop();
+  driver.join();
+}
+
 TEST_F(ClusterIsolationTest, EachContainerHasAPrivateTmpInItsSandbox) {
   // Something in the host's /tmp that no container may see.
   std::string marker = "/tmp/agora-host-only-" + std::to_string(::getpid());

@@ -287,7 +287,8 @@ TEST(KubeServicesTest, ConfigMapsAndSecretsAreFilesInPods) {
                 .exitCode,
             0);
   // Settings from the ConfigMap as env and as files (all keys; one item renamed), the password
-  // as a file of mode 0400; an optional volume of a missing ConfigMap is no error.
+  // as a file on memory, of mode 0400 by default; an optional volume of a missing ConfigMap is
+  // no error. The container runs confined (no new privileges, the seccomp filter).
   std::string check =
       "test \"$GREETING\" = hello && "
       "test \"$(cat /etc/settings/greeting)\" = hello && "
@@ -295,6 +296,8 @@ TEST(KubeServicesTest, ConfigMapsAndSecretsAreFilesInPods) {
       "test \"$(cat /etc/renamed/the-level)\" = 3 && ! test -e /etc/renamed/greeting && "
       "test \"$(cat /etc/db/password)\" = pw-1 && "
       "test \"$(stat -c %a /etc/db/password)\" = 400 && "
+      "grep -q ' /etc/db/password tmpfs ' /proc/mounts && "
+      "grep -q 'NoNewPrivs:.1' /proc/self/status && grep -q 'Seccomp:.2' /proc/self/status && "
       "test \"$(cat /etc/one-file.txt)\" = hello";
   json pod = {
       {"apiVersion", "v1"},
@@ -306,7 +309,7 @@ TEST(KubeServicesTest, ConfigMapsAndSecretsAreFilesInPods) {
          {{{"name", "settings"}, {"configMap", {{"name", "settings"}}}},
           {{"name", "renamed"},
            {"configMap", {{"name", "settings"}, {"items", {{{"key", "level"}, {"path", "the-level"}}}}}}},
-          {{"name", "db"}, {"secret", {{"secretName", "db"}, {"defaultMode", 0400}}}},
+          {{"name", "db"}, {"secret", {{"secretName", "db"}}}},
           {{"name", "maybe"}, {"configMap", {{"name", "absent"}, {"optional", true}}}}}},
         {"containers",
          {{{"name", "reader"},

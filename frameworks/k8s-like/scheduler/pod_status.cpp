@@ -170,7 +170,9 @@ Result<std::vector<ContainerInfo::File>> volumeFiles(const json& pod, const json
     bool optional = from.value("optional", false);
     auto data = lookup(ns, secret, name, optional);
     if (!data) return Error(data.error());
-    int defaultMode = from.value("defaultMode", 0644);
+    // A Secret's files are for the container's user alone unless the pod says otherwise
+    // (Kubernetes defaults both to 0644).
+    int defaultMode = from.value("defaultMode", secret ? 0400 : 0644);
     // key -> (path under the mount, mode): the items, or every key.
     std::vector<std::tuple<std::string, std::string, int>> wanted;
     if (from.contains("items") && from["items"].is_array()) {
