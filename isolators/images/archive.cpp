@@ -56,6 +56,13 @@ struct ArchiveCloser {
 };
 using ArchivePtr = std::unique_ptr<archive, ArchiveCloser>;
 
+// libarchive's last error, or what to say when it has none: archive_error_string returns null
+// then (an empty file, for one), which a std::string must never be built from.
+std::string archiveError(archive* a) {
+  const char* why = archive_error_string(a);
+  return why != nullptr ? std::string(why) : std::string("not a readable archive");
+}
+
 // Opens a (possibly compressed) tar, or with `raw` its decompressed bytes as one entry.
 Result<ArchivePtr> openArchive(const std::string& path, bool raw) {
   ArchivePtr a(archive_read_new());
@@ -67,7 +74,7 @@ Result<ArchivePtr> openArchive(const std::string& path, bool raw) {
     archive_read_support_format_tar(a.get());
   }
   if (archive_read_open_filename(a.get(), path.c_str(), 1 << 16) != ARCHIVE_OK) {
-    return Error("cannot read " + path + ": " + archive_error_string(a.get()));
+    return Error("cannot read " + path + ": " + archiveError(a.get()));
   }
   return a;
 }
@@ -93,7 +100,7 @@ Status copyData(archive* a, int fd) {
   while (true) {
     int r = archive_read_data_block(a, &block, &size, &offset);
     if (r == ARCHIVE_EOF) return ok();
-    if (r != ARCHIVE_OK) return Error(std::string("truncated or damaged: ") + archive_error_string(a));
+    if (r != ARCHIVE_OK) return Error("truncated or damaged: " + archiveError(a));
     if (::lseek(fd, offset, SEEK_SET) < 0) return Error(std::string("seek: ") + std::strerror(errno));
     if (Status w = writeAll(fd, block, size); !w) return w;
   }
@@ -189,7 +196,7 @@ Status extractArchive(const std::string& tarball, const std::string& into) {
     int r = archive_read_next_header(a->get(), &entry);
     if (r == ARCHIVE_EOF) break;
     if (r != ARCHIVE_OK) {
-      return Error(tarball + " is truncated or damaged: " + archive_error_string(a->get()));
+      return Error(tarball + " is truncated or damaged: " + archiveError(a->get()));
     }
     auto path = cleanPath(archive_entry_pathname(entry));
     if (!path) return Error(tarball + ": " + path.error());
@@ -217,14 +224,14 @@ Result<std::string> uncompressedDigest(const std::string& blob) {
   if (!a) return Error(a.error());
   archive_entry* entry;
   if (archive_read_next_header(a->get(), &entry) != ARCHIVE_OK) {
-    return Error(blob + " cannot be read: " + archive_error_string(a->get()));
+    return Error(blob + " cannot be read: " + archiveError(a->get()));
   }
   Sha256 sha;
   char buffer[1 << 16];
   while (true) {
     la_ssize_t n = archive_read_data(a->get(), buffer, sizeof(buffer));
     if (n == 0) break;
-    if (n < 0) return Error("a layer is truncated or damaged: " + std::string(archive_error_string(a->get())));
+    if (n < 0) return Error("a layer is truncated or damaged: " + archiveError(a->get()));
     sha.update(buffer, static_cast<size_t>(n));
   }
   return sha.digest();
@@ -239,7 +246,7 @@ Status unpackLayer(const std::string& blob, const std::string& root, UnpackStats
     int r = archive_read_next_header(a->get(), &entry);
     if (r == ARCHIVE_EOF) return ok();
     if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-      return Error("truncated or damaged: " + std::string(archive_error_string(a->get())));
+      return Error("truncated or damaged: " + archiveError(a->get()));
     }
     auto path = cleanPath(archive_entry_pathname(entry));
     if (!path) return Error(path.error());
@@ -349,7 +356,7 @@ Status writeTar(const std::string& path, const std::vector<TarEntry>& entries, b
   archive_write_set_format_pax_restricted(a);
   if (gzip) archive_write_add_filter_gzip(a);
   if (archive_write_open_filename(a, path.c_str()) != ARCHIVE_OK) {
-    std::string why = archive_error_string(a);
+    std::string why = archiveError(a);
     archive_write_free(a);
     return Error("cannot write " + path + ": " + why);
   }
@@ -395,10 +402,10 @@ Status packDirectory(const std::string& directory, const std::string& tarPath) {
     return Error(why);
   };
   if (archive_write_open_filename(out, tarPath.c_str()) != ARCHIVE_OK) {
-    return fail("cannot write " + tarPath + ": " + archive_error_string(out));
+    return fail("cannot write " + tarPath + ": " + archiveError(out));
   }
   if (archive_read_disk_open(disk, directory.c_str()) != ARCHIVE_OK) {
-    return fail("cannot read " + directory + ": " + archive_error_string(disk));
+    return fail("cannot read " + directory + ": " + archiveError(disk));
   }
   archive_entry* entry = archive_entry_new();
   while (true) {
@@ -407,7 +414,7 @@ Status packDirectory(const std::string& directory, const std::string& tarPath) {
     if (r == ARCHIVE_EOF) break;
     if (r != ARCHIVE_OK) {
       archive_entry_free(entry);
-      return fail("cannot read " + directory + ": " + archive_error_string(disk));
+      return fail("cannot read " + directory + ": " + archiveError(disk));
     }
     archive_read_disk_descend(disk);
     std::string source = archive_entry_sourcepath(entry);

@@ -241,6 +241,16 @@ std::string Store::layerPath(const std::string& diffId) const {
 }
 
 Result<Image> Store::import(const std::string& tarball, const std::string& name) {
+  // The archive's JSON (index, manifests, config) is read with nlohmann::json, whose typed
+  // reads throw when a field has the wrong type: that is a bad archive, not a crash.
+  try {
+    return importChecked(tarball, name);
+  } catch (const nlohmann::json::exception& e) {
+    return Error(tarball + ": malformed image metadata: " + e.what());
+  }
+}
+
+Result<Image> Store::importChecked(const std::string& tarball, const std::string& name) {
   std::string wanted;
   if (!name.empty()) {
     auto normalized = normalizeName(name);

@@ -70,6 +70,7 @@ class Store {
   const std::string& dir() const { return dir_; }
 
  private:
+  Result<Image> importChecked(const std::string& tarball, const std::string& name);
   Result<Image> commit(Image image, const std::vector<std::string>& unpackedLayers);
   Result<Image> readImage(const std::string& path) const;
   Status writeImage(const Image& image) const;

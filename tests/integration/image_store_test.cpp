@@ -236,6 +236,16 @@ TEST_F(ImageStoreTest, BadArchivesAreRefusedAndLeaveTheStoreAsItWas) {
   expectRefused(whole, "truncated");
   // Not an image at all.
   expectRefused(archive({{"README", 'f', "hello"}}), "neither an OCI image layout");
+  // A damaged gzip'd tarball for which libarchive has no error message (found by fuzz_oci:
+  // it crashed the import).
+  expectRefused(
+      std::string(AGORA_SOURCE_DIR) + "/tests/fuzz/corpus/oci/regression-no-error-string.tar.gz",
+      "not a readable archive");
+  // A docker save manifest whose Config is not a string (found by fuzz_oci: it aborted the
+  // import with an uncaught JSON type error).
+  expectRefused(
+      std::string(AGORA_SOURCE_DIR) + "/tests/fuzz/corpus/oci/regression-config-not-a-string.tar",
+      "malformed image metadata");
   EXPECT_EQ(store.list()->size(), 1u);
 }
 
