@@ -87,6 +87,11 @@ Result<std::pair<std::string, uint16_t>> splitHostPort(const std::string& addres
 std::string urlEncode(const std::string& s);
 std::string urlDecode(const std::string& s);
 
+// One request read from `bytes` as the server reads it from a connection, its limits
+// included: an error for what the server answers 400 or 413 to, or if the request is not
+// whole.
+Result<HttpRequest> parseHttpRequest(const std::string& bytes);
+
 // A blocking request with a deadline for the whole exchange.
 Result<HttpResponse> httpRequest(const std::string& method, const std::string& address,
                                  const std::string& target, const std::string& body = "",

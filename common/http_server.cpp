@@ -9,6 +9,7 @@
 #include <glog/logging.h>
 
 #include "common/http.hpp"
+#include "common/http_message.hpp"
 #include "common/tcp_listen.hpp"
 
 namespace agora {
@@ -20,29 +21,7 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-constexpr size_t kMaxBody = 8 * 1024 * 1024;
-constexpr uint32_t kMaxHeader = 16 * 1024;
 constexpr auto kIdleTimeout = std::chrono::seconds(60);
-
-void parseQuery(const std::string& query, std::map<std::string, std::string>* out) {
-  size_t pos = 0;
-  while (pos <= query.size()) {
-    size_t amp = query.find('&', pos);
-    if (amp == std::string::npos) {
-      amp = query.size();
-    }
-    std::string pair = query.substr(pos, amp - pos);
-    if (!pair.empty()) {
-      size_t eq = pair.find('=');
-      if (eq == std::string::npos) {
-        (*out)[urlDecode(pair)] = "";
-      } else {
-        (*out)[urlDecode(pair.substr(0, eq))] = urlDecode(pair.substr(eq + 1));
-      }
-    }
-    pos = amp + 1;
-  }
-}
 
 class Session;
 
@@ -99,8 +78,8 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   void read() {
     parser_.emplace();
-    parser_->body_limit(kMaxBody);
-    parser_->header_limit(kMaxHeader);
+    parser_->body_limit(kMaxRequestBody);
+    parser_->header_limit(kMaxRequestHeader);
     stream_.expires_after(kIdleTimeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
@@ -132,22 +111,7 @@ class Session : public std::enable_shared_from_this<Session> {
     keepAlive_ = message.keep_alive();
     version_ = message.version();
 
-    HttpRequest request;
-    request.method = std::string(message.method_string());
-    request.target = std::string(message.target());
-    size_t q = request.target.find('?');
-    request.path = urlDecode(request.target.substr(0, q));
-    if (q != std::string::npos) {
-      parseQuery(request.target.substr(q + 1), &request.query);
-    }
-    for (const auto& field : message) {
-      std::string name(field.name_string());
-      for (char& c : name) {
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      }
-      request.headers[name] = std::string(field.value());
-    }
-    request.body = std::move(message.body());
+    HttpRequest request = toHttpRequest(message);
 
     if (auto takeover = server_->takeovers.find(request.path);
         takeover != server_->takeovers.end()) {

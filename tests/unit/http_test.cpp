@@ -44,6 +44,28 @@ TEST(HttpTest, ServesRoutesAndRejectsGarbage) {
   server.stop();
 }
 
+TEST(HttpTest, ARequestIsReadAsTheServerReadsIt) {
+  auto request = parseHttpRequest(
+      "POST /quota%2Fx?role=eng%2Fweb&dry&a=1+2 HTTP/1.1\r\nHost: h\r\nX-Token: T\r\n"
+      "Content-Length: 4\r\n\r\nbodyEXTRA");
+  ASSERT_TRUE(request.ok()) << request.error();
+  EXPECT_EQ(request->method, "POST");
+  EXPECT_EQ(request->path, "/quota/x");
+  EXPECT_EQ(request->param("role"), "eng/web");
+  EXPECT_EQ(request->query.count("dry"), 1u);
+  EXPECT_EQ(request->param("a"), "1 2");
+  EXPECT_EQ(request->headers.at("x-token"), "T");
+  EXPECT_EQ(request->body, "body");
+
+  EXPECT_FALSE(parseHttpRequest("GET / HTTP/1.1\r\nHost").ok());                  // not whole
+  EXPECT_FALSE(parseHttpRequest("GARBAGE\r\n\r\n").ok());                        // not HTTP
+  EXPECT_FALSE(parseHttpRequest("POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n").ok());
+  std::string huge = "GET / HTTP/1.1\r\nX: " + std::string(20000, 'a') + "\r\n\r\n";
+  auto tooLarge = parseHttpRequest(huge);
+  ASSERT_FALSE(tooLarge.ok());
+  EXPECT_NE(tooLarge.error().find("header"), std::string::npos) << tooLarge.error();
+}
+
 TEST(HttpTest, ClientFailsCleanlyOnNoServerAndBadAddresses) {
   EXPECT_FALSE(httpGet("127.0.0.1:1", "/", milliseconds(500)).ok());
   EXPECT_FALSE(httpGet("no-port", "/").ok());
