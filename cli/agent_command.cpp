@@ -62,6 +62,7 @@ int agentCommand(int argc, const char* const* argv) {
   gpu::Options gpuOptions;
   Duration fakeTaskDuration = Duration::zero();
   DaemonFlags daemonFlags;
+  double httpRateLimit = 200;
   agent::AgentOptions options;
   Duration statusRetry = seconds(10);
 
@@ -144,6 +145,9 @@ int agentCommand(int argc, const char* const* argv) {
             "(0: the master's ping interval x (missed pings + 1), which it sends).");
   flags.add(&statusRetry, "status_update_retry_interval",
             "First retry interval of an unacknowledged status update (doubles up to 10mins).");
+  flags.add(&httpRateLimit, "http_rate_limit",
+            "HTTP requests a second each client address may make on average (twice as many at\n"
+            "once); beyond that it is answered 429 while others are served. 0: no limit.");
   daemonFlags.addTo(flags, "agent");
   int rc = parseFlags(flags, argc, argv);
   if (rc >= 0) {
@@ -381,6 +385,7 @@ int agentCommand(int argc, const char* const* argv) {
     return 1;
   }
   agent::addAgentRoutes(http, loop, agent, workDir, allowHostExec);
+  http.limitRate(httpRateLimit, 2 * httpRateLimit);
   http.serve();
   agent.start();
 

@@ -50,6 +50,7 @@ int masterCommand(int argc, const char* const* argv) {
   std::string registryKind;
   std::string workDir;
   DaemonFlags daemonFlags;
+  double httpRateLimit = 200;
   int maxMessageSize = static_cast<int>(kDefaultMaxMessageSize);
   master::MasterOptions options;
 
@@ -96,6 +97,9 @@ int masterCommand(int argc, const char* const* argv) {
             "alternatives ('|' between them).");
   flags.add(&maxMessageSize, "max_message_size",
             "Largest message (bytes) a peer may send; larger ones cut the connection.");
+  flags.add(&httpRateLimit, "http_rate_limit",
+            "HTTP requests a second each client address may make on average (twice as many at\n"
+            "once); beyond that it is answered 429 while others are served. 0: no limit.");
   daemonFlags.addTo(flags, "master");
   int rc = parseFlags(flags, argc, argv);
   if (rc >= 0) {
@@ -235,6 +239,7 @@ int masterCommand(int argc, const char* const* argv) {
   };
   httpContext.self = options.info;
   master::addMasterRoutes(http, loop, std::move(httpContext));
+  http.limitRate(httpRateLimit, 2 * httpRateLimit);
   http.serve();
 
   contender->contend(

@@ -75,6 +75,13 @@ class HttpServer {
   // Requests that could not be parsed, were too large, or timed out.
   uint64_t badRequests() const;
 
+  // Before serve(): each client address may make `perSecond` requests a second on average and
+  // `burst` at once; beyond that it is answered 429 (with Retry-After) while other clients are
+  // served. perSecond <= 0: no limit (the default).
+  void limitRate(double perSecond, double burst);
+  // Requests answered 429 by that limit.
+  uint64_t throttledRequests() const;
+
   struct Impl;  // Boost.Beast stays out of this header
 
  private:

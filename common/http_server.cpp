@@ -10,6 +10,7 @@
 
 #include "common/http.hpp"
 #include "common/http_message.hpp"
+#include "common/rate_limiter.hpp"
 #include "common/tcp_listen.hpp"
 
 namespace agora {
@@ -35,6 +36,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::map<std::string, HttpTakeover> takeovers;
   std::vector<std::pair<std::string, HttpHandler>> prefixes;
   std::atomic<uint64_t> badRequests{0};
+  std::atomic<uint64_t> throttled{0};
+  std::optional<RateLimiter> limiter;  // used on the server's thread only
   uint16_t port = 0;
   std::atomic<bool> running{false};
   // Live sessions (io thread only), so that stop() can close them: pending operations then
@@ -112,6 +115,22 @@ class Session : public std::enable_shared_from_this<Session> {
     version_ = message.version();
 
     HttpRequest request = toHttpRequest(message);
+    if (server_->limiter) {
+      beast::error_code ec;
+      auto peer = stream_.socket().remote_endpoint(ec);
+      std::string client = ec ? std::string("?") : peer.address().to_string();
+      if (!server_->limiter->allow(client, std::chrono::steady_clock::now())) {
+        ++server_->throttled;
+        LOG_EVERY_N(WARNING, 100) << "HTTP: too many requests from " << client
+                                  << "; answering 429 (" << server_->throttled.load()
+                                  << " so far)";
+        HttpResponse r = HttpResponse::error(429, "too many requests from " + client +
+                                                      "; slow down and retry");
+        r.headers.emplace_back("Retry-After", "1");
+        write(std::move(r));
+        return;
+      }
+    }
 
     if (auto takeover = server_->takeovers.find(request.path);
         takeover != server_->takeovers.end()) {
@@ -262,5 +281,15 @@ void HttpServer::stop() {
 uint16_t HttpServer::port() const { return impl_->port; }
 
 uint64_t HttpServer::badRequests() const { return impl_->badRequests.load(); }
+
+void HttpServer::limitRate(double perSecond, double burst) {
+  if (perSecond > 0) {
+    impl_->limiter.emplace(perSecond, std::max(1.0, burst));
+  } else {
+    impl_->limiter.reset();
+  }
+}
+
+uint64_t HttpServer::throttledRequests() const { return impl_->throttled.load(); }
 
 }  // namespace agora

@@ -4,12 +4,12 @@
 // undefined behaviour or a file written outside the store is a finding. Needs root, as
 // importing does (layers keep their owners; whiteouts are device nodes).
 
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "common/fs.hpp"
@@ -17,13 +17,19 @@
 
 namespace {
 
+std::string scratchDir;
+
+void removeScratch() { (void)agora::removeAll(scratchDir); }
+
+// A directory of this run's own, removed when the run ends.
 const std::string& scratch() {
-  static const std::string dir = [] {
+  if (scratchDir.empty()) {
     char name[] = "/tmp/agora-fuzz-oci-XXXXXX";
     if (::mkdtemp(name) == nullptr) ::abort();
-    return std::string(name);
-  }();
-  return dir;
+    scratchDir = name;
+    std::atexit(removeScratch);
+  }
+  return scratchDir;
 }
 
 }  // namespace

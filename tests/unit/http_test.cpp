@@ -44,6 +44,46 @@ TEST(HttpTest, ServesRoutesAndRejectsGarbage) {
   server.stop();
 }
 
+// The status a request from `source` gets.
+int statusFrom(const std::string& source, uint16_t port) {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  socket.open(boost::asio::ip::tcp::v4());
+  socket.bind({boost::asio::ip::make_address(source), 0});
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+  std::string request = "GET /hello HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+  boost::asio::write(socket, boost::asio::buffer(request));
+  std::string reply(64, '\0');
+  boost::system::error_code ec;
+  size_t n = socket.read_some(boost::asio::buffer(reply), ec);
+  reply.resize(n);
+  return reply.size() > 12 ? std::atoi(reply.substr(9, 3).c_str()) : 0;
+}
+
+TEST(HttpTest, AFloodFromOneClientIsThrottledWhileOthersAreServed) {
+  HttpServer server;
+  server.route("/hello", [](const HttpRequest&, HttpResponder respond) {
+    respond(HttpResponse::text("hi"));
+  });
+  server.limitRate(1, 5);  // a burst of 5, then one a second
+  auto port = server.start("127.0.0.1", 0);
+  ASSERT_TRUE(port.ok()) << port.error();
+  int served = 0;
+  int throttled = 0;
+  for (int i = 0; i < 20; ++i) {
+    int status = statusFrom("127.0.0.1", *port);
+    served += status == 200;
+    throttled += status == 429;
+  }
+  EXPECT_GE(served, 5);
+  EXPECT_LE(served, 7);  // the burst, and what a second refills while the test runs
+  EXPECT_EQ(served + throttled, 20);
+  EXPECT_EQ(server.throttledRequests(), static_cast<uint64_t>(throttled));
+  // Another client is served meanwhile.
+  EXPECT_EQ(statusFrom("127.0.0.2", *port), 200);
+  server.stop();
+}
+
 TEST(HttpTest, ARequestIsReadAsTheServerReadsIt) {
   auto request = parseHttpRequest(
       "POST /quota%2Fx?role=eng%2Fweb&dry&a=1+2 HTTP/1.1\r\nHost: h\r\nX-Token: T\r\n"
