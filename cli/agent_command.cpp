@@ -385,6 +385,9 @@ int agentCommand(int argc, const char* const* argv) {
     return 1;
   }
   agent::addAgentRoutes(http, loop, agent, workDir, allowHostExec);
+  LOG(WARNING) << "UNAUTHENTICATED: this agent's HTTP API (files, exec, port-forward) and its "
+                  "connection to the master are neither authenticated nor encrypted yet: keep "
+                  "--ip on an address only trusted machines reach (docs/SECURITY.md)";
   http.limitRate(httpRateLimit, 2 * httpRateLimit);
   http.serve();
   agent.start();

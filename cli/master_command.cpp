@@ -278,6 +278,9 @@ int masterCommand(int argc, const char* const* argv) {
     loop.stop();
   });
 
+  LOG(WARNING) << "UNAUTHENTICATED: this master's protocol port and HTTP API admit anyone who "
+                  "can reach them (no CURVE keys, no TLS, no tokens yet): keep --ip on an "
+                  "address only trusted machines reach (docs/SECURITY.md)";
   LOG(INFO) << "Master " << options.info.id() << " HTTP API at http://" << ip << ":" << *httpPort
             << (zkUrl ? " (contending through " + zk + ")" : "");
   writeInfoFile(daemonFlags.infoFile, {{"pid", ::getpid()},
