@@ -93,6 +93,8 @@ Result<std::pair<std::string, uint16_t>> splitHostPort(const std::string& addres
 
 std::string urlEncode(const std::string& s);
 std::string urlDecode(const std::string& s);
+// A query string ("a=1&b=x%20y&flag") into decoded parameters; a name without '=' maps to "".
+void parseQuery(const std::string& query, std::map<std::string, std::string>* out);
 
 // One request read from `bytes` as the server reads it from a connection, its limits
 // included: an error for what the server answers 400 or 413 to, or if the request is not

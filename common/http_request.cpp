@@ -4,8 +4,6 @@
 
 namespace agora {
 
-namespace {
-
 void parseQuery(const std::string& query, std::map<std::string, std::string>* out) {
   size_t pos = 0;
   while (pos <= query.size()) {
@@ -25,8 +23,6 @@ void parseQuery(const std::string& query, std::map<std::string, std::string>* ou
     pos = amp + 1;
   }
 }
-
-}  // namespace
 
 HttpRequest toHttpRequest(HttpMessage& message) {
   HttpRequest request;

@@ -38,24 +38,6 @@ std::string lower(std::string s) {
   return s;
 }
 
-void parseQuery(const std::string& query, std::map<std::string, std::string>* out) {
-  size_t pos = 0;
-  while (pos <= query.size()) {
-    size_t amp = query.find('&', pos);
-    if (amp == std::string::npos) {
-      amp = query.size();
-    }
-    std::string pair = query.substr(pos, amp - pos);
-    if (!pair.empty()) {
-      size_t eq = pair.find('=');
-      std::string name = urlDecode(pair.substr(0, eq));
-      std::string value = eq == std::string::npos ? "" : urlDecode(pair.substr(eq + 1));
-      (*out)[name] = value;
-    }
-    pos = amp + 1;
-  }
-}
-
 std::string head(int status, const std::string& contentType,
                  const std::vector<std::pair<std::string, std::string>>& headers,
                  bool keepAlive) {
