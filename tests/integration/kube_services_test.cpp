@@ -258,14 +258,18 @@ TEST(KubeServicesTest, PodsResolveServicesByNameThroughTheClusterDns) {
            {"image", "test/busybox:1"},
            {"command",
             {"/bin/sh", "-c",
-             "grep -q 'nameserver " + nameserver + "' /etc/resolv.conf && "
+             // The names are tried for up to 10 s: the service proxy's rules for a new
+             // Service's address follow the API within a sync or two, later on a loaded machine.
+             "set -x; grep -q 'nameserver " + nameserver + "' /etc/resolv.conf && "
              "grep -q 'search default.svc.cluster.local svc.cluster.local cluster.local' "
              "/etc/resolv.conf && "
+             "for i in 1 2 3 4 5 6 7 8 9 10; do "
              "nslookup backend.default.svc.cluster.local | grep -q Address && "
              "wget -qO- http://backend.default.svc.cluster.local/ | grep -q backend- && "
-             "wget -qO- http://backend/ | grep -q backend-"}}}}}}}};
+             "wget -qO- http://backend/ | grep -q backend- && exit 0; sleep 1; done; exit 1"}}}}}}}};
   std::string file = k.home() + "/client.json";
-  EXPECT_EQ(runToEnd(k, pod, file), "Succeeded") << k.kubectl({"describe", "pod", "client"}).output;
+  EXPECT_EQ(runToEnd(k, pod, file), "Succeeded") << k.kubectl({"describe", "pod", "client"}).output
+                                                 << k.kubectl({"logs", "client"}).output;
 
   // From the host too, through the kube-dns Service's address.
   std::string query = "busybox nslookup backend.default.svc.cluster.local " + nameserver;
