@@ -1,5 +1,10 @@
 // agora: one binary for the whole cluster. See `agora --help`.
 
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -75,6 +80,17 @@ int main(int argc, char** argv) {
   if (argc < 2) {
     usage(std::cerr);
     return 2;
+  }
+  if (const char* supervisor = std::getenv("AGORA_SUPERVISOR_PID")) {
+    // Run by `agora supervise`: SIGTERM when it dies, and not at all if it already has.
+    // What this process starts in turn is not supervised.
+    pid_t expected = static_cast<pid_t>(std::atoi(supervisor));
+    ::unsetenv("AGORA_SUPERVISOR_PID");
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != expected) {
+      std::cerr << "agora: its supervisor (pid " << expected << ") is gone; not starting\n";
+      return 1;
+    }
   }
   std::string verb = argv[1];
   if (verb == "--help" || verb == "-h" || verb == "help") {

@@ -1,7 +1,8 @@
 // agora supervise -- COMMAND...: keeps one process running. It restarts the command when it
 // exits (after 1s, doubling to 30s while it keeps failing quickly), and stops it on SIGTERM or
 // SIGINT. `agora up --ha` runs each master under it: a master that loses leadership exits, and
-// comes back as a contender.
+// comes back as a contender. An agora command it runs is stopped (SIGTERM) if the supervisor
+// itself dies.
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -50,6 +51,9 @@ int superviseCommand(int argc, const char* const* argv) {
     SpawnOptions spawn;
     spawn.argv = command;
     spawn.env = currentEnvironment();
+    // An agora command under supervision goes with its supervisor (cli/main.cpp) instead of
+    // running on as an orphan that nothing restarts or stops.
+    spawn.env["AGORA_SUPERVISOR_PID"] = std::to_string(::getpid());
     spawn.stdinPath = "/dev/null";
     auto started = std::chrono::steady_clock::now();
     auto pid = spawnProcess(spawn);

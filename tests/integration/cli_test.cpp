@@ -313,5 +313,38 @@ TEST(CliTest, RolesWeightsAndQuota) {
   EXPECT_FALSE(contains(r.output, "huge")) << r.output;
 }
 
+TEST(CliTest, ASupervisedCommandGoesWithItsSupervisor) {
+  TempDir dir;
+  SpawnOptions spawn;
+  spawn.argv = {AGORA_BINARY, "supervise", "--", AGORA_BINARY, "master", "--ip=127.0.0.1",
+                "--port=0", "--work_dir=" + dir.path()};
+  spawn.env = currentEnvironment();
+  spawn.stdoutPath = dir.path() + "/out";
+  spawn.stderrPath = dir.path() + "/out";
+  auto supervisor = spawnProcess(spawn);
+  ASSERT_TRUE(supervisor.ok()) << supervisor.error();
+  pid_t master = 0;
+  auto childOf = [](pid_t parent) {
+    for (const ProcessInfo& p : listProcesses()) {
+      if (p.parent == parent && p.state != 'Z') return p.pid;
+    }
+    return pid_t{0};
+  };
+  EXPECT_TRUE(waitUntil([&] { return (master = childOf(*supervisor)) > 0; }, seconds(10)));
+  // The supervisor dies without a word: the master must not run on as an orphan.
+  ::kill(*supervisor, SIGKILL);
+  ::waitpid(*supervisor, nullptr, 0);
+  ASSERT_GT(master, 0);
+  auto running = [master] {
+    for (const ProcessInfo& p : listProcesses()) {
+      if (p.pid == master) return p.state != 'Z';
+    }
+    return false;
+  };
+  EXPECT_TRUE(waitUntil([&] { return !running(); }, seconds(10)))
+      << readFile(dir.path() + "/out").value_or("");
+  if (running()) ::kill(master, SIGKILL);
+}
+
 }  // namespace
 }  // namespace agora::testing
