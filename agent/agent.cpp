@@ -131,15 +131,13 @@ void Agent::detect() {
 void Agent::registerWithMaster() {
   Envelope envelope;
   AgentCall* call = envelope.mutable_agent_call();
-  call->set_agent_id(agentId_);
+  AgentCall::Reregister* reg = nullptr;
+  int lentTasks = 0;
   if (agentId_.empty()) {
-    auto* reg = call->mutable_register_();
-    *reg->mutable_agent_info() = options_.info;
-    reg->set_version(AGORA_VERSION);
-    ++counters_.registrations;
-    master_.send("master", envelope);
+    *call->mutable_register_()->mutable_agent_info() = options_.info;
+    call->mutable_register_()->set_version(AGORA_VERSION);
   } else {
-    auto* reg = call->mutable_reregister();
+    reg = call->mutable_reregister();
     *reg->mutable_agent_info() = options_.info;
     reg->mutable_agent_info()->set_id(agentId_);
     reg->set_version(AGORA_VERSION);
@@ -159,7 +157,7 @@ void Agent::registerWithMaster() {
         }
       }
     }
-    const int lentTasks = reg->tasks_size();
+    lentTasks = reg->tasks_size();
     // Tasks whose executor is gone but whose final updates are still on their way.
     statusUpdates_.forEachStream([&](const std::string& frameworkId, const std::string& taskId,
                                      const TaskStatus& head, TaskState latest) {
@@ -173,8 +171,10 @@ void Agent::registerWithMaster() {
       task->set_agent_id(agentId_);
       task->set_state(latest);
     });
-    ++counters_.registrations;
-    master_.send("master", envelope);
+  }
+  ++counters_.registrations;
+  sendToMaster(envelope);
+  if (reg != nullptr) {
     while (reg->tasks_size() > lentTasks) {
       reg->mutable_tasks()->RemoveLast();
     }
@@ -272,6 +272,10 @@ void Agent::lostMaster(const std::string& why) {
 void Agent::sendToMaster(AgentCall call) {
   Envelope envelope;
   *envelope.mutable_agent_call() = std::move(call);
+  sendToMaster(envelope);
+}
+
+void Agent::sendToMaster(Envelope& envelope) {
   envelope.mutable_agent_call()->set_agent_id(agentId_);
   master_.send("master", envelope);
 }

@@ -176,6 +176,8 @@ class Agent {
   void lostMaster(const std::string& why);
   void leaderChanged(const MasterInfo& leader);
   void sendToMaster(AgentCall call);
+  // An agent call already in its envelope (given this agent's id here).
+  void sendToMaster(Envelope& envelope);
   bool forwardStatusUpdate(const std::string& frameworkId, const TaskStatus& status,
                            TaskState latest);
 

@@ -19,7 +19,8 @@ inline constexpr uint32_t kMaxRequestHeader = 16 * 1024;
 using HttpMessage = boost::beast::http::request<boost::beast::http::string_body>;
 
 // What a handler sees of a request the parser read: the path decoded, the query split into
-// decoded parameters, the header names in lower case. The body is moved out of `message`.
+// decoded parameters, the header names in lower case (a repeated header's values joined with
+// ","). The body is moved out of `message`.
 HttpRequest toHttpRequest(HttpMessage& message);
 
 }  // namespace agora

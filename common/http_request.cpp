@@ -38,7 +38,11 @@ HttpRequest toHttpRequest(HttpMessage& message) {
     for (char& c : name) {
       c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
-    request.headers[name] = std::string(field.value());
+    // A header sent more than once is one comma-separated list (RFC 9110, 5.3).
+    auto [it, added] = request.headers.emplace(name, std::string(field.value()));
+    if (!added) {
+      it->second += "," + std::string(field.value());
+    }
   }
   request.body = std::move(message.body());
   return request;

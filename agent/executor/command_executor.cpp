@@ -348,21 +348,21 @@ void CommandExecutor::start(ExecutorDriver* driver, Running& running) {
     spawn.env["AGORA_SANDBOX"] = kRootfsSandbox;
   } else {
     // The task runs confined (isolators/confine.hpp), as its framework's user; the executor
-    // stays the agent's.
+    // stays the agent's. The framework's files go over the host's in a mount namespace of the
+    // task's own (as root, before it becomes its user): enter-mounts then confines it too, or
+    // the confine helper alone does.
     spawn.argv = asTaskUser(std::move(spawn.argv));
-    spawn.argv.insert(spawn.argv.begin(), {selfExecutable(), "executor", "confine", "--"});
-    // The framework's files over the host's, in a mount namespace of the task's own (as root,
-    // before it becomes its user).
     std::vector<std::string> mounts = writeFiles(task);
-    if (!mounts.empty() && ::geteuid() == 0) {
-      std::vector<std::string> enter = {selfExecutable(), "executor", "enter-mounts"};
-      enter.insert(enter.end(), mounts.begin(), mounts.end());
-      enter.push_back("--");
-      enter.insert(enter.end(), spawn.argv.begin(), spawn.argv.end());
-      spawn.argv = std::move(enter);
-    } else if (!mounts.empty()) {
+    if (!mounts.empty() && ::geteuid() != 0) {
       LOG(WARNING) << "Task " << task.task_id() << ": its files need root; it sees the host's";
+      mounts.clear();
     }
+    std::vector<std::string> enter = {selfExecutable(), "executor",
+                                      mounts.empty() ? "confine" : "enter-mounts"};
+    enter.insert(enter.end(), mounts.begin(), mounts.end());
+    enter.push_back("--");
+    enter.insert(enter.end(), spawn.argv.begin(), spawn.argv.end());
+    spawn.argv = std::move(enter);
   }
   if (taskCgroups_ != nullptr) {
     // Its own cgroups, entered before anything of it runs.

@@ -289,6 +289,11 @@ int runWithMounts(const std::vector<std::string>& args) {
     check(::mount(source.c_str(), target.c_str(), nullptr, MS_BIND, nullptr),
           "mount " + source + " over " + target);
   }
+  // Confined while still root, as enter-rootfs does (argv is setpriv, which keeps its
+  // setuid and setgid).
+  if (Status confined = isolators::confineProcess(); !confined) {
+    fail(confined.error());
+  }
   std::vector<char*> raw;
   for (auto& a : argv) raw.push_back(a.data());
   raw.push_back(nullptr);

@@ -27,7 +27,7 @@ int runInRootfs(const std::vector<std::string>& args);
 
 // A task on the host's filesystem with files of its framework's over some of the host's (an
 // /etc/resolv.conf): in a mount namespace of its own, each file bind-mounted over its target,
-// then argv. args: --file=SOURCE:TARGET ... -- argv...
+// then argv, confined (isolators/confine.hpp). args: --file=SOURCE:TARGET ... -- argv...
 int runWithMounts(const std::vector<std::string>& args);
 
 }  // namespace agora::agent

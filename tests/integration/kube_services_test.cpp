@@ -258,25 +258,37 @@ TEST(KubeServicesTest, PodsResolveServicesByNameThroughTheClusterDns) {
            {"image", "test/busybox:1"},
            {"command",
             {"/bin/sh", "-c",
-             // The names are tried for up to 10 s: the service proxy's rules for a new
-             // Service's address follow the API within a sync or two, later on a loaded machine.
              "set -x; grep -q 'nameserver " + nameserver + "' /etc/resolv.conf && "
              "grep -q 'search default.svc.cluster.local svc.cluster.local cluster.local' "
              "/etc/resolv.conf && "
-             "for i in 1 2 3 4 5 6 7 8 9 10; do "
              "nslookup backend.default.svc.cluster.local | grep -q Address && "
              "wget -qO- http://backend.default.svc.cluster.local/ | grep -q backend- && "
-             "wget -qO- http://backend/ | grep -q backend- && exit 0; sleep 1; done; exit 1"}}}}}}}};
+             "wget -qO- http://backend/ | grep -q backend-"}}}}}}}};
+  // The service proxy's rules for the new Services' addresses follow the API within a sync or
+  // two, later on a loaded machine: the pod starts once the backend and the cluster's DNS
+  // answer at their Service addresses.
+  std::string backendIP = k.json({"get", "svc", "backend"})["spec"].value("clusterIP", "");
+  std::string query = "busybox nslookup backend.default.svc.cluster.local " + nameserver;
+  std::string answered;
+  std::string looked;
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        answered = fetch(backendIP + ":80");
+        looked = runCommand({"/bin/sh", "-c", query}, seconds(5)).output;
+        return answered.find("backend-") != std::string::npos &&
+               looked.find(backendIP) != std::string::npos;
+      },
+      seconds(30)))
+      << "the backend answered '" << answered << "'; the DNS: " << looked;
   std::string file = k.home() + "/client.json";
   EXPECT_EQ(runToEnd(k, pod, file), "Succeeded") << k.kubectl({"describe", "pod", "client"}).output
                                                  << k.kubectl({"logs", "client"}).output;
 
   // From the host too, through the kube-dns Service's address.
-  std::string query = "busybox nslookup backend.default.svc.cluster.local " + nameserver;
-  CommandResult looked = runCommand({"/bin/sh", "-c", query}, seconds(10));
-  EXPECT_NE(looked.output.find(k.json({"get", "svc", "backend"})["spec"].value("clusterIP", "-")),
+  CommandResult lookedUp = runCommand({"/bin/sh", "-c", query}, seconds(10));
+  EXPECT_NE(lookedUp.output.find(k.json({"get", "svc", "backend"})["spec"].value("clusterIP", "-")),
             std::string::npos)
-      << looked.output;
+      << lookedUp.output;
 }
 
 TEST(KubeServicesTest, ConfigMapsAndSecretsAreFilesInPods) {

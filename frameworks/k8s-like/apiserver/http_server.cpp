@@ -14,6 +14,7 @@
 #include <boost/beast/ssl.hpp>
 #include <glog/logging.h>
 
+#include "common/http_message.hpp"
 #include "common/tcp_listen.hpp"
 
 namespace agora::kube {
@@ -30,13 +31,6 @@ constexpr size_t kMaxBody = 3 * 1024 * 1024;  // kube-apiserver's limit on a req
 constexpr uint32_t kMaxHeader = 64 * 1024;
 constexpr auto kIdleTimeout = std::chrono::seconds(120);
 constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
-
-std::string lower(std::string s) {
-  for (char& c : s) {
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  }
-  return s;
-}
 
 std::string head(int status, const std::string& contentType,
                  const std::vector<std::pair<std::string, std::string>>& headers,
@@ -257,22 +251,7 @@ class Session final : public SessionBase {
     }
     auto& message = parser_->get();
     keepAlive_ = message.keep_alive();
-    HttpRequest request;
-    request.method = std::string(message.method_string());
-    request.target = std::string(message.target());
-    size_t q = request.target.find('?');
-    request.path = urlDecode(request.target.substr(0, q));
-    if (q != std::string::npos) {
-      parseQuery(request.target.substr(q + 1), &request.query);
-    }
-    for (const auto& field : message) {
-      std::string name = lower(std::string(field.name_string()));
-      auto [it, added] = request.headers.emplace(name, std::string(field.value()));
-      if (!added) {
-        it->second += "," + std::string(field.value());
-      }
-    }
-    request.body = std::move(message.body());
+    HttpRequest request = toHttpRequest(message);
     state_ = kAnswering;
     ++current_;
     server_->handler(std::move(request), makeExchange());
