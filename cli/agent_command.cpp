@@ -22,6 +22,7 @@
 #include "isolators/gpu.hpp"
 #include "cli/commands.hpp"
 #include "cli/daemon.hpp"
+#include "common/curve.hpp"
 #include "common/event_loop.hpp"
 #include "common/fs.hpp"
 #include "common/ids.hpp"
@@ -148,10 +149,28 @@ int agentCommand(int argc, const char* const* argv) {
   flags.add(&httpRateLimit, "http_rate_limit",
             "HTTP requests a second each client address may make on average (twice as many at\n"
             "once); beyond that it is answered 429 while others are served. 0: no limit.");
+  std::string credentialsPath;
+  flags.add(&credentialsPath, "credentials",
+            "CURVE credentials (JSON: this agent's principal and key pair, and the master's\n"
+            "public key, which it pins; `agora up` writes them) for a master that requires them.");
   daemonFlags.addTo(flags, "agent");
   int rc = parseFlags(flags, argc, argv);
   if (rc >= 0) {
     return rc;
+  }
+  std::optional<Credentials> credentials;
+  if (!credentialsPath.empty()) {
+    auto loaded = loadCredentials(credentialsPath);
+    if (!loaded) {
+      std::cerr << "agora agent: --credentials: " << loaded.error() << "\n";
+      return 2;
+    }
+    if (loaded->isServer()) {
+      std::cerr << "agora agent: --credentials: " << credentialsPath
+                << " are a master's (they list clients); an agent needs its own\n";
+      return 2;
+    }
+    credentials = std::move(loaded).value();
   }
   if (!zk.empty()) {
     masterAddress = zk;
@@ -314,6 +333,9 @@ int agentCommand(int argc, const char* const* argv) {
   options.statusUpdates.retryMax = std::max<Duration>(statusRetry, minutes(10));
 
   ZmqDealer masterLink(context, loop, "A-" + uuidString(), kDefaultMaxMessageSize);
+  if (credentials) {
+    masterLink.useCurve(*credentials);
+  }
   auto detector = createMasterDetector(loop, masterAddress, zkSessionTimeout);
   if (!detector) {
     std::cerr << "agora agent: --master: " << detector.error() << "\n";
@@ -385,9 +407,16 @@ int agentCommand(int argc, const char* const* argv) {
     return 1;
   }
   agent::addAgentRoutes(http, loop, agent, workDir, allowHostExec);
-  LOG(WARNING) << "UNAUTHENTICATED: this agent's HTTP API (files, exec, port-forward) and its "
-                  "connection to the master are neither authenticated nor encrypted yet: keep "
-                  "--ip on an address only trusted machines reach (docs/SECURITY.md)";
+  if (credentials) {
+    LOG(INFO) << "Connecting to the master with CURVE as principal '" << credentials->principal
+              << "'";
+  } else {
+    LOG(WARNING) << "UNAUTHENTICATED: this agent's connection to the master is neither "
+                    "authenticated nor encrypted (no --credentials)";
+  }
+  LOG(WARNING) << "UNAUTHENTICATED: this agent's HTTP API (files, exec, port-forward) has no "
+                  "TLS and no tokens yet: keep --ip on an address only trusted machines reach "
+                  "(docs/SECURITY.md)";
   http.limitRate(httpRateLimit, 2 * httpRateLimit);
   http.serve();
   agent.start();

@@ -98,6 +98,10 @@ int kubeCommand(int argc, const char* const* argv) {
   flags.add(&master, "master",
             "The master's HTTP address (host:port) or zk:// URL. Without it, only the API\n"
             "server and the controllers run: pods stay Pending.");
+  std::string credentials;
+  flags.add(&credentials, "credentials",
+            "CURVE credentials (JSON: the framework's principal and key pair, and the master's\n"
+            "public key) for a master that requires them.");
   flags.add(&role, "role", "The role the framework's resources are offered to.");
   flags.add(&serviceCidr, "service_cidr", "Where Services' ClusterIPs come from.");
   flags.add(&nodePortRange, "service_node_port_range", "Where NodePorts come from.");
@@ -274,6 +278,7 @@ int kubeCommand(int argc, const char* const* argv) {
   if (!master.empty()) {
     kube::KubeFrameworkOptions frameworkOptions;
     frameworkOptions.master = master;
+    frameworkOptions.credentials = credentials;
     frameworkOptions.role = role;
     frameworkOptions.dataDir = dataDir;
     frameworkOptions.scheduler.podCidr = podCidr;

@@ -11,6 +11,8 @@
 
 #include "cli/commands.hpp"
 #include "cli/daemon.hpp"
+#include "common/acls.hpp"
+#include "common/curve.hpp"
 #include "common/detector.hpp"
 #include "common/event_loop.hpp"
 #include "common/fs.hpp"
@@ -100,6 +102,17 @@ int masterCommand(int argc, const char* const* argv) {
   flags.add(&httpRateLimit, "http_rate_limit",
             "HTTP requests a second each client address may make on average (twice as many at\n"
             "once); beyond that it is answered 429 while others are served. 0: no limit.");
+  std::string credentialsPath;
+  flags.add(&credentialsPath, "credentials",
+            "CURVE credentials (JSON: the master's key pair and the 'clients' it admits, each a\n"
+            "principal and its public key; `agora up` writes them). With them, the protocol\n"
+            "port is encrypted and only listed clients connect, each as its principal.");
+  std::string aclsPath;
+  flags.add(&aclsPath, "acls",
+            "ACLs (JSON or YAML; docs/SECURITY.md): which principals may register agents,\n"
+            "register frameworks in which roles, run tasks as which users, reserve, create\n"
+            "volumes, set quota and weights, drain, read state. Given, what no rule allows is\n"
+            "refused.");
   daemonFlags.addTo(flags, "master");
   int rc = parseFlags(flags, argc, argv);
   if (rc >= 0) {
@@ -116,6 +129,29 @@ int masterCommand(int argc, const char* const* argv) {
     return 2;
   } else {
     allocatorOptions.minAllocatable = *parsed;
+  }
+  std::optional<Credentials> credentials;
+  if (!credentialsPath.empty()) {
+    auto loaded = loadCredentials(credentialsPath);
+    if (!loaded) {
+      std::cerr << "agora master: --credentials: " << loaded.error() << "\n";
+      return 2;
+    }
+    if (!loaded->isServer()) {
+      std::cerr << "agora master: --credentials: " << credentialsPath
+                << " are a client's; a master's list the 'clients' it admits\n";
+      return 2;
+    }
+    credentials = std::move(loaded).value();
+    options.authenticated = true;
+  }
+  if (!aclsPath.empty()) {
+    auto acls = Acls::load(aclsPath);
+    if (!acls) {
+      std::cerr << "agora master: --acls: " << acls.error() << "\n";
+      return 2;
+    }
+    options.acls = std::move(acls).value();
   }
   if (maxMessageSize < 1024) {
     std::cerr << "agora master: --max_message_size must be at least 1024 bytes\n";
@@ -163,6 +199,12 @@ int masterCommand(int argc, const char* const* argv) {
   zmq::context_t context(2);
   EventLoop loop;
   ZmqRouter router(context, loop, static_cast<size_t>(maxMessageSize));
+  if (credentials) {
+    if (Status curve = router.useCurve(*credentials); !curve) {
+      std::cerr << "agora master: " << curve.error() << "\n";
+      return 1;
+    }
+  }
   auto endpoint = router.bind("tcp://" + ip + ":" +
                               (protocolPort == 0 ? std::string("*") : std::to_string(protocolPort)));
   if (!endpoint) {
@@ -278,9 +320,24 @@ int masterCommand(int argc, const char* const* argv) {
     loop.stop();
   });
 
-  LOG(WARNING) << "UNAUTHENTICATED: this master's protocol port and HTTP API admit anyone who "
-                  "can reach them (no CURVE keys, no TLS, no tokens yet): keep --ip on an "
-                  "address only trusted machines reach (docs/SECURITY.md)";
+  if (credentials) {
+    LOG(INFO) << "Protocol port: CURVE, admitting " << credentials->clients.size()
+              << " client keys";
+  } else {
+    LOG(WARNING) << "UNAUTHENTICATED: this master's protocol port admits anyone who can reach "
+                    "it, as any principal, unencrypted (no --credentials): keep --ip on an "
+                    "address only trusted machines reach (docs/SECURITY.md)";
+  }
+  if (options.acls.enabled()) {
+    LOG(INFO) << "ACLs from " << aclsPath
+              << (options.acls.permissive() ? " (permissive: what no rule refuses is allowed)"
+                                            : " (what no rule allows is refused)");
+    if (!credentials) {
+      LOG(WARNING) << "ACLs without --credentials: frameworks' principals are what they claim";
+    }
+  }
+  LOG(WARNING) << "UNAUTHENTICATED: this master's HTTP API has no TLS and no tokens yet: keep "
+                  "--ip on an address only trusted machines reach (docs/SECURITY.md)";
   LOG(INFO) << "Master " << options.info.id() << " HTTP API at http://" << ip << ":" << *httpPort
             << (zkUrl ? " (contending through " + zk + ")" : "");
   writeInfoFile(daemonFlags.infoFile, {{"pid", ::getpid()},

@@ -1,5 +1,7 @@
 #include "cli/profile.hpp"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 
@@ -93,6 +95,22 @@ std::vector<std::string> listProfiles() {
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+std::string credentialsDir(const std::string& profile) {
+  return profileDir(profile) + "/credentials";
+}
+
+std::string resolveCredentials(const std::string& flag, bool useProfile,
+                               const std::string& profile) {
+  if (!flag.empty()) {
+    return flag;
+  }
+  if (::getenv("AGORA_CREDENTIALS") != nullptr || !useProfile) {
+    return "";
+  }
+  std::string own = credentialsDir(profile) + "/operator.json";
+  return ::access(own.c_str(), R_OK) == 0 ? own : "";
 }
 
 Result<std::string> resolveMaster(const std::string& flag, const std::string& zk,

@@ -45,6 +45,14 @@ std::vector<std::string> listProfiles();
 Result<std::string> resolveMaster(const std::string& flag, const std::string& zk,
                                   const std::string& profile);
 
+// The CURVE credentials a CLI command that acts as a framework uses: `flag` when given, else
+// $AGORA_CREDENTIALS (left to the SDK), else, for the profile's own cluster (`useProfile`), the
+// profile's operator credentials when `agora up` made them. Empty: none.
+std::string resolveCredentials(const std::string& flag, bool useProfile,
+                               const std::string& profile);
+// Where `agora up` keeps a profile's credentials (and ACLs).
+std::string credentialsDir(const std::string& profile);
+
 // The leading master's /state, found as resolveMaster says (following a follower to the
 // leader); prints why not as "agora VERB: ..." and returns 1 then, -1 on success.
 int leaderState(const std::string& verb, const std::string& master, const std::string& zk,

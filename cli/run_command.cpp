@@ -282,6 +282,10 @@ int runCommand(int argc, const char* const* argv) {
   flags.add(&master, "master", "The master's HTTP address (default: the profile's master).");
   flags.add(&zk, "zk", "Follow the leader elected in ZooKeeper, e.g. zk://host:2181/agora.");
   flags.add(&profile, "profile", "The local cluster to use when --master is not given.");
+  std::string credentials;
+  flags.add(&credentials, "credentials",
+            "CURVE credentials for the master (default: $AGORA_CREDENTIALS, else the profile's\n"
+            "operator credentials when --master is not given).");
   int rc = parseFlags(flags, argc, argv);
   if (rc >= 0) {
     return rc;
@@ -328,6 +332,7 @@ int runCommand(int argc, const char* const* argv) {
   scheduler.setImage(image);
   SchedulerDriverOptions options;
   options.masterTimeout = std::chrono::seconds(30);
+  options.credentials = resolveCredentials(credentials, master.empty() && zk.empty(), profile);
   SchedulerDriver driver(&scheduler, framework, *address, options);
 
   std::signal(SIGINT, [](int) { interrupted = true; });

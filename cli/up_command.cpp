@@ -1,6 +1,7 @@
 // agora up: a local cluster, minikube-style. A master (or, with --ha, a ZooKeeper server and
 // three masters, each kept running by `agora supervise`) and --agents agents.
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <iostream>
@@ -12,6 +13,7 @@
 #include "cli/daemon.hpp"
 #include "cli/local_cluster.hpp"
 #include "cli/profile.hpp"
+#include "common/curve.hpp"
 #include "common/detector.hpp"
 #include "common/fs.hpp"
 #include "common/http.hpp"
@@ -84,6 +86,56 @@ Status restartDeadAgents(Profile& profile, Duration timeout) {
   return changed ? saveProfile(profile) : Status();
 }
 
+// The profile's keys: the master's, and one key pair for each principal of the cluster
+// (agents, the kube framework, the operator's CLI), each pinning the master's public key; and
+// ACLs in which only agents register agents.
+Status writeProfileCredentials(const std::string& dir) {
+  if (Status made = makeDirectories(dir); !made) {
+    return made;
+  }
+  ::chmod(dir.c_str(), 0700);
+  Credentials master;
+  master.keys = generateCurveKeyPair();
+  for (const char* principal : {"agent", "kube", "operator"}) {
+    Credentials client;
+    client.principal = principal;
+    client.keys = generateCurveKeyPair();
+    client.serverKey = master.keys.publicKey;
+    master.clients[client.keys.publicKey] = principal;
+    if (Status saved = saveCredentials(dir + "/" + principal + ".json", client); !saved) {
+      return saved;
+    }
+  }
+  if (Status saved = saveCredentials(dir + "/master.json", master); !saved) {
+    return saved;
+  }
+  return writeFileAtomic(dir + "/acls.yaml", R"(# Who may do what on this cluster (docs/SECURITY.md), written by agora up. A request no
+# rule allows is refused. Principals are the keys' names in master.json; edit, then restart
+# the masters (agora stop; agora up).
+register_agents:
+  - principals: [agent]
+register_frameworks:
+  - principals: [kube, operator]
+    roles: [ANY]
+run_tasks:
+  - principals: [kube, operator]
+    users: [ANY]
+reserve_resources:
+  - principals: [kube, operator]
+create_volumes:
+  - principals: [kube, operator]
+# Operator API calls over HTTP: no tokens yet, so their principal is anonymous (ANY).
+set_quota:
+  - principals: [ANY]
+set_weights:
+  - principals: [ANY]
+drain_agents:
+  - principals: [ANY]
+view_state:
+  - principals: [ANY]
+)");
+}
+
 }  // namespace
 
 int upCommand(int argc, const char* const* argv) {
@@ -121,6 +173,11 @@ int upCommand(int argc, const char* const* argv) {
   flags.add(&isolation, "isolation",
             "The agents' --isolation. auto: cgroups (cpu, mem, pids) and pid, uts and ipc "
             "namespaces when running as root on a machine with cgroups; none: plain processes.");
+  bool authenticate = true;
+  flags.add(&authenticate, "authenticate",
+            "Generate CURVE keys for the master, agents, kube and the CLI (and ACLs) into the\n"
+            "profile: the protocol port is encrypted and admits only them. --noauthenticate\n"
+            "for an open cluster.");
   flags.add(&ha, "ha", "High availability: ZooKeeper and several masters, one elected leader.");
   flags.add(&masters, "masters", "With --ha: how many masters.");
   flags.add(&timeout, "timeout", "How long to wait for the cluster to come up.");
@@ -180,6 +237,16 @@ int upCommand(int argc, const char* const* argv) {
   };
 
   std::string masterAddress;  // what agents and the CLI are given
+  std::string keys = credentialsDir(profileName);
+  std::vector<std::string> masterSecurity;
+  if (authenticate) {
+    if (Status written = writeProfileCredentials(keys); !written) {
+      return fail("cannot write the profile's credentials: " + written.error());
+    }
+    masterSecurity = {"--credentials=" + keys + "/master.json", "--acls=" + keys + "/acls.yaml"};
+  } else {
+    (void)removeAll(keys);
+  }
   if (ha) {
     int zkPort = 0;
     auto zk = startZooKeeper(profile.dir + "/zookeeper", &zkPort, deadline);
@@ -201,12 +268,13 @@ int upCommand(int argc, const char* const* argv) {
       int httpPort = freeLoopbackPort();
       int protocolPort = freeLoopbackPort();
       master.http = ip + ":" + std::to_string(httpPort);
-      auto pid = startDaemon({self, "supervise", "--", self, "master", "--ip=" + ip,
-                              "--port=" + std::to_string(httpPort),
-                              "--protocol_port=" + std::to_string(protocolPort),
-                              "--zk=" + profile.zk, "--zk_session_timeout=5secs",
-                              "--agent_reregister_timeout=2mins"},
-                             master.log);
+      std::vector<std::string> args = {self, "supervise", "--", self, "master", "--ip=" + ip,
+                                       "--port=" + std::to_string(httpPort),
+                                       "--protocol_port=" + std::to_string(protocolPort),
+                                       "--zk=" + profile.zk, "--zk_session_timeout=5secs",
+                                       "--agent_reregister_timeout=2mins"};
+      args.insert(args.end(), masterSecurity.begin(), masterSecurity.end());
+      auto pid = startDaemon(args, master.log);
       if (!pid) {
         return fail(pid.error());
       }
@@ -222,9 +290,11 @@ int upCommand(int argc, const char* const* argv) {
       return fail(s.error());
     }
     (void)removeAll(master.dir + "/info.json");
-    auto pid = startDaemon({self, "master", "--ip=" + ip, "--port=" + std::to_string(port),
-                            "--work_dir=" + master.dir, "--info_file=" + master.dir + "/info.json"},
-                           master.log);
+    std::vector<std::string> args = {self, "master", "--ip=" + ip, "--port=" + std::to_string(port),
+                                     "--work_dir=" + master.dir,
+                                     "--info_file=" + master.dir + "/info.json"};
+    args.insert(args.end(), masterSecurity.begin(), masterSecurity.end());
+    auto pid = startDaemon(args, master.log);
     if (!pid) {
       return fail(pid.error());
     }
@@ -284,6 +354,9 @@ int upCommand(int argc, const char* const* argv) {
                                      "--info_file=" + agent.dir + "/info.json"};
     if (ha) {
       args.push_back("--zk_session_timeout=5secs");
+    }
+    if (authenticate) {
+      args.push_back("--credentials=" + keys + "/agent.json");
     }
     if (!agentResources.empty()) {
       args.push_back("--resources=" + agentResources);
@@ -348,6 +421,9 @@ int upCommand(int argc, const char* const* argv) {
           {"--service_node_port_range=", kubeNodePorts}};
       for (const auto& [flag, value] : network) {
         if (!value.empty()) args.push_back(flag + value);
+      }
+      if (authenticate) {
+        args.push_back("--credentials=" + keys + "/kube.json");
       }
       if (ha) {
         // Two instances on the profile's ZooKeeper, one leading. Both on the same address (only
@@ -415,6 +491,11 @@ int upCommand(int argc, const char* const* argv) {
   if (kube) {
     std::cout << "\nkubectl now uses context '" << kubeContext << "' (in " << kubeconfig
               << "):\n      kubectl get nodes;  kubectl apply -f examples/kube/deployment.yaml\n";
+  }
+  if (authenticate) {
+    std::cout << "\nThe protocol port admits only the keys in " << keys
+              << " (CURVE). Your own\nframeworks: export AGORA_CREDENTIALS=" << keys
+              << "/operator.json\n";
   }
   std::cout << "\nTry:  agora run --command='echo hello from $AGORA_TASK_ID' --count=3\n"
             << "      agora agents;  agora tasks;  agora status;  agora stop\n";

@@ -23,20 +23,28 @@ void configureCommon(zmq::socket_t& s, size_t maxMessageSize, int lingerMs) {
   s.set(zmq::sockopt::tcp_keepalive, 1);
 }
 
-// Reads one event from a socket monitor: its id, or nothing when no event is waiting.
-std::optional<uint16_t> readMonitorEvent(zmq::socket_t& monitor) {
+// One event from a socket monitor: its id and value (for a failed handshake, the protocol
+// error or the ZAP status code).
+struct MonitorEvent {
+  uint16_t id = 0;
+  uint32_t value = 0;
+};
+
+// Reads one event from a socket monitor, or nothing when no event is waiting.
+std::optional<MonitorEvent> readMonitorEvent(zmq::socket_t& monitor) {
   zmq::message_t event;
   if (!monitor.recv(event, zmq::recv_flags::dontwait)) {
     return std::nullopt;
   }
-  uint16_t id = 0;
-  if (event.size() >= sizeof(id)) {
-    memcpy(&id, event.data(), sizeof(id));
+  MonitorEvent e;
+  if (event.size() >= sizeof(e.id) + sizeof(e.value)) {
+    memcpy(&e.id, event.data(), sizeof(e.id));
+    memcpy(&e.value, static_cast<const char*>(event.data()) + sizeof(e.id), sizeof(e.value));
   }
   while (event.more()) {
     (void)monitor.recv(event, zmq::recv_flags::none);
   }
-  return id;
+  return e;
 }
 
 }  // namespace
@@ -45,8 +53,8 @@ std::optional<uint16_t> readMonitorEvent(zmq::socket_t& monitor) {
 // ZmqRouter
 
 ZmqRouter::ZmqRouter(zmq::context_t& context, EventLoop& loop, size_t maxMessageSize)
-    : loop_(loop), socket_(context, zmq::socket_type::router), monitor_(context,
-                                                                          zmq::socket_type::pair) {
+    : context_(context), loop_(loop), socket_(context, zmq::socket_type::router),
+      monitor_(context, zmq::socket_type::pair) {
   configureCommon(socket_, maxMessageSize, 0);
   socket_.set(zmq::sockopt::backlog, 4096);  // thousands of agents reconnect after a failover
   socket_.set(zmq::sockopt::router_mandatory, 1);
@@ -70,6 +78,21 @@ ZmqRouter::~ZmqRouter() {
   loop_.unwatchSocket(socket_.handle());
   loop_.unwatchSocket(monitor_.handle());
   zmq_socket_monitor(socket_.handle(), nullptr, 0);
+}
+
+Status ZmqRouter::useCurve(const Credentials& credentials) {
+  if (!credentials.isServer()) {
+    return Error("a CURVE server needs credentials that list the 'clients' it admits");
+  }
+  auto zap = ZapHandler::start(context_, credentials.clients);
+  if (!zap) {
+    return Error(zap.error());
+  }
+  zap_ = std::move(zap).value();
+  socket_.set(zmq::sockopt::curve_server, 1);
+  socket_.set(zmq::sockopt::curve_secretkey, credentials.keys.secretKey);
+  socket_.set(zmq::sockopt::zap_domain, "agora");
+  return ok();
 }
 
 Result<std::string> ZmqRouter::bind(const std::string& endpoint) {
@@ -132,6 +155,13 @@ void ZmqRouter::onReadable() {
                                 << envelope.error();
       continue;
     }
+    // Only the transport says who sent a message: what a peer wrote there is overwritten.
+    if (zap_) {
+      const char* principal = zmq_msg_gets(payload.handle(), "User-Id");
+      envelope->set_authenticated_principal(principal != nullptr ? principal : "");
+    } else {
+      envelope->clear_authenticated_principal();
+    }
     ++stats_.received;
     if (handler_) {
       handler_(identity.to_string(), std::move(envelope).value());
@@ -140,9 +170,18 @@ void ZmqRouter::onReadable() {
 }
 
 void ZmqRouter::onMonitorEvent() {
-  while (std::optional<uint16_t> id = readMonitorEvent(monitor_)) {
-    if (*id == ZMQ_EVENT_DISCONNECTED) {
+  while (std::optional<MonitorEvent> event = readMonitorEvent(monitor_)) {
+    uint16_t id = event->id;
+    if (id == ZMQ_EVENT_DISCONNECTED) {
       ++stats_.disconnects;
+    } else if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+      ++stats_.authFailures;  // the ZAP handler logs who and why
+    } else if (zap_ && id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+      // A peer without CURVE keys (or with a key for another master) speaking to a CURVE
+      // port fails here, as does garbage.
+      ++stats_.authFailures;
+      LOG_EVERY_N(WARNING, 100) << "A connection failed the CURVE handshake (no keys, the "
+                                   "wrong master key, or not a peer)";
     } else {
       ++stats_.handshakeFailures;
       LOG_EVERY_N(WARNING, 100) << "A connection failed the ZeroMQ handshake (not a peer)";
@@ -178,6 +217,11 @@ Result<std::unique_ptr<zmq::socket_t>> ZmqDealer::openSocket(const std::string& 
   // A peer's last words (a teardown, a final status update) get a moment to leave.
   configureCommon(*socket, maxMessageSize_, 1000);
   socket->set(zmq::sockopt::routing_id, identity_);
+  if (curve_) {
+    socket->set(zmq::sockopt::curve_serverkey, curve_->serverKey);
+    socket->set(zmq::sockopt::curve_publickey, curve_->keys.publicKey);
+    socket->set(zmq::sockopt::curve_secretkey, curve_->keys.secretKey);
+  }
   socket->set(zmq::sockopt::reconnect_ivl, 100);
   socket->set(zmq::sockopt::reconnect_ivl_max, 2000);
   try {
@@ -233,11 +277,15 @@ Status ZmqDealer::connect(const std::string& endpoint) {
   socket_ = std::move(socket);
   endpoint_ = endpoint;
   loop_.watchSocket(socket_->handle(), [this] { onReadable(); });
-  if (connectionHandler_) {
+  if (connectionHandler_ || curve_) {
     static std::atomic<uint64_t> monitors{0};
     std::string monitorEndpoint = "inproc://agora-dealer-monitor-" + std::to_string(monitors++);
-    zmq_socket_monitor(socket_->handle(), monitorEndpoint.c_str(),
-                       ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED);
+    int events = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+    if (connectionHandler_) {
+      events |= ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED;
+    }
+    zmq_socket_monitor(socket_->handle(), monitorEndpoint.c_str(), events);
     monitor_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pair);
     monitor_->set(zmq::sockopt::linger, 0);
     monitor_->connect(monitorEndpoint);
@@ -248,15 +296,35 @@ Status ZmqDealer::connect(const std::string& endpoint) {
 
 void ZmqDealer::onMonitorEvent() {
   while (monitor_) {
-    std::optional<uint16_t> id = readMonitorEvent(*monitor_);
-    if (!id) {
+    std::optional<MonitorEvent> event = readMonitorEvent(*monitor_);
+    if (!event) {
       return;
     }
+    if (event->id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+      ++stats_.authFailures;
+      LOG_EVERY_N(ERROR, 10) << "The master at " << endpoint_ << " refused this peer's CURVE "
+                             << "credentials (ZAP status " << event->value
+                             << "): is its public key among the master's clients?";
+      continue;
+    }
+    if (event->id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+        event->id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+      ++stats_.authFailures;
+      LOG_EVERY_N(ERROR, 10)
+          << "The ZeroMQ handshake with " << endpoint_ << " failed"
+          << (curve_ ? " (does the master run with CURVE credentials whose public key is this "
+                       "peer's master_public_key?)"
+                     : " (does the master require CURVE credentials? give this peer a "
+                       "--credentials file)");
+      continue;
+    }
     uint64_t generation = generation_;
-    if (*id == ZMQ_EVENT_DISCONNECTED) {
+    if (event->id == ZMQ_EVENT_DISCONNECTED) {
       ++stats_.disconnects;
     }
-    connectionHandler_(*id == ZMQ_EVENT_CONNECTED);
+    if (connectionHandler_) {
+      connectionHandler_(event->id == ZMQ_EVENT_CONNECTED);
+    }
     if (generation != generation_) {
       return;  // the handler reconnected
     }

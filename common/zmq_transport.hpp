@@ -2,11 +2,13 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <zmq.hpp>
 
+#include "common/curve.hpp"
 #include "common/event_loop.hpp"
 #include "common/result.hpp"
 #include "common/transport.hpp"
@@ -23,6 +25,12 @@ class ZmqRouter final : public Transport {
   ZmqRouter(zmq::context_t& context, EventLoop& loop, size_t maxMessageSize);
   ~ZmqRouter() override;
 
+  // Makes this a CURVE server with `credentials` (a server's: its key pair and the clients it
+  // admits), before bind(): only known client keys complete a handshake, and each message is
+  // stamped with its sender's principal (Envelope.authenticated_principal). Starts the
+  // context's ZAP handler, so one such router per context.
+  Status useCurve(const Credentials& credentials);
+  bool curve() const { return zap_ != nullptr; }
   // Binds and returns the endpoint actually bound ("tcp://127.0.0.1:40123" for port 0).
   Result<std::string> bind(const std::string& endpoint);
   void setHandler(MessageHandler handler) { handler_ = std::move(handler); }
@@ -33,9 +41,11 @@ class ZmqRouter final : public Transport {
   void onReadable();
   void onMonitorEvent();
 
+  zmq::context_t& context_;
   EventLoop& loop_;
   zmq::socket_t socket_;
   zmq::socket_t monitor_;
+  std::unique_ptr<ZapHandler> zap_;
   MessageHandler handler_;
   TransportStats stats_;
   std::string buffer_;
@@ -51,6 +61,9 @@ class ZmqDealer final : public Transport {
   // Connects to `endpoint`, dropping any earlier connection and whatever was queued for it.
   // A standby connection to `endpoint` (below) becomes the connection, already established.
   Status connect(const std::string& endpoint);
+  // Connects as a CURVE client with `credentials` (a client's: its key pair and the master's
+  // public key, which a server must prove it holds). Set before connect().
+  void useCurve(const Credentials& credentials) { curve_ = credentials; }
   // Holds idle connections to `endpoints` (besides the one connect() chose), so that moving to
   // one of them later costs no TCP or ZMTP handshake: agents keep one to every standby master,
   // and a failover finds them connected. Standby connections to other endpoints are closed.
@@ -84,6 +97,7 @@ class ZmqDealer final : public Transport {
   std::unique_ptr<zmq::socket_t> monitor_;
   std::map<std::string, std::unique_ptr<zmq::socket_t>> standby_;  // by endpoint
   std::function<void(bool)> connectionHandler_;
+  std::optional<Credentials> curve_;
   uint64_t generation_ = 0;  // bumped whenever the socket is replaced
   std::string buffer_;  // reused for every send
   std::string endpoint_;

@@ -8,6 +8,7 @@
 #include "common/detector.hpp"
 #include "common/event_loop.hpp"
 #include "common/ids.hpp"
+#include "common/curve.hpp"
 #include "common/zmq_transport.hpp"
 
 namespace agora {
@@ -208,7 +209,8 @@ void SchedulerDriver::Impl::onEvent(Envelope&& envelope) {
           subscribe();
         }
       } else if (error.code() == ERROR_FRAMEWORK_REMOVED ||
-                 (error.code() == ERROR_INVALID && phase == Phase::kSubscribing)) {
+                 ((error.code() == ERROR_INVALID || error.code() == ERROR_UNAUTHORIZED) &&
+                  phase == Phase::kSubscribing)) {
         fail(error.message());
       } else {
         LOG(WARNING) << "Master refused a call: " << error.message();
@@ -319,6 +321,28 @@ DriverStatus SchedulerDriver::start() {
   Impl* impl = impl_.get();
   impl->link = std::make_unique<ZmqDealer>(impl->context, impl->loop, "S-" + uuidString(),
                                            kDefaultMaxMessageSize);
+  std::string credentialsPath = impl->options.credentials;
+  if (credentialsPath.empty()) {
+    const char* fromEnvironment = ::getenv("AGORA_CREDENTIALS");
+    credentialsPath = fromEnvironment != nullptr ? fromEnvironment : "";
+  }
+  if (!credentialsPath.empty()) {
+    auto credentials = loadCredentials(credentialsPath);
+    if (!credentials) {
+      LOG(ERROR) << "Scheduler driver: credentials: " << credentials.error();
+      impl->scheduler->error(this, "credentials: " + credentials.error());
+      impl->setStatus(DriverStatus::kAborted);
+      return DriverStatus::kAborted;
+    }
+    if (credentials->isServer()) {
+      std::string why = "credentials: " + credentialsPath +
+                        " are a master's (they list clients); a framework needs its own";
+      impl->scheduler->error(this, why);
+      impl->setStatus(DriverStatus::kAborted);
+      return DriverStatus::kAborted;
+    }
+    impl->link->useCurve(*credentials);
+  }
   impl->link->setHandler(
       [impl](const std::string&, Envelope&& envelope) { impl->onEvent(std::move(envelope)); });
   // A connection that dropped and came back may lead to a restarted master: subscribe again

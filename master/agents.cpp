@@ -27,17 +27,19 @@ Status validateAgentInfo(const AgentInfo& info) {
 
 }  // namespace
 
-void Master::handleAgentCall(const std::string& from, AgentCall& call) {
+void Master::handleAgentCall(const std::string& from, const std::string& principal,
+                             AgentCall& call) {
   if (call.has_register_()) {
-    registerAgent(from, call.register_());
+    registerAgent(from, principal, call.register_());
     return;
   }
   if (call.has_reregister()) {
-    reregisterAgent(from, call.agent_id(), *call.mutable_reregister());
+    reregisterAgent(from, principal, call.agent_id(), *call.mutable_reregister());
     return;
   }
   AgentEntry* agent = findAgent(call.agent_id());
-  if (agent == nullptr || agent->connection != from) {
+  // A peer with other credentials that took the agent's routing id over is not the agent.
+  if (agent == nullptr || agent->connection != from || agent->principal != principal) {
     ++metrics_.dropped["unknown_agent"];
     sendAgentError(from, ERROR_UNKNOWN_AGENT,
                    "agent '" + call.agent_id() + "' is not registered with master " +
@@ -107,7 +109,8 @@ void Master::sendAgentError(const std::string& to, ErrorCode code, const std::st
   transport_.send(to, envelope);
 }
 
-void Master::registerAgent(const std::string& from, const AgentCall::Register& reg) {
+void Master::registerAgent(const std::string& from, const std::string& principal,
+                           const AgentCall::Register& reg) {
   auto known = agentByConnection_.find(from);
   if (known != agentByConnection_.end()) {
     if (AgentEntry* agent = findAgent(known->second)) {
@@ -124,6 +127,15 @@ void Master::registerAgent(const std::string& from, const AgentCall::Register& r
     sendAgentError(from, ERROR_INVALID, "registration refused: " + valid.error());
     return;
   }
+  if (!authorized(AclAction::kRegisterAgents, principal, "",
+                  "agent at " + reg.agent_info().hostname())) {
+    sendAgentError(from, ERROR_UNAUTHORIZED,
+                   "registration refused: the ACLs do not let " +
+                       (principal.empty() ? std::string("an anonymous agent")
+                                          : "principal '" + principal + "'") +
+                       " register agents (register_agents)");
+    return;
+  }
   std::string id = options_.info.id() + "-S" + std::to_string(nextAgentNumber_++);
   AgentInfo info = reg.agent_info();
   info.set_id(id);
@@ -131,12 +143,13 @@ void Master::registerAgent(const std::string& from, const AgentCall::Register& r
   registry::Operation admit;
   *admit.mutable_admit_agent() = info;
   // Admitted in the registry before the agent hears it is registered.
-  persist(std::move(admit), [this, from, info] {
+  persist(std::move(admit), [this, from, principal, info] {
     pendingRegistrations_.erase(from);
     const std::string& id = info.id();
     AgentEntry& agent = agents_[id];
     agent.info = info;
     agent.connection = from;
+    agent.principal = principal;
     setAgentTotal(agent, Resources(agent.info.resources()));
     agent.registeredTime = loop_.wallTime();
     agentByConnection_[from] = id;
@@ -188,8 +201,8 @@ AgentEvent Master::registered(const std::string& agentId) const {
   return event;
 }
 
-void Master::reregisterAgent(const std::string& from, const std::string& agentId,
-                             AgentCall::Reregister& reg) {
+void Master::reregisterAgent(const std::string& from, const std::string& principal,
+                             const std::string& agentId, AgentCall::Reregister& reg) {
   Status valid = validateId(agentId, "agent id");
   if (valid) {
     valid = validateAgentInfo(reg.agent_info());
@@ -213,6 +226,15 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
     sendAgentError(from, ERROR_INVALID, "re-registration refused: " + valid.error());
     return;
   }
+  if (!authorized(AclAction::kRegisterAgents, principal, "",
+                  "agent " + agentId + " at " + reg.agent_info().hostname())) {
+    sendAgentError(from, ERROR_UNAUTHORIZED,
+                   "re-registration refused: the ACLs do not let " +
+                       (principal.empty() ? std::string("an anonymous agent")
+                                          : "principal '" + principal + "'") +
+                       " register agents (register_agents)");
+    return;
+  }
 
   if (AgentEntry* agent = findAgent(agentId)) {
     // Known and connected to this master: a new connection, or a retry.
@@ -223,6 +245,7 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
       agent->connection = from;
       agentByConnection_[from] = agentId;
     }
+    agent->principal = principal;
     agent->missedPings = 0;
     agent->pongPending = false;
     if (agent->info.address() != reg.agent_info().address()) {
@@ -242,6 +265,7 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
   if (recoveredAgents_.erase(agentId) > 0) {
     // Admitted in the registry before the failover: nothing to write.
     admitReregisteredAgent(from, agentId, reg, false);
+    if (AgentEntry* agent = findAgent(agentId)) agent->principal = principal;
     noteAgentRecovered();
     return;
   }
@@ -252,9 +276,10 @@ void Master::reregisterAgent(const std::string& from, const std::string& agentId
   registry::Operation admit;
   *admit.mutable_admit_agent() = info;
   pendingAdmissions_.insert(agentId);
-  persist(std::move(admit), [this, from, agentId, reg, wasUnreachable]() mutable {
+  persist(std::move(admit), [this, from, principal, agentId, reg, wasUnreachable]() mutable {
     pendingAdmissions_.erase(agentId);
     admitReregisteredAgent(from, agentId, reg, wasUnreachable);
+    if (AgentEntry* agent = findAgent(agentId)) agent->principal = principal;
   });
 }
 

@@ -110,11 +110,11 @@ void Master::receive(const std::string& from, Envelope&& envelope) {
   switch (envelope.body_case()) {
     case Envelope::kSchedulerCall:
       ++metrics_.received[{envelope.body_case(), envelope.scheduler_call().call_case()}];
-      handleSchedulerCall(from, envelope.scheduler_call());
+      handleSchedulerCall(from, envelope.authenticated_principal(), envelope.scheduler_call());
       return;
     case Envelope::kAgentCall:
       ++metrics_.received[{envelope.body_case(), envelope.agent_call().call_case()}];
-      handleAgentCall(from, *envelope.mutable_agent_call());
+      handleAgentCall(from, envelope.authenticated_principal(), *envelope.mutable_agent_call());
       return;
     default:
       // Events and executor calls have no business reaching the master.
@@ -122,6 +122,21 @@ void Master::receive(const std::string& from, Envelope&& envelope) {
       LOG_EVERY_N(WARNING, 100) << "Dropped a message of unexpected kind from " << from;
       return;
   }
+}
+
+bool Master::authorized(AclAction action, const std::string& principal, const std::string& object,
+                        const std::string& who) const {
+  if (options_.acls.allows(action, principal, object)) {
+    return true;
+  }
+  uint64_t refused = ++metrics_.unauthorized[aclActionName(action)];
+  if (refused <= 10 || refused % 100 == 0) {
+    LOG(WARNING) << "ACLs: refused " << aclActionName(action) << " to "
+                 << (principal.empty() ? "an anonymous peer" : "principal '" + principal + "'")
+                 << (object.empty() ? "" : " on '" + object + "'") << " (" << who << "; "
+                 << refused << " refused so far)";
+  }
+  return false;
 }
 
 void Master::requestAllocation(const std::string& agentId) {

@@ -16,6 +16,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "agora/protocol.pb.h"
+#include "common/acls.hpp"
 #include "common/loop.hpp"
 #include "common/resources.hpp"
 #include "common/transport.hpp"
@@ -43,6 +44,12 @@ struct MasterOptions {
   Duration agentReregisterTimeout = minutes(10);
   // When this master learned it leads (wall clock seconds); 0: when it starts serving.
   double electedTime = 0;
+  // CURVE is on: each message carries its sender's principal as its key proves
+  // (Envelope.authenticated_principal), and a framework's claimed principal must match it.
+  // Off: a framework's principal is what it claims, and agents are anonymous ("").
+  bool authenticated = false;
+  // Who may do what; the default allows everything.
+  Acls acls;
   // When the registry can no longer be written (another master took over, or the store failed)
   // the master must stop acting; default: LOG(FATAL).
   std::function<void(const std::string& why)> onFatal;
@@ -113,6 +120,7 @@ class Master {
   struct AgentEntry {
     AgentInfo info;
     std::string connection;  // routing id
+    std::string principal;   // as its key proved (authenticated), else ""
     Resources total;         // as offered: what it reports, with `checkpointed` carved out
     Resources checkpointed;  // dynamic reservations and persistent volumes, as stored
     Resources planned;       // `checkpointed` with the operations being stored applied
@@ -130,7 +138,7 @@ class Master {
   };
 
   struct FrameworkEntry {
-    FrameworkInfo info;
+    FrameworkInfo info;      // info.principal: as its key proved (authenticated), or claimed
     std::string connection;  // routing id; empty while disconnected
     bool active = false;
     TimePoint lastSeen;
@@ -169,12 +177,18 @@ class Master {
   void storeRole(registry::RoleRecord record, std::function<void(Status)> done);
   void applyRole(const registry::RoleRecord& record);
 
+  // Whether the ACLs let `principal` do `action` on `object`; a refusal is logged and counted.
+  bool authorized(AclAction action, const std::string& principal, const std::string& object,
+                  const std::string& who) const;
+
   // Runs `work` every `interval`, keeping the current timer id in *timer.
   void every(Duration interval, TimerId* timer, void (Master::*work)());
 
   // Scheduler calls (scheduler_calls.cpp).
-  void handleSchedulerCall(const std::string& from, const SchedulerCall& call);
-  void subscribe(const std::string& from, const SchedulerCall::Subscribe& subscribe);
+  void handleSchedulerCall(const std::string& from, const std::string& principal,
+                           const SchedulerCall& call);
+  void subscribe(const std::string& from, const std::string& principal,
+                 const SchedulerCall::Subscribe& subscribe);
   void completeSubscription(const std::string& from, FrameworkInfo info,
                             const SchedulerCall::Subscribe& subscribe);
   void accept(FrameworkEntry& framework, const SchedulerCall::Accept& accept);
@@ -198,10 +212,11 @@ class Master {
 
   // Agents (agents.cpp).
   // Takes what it keeps out of `call` (re-registered tasks), rather than copying it.
-  void handleAgentCall(const std::string& from, AgentCall& call);
-  void registerAgent(const std::string& from, const AgentCall::Register& reg);
-  void reregisterAgent(const std::string& from, const std::string& agentId,
-                       AgentCall::Reregister& reg);
+  void handleAgentCall(const std::string& from, const std::string& principal, AgentCall& call);
+  void registerAgent(const std::string& from, const std::string& principal,
+                     const AgentCall::Register& reg);
+  void reregisterAgent(const std::string& from, const std::string& principal,
+                       const std::string& agentId, AgentCall::Reregister& reg);
   void admitReregisteredAgent(const std::string& from, const std::string& agentId,
                               AgentCall::Reregister& reg, bool wasUnreachable);
   void markUnreachable(const std::string& agentId, const std::string& why);

@@ -38,6 +38,8 @@ struct Metrics {
   double allocationSeconds = 0;
   Histogram allocationCycle;  // seconds per allocation cycle
   uint64_t invalidCalls = 0;
+  // Requests the ACLs refused, by action ("register_frameworks", ...).
+  mutable std::map<std::string, uint64_t> unauthorized;
   // Set by whoever wires the master to a real transport.
   std::function<TransportStats()> transportStats;
 };

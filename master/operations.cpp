@@ -67,6 +67,15 @@ Result<Master::CheckpointPlan> Master::planCheckpoint(const FrameworkEntry& fram
     }
     return ok();
   };
+  auto allowed = [&](AclAction action, const std::string& what) -> Status {
+    if (authorized(action, principal, role, what + " by framework " + framework.info.id())) {
+      return ok();
+    }
+    return Error(what + ": the ACLs do not let " +
+                 (principal.empty() ? std::string("a framework without a principal")
+                                    : "principal '" + principal + "'") +
+                 " do that in role '" + role + "' (" + aclActionName(action) + ")");
+  };
   int index = -1;
   for (const Operation& op : accept.operations()) {
     ++index;
@@ -77,6 +86,7 @@ Result<Master::CheckpointPlan> Master::planCheckpoint(const FrameworkEntry& fram
         if (op.reserve().resources().empty()) {
           return Error("RESERVE names no resources");
         }
+        if (Status s = allowed(AclAction::kReserveResources, "RESERVE"); !s) return Error(s.error());
         for (const Resource& r : op.reserve().resources()) {
           if (Status s = Resources::validate(op.reserve().resources()); !s) return Error(s.error());
           if (!isDynamicallyReserved(r)) {
@@ -104,6 +114,9 @@ Result<Master::CheckpointPlan> Master::planCheckpoint(const FrameworkEntry& fram
         if (op.unreserve().resources().empty()) {
           return Error("UNRESERVE names no resources");
         }
+        if (Status s = allowed(AclAction::kReserveResources, "UNRESERVE"); !s) {
+          return Error(s.error());
+        }
         for (const Resource& r : op.unreserve().resources()) {
           if (!isDynamicallyReserved(r) || isPersistentVolume(r)) {
             return Error("UNRESERVE of " + text(r) +
@@ -124,6 +137,7 @@ Result<Master::CheckpointPlan> Master::planCheckpoint(const FrameworkEntry& fram
         if (op.create().volumes().empty()) {
           return Error("CREATE names no volumes");
         }
+        if (Status s = allowed(AclAction::kCreateVolumes, "CREATE"); !s) return Error(s.error());
         for (const Resource& r : op.create().volumes()) {
           if (!isPersistentVolume(r) || r.type() != Resource::SCALAR) {
             return Error("CREATE of " + text(r) + ": a volume is disk with a persistence id");
@@ -157,6 +171,7 @@ Result<Master::CheckpointPlan> Master::planCheckpoint(const FrameworkEntry& fram
         if (op.destroy().volumes().empty()) {
           return Error("DESTROY names no volumes");
         }
+        if (Status s = allowed(AclAction::kCreateVolumes, "DESTROY"); !s) return Error(s.error());
         for (const Resource& r : op.destroy().volumes()) {
           if (!isPersistentVolume(r) || !plan.checkpointed.contains(r)) {
             return Error("DESTROY of " + text(r) + ": no such volume on agent " +

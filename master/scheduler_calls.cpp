@@ -33,14 +33,17 @@ std::vector<std::string> toVector(const google::protobuf::RepeatedPtrField<std::
 
 }  // namespace
 
-void Master::handleSchedulerCall(const std::string& from, const SchedulerCall& call) {
+void Master::handleSchedulerCall(const std::string& from, const std::string& principal,
+                                 const SchedulerCall& call) {
   if (call.has_subscribe()) {
-    subscribe(from, call.subscribe());
+    subscribe(from, principal, call.subscribe());
     return;
   }
-  // Every other call must come from the connection that subscribed the framework it names.
+  // Every other call must come from the connection that subscribed the framework it names
+  // (and, with CURVE, from its principal: not from a peer that took its routing id over).
   FrameworkEntry* framework = findFramework(call.framework_id());
-  if (framework == nullptr || framework->connection != from) {
+  if (framework == nullptr || framework->connection != from ||
+      (options_.authenticated && framework->info.principal() != principal)) {
     ++metrics_.dropped["not_subscribed"];
     if (removedFrameworkIds_.count(call.framework_id()) > 0) {
       sendSchedulerError(from, ERROR_FRAMEWORK_REMOVED,
@@ -97,13 +100,51 @@ void Master::handleSchedulerCall(const std::string& from, const SchedulerCall& c
   ++metrics_.dropped["malformed"];
 }
 
-void Master::subscribe(const std::string& from, const SchedulerCall::Subscribe& subscribe) {
+void Master::subscribe(const std::string& from, const std::string& principal,
+                       const SchedulerCall::Subscribe& subscribe) {
   FrameworkInfo info = subscribe.framework_info();
   Status valid = validateFrameworkInfo(info);
   if (!valid) {
     ++metrics_.invalidCalls;
     sendSchedulerError(from, ERROR_INVALID, "invalid subscription: " + valid.error());
     return;
+  }
+  if (options_.authenticated) {
+    // The principal is what the framework's key proves; a claim must agree with it.
+    if (!info.principal().empty() && info.principal() != principal) {
+      ++metrics_.unauthorized["register_frameworks"];
+      sendSchedulerError(from, ERROR_UNAUTHORIZED,
+                         "subscription refused: the framework says it is principal '" +
+                             info.principal() + "' but its credentials are principal '" +
+                             principal + "'");
+      return;
+    }
+    info.set_principal(principal);
+  }
+  if (const FrameworkEntry* known = findFramework(info.id());
+      known != nullptr && options_.authenticated && known->info.principal() != principal) {
+    ++metrics_.unauthorized["register_frameworks"];
+    sendSchedulerError(from, ERROR_UNAUTHORIZED,
+                       "subscription refused: framework " + info.id() +
+                           " belongs to principal '" + known->info.principal() + "'");
+    return;
+  }
+  std::vector<std::string> roles(info.roles().begin(), info.roles().end());
+  if (roles.empty()) {
+    roles.push_back("*");
+  }
+  for (const std::string& role : roles) {
+    if (!authorized(AclAction::kRegisterFrameworks, info.principal(), role,
+                    "framework '" + info.name() + "'")) {
+      sendSchedulerError(from, ERROR_UNAUTHORIZED,
+                         "subscription refused: the ACLs do not let " +
+                             (info.principal().empty()
+                                  ? std::string("a framework without a principal")
+                                  : "principal '" + info.principal() + "'") +
+                             " register frameworks in role '" + role +
+                             "' (register_frameworks)");
+      return;
+    }
   }
   std::string id = info.id();
   if (!id.empty() && removedFrameworkIds_.count(id) > 0) {

@@ -276,6 +276,11 @@ std::string Master::metricsText() const {
   counter("agora_master_allocation_seconds_total", "Time spent allocating.",
           metrics_.allocationSeconds);
   counter("agora_master_invalid_calls_total", "Calls refused as invalid.", metrics_.invalidCalls);
+  out << "# HELP agora_master_unauthorized_total Requests the ACLs refused, by action.\n"
+      << "# TYPE agora_master_unauthorized_total counter\n";
+  for (const auto& [action, n] : metrics_.unauthorized) {
+    out << "agora_master_unauthorized_total{action=\"" << action << "\"} " << n << "\n";
+  }
   out << "# HELP agora_master_allocation_cycle_seconds How long allocation cycles take.\n"
       << "# TYPE agora_master_allocation_cycle_seconds histogram\n";
   metrics_.allocationCycle.write(out, "agora_master_allocation_cycle_seconds");
@@ -298,6 +303,9 @@ std::string Master::metricsText() const {
     dropped["malformed"] += t.malformed;
     counter("agora_master_connections_rejected_total",
             "Connections that failed the ZeroMQ handshake (not a peer).", t.handshakeFailures);
+    counter("agora_master_connections_unauthenticated_total",
+            "Connections refused in the CURVE handshake: no keys, or keys not admitted.",
+            t.authFailures);
     counter("agora_master_disconnects_total", "Peer connections closed (including oversized "
             "messages).", t.disconnects);
     counter("agora_master_messages_sent_total", "Messages sent.", t.sent);

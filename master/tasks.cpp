@@ -52,6 +52,19 @@ Status Master::validateTask(const FrameworkEntry& framework, const AgentEntry& a
   } else if (task.command().value().empty() && task.container().image().empty()) {
     return Error("a task needs a command (or an executor, or an image)");
   }
+  // Who it runs as: its command's user, its executor's, or the framework's.
+  const std::string& user = !task.command().user().empty() ? task.command().user()
+                            : task.has_executor() && !task.executor().command().user().empty()
+                                ? task.executor().command().user()
+                                : framework.info.user();
+  if (!authorized(AclAction::kRunTasks, framework.info.principal(), user,
+                  "task " + task.task_id() + " of framework " + framework.info.id())) {
+    return Error("the ACLs do not let " +
+                 (framework.info.principal().empty()
+                      ? std::string("a framework without a principal")
+                      : "principal '" + framework.info.principal() + "'") +
+                 " run tasks as user '" + user + "' (run_tasks)");
+  }
   if (task.container().rootfs_layers_size() > 0 || task.container().mounts_size() > 0) {
     return Error("container.rootfs_layers and container.mounts are the agent's to fill in");
   }

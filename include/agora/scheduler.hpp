@@ -53,6 +53,10 @@ struct SchedulerDriverOptions {
   // How long to wait before giving up on finding the master when it is unreachable; zero means
   // keep trying forever.
   std::chrono::milliseconds masterTimeout{0};
+  // A CURVE credentials file (docs/SECURITY.md): the framework's principal, its key pair and
+  // the master's public key. Empty: $AGORA_CREDENTIALS when set, else none (for a master
+  // without CURVE). The framework's principal is the one its key is listed under.
+  std::string credentials;
 };
 
 class SchedulerDriver {

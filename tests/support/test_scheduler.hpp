@@ -199,6 +199,13 @@ class TestScheduler final : public Scheduler {
     return subscriptions_;
   }
 
+  // The driver's errors (it aborted), after waiting up to `timeout` for one.
+  std::vector<std::string> waitForErrors(Duration timeout = seconds(30)) {
+    waitFor([&] { return !errors_.empty(); }, timeout);
+    std::lock_guard<std::mutex> lock(mutex_);
+    return errors_;
+  }
+
  private:
   // `condition` runs with the lock held: it may read the members, not call public methods.
   bool waitFor(const std::function<bool()>& condition, Duration timeout) {

@@ -65,7 +65,9 @@ void KubeFramework::start() {
     info.set_id(trimmed);
   }
   scheduler_->start();
-  driver_ = std::make_unique<SchedulerDriver>(this, info, options_.master);
+  SchedulerDriverOptions driverOptions;
+  driverOptions.credentials = options_.credentials;
+  driver_ = std::make_unique<SchedulerDriver>(this, info, options_.master, driverOptions);
   driver_->start();
   running_ = true;
   poller_ = std::thread([this] { pollState(); });

@@ -18,6 +18,7 @@ namespace agora::kube {
 
 struct KubeFrameworkOptions {
   std::string master;  // host:port, or zk://
+  std::string credentials;  // CURVE credentials file for the master (empty: none)
   std::string role = "kube";
   std::string dataDir;  // where framework_id is kept
   double failoverTimeoutSeconds = 7 * 24 * 3600;
