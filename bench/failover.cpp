@@ -426,7 +426,9 @@ int run(int argc, const char* const* argv) {
   for (int i = 0; i < 2; ++i) {
     int port = freeLoopbackPort();
     auto pid = spawnChild({agora, "master", "--port=" + std::to_string(port), "--zk=" + zkUrl,
-                           "--zk_session_timeout=" + timeout, "--log_dir=" + dir},
+                           "--zk_session_timeout=" + timeout, "--log_dir=" + dir,
+                           // Its simulated agents all come from 127.0.0.1.
+                           "--registration_rate_limit=0"},
                           dir + "/master-" + std::to_string(i) + ".out");
     if (!pid) {
       return 1;

@@ -98,6 +98,11 @@ int kubeCommand(int argc, const char* const* argv) {
   flags.add(&master, "master",
             "The master's HTTP address (host:port) or zk:// URL. Without it, only the API\n"
             "server and the controllers run: pods stay Pending.");
+  double apiRateLimit = 500;
+  flags.add(&apiRateLimit, "api_rate_limit",
+            "API requests a second each client address may make on average (twice as many at\n"
+            "once); beyond that it is answered 429 with Retry-After, which kubectl waits out.\n"
+            "0: no limit.");
   std::string credentials;
   flags.add(&credentials, "credentials",
             "CURVE credentials (JSON: the framework's principal and key pair, and the master's\n"
@@ -263,6 +268,7 @@ int kubeCommand(int argc, const char* const* argv) {
               << nameserver << ":53 (" << clusterDomain << ")";
   }
   kube::ApiHttpServer http(api.handler(), tls);
+  http.limitRate(apiRateLimit, 2 * apiRateLimit);
   auto port = http.start(hostPort->first, hostPort->second);
   if (!port) {
     std::cerr << "agora kube: " << port.error() << "\n";

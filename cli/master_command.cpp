@@ -102,6 +102,11 @@ int masterCommand(int argc, const char* const* argv) {
   flags.add(&httpRateLimit, "http_rate_limit",
             "HTTP requests a second each client address may make on average (twice as many at\n"
             "once); beyond that it is answered 429 while others are served. 0: no limit.");
+  double registrationRateLimit = 100;
+  flags.add(&registrationRateLimit, "registration_rate_limit",
+            "Registrations, re-registrations and subscriptions a second each peer address may\n"
+            "send on average (50 times as many at once: a machine's agents after a failover);\n"
+            "more are dropped. 0: no limit.");
   std::string credentialsPath;
   flags.add(&credentialsPath, "credentials",
             "CURVE credentials (JSON: the master's key pair and the 'clients' it admits, each a\n"
@@ -199,6 +204,7 @@ int masterCommand(int argc, const char* const* argv) {
   zmq::context_t context(2);
   EventLoop loop;
   ZmqRouter router(context, loop, static_cast<size_t>(maxMessageSize));
+  router.limitAdmissions(registrationRateLimit, 50 * registrationRateLimit);
   if (credentials) {
     if (Status curve = router.useCurve(*credentials); !curve) {
       std::cerr << "agora master: " << curve.error() << "\n";

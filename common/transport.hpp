@@ -29,6 +29,7 @@ struct TransportStats {
   uint64_t sendFailed = 0;         // unknown peer or full queue
   uint64_t handshakeFailures = 0;  // connections that did not speak ZMTP (garbage on the port)
   uint64_t authFailures = 0;       // CURVE handshakes refused: no keys, or keys not admitted
+  uint64_t throttled = 0;          // registrations and subscriptions over a peer's rate limit
   uint64_t disconnects = 0;        // includes peers cut off for oversized messages
 };
 

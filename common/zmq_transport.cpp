@@ -1,6 +1,7 @@
 #include "common/zmq_transport.hpp"
 
 #include <atomic>
+#include <algorithm>
 #include <cstring>
 #include <optional>
 
@@ -45,6 +46,14 @@ std::optional<MonitorEvent> readMonitorEvent(zmq::socket_t& monitor) {
     (void)monitor.recv(event, zmq::recv_flags::none);
   }
   return e;
+}
+
+// Registrations and subscriptions: what admits a peer, and costs a registry write.
+bool isAdmission(const Envelope& envelope) {
+  if (envelope.has_agent_call()) {
+    return envelope.agent_call().has_register_() || envelope.agent_call().has_reregister();
+  }
+  return envelope.has_scheduler_call() && envelope.scheduler_call().has_subscribe();
 }
 
 }  // namespace
@@ -93,6 +102,11 @@ Status ZmqRouter::useCurve(const Credentials& credentials) {
   socket_.set(zmq::sockopt::curve_secretkey, credentials.keys.secretKey);
   socket_.set(zmq::sockopt::zap_domain, "agora");
   return ok();
+}
+
+void ZmqRouter::limitAdmissions(double perSecond, double burst) {
+  admissions_ = perSecond > 0 ? std::make_unique<RateLimiter>(perSecond, std::max(1.0, burst))
+                              : nullptr;
 }
 
 Result<std::string> ZmqRouter::bind(const std::string& endpoint) {
@@ -154,6 +168,17 @@ void ZmqRouter::onReadable() {
       LOG_EVERY_N(WARNING, 100) << "Dropped a message from " << identity.to_string() << ": "
                                 << envelope.error();
       continue;
+    }
+    if (admissions_ && isAdmission(*envelope)) {
+      const char* address = zmq_msg_gets(payload.handle(), "Peer-Address");
+      if (!admissions_->allow(address != nullptr ? address : "",
+                              RateLimiter::Clock::now())) {
+        ++stats_.throttled;
+        LOG_EVERY_N(WARNING, 1000) << "Throttled registrations from "
+                                   << (address != nullptr ? address : "a local peer") << " ("
+                                   << stats_.throttled << " dropped so far)";
+        continue;
+      }
     }
     // Only the transport says who sent a message: what a peer wrote there is overwritten.
     if (zap_) {

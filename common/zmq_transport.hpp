@@ -10,6 +10,7 @@
 
 #include "common/curve.hpp"
 #include "common/event_loop.hpp"
+#include "common/rate_limiter.hpp"
 #include "common/result.hpp"
 #include "common/transport.hpp"
 
@@ -31,6 +32,11 @@ class ZmqRouter final : public Transport {
   // context's ZAP handler, so one such router per context.
   Status useCurve(const Credentials& credentials);
   bool curve() const { return zap_ != nullptr; }
+  // Each peer address (an IP) may send `perSecond` registrations, re-registrations and
+  // subscriptions a second on average and `burst` at once; more are dropped (and counted), as
+  // each costs the master a registry write. Other messages, and other peers, are unaffected.
+  // perSecond <= 0: no limit (the default).
+  void limitAdmissions(double perSecond, double burst);
   // Binds and returns the endpoint actually bound ("tcp://127.0.0.1:40123" for port 0).
   Result<std::string> bind(const std::string& endpoint);
   void setHandler(MessageHandler handler) { handler_ = std::move(handler); }
@@ -46,6 +52,7 @@ class ZmqRouter final : public Transport {
   zmq::socket_t socket_;
   zmq::socket_t monitor_;
   std::unique_ptr<ZapHandler> zap_;
+  std::unique_ptr<RateLimiter> admissions_;
   MessageHandler handler_;
   TransportStats stats_;
   std::string buffer_;

@@ -301,6 +301,9 @@ std::string Master::metricsText() const {
   if (metrics_.transportStats) {
     TransportStats t = metrics_.transportStats();
     dropped["malformed"] += t.malformed;
+    if (t.throttled > 0) {
+      dropped["throttled"] += t.throttled;
+    }
     counter("agora_master_connections_rejected_total",
             "Connections that failed the ZeroMQ handshake (not a peer).", t.handshakeFailures);
     counter("agora_master_connections_unauthenticated_total",

@@ -181,5 +181,46 @@ TEST(RobustnessTest, MalformedAndOversizedMessagesAreDroppedAndCounted) {
   EXPECT_EQ(::kill(cluster.masterPid(), 0), 0);
 }
 
+TEST(RobustnessTest, ARegistrationFloodFromOneAddressIsThrottledWhileOthersAreServed) {
+  ProcessClusterOptions options;
+  options.agents = 1;
+  options.masterFlags = {"--registration_rate_limit=20"};  // 1,000 at once
+  ProcessCluster cluster(options);
+  ASSERT_TRUE(cluster.start().ok());
+
+  // 3,000 subscriptions as fast as one peer at 127.0.0.3 can send them.
+  zmq::context_t context(1);
+  zmq::socket_t flooder(context, zmq::socket_type::dealer);
+  flooder.set(zmq::sockopt::linger, 5000);
+  flooder.set(zmq::sockopt::routing_id, std::string("flooder"));
+  flooder.connect("tcp://127.0.0.3:0;" + cluster.masterEndpoint().substr(6));
+  Envelope e;
+  FrameworkInfo* info = e.mutable_scheduler_call()->mutable_subscribe()->mutable_framework_info();
+  info->set_name("flood");
+  info->set_user("root");
+  // Offers to the one subscription that gets through would sit unanswered: none, please.
+  e.mutable_scheduler_call()->mutable_subscribe()->add_suppressed_roles("*");
+  for (int i = 0; i < 3000; ++i) {
+    flooder.send(zmq::buffer(e.SerializeAsString()), zmq::send_flags::none);
+  }
+  auto throttled = [&] {
+    auto response = httpGet(cluster.masterHttp(), "/metrics", seconds(5));
+    return response ? metric(response->body,
+                             "agora_master_messages_dropped_total{reason=\"throttled\"}")
+                    : 0;
+  };
+  ASSERT_TRUE(waitUntil([&] { return throttled() >= 1500; }, seconds(20))) << throttled();
+
+  // A framework from 127.0.0.1 subscribes and runs a task meanwhile.
+  TestScheduler scheduler;
+  SchedulerDriver driver(&scheduler, testFramework(), cluster.masterHttp());
+  scheduler.launch(TestScheduler::commandTask("served", "true"));
+  driver.start();
+  EXPECT_EQ(scheduler.waitForEnd("served").state(), TASK_FINISHED);
+  driver.stop();
+  driver.join();
+  EXPECT_LE(throttled(), 3000u);
+}
+
 }  // namespace
 }  // namespace agora::testing

@@ -6,6 +6,7 @@
 #include <boost/asio/write.hpp>
 
 #include "common/http.hpp"
+#include "frameworks/k8s-like/apiserver/http_server.hpp"
 
 namespace agora {
 namespace {
@@ -80,6 +81,30 @@ TEST(HttpTest, AFloodFromOneClientIsThrottledWhileOthersAreServed) {
   EXPECT_EQ(served + throttled, 20);
   EXPECT_EQ(server.throttledRequests(), static_cast<uint64_t>(throttled));
   // Another client is served meanwhile.
+  EXPECT_EQ(statusFrom("127.0.0.2", *port), 200);
+  server.stop();
+}
+
+TEST(HttpTest, TheKubeApiThrottlesAFloodFromOneClientWhileOthersAreServed) {
+  kube::ApiHttpServer server(
+      [](HttpRequest, std::shared_ptr<kube::Exchange> exchange) {
+        exchange->respond(HttpResponse::text("hi"));
+      },
+      std::nullopt);
+  server.limitRate(1, 5);
+  auto port = server.start("127.0.0.1", 0);
+  ASSERT_TRUE(port.ok()) << port.error();
+  int served = 0;
+  int throttled = 0;
+  for (int i = 0; i < 20; ++i) {
+    int status = statusFrom("127.0.0.1", *port);
+    served += status == 200;
+    throttled += status == 429;
+  }
+  EXPECT_GE(served, 5);
+  EXPECT_LE(served, 7);
+  EXPECT_EQ(served + throttled, 20);
+  EXPECT_EQ(server.throttledRequests(), static_cast<uint64_t>(throttled));
   EXPECT_EQ(statusFrom("127.0.0.2", *port), 200);
   server.stop();
 }

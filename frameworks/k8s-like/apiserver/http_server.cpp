@@ -1,5 +1,7 @@
 #include "frameworks/k8s-like/apiserver/http_server.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -15,6 +17,7 @@
 #include <glog/logging.h>
 
 #include "common/http_message.hpp"
+#include "common/rate_limiter.hpp"
 #include "common/tcp_listen.hpp"
 
 namespace agora::kube {
@@ -64,6 +67,8 @@ struct ApiHttpServer::Impl : std::enable_shared_from_this<ApiHttpServer::Impl> {
   std::thread thread;
   std::atomic<bool> running{false};
   std::vector<std::weak_ptr<SessionBase>> sessions;  // io thread only
+  std::unique_ptr<RateLimiter> limiter;               // io thread only, once started
+  std::atomic<uint64_t> throttled{0};
 
   void accept();
 };
@@ -254,6 +259,24 @@ class Session final : public SessionBase {
     HttpRequest request = toHttpRequest(message);
     state_ = kAnswering;
     ++current_;
+    if (server_->limiter) {
+      beast::error_code error;
+      auto peer = beast::get_lowest_layer(stream_).socket().remote_endpoint(error);
+      std::string client = error ? std::string("?") : peer.address().to_string();
+      if (!server_->limiter->allow(client, std::chrono::steady_clock::now())) {
+        uint64_t throttled = ++server_->throttled;
+        LOG_EVERY_N(WARNING, 100) << "kube API: too many requests from " << client
+                                  << "; answering 429 (" << throttled << " so far)";
+        HttpResponse r = HttpResponse::jsonBody(
+            R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",)"
+            R"("message":"too many requests from )" + client + R"(, slow down",)"
+            R"("reason":"TooManyRequests","details":{"retryAfterSeconds":1},"code":429})",
+            429);
+        r.headers.emplace_back("Retry-After", "1");
+        respond(current_, std::move(r));
+        return;
+      }
+    }
     server_->handler(std::move(request), makeExchange());
   }
 
@@ -437,6 +460,13 @@ ApiHttpServer::ApiHttpServer(ApiHandler handler, std::optional<TlsMaterial> tls)
 }
 
 ApiHttpServer::~ApiHttpServer() { stop(); }
+
+void ApiHttpServer::limitRate(double perSecond, double burst) {
+  impl_->limiter = perSecond > 0 ? std::make_unique<RateLimiter>(perSecond, std::max(1.0, burst))
+                                 : nullptr;
+}
+
+uint64_t ApiHttpServer::throttledRequests() const { return impl_->throttled.load(); }
 
 Result<uint16_t> ApiHttpServer::start(const std::string& ip, uint16_t port) {
   auto listening = listenTcp(impl_->io, impl_->acceptor, ip, port);

@@ -53,6 +53,12 @@ class ApiHttpServer {
   ApiHttpServer(const ApiHttpServer&) = delete;
   ApiHttpServer& operator=(const ApiHttpServer&) = delete;
 
+  // Before start(): each client address may make `perSecond` requests a second on average and
+  // `burst` at once; beyond that it is answered 429 (a Status, with Retry-After, which kubectl
+  // waits out and retries) while other clients are served. perSecond <= 0: no limit.
+  void limitRate(double perSecond, double burst);
+  uint64_t throttledRequests() const;
+
   // Binds, listens and starts answering; returns the bound port (for port 0).
   Result<uint16_t> start(const std::string& ip, uint16_t port);
   void stop();
