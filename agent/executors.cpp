@@ -161,6 +161,8 @@ Agent::Executor* Agent::getOrLaunchExecutor(const FrameworkInfo& frameworkInfo,
     for (const auto& var : command.environment()) {
       config.env[var.name()] = var.value();
     }
+    // A framework's own executor is confined as the built-in executors' tasks are.
+    config.confine = {options_.executorBinary, "executor", "confine", "--"};
   } else {
     config.argv = {options_.executorBinary, "executor"};
   }

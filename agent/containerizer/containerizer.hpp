@@ -36,6 +36,9 @@ struct ContainerConfig {
   std::map<std::string, std::string> env;
   Resources resources;
   std::string user;              // run a custom executor as this user ("" : the agent's)
+  // A custom executor runs under this command ("agora executor confine --"), which confines it
+  // as the built-in executors' tasks are (isolators/confine.hpp) before it becomes its user.
+  std::vector<std::string> confine;
 };
 
 // A resource limit a container ran into (the memory limit's OOM kill): tasks that end in such

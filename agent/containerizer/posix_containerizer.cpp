@@ -102,6 +102,11 @@ Status PosixContainerizer::launch(const ContainerConfig& config) {
     asUser.insert(asUser.end(), spawn.argv.begin(), spawn.argv.end());
     spawn.argv = std::move(asUser);
   }
+  if (!config.confine.empty() && config.executorInfo.type() == ExecutorInfo::CUSTOM) {
+    std::vector<std::string> confined = config.confine;
+    confined.insert(confined.end(), spawn.argv.begin(), spawn.argv.end());
+    spawn.argv = std::move(confined);
+  }
   // Each isolator prepares the container and wraps what starts it, the first outermost.
   isolators::ContainerSpec spec{config.containerId, config.executorId, config.directory,
                                 config.resources, {config.workDir}};

@@ -176,7 +176,10 @@ TEST_F(ClusterTest, CustomExecutorRunsSeveralTasksOfItsFramework) {
   TestScheduler scheduler;
   SchedulerDriver driver(&scheduler, testFramework(), cluster_.masterHttp());
   for (const char* id : {"first", "second"}) {
-    TaskInfo task = TestScheduler::commandTask(id, "echo $AGORA_TASK_ID >> tasks");
+    // The executor (the task's parent) is confined as the built-in executors' tasks are.
+    TaskInfo task = TestScheduler::commandTask(
+        id, "echo $AGORA_TASK_ID >> tasks && grep -q '^NoNewPrivs:[[:space:]]*1' /proc/$PPID/status"
+            " && grep -q '^Seccomp:[[:space:]]*2' /proc/$PPID/status");
     *task.mutable_executor() = executor;
     scheduler.launch(task);
   }
