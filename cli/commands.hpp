@@ -1,9 +1,12 @@
 #pragma once
 
-#include <string>
-
 // The `agora` verbs. Each takes the argv that follows the verb name (argv[0] is "agora VERB")
 // and returns the process exit code.
+
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
 
 namespace agora::cli {
 
@@ -11,6 +14,9 @@ int masterCommand(int argc, const char* const* argv);
 int agentCommand(int argc, const char* const* argv);
 int executorCommand(int argc, const char* const* argv);
 int upCommand(int argc, const char* const* argv);
+int credentialsCommand(int argc, const char* const* argv);
+// CURVE credentials for a cluster in `dir`: master.json, and PRINCIPAL.json for each client.
+Status writeClusterCredentials(const std::string& dir, const std::vector<std::string>& principals);
 int statusCommand(int argc, const char* const* argv);
 int stopCommand(int argc, const char* const* argv);
 int deleteCommand(int argc, const char* const* argv);

@@ -50,6 +50,8 @@ const Verb kVerbs[] = {
     {"maintenance", "schedule, drain and bring up machines; status",
      agora::cli::maintenanceCommand},
     {"unreserve", "give an operator's reservation back", agora::cli::unreserveCommand},
+    {"credentials", "write CURVE keys for a cluster's master, agents and frameworks into a directory",
+     agora::cli::credentialsCommand},
     {"image", "import, list and remove images in this machine's store; build-rootfs",
      agora::cli::imageCommand},
     {"kube", "run the kube framework (Kubernetes API server, controllers, pod scheduler)",

@@ -13,7 +13,6 @@
 #include "cli/daemon.hpp"
 #include "cli/local_cluster.hpp"
 #include "cli/profile.hpp"
-#include "common/curve.hpp"
 #include "common/detector.hpp"
 #include "common/fs.hpp"
 #include "common/http.hpp"
@@ -90,24 +89,8 @@ Status restartDeadAgents(Profile& profile, Duration timeout) {
 // (agents, the kube framework, the operator's CLI), each pinning the master's public key; and
 // ACLs in which only agents register agents.
 Status writeProfileCredentials(const std::string& dir) {
-  if (Status made = makeDirectories(dir); !made) {
-    return made;
-  }
-  ::chmod(dir.c_str(), 0700);
-  Credentials master;
-  master.keys = generateCurveKeyPair();
-  for (const char* principal : {"agent", "kube", "operator"}) {
-    Credentials client;
-    client.principal = principal;
-    client.keys = generateCurveKeyPair();
-    client.serverKey = master.keys.publicKey;
-    master.clients[client.keys.publicKey] = principal;
-    if (Status saved = saveCredentials(dir + "/" + principal + ".json", client); !saved) {
-      return saved;
-    }
-  }
-  if (Status saved = saveCredentials(dir + "/master.json", master); !saved) {
-    return saved;
+  if (Status written = writeClusterCredentials(dir, {"agent", "kube", "operator"}); !written) {
+    return written;
   }
   return writeFileAtomic(dir + "/acls.yaml", R"(# Who may do what on this cluster (docs/SECURITY.md), written by agora up. A request no
 # rule allows is refused. Principals are the keys' names in master.json; edit, then restart
