@@ -8,6 +8,8 @@
 #include <cstring>
 #include <functional>
 #include <iostream>
+#include <set>
+#include <sstream>
 
 #include <glog/logging.h>
 #include <zmq.hpp>
@@ -149,6 +151,16 @@ int agentCommand(int argc, const char* const* argv) {
   flags.add(&httpRateLimit, "http_rate_limit",
             "HTTP requests a second each client address may make on average (twice as many at\n"
             "once); beyond that it is answered 429 while others are served. 0: no limit.");
+  std::string httpCredentialsPath;
+  flags.add(&httpCredentialsPath, "http_credentials",
+            "Bearer tokens for the HTTP API (the master's --http_credentials format). With them,\n"
+            "every request but /health needs a token, a read token can only read, and the\n"
+            "remote-command endpoints (exec, attach, port-forward, host exec) take only the\n"
+            "--remote_command_principals' admin tokens.");
+  std::string remotePrincipals = "kube,operator";
+  flags.add(&remotePrincipals, "remote_command_principals",
+            "With --http_credentials: the principals whose tokens may run commands in containers\n"
+            "(kubectl exec, attach, port-forward through the kube API) or on the host (agora ssh).");
   std::string credentialsPath;
   flags.add(&credentialsPath, "credentials",
             "CURVE credentials (JSON: this agent's principal and key pair, and the master's\n"
@@ -157,6 +169,15 @@ int agentCommand(int argc, const char* const* argv) {
   int rc = parseFlags(flags, argc, argv);
   if (rc >= 0) {
     return rc;
+  }
+  std::optional<HttpTokens> httpTokens;
+  if (!httpCredentialsPath.empty()) {
+    auto loaded = HttpTokens::load(httpCredentialsPath);
+    if (!loaded) {
+      std::cerr << "agora agent: --http_credentials: " << loaded.error() << "\n";
+      return 2;
+    }
+    httpTokens = std::move(loaded).value();
   }
   std::optional<Credentials> credentials;
   if (!credentialsPath.empty()) {
@@ -414,10 +435,26 @@ int agentCommand(int argc, const char* const* argv) {
     LOG(WARNING) << "UNAUTHENTICATED: this agent's connection to the master is neither "
                     "authenticated nor encrypted (no --credentials)";
   }
-  LOG(WARNING) << "UNAUTHENTICATED: this agent's HTTP API (files, exec, port-forward) has no "
-                  "TLS and no tokens yet: keep --ip on an address only trusted machines reach "
-                  "(docs/SECURITY.md)";
+  if (!httpTokens) {
+    LOG(WARNING) << "UNAUTHENTICATED: this agent's HTTP API (files, exec, port-forward) has no "
+                    "TLS and no tokens (--http_credentials): keep --ip on an address only "
+                    "trusted machines reach (docs/SECURITY.md)";
+  }
   http.limitRate(httpRateLimit, 2 * httpRateLimit);
+  if (httpTokens) {
+    http.requireTokens(*httpTokens, {"/health"});
+    std::set<std::string> remote;
+    std::stringstream list(remotePrincipals);
+    for (std::string principal; std::getline(list, principal, ',');) {
+      if (!principal.empty()) remote.insert(principal);
+    }
+    for (const char* path : {"/containers/exec", "/containers/attach", "/containers/portforward",
+                             "/host/exec"}) {
+      http.restrict(path, remote);
+    }
+    LOG(INFO) << "HTTP API: bearer tokens required; remote commands only for "
+              << remotePrincipals;
+  }
   http.serve();
   agent.start();
 

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <iostream>
 #include <random>
 
@@ -16,6 +17,7 @@
 #include "common/event_loop.hpp"
 #include "common/fs.hpp"
 #include "common/http.hpp"
+#include "common/http_tokens.hpp"
 #include "common/logging.hpp"
 #include "frameworks/k8s-like/apiserver/api_server.hpp"
 #include "frameworks/k8s-like/apiserver/certs.hpp"
@@ -103,6 +105,11 @@ int kubeCommand(int argc, const char* const* argv) {
             "API requests a second each client address may make on average (twice as many at\n"
             "once); beyond that it is answered 429 with Retry-After, which kubectl waits out.\n"
             "0: no limit.");
+  std::string httpTokenFile;
+  flags.add(&httpTokenFile, "http_token_file",
+            "A file holding the bearer token the framework gives the master's and agents' HTTP\n"
+            "APIs (when they require tokens): its principal must be among the agents'\n"
+            "--remote_command_principals for kubectl exec, attach and port-forward.");
   std::string credentials;
   flags.add(&credentials, "credentials",
             "CURVE credentials (JSON: the framework's principal and key pair, and the master's\n"
@@ -152,6 +159,19 @@ int kubeCommand(int argc, const char* const* argv) {
   int rc = parseFlags(flags, argc, argv);
   if (rc >= 0) {
     return rc;
+  }
+  if (!httpTokenFile.empty()) {
+    auto token = readFile(httpTokenFile);
+    if (!token || token->find_first_not_of(" \t\r\n") == std::string::npos) {
+      std::cerr << "agora kube: --http_token_file: "
+                << (token ? httpTokenFile + " is empty" : token.error()) << "\n";
+      return 2;
+    }
+    std::string trimmed = *token;
+    while (!trimmed.empty() && std::isspace(static_cast<unsigned char>(trimmed.back()))) {
+      trimmed.pop_back();
+    }
+    setDefaultBearerToken(trimmed);
   }
   if (dataDir.empty()) {
     std::cerr << "agora kube: --data_dir is required\n";

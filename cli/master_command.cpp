@@ -112,6 +112,12 @@ int masterCommand(int argc, const char* const* argv) {
             "CURVE credentials (JSON: the master's key pair and the 'clients' it admits, each a\n"
             "principal and its public key; `agora up` writes them). With them, the protocol\n"
             "port is encrypted and only listed clients connect, each as its principal.");
+  std::string httpCredentialsPath;
+  flags.add(&httpCredentialsPath, "http_credentials",
+            "Bearer tokens for the HTTP API (JSON: {\"tokens\": [{\"token\", \"principal\",\n"
+            "\"scope\": read|admin}]}). With them, every request but /health, /master/info and\n"
+            "the dashboard's page needs a token (401), a read token can only read (403), and the\n"
+            "token's principal is who the ACLs see.");
   std::string aclsPath;
   flags.add(&aclsPath, "acls",
             "ACLs (JSON or YAML; docs/SECURITY.md): which principals may register agents,\n"
@@ -149,6 +155,15 @@ int masterCommand(int argc, const char* const* argv) {
     }
     credentials = std::move(loaded).value();
     options.authenticated = true;
+  }
+  std::optional<HttpTokens> httpTokens;
+  if (!httpCredentialsPath.empty()) {
+    auto loaded = HttpTokens::load(httpCredentialsPath);
+    if (!loaded) {
+      std::cerr << "agora master: --http_credentials: " << loaded.error() << "\n";
+      return 2;
+    }
+    httpTokens = std::move(loaded).value();
   }
   if (!aclsPath.empty()) {
     auto acls = Acls::load(aclsPath);
@@ -288,6 +303,9 @@ int masterCommand(int argc, const char* const* argv) {
   httpContext.self = options.info;
   master::addMasterRoutes(http, loop, std::move(httpContext));
   http.limitRate(httpRateLimit, 2 * httpRateLimit);
+  if (httpTokens) {
+    http.requireTokens(*httpTokens, {"/health", "/master/info", "/", "/dashboard", "/redirect"});
+  }
   http.serve();
 
   contender->contend(
@@ -342,8 +360,15 @@ int masterCommand(int argc, const char* const* argv) {
       LOG(WARNING) << "ACLs without --credentials: frameworks' principals are what they claim";
     }
   }
-  LOG(WARNING) << "UNAUTHENTICATED: this master's HTTP API has no TLS and no tokens yet: keep "
-                  "--ip on an address only trusted machines reach (docs/SECURITY.md)";
+  if (httpTokens) {
+    LOG(INFO) << "HTTP API: bearer tokens required (" << httpTokens->size() << " known)";
+    LOG(WARNING) << "The HTTP API has no TLS yet: its tokens cross the network in the clear; "
+                    "keep --ip on an address only trusted machines reach (docs/SECURITY.md)";
+  } else {
+    LOG(WARNING) << "UNAUTHENTICATED: this master's HTTP API has no TLS and no tokens "
+                    "(--http_credentials): keep --ip on an address only trusted machines reach "
+                    "(docs/SECURITY.md)";
+  }
   LOG(INFO) << "Master " << options.info.id() << " HTTP API at http://" << ip << ":" << *httpPort
             << (zkUrl ? " (contending through " + zk + ")" : "");
   writeInfoFile(daemonFlags.infoFile, {{"pid", ::getpid()},

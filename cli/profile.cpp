@@ -2,10 +2,12 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 
 #include "common/fs.hpp"
+#include "common/http_tokens.hpp"
 
 namespace agora::cli {
 
@@ -113,8 +115,26 @@ std::string resolveCredentials(const std::string& flag, bool useProfile,
   return ::access(own.c_str(), R_OK) == 0 ? own : "";
 }
 
+void useBearerToken(bool useProfile, const std::string& profile) {
+  if (const char* token = ::getenv("AGORA_TOKEN"); token != nullptr) {
+    setDefaultBearerToken(token);
+    return;
+  }
+  if (!useProfile) {
+    return;
+  }
+  if (auto token = readFile(credentialsDir(profile) + "/operator.token"); token) {
+    std::string trimmed = *token;
+    while (!trimmed.empty() && std::isspace(static_cast<unsigned char>(trimmed.back()))) {
+      trimmed.pop_back();
+    }
+    setDefaultBearerToken(trimmed);
+  }
+}
+
 Result<std::string> resolveMaster(const std::string& flag, const std::string& zk,
                                   const std::string& profile) {
+  useBearerToken(flag.empty() && zk.empty(), profile);
   if (!zk.empty()) {
     if (!flag.empty()) {
       return Error("give --master or --zk, not both");

@@ -50,6 +50,9 @@ Result<std::string> resolveMaster(const std::string& flag, const std::string& zk
 // profile's operator credentials when `agora up` made them. Empty: none.
 std::string resolveCredentials(const std::string& flag, bool useProfile,
                                const std::string& profile);
+// The bearer token CLI requests carry: $AGORA_TOKEN, else (for the profile's own cluster,
+// `useProfile`) the profile's operator token when it has one. resolveMaster() calls it.
+void useBearerToken(bool useProfile, const std::string& profile);
 // Where `agora up` keeps a profile's credentials (and ACLs).
 std::string credentialsDir(const std::string& profile);
 

@@ -22,6 +22,7 @@
 #include "cli/profile.hpp"
 #include "common/flags.hpp"
 #include "common/http.hpp"
+#include "common/http_tokens.hpp"
 #include "common/net.hpp"
 #include "common/websocket.hpp"
 
@@ -45,7 +46,11 @@ Status upgrade(int fd, const std::string& address, const std::string& target,
   std::string request = "GET " + target + " HTTP/1.1\r\nHost: " + address +
                         "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                         "Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n"
-                        "Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n";
+                        "Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n" +
+                        (defaultBearerToken().empty()
+                             ? std::string()
+                             : "Authorization: Bearer " + defaultBearerToken() + "\r\n") +
+                        "\r\n";
   if (!writeAll(fd, request)) return Error("the agent at " + address + " hung up");
   std::string answer;
   char buffer[4096];

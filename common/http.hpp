@@ -9,11 +9,13 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "common/http_tokens.hpp"
 #include "common/result.hpp"
 #include "common/time.hpp"
 
@@ -26,6 +28,8 @@ struct HttpRequest {
   std::map<std::string, std::string> query;
   std::map<std::string, std::string> headers;  // names in lower case
   std::string body;
+  // Who sent it, by its bearer token, on a server that requires tokens; "" otherwise.
+  std::string principal;
 
   // The query parameter, or `fallback` when absent.
   std::string param(const std::string& name, const std::string& fallback = "") const;
@@ -81,6 +85,15 @@ class HttpServer {
   void limitRate(double perSecond, double burst);
   // Requests answered 429 by that limit.
   uint64_t throttledRequests() const;
+
+  // Before serve(): every request, except to `openPaths`, needs a bearer token from `tokens`
+  // (401 otherwise); a read-only token may only GET or HEAD, and never take a connection over
+  // (403). The token's principal is the request's `principal`.
+  void requireTokens(HttpTokens tokens, std::set<std::string> openPaths);
+  // Before serve(), with tokens: only `principals` may use `path` (403 for the others).
+  void restrict(const std::string& path, std::set<std::string> principals);
+  // Requests answered 401 or 403 by those checks.
+  uint64_t refusedRequests() const;
 
   struct Impl;  // Boost.Beast stays out of this header
 

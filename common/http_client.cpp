@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/http.hpp"
+#include "common/http_tokens.hpp"
 
 namespace agora {
 
@@ -118,6 +119,9 @@ Result<HttpResponse> httpRequest(const std::string& method, const std::string& a
   http::request<http::string_body> request(http::string_to_verb(method), target, 11);
   request.set(http::field::host, host);
   request.set(http::field::user_agent, "agora");
+  if (const std::string& token = defaultBearerToken(); !token.empty()) {
+    request.set(http::field::authorization, "Bearer " + token);
+  }
   if (!body.empty()) {
     request.set(http::field::content_type, contentType);
     request.body() = body;

@@ -38,6 +38,49 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::atomic<uint64_t> badRequests{0};
   std::atomic<uint64_t> throttled{0};
   std::optional<RateLimiter> limiter;  // used on the server's thread only
+  std::optional<HttpTokens> tokens;    // fixed before serve()
+  std::set<std::string> openPaths;
+  std::map<std::string, std::set<std::string>> restricted;  // path -> principals
+  std::atomic<uint64_t> refused{0};
+
+  // Whether the request may go on; otherwise the answer (401 or 403). Sets its principal.
+  std::optional<HttpResponse> authorize(HttpRequest& request, bool takesOver) {
+    if (!tokens || openPaths.count(request.path) > 0) {
+      return std::nullopt;
+    }
+    std::optional<TokenGrant> grant;
+    auto header = request.headers.find("authorization");
+    if (header != request.headers.end() && header->second.rfind("Bearer ", 0) == 0) {
+      grant = tokens->find(header->second.substr(7));
+    }
+    if (!grant) {
+      ++refused;
+      HttpResponse r = HttpResponse::error(
+          401, header == request.headers.end()
+                   ? "this API needs a bearer token (Authorization: Bearer <token>)"
+                   : "the bearer token is not one this server knows");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"agora\"");
+      return r;
+    }
+    request.principal = grant->principal;
+    bool reads = (request.method == "GET" || request.method == "HEAD") && !takesOver;
+    if (!grant->admin && !reads) {
+      ++refused;
+      return HttpResponse::error(403, "the token of '" + grant->principal +
+                                          "' is read-only: it cannot " + request.method + " " +
+                                          request.path);
+    }
+    auto only = restricted.find(request.path);
+    if (only != restricted.end() && only->second.count(grant->principal) == 0) {
+      ++refused;
+      std::string who;
+      for (const std::string& p : only->second) who += (who.empty() ? "" : ", ") + p;
+      return HttpResponse::error(403, request.path + " is only for " +
+                                          (who.empty() ? std::string("no one") : who) +
+                                          ", not '" + grant->principal + "'");
+    }
+    return std::nullopt;
+  }
   uint16_t port = 0;
   std::atomic<bool> running{false};
   // Live sessions (io thread only), so that stop() can close them: pending operations then
@@ -132,6 +175,13 @@ class Session : public std::enable_shared_from_this<Session> {
       }
     }
 
+    bool takesOver = server_->takeovers.count(request.path) > 0;
+    if (std::optional<HttpResponse> refusal = server_->authorize(request, takesOver)) {
+      LOG_EVERY_N(WARNING, 100) << "HTTP: refused " << request.method << " " << request.path
+                                << ": " << refusal->body;
+      write(std::move(*refusal));
+      return;
+    }
     if (auto takeover = server_->takeovers.find(request.path);
         takeover != server_->takeovers.end()) {
       // The connection is the handler's from here: the socket and what came after the request.
@@ -291,5 +341,16 @@ void HttpServer::limitRate(double perSecond, double burst) {
 }
 
 uint64_t HttpServer::throttledRequests() const { return impl_->throttled.load(); }
+
+void HttpServer::requireTokens(HttpTokens tokens, std::set<std::string> openPaths) {
+  impl_->tokens = std::move(tokens);
+  impl_->openPaths = std::move(openPaths);
+}
+
+void HttpServer::restrict(const std::string& path, std::set<std::string> principals) {
+  impl_->restricted[path] = std::move(principals);
+}
+
+uint64_t HttpServer::refusedRequests() const { return impl_->refused.load(); }
 
 }  // namespace agora

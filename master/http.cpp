@@ -1,6 +1,7 @@
 #include "master/http.hpp"
 
 #include <cmath>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -20,14 +21,43 @@ std::string httpAddress(const MasterInfo& info) {
   return info.ip() + ":" + std::to_string(info.http_port());
 }
 
-// Runs `work` with the master on its loop when this master leads; otherwise redirects the
-// request to the leader (307 keeps the method and body), or says none leads yet.
+// What a request needs the ACLs to allow: an action, on each of these objects.
+struct Needs {
+  AclAction action;
+  std::vector<std::string> objects = {""};
+};
+
+// Whether the ACLs let the request's principal do what it `needs`; answers 403 when not.
+bool allowed(const Master& master, const HttpRequest& request, const Needs& needs,
+             const HttpResponder& respond) {
+  for (const std::string& object : needs.objects) {
+    if (!master.authorized(needs.action, request.principal, object,
+                           "HTTP " + request.method + " " + request.path)) {
+      respond(HttpResponse::error(
+          403, "the ACLs do not let " +
+                   (request.principal.empty() ? std::string("an anonymous client")
+                                              : "principal '" + request.principal + "'") +
+                   " " + aclActionName(needs.action) +
+                   (object.empty() ? std::string() : " on '" + object + "'")));
+      return false;
+    }
+  }
+  return true;
+}
+
+// Runs `work` with the master on its loop when this master leads and the ACLs allow what the
+// request `needs`; otherwise redirects the request to the leader (307 keeps the method and
+// body), or says none leads yet.
 void onLeader(Loop& loop, std::shared_ptr<MasterHttpContext> ctx, const HttpRequest& request,
-              HttpResponder respond, std::function<void(Master&, HttpResponder)> work) {
-  loop.post([ctx, target = request.target, respond = std::move(respond),
+              HttpResponder respond, Needs needs,
+              std::function<void(Master&, HttpResponder)> work) {
+  loop.post([ctx, request, needs = std::move(needs), respond = std::move(respond),
              work = std::move(work)]() mutable {
+    const std::string& target = request.target;
     if (Master* master = ctx->leading()) {
-      work(*master, std::move(respond));
+      if (allowed(*master, request, needs, respond)) {
+        work(*master, std::move(respond));
+      }
       return;
     }
     if (auto leader = ctx->leader()) {
@@ -99,10 +129,12 @@ void addMasterRoutes(HttpServer& server, Loop& loop, MasterHttpContext context) 
       respond(HttpResponse::error(503, "no master leads yet"));
     });
   });
-  HttpHandler state = [&loop, ctx](const HttpRequest&, HttpResponder respond) {
-    loop.post([ctx, respond = std::move(respond)] {
+  HttpHandler state = [&loop, ctx](const HttpRequest& request, HttpResponder respond) {
+    loop.post([ctx, request, respond = std::move(respond)] {
       if (Master* master = ctx->leading()) {
-        respond(HttpResponse::jsonBody(dump(master->state())));
+        if (allowed(*master, request, {AclAction::kViewState}, respond)) {
+          respond(HttpResponse::jsonBody(dump(master->state())));
+        }
         return;
       }
       nlohmann::json j = {{"id", ctx->self.id()},
@@ -127,15 +159,19 @@ void addMasterRoutes(HttpServer& server, Loop& loop, MasterHttpContext context) 
   });
   server.route("/dashboard/history", [&loop, ctx](const HttpRequest& request,
                                                   HttpResponder respond) {
-    onLeader(loop, ctx, request, std::move(respond), [](Master& master, HttpResponder respond) {
+    onLeader(loop, ctx, request, std::move(respond), {AclAction::kViewState},
+             [](Master& master, HttpResponder respond) {
       respond(HttpResponse::jsonBody(dump(master.history())));
     });
   });
   server.route("/state", state);
   server.route("/master/state", state);
-  server.route("/metrics", [&loop, ctx](const HttpRequest&, HttpResponder respond) {
-    loop.post([ctx, respond = std::move(respond)] {
+  server.route("/metrics", [&loop, ctx](const HttpRequest& request, HttpResponder respond) {
+    loop.post([ctx, request, respond = std::move(respond)] {
       Master* master = ctx->leading();
+      if (master != nullptr && !allowed(*master, request, {AclAction::kViewState}, respond)) {
+        return;
+      }
       HttpResponse r = HttpResponse::text(
           master != nullptr ? master->metricsText()
                             : "# HELP agora_master_elected 1 when this master leads.\n"
@@ -145,13 +181,15 @@ void addMasterRoutes(HttpServer& server, Loop& loop, MasterHttpContext context) 
     });
   });
   server.route("/roles", [&loop, ctx](const HttpRequest& request, HttpResponder respond) {
-    onLeader(loop, ctx, request, std::move(respond), [](Master& master, HttpResponder respond) {
+    onLeader(loop, ctx, request, std::move(respond), {AclAction::kViewState},
+             [](Master& master, HttpResponder respond) {
       respond(HttpResponse::jsonBody(dump(master.roles())));
     });
   });
   server.route("/weights", [&loop, ctx](const HttpRequest& request, HttpResponder respond) {
     if (request.method == "GET") {
-      onLeader(loop, ctx, request, std::move(respond), [](Master& master, HttpResponder respond) {
+      onLeader(loop, ctx, request, std::move(respond), {AclAction::kViewState},
+             [](Master& master, HttpResponder respond) {
         nlohmann::json out = nlohmann::json::array();
         const nlohmann::json view = master.roles();
         for (const auto& r : view["roles"]) {
@@ -173,7 +211,7 @@ void addMasterRoutes(HttpServer& server, Loop& loop, MasterHttpContext context) 
     }
     std::string role = body["role"];
     double weight = body["weight"];
-    onLeader(loop, ctx, request, std::move(respond),
+    onLeader(loop, ctx, request, std::move(respond), {AclAction::kSetWeights, {role}},
              [role, weight](Master& master, HttpResponder respond) {
                master.setWeight(role, weight, answerRole(master, role, std::move(respond)));
              });
@@ -181,7 +219,7 @@ void addMasterRoutes(HttpServer& server, Loop& loop, MasterHttpContext context) 
   server.route("/quota", [&loop, ctx](const HttpRequest& request, HttpResponder respond) {
     if (request.method == "GET") {
       std::string only = request.param("role");
-      onLeader(loop, ctx, request, std::move(respond),
+      onLeader(loop, ctx, request, std::move(respond), {AclAction::kViewState},
                [only](Master& master, HttpResponder respond) {
                  nlohmann::json out = nlohmann::json::array();
                  const nlohmann::json view = master.roles();
@@ -211,7 +249,7 @@ void addMasterRoutes(HttpServer& server, Loop& loop, MasterHttpContext context) 
         respond(HttpResponse::error(400, "DELETE /quota?role=ROLE"));
         return;
       }
-      onLeader(loop, ctx, request, std::move(respond),
+      onLeader(loop, ctx, request, std::move(respond), {AclAction::kSetQuota, {role}},
                [role](Master& master, HttpResponder respond) {
                  master.removeQuota(role, answerRole(master, role, std::move(respond)));
                });
@@ -239,7 +277,7 @@ void addMasterRoutes(HttpServer& server, Loop& loop, MasterHttpContext context) 
     quota.guarantee = *guarantee;
     quota.limit = *limit;
     std::string role = body["role"];
-    onLeader(loop, ctx, request, std::move(respond),
+    onLeader(loop, ctx, request, std::move(respond), {AclAction::kSetQuota, {role}},
              [role, quota](Master& master, HttpResponder respond) {
                master.setQuota(role, quota, answerRole(master, role, std::move(respond)));
              });
@@ -267,16 +305,20 @@ void addMasterRoutes(HttpServer& server, Loop& loop, MasterHttpContext context) 
       }
       // "cpus(eng):4" names the role; an operator's reservation is a dynamic one.
       Resources resources;
+      std::set<std::string> roles;
       for (Resource r : parsed->items()) {
         if (r.reservations_size() > 0) {
           auto* last = r.mutable_reservations(r.reservations_size() - 1);
           last->set_type(Resource::ReservationInfo::DYNAMIC);
-          last->set_principal("operator");
+          last->set_principal(request.principal.empty() ? "operator" : request.principal);
+          roles.insert(last->role());
         }
         resources += r;
       }
       std::string agentId = body["agent_id"];
-      onLeader(loop, ctx, request, std::move(respond),
+      Needs needs{AclAction::kReserveResources, {roles.begin(), roles.end()}};
+      if (needs.objects.empty()) needs.objects = {"*"};
+      onLeader(loop, ctx, request, std::move(respond), std::move(needs),
                [agentId, resources, reserve](Master& master, HttpResponder respond) {
                  master.operatorReserve(agentId, resources, reserve,
                                         [respond = std::move(respond)](Status done) {
@@ -298,7 +340,8 @@ void addMasterRoutes(HttpServer& server, Loop& loop, MasterHttpContext context) 
   }
   server.route("/maintenance/status", [&loop, ctx](const HttpRequest& request,
                                                    HttpResponder respond) {
-    onLeader(loop, ctx, request, std::move(respond), [](Master& master, HttpResponder respond) {
+    onLeader(loop, ctx, request, std::move(respond), {AclAction::kViewState},
+             [](Master& master, HttpResponder respond) {
       respond(HttpResponse::jsonBody(dump(master.maintenanceStatus())));
     });
   });
@@ -341,7 +384,7 @@ void addMasterRoutes(HttpServer& server, Loop& loop, MasterHttpContext context) 
         }
         double start = body["start"];
         double duration = body["duration"];
-        onLeader(loop, ctx, request, std::move(respond),
+        onLeader(loop, ctx, request, std::move(respond), {AclAction::kDrainAgents, machines},
                  [machines, start, duration, answer](Master& master, HttpResponder respond) {
                    master.scheduleMaintenance(machines, start, duration,
                                               answer(std::move(respond)));
@@ -360,14 +403,14 @@ void addMasterRoutes(HttpServer& server, Loop& loop, MasterHttpContext context) 
           respond(HttpResponse::error(400, "grace_seconds must be a non-negative number"));
           return;
         }
-        onLeader(loop, ctx, request, std::move(respond),
+        onLeader(loop, ctx, request, std::move(respond), {AclAction::kDrainAgents, {machine}},
                  [machine, kill, grace, answer](Master& master, HttpResponder respond) {
                    master.drainMachine(machine, kill, fromSeconds(grace),
                                        answer(std::move(respond)));
                  });
         return;
       }
-      onLeader(loop, ctx, request, std::move(respond),
+      onLeader(loop, ctx, request, std::move(respond), {AclAction::kDrainAgents, {machine}},
                [machine, answer](Master& master, HttpResponder respond) {
                  master.upMachine(machine, answer(std::move(respond)));
                });

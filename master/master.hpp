@@ -106,6 +106,11 @@ class Master {
   // charts (dashboard.cpp).
   nlohmann::json history() const;
 
+  // Whether the ACLs let `principal` do `action` on `object` (for `who`, in the log); a
+  // refusal is logged and counted.
+  bool authorized(AclAction action, const std::string& principal, const std::string& object,
+                  const std::string& who) const;
+
   // GET /roles: every role with its weight, quota, what it is allocated and reserved, and for
   // each of its frameworks whether the last allocation offered it something, and why not.
   nlohmann::json roles() const;
@@ -176,10 +181,6 @@ class Master {
   // Stores a role's settings, then gives them to the allocator.
   void storeRole(registry::RoleRecord record, std::function<void(Status)> done);
   void applyRole(const registry::RoleRecord& record);
-
-  // Whether the ACLs let `principal` do `action` on `object`; a refusal is logged and counted.
-  bool authorized(AclAction action, const std::string& principal, const std::string& object,
-                  const std::string& who) const;
 
   // Runs `work` every `interval`, keeping the current timer id in *timer.
   void every(Duration interval, TimerId* timer, void (Master::*work)());

@@ -1,5 +1,5 @@
-// The master's --acls files (JSON or YAML) and --credentials files on any input: parsed, and
-// when they parse, asked about every action.
+// The master's --acls files (JSON or YAML), --credentials and --http_credentials files on any
+// input: parsed, and ACLs that parse asked about every action.
 
 #include <cstddef>
 #include <cstdint>
@@ -7,6 +7,7 @@
 
 #include "common/acls.hpp"
 #include "common/curve.hpp"
+#include "common/http_tokens.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);
@@ -22,5 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   (void)agora::parseCredentials(text);
+  if (auto tokens = agora::HttpTokens::parse(text)) {
+    (void)tokens->find(text);
+  }
   return 0;
 }

@@ -11,6 +11,7 @@
 #include "common/curve.hpp"
 #include "common/fs.hpp"
 #include "common/http.hpp"
+#include "common/http_tokens.hpp"
 #include "tests/support/process_cluster.hpp"
 #include "tests/support/test_scheduler.hpp"
 
@@ -223,6 +224,117 @@ TEST_F(SecurityTest, AFrameworkSubscribesOnlyInItsRolesAndRunsOnlyAsItsUsers) {
   EXPECT_GE(metric("agora_master_unauthorized_total{action=\"register_frameworks\"}"), 2);
   driver.stop();
   driver.join();
+}
+
+// Bearer tokens on the master's and agents' HTTP APIs, and the ACLs on operator calls.
+class HttpAuthTest : public ::testing::Test {
+ protected:
+  static constexpr const char* kOps = "ops-admin-token-0123456789";
+  static constexpr const char* kDev = "dev-admin-token-0123456789";
+  static constexpr const char* kViewer = "viewer-read-token-0123456789";
+  static constexpr const char* kKube = "kube-admin-token-0123456789";
+
+  HttpAuthTest()
+      : cluster_(ProcessClusterOptions{
+            1, "cpus:4;mem:4096;disk:1024",
+            {"--http_credentials=" + dir_.path() + "/tokens.json",
+             "--acls=" + dir_.path() + "/acls.yaml"},
+            {"--http_credentials=" + dir_.path() + "/tokens.json",
+             "--remote_command_principals=kube"}}) {
+    CHECK(writeFileAtomic(dir_.path() + "/tokens.json", json{{"tokens", {
+        {{"token", kOps}, {"principal", "ops"}, {"scope", "admin"}},
+        {{"token", kDev}, {"principal", "dev"}, {"scope", "admin"}},
+        {{"token", kViewer}, {"principal", "viewer"}, {"scope", "read"}},
+        {{"token", kKube}, {"principal", "kube"}, {"scope", "admin"}}}}}.dump()).ok());
+    CHECK(writeFileAtomic(dir_.path() + "/acls.yaml", R"(
+register_agents: [{principals: [ANY]}]
+register_frameworks: [{principals: [ANY], roles: [ANY]}]
+run_tasks: [{principals: [ANY], users: [ANY]}]
+view_state: [{principals: [ANY]}]
+set_weights: [{principals: [ops], roles: [ANY]}]
+set_quota: [{principals: [ops], roles: [eng]}]
+)").ok());
+  }
+
+  void SetUp() override {
+    setDefaultBearerToken(kViewer);  // the cluster's own checks read /state
+    ASSERT_TRUE(cluster_.start().ok()) << "see " << cluster_.dir();
+  }
+  void TearDown() override { setDefaultBearerToken(""); }
+
+  // The status of a request with `token` ("" for none).
+  int status(const std::string& token, const std::string& method, const std::string& address,
+             const std::string& target, const std::string& body = "",
+             std::string* answer = nullptr) {
+    setDefaultBearerToken(token);
+    auto response = httpRequest(method, address, target, body, seconds(5));
+    setDefaultBearerToken(kViewer);
+    if (answer != nullptr && response) *answer = response->body;
+    return response ? response->status : -1;
+  }
+
+  TempDir dir_;
+  ProcessCluster cluster_;
+};
+
+TEST_F(HttpAuthTest, TheMasterNeedsATokenAndReadTokensOnlyRead) {
+  const std::string& master = cluster_.masterHttp();
+  std::string answer;
+  EXPECT_EQ(status("", "GET", master, "/state", "", &answer), 401);
+  EXPECT_NE(answer.find("needs a bearer token"), std::string::npos) << answer;
+  EXPECT_EQ(status("wrong-token-0123456789", "GET", master, "/state", "", &answer), 401);
+  EXPECT_NE(answer.find("not one this server knows"), std::string::npos) << answer;
+  EXPECT_EQ(status("", "GET", master, "/metrics"), 401);
+  // Open: liveness, where peers find the protocol port, and the dashboard's page.
+  EXPECT_EQ(status("", "GET", master, "/health"), 200);
+  EXPECT_EQ(status("", "GET", master, "/master/info"), 200);
+  EXPECT_EQ(status("", "GET", master, "/"), 200);
+
+  EXPECT_EQ(status(kViewer, "GET", master, "/state"), 200);
+  EXPECT_EQ(status(kViewer, "GET", master, "/metrics"), 200);
+  const std::string weight = R"({"role": "eng", "weight": 2})";
+  EXPECT_EQ(status(kViewer, "POST", master, "/weights", weight, &answer), 403);
+  EXPECT_NE(answer.find("read-only"), std::string::npos) << answer;
+
+  // Admin tokens: the ACLs decide, by the token's principal.
+  EXPECT_EQ(status(kOps, "POST", master, "/weights", weight, &answer), 200) << answer;
+  EXPECT_EQ(status(kDev, "POST", master, "/weights", weight, &answer), 403);
+  EXPECT_NE(answer.find("the ACLs do not let principal 'dev' set_weights on 'eng'"),
+            std::string::npos)
+      << answer;
+  const std::string quota = R"({"role": "eng", "guarantee": "cpus:1"})";
+  EXPECT_EQ(status(kOps, "POST", master, "/quota", quota, &answer), 200) << answer;
+  const std::string other = R"({"role": "web", "guarantee": "cpus:1"})";
+  EXPECT_EQ(status(kOps, "POST", master, "/quota", other, &answer), 403) << answer;
+
+  auto metrics = httpGet(master, "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("agora_master_unauthorized_total{action=\"set_weights\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(HttpAuthTest, AnAgentRunsCommandsOnlyForItsRemoteCommandPrincipals) {
+  auto state = cluster_.masterState();
+  ASSERT_TRUE(state.ok()) << state.error();
+  std::string agent = (*state)["agents"][0]["address"];
+  std::string answer;
+  EXPECT_EQ(status("", "GET", agent, "/state"), 401);
+  EXPECT_EQ(status(kViewer, "GET", agent, "/state"), 200);
+  EXPECT_EQ(status("", "GET", agent, "/health"), 200);
+  // Running a command is not reading, and is only for the kube framework here.
+  EXPECT_EQ(status("", "GET", agent, "/containers/exec?task=t&command=id"), 401);
+  EXPECT_EQ(status(kViewer, "GET", agent, "/containers/exec?task=t&command=id", "", &answer),
+            403);
+  EXPECT_NE(answer.find("read-only"), std::string::npos) << answer;
+  EXPECT_EQ(status(kOps, "GET", agent, "/containers/exec?task=t&command=id", "", &answer), 403);
+  EXPECT_NE(answer.find("/containers/exec is only for kube, not 'ops'"), std::string::npos)
+      << answer;
+  EXPECT_EQ(status(kOps, "GET", agent, "/host/exec?command=id"), 403);
+  // The kube framework's token gets through to the endpoint itself, which then finds no such
+  // task (and no WebSocket upgrade).
+  int kube = status(kKube, "GET", agent, "/containers/exec?task=t&command=id", "", &answer);
+  EXPECT_NE(kube, 401);
+  EXPECT_NE(kube, 403) << answer;
 }
 
 }  // namespace

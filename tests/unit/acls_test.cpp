@@ -6,6 +6,7 @@
 
 #include "common/acls.hpp"
 #include "common/curve.hpp"
+#include "common/http_tokens.hpp"
 #include "common/manual_loop.hpp"
 #include "common/resources.hpp"
 #include "master/allocator/hierarchical_allocator.hpp"
@@ -126,6 +127,39 @@ TEST(CredentialsTest, KeysAreCheckedAndRoundTrip) {
   EXPECT_NE(error(badClient).find("not a CURVE key"), std::string::npos);
   EXPECT_NE(error("[]").find("not a JSON object"), std::string::npos);
   EXPECT_NE(error(R"({"secret": 1})").find("unknown field 'secret'"), std::string::npos);
+}
+
+TEST(HttpTokensTest, TokensAreCheckedAndFoundByValue) {
+  auto tokens = HttpTokens::parse(R"({"tokens": [
+      {"token": "0123456789abcdef-admin", "principal": "ops", "scope": "admin"},
+      {"token": "0123456789abcdef-read", "principal": "grafana"}]})");
+  ASSERT_TRUE(tokens.ok()) << tokens.error();
+  EXPECT_EQ(tokens->size(), 2u);
+  auto admin = tokens->find("0123456789abcdef-admin");
+  ASSERT_TRUE(admin.has_value());
+  EXPECT_EQ(admin->principal, "ops");
+  EXPECT_TRUE(admin->admin);
+  auto read = tokens->find("0123456789abcdef-read");
+  ASSERT_TRUE(read.has_value());
+  EXPECT_FALSE(read->admin);  // read is the default scope
+  EXPECT_FALSE(tokens->find("0123456789abcdef-adm").has_value());
+  EXPECT_FALSE(tokens->find("").has_value());
+
+  auto error = [](const std::string& text) {
+    auto parsed = HttpTokens::parse(text);
+    return parsed.ok() ? std::string("(parsed)") : parsed.error();
+  };
+  EXPECT_NE(error(R"({"tokens": [{"token": "short", "principal": "a"}]})").find("shorter"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"tokens": [{"token": "0123456789abcdefgh"}]})").find("principal"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"tokens": [{"token": "0123456789abcdefgh", "principal": "a",
+                                  "scope": "root"}]})").find("read or admin"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"tokens": []})").find("empty"), std::string::npos);
+  EXPECT_NE(error(R"([])").find("list of 'tokens'"), std::string::npos);
+  EXPECT_EQ(generateToken().size(), 64u);
+  EXPECT_NE(generateToken(), generateToken());
 }
 
 // The master with CURVE on: principals come from the transport's stamp on each message.

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/http_tokens.hpp"
 #include "common/net.hpp"
 #include "frameworks/k8s-like/apiserver/objects.hpp"
 #include "frameworks/k8s-like/apiserver/status.hpp"
@@ -155,6 +156,9 @@ void relayRemoteCommand(const HttpRequest& request, RemoteCommandTarget target,
                              "Connection: Upgrade\r\n";
   for (const char* name : {"sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol"}) {
     agentRequest += std::string(name) + ": " + header(request, name) + "\r\n";
+  }
+  if (const std::string& token = defaultBearerToken(); !token.empty()) {
+    agentRequest += "Authorization: Bearer " + token + "\r\n";  // the kube framework's own
   }
   agentRequest += "\r\n";
   std::thread([agentRequest = std::move(agentRequest), target = std::move(target),

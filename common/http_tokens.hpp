@@ -1,0 +1,49 @@
+#pragma once
+
+// Bearer tokens on the master's and agents' HTTP APIs (--http_credentials=FILE):
+//
+//   {"tokens": [{"token": "<secret>", "principal": "ops", "scope": "admin"},
+//               {"token": "<secret>", "principal": "grafana", "scope": "read"}]}
+//
+// A request then needs `Authorization: Bearer <token>` (401 without one, or with one not
+// listed); a read token may only read (GET and HEAD; 403 otherwise). The token's principal is
+// who the ACLs see. A few paths stay open: /health, /master/info (where peers find the
+// protocol port; nothing secret), and the dashboard's page (it reads nothing without a token).
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
+
+namespace agora {
+
+struct TokenGrant {
+  std::string principal;
+  bool admin = false;  // otherwise read-only
+};
+
+class HttpTokens {
+ public:
+  static Result<HttpTokens> parse(const std::string& text);
+  static Result<HttpTokens> load(const std::string& path);
+
+  // The grant of `token`, compared in constant time against every listed token.
+  std::optional<TokenGrant> find(const std::string& token) const;
+  size_t size() const { return tokens_.size(); }
+
+ private:
+  std::vector<std::pair<std::string, TokenGrant>> tokens_;
+};
+
+// A fresh random token (32 bytes, hex).
+std::string generateToken();
+
+// Sends `Authorization: Bearer <token>` with every request this process makes with
+// httpRequest() (the CLI: its profile's operator token, or $AGORA_TOKEN). Empty: none.
+void setDefaultBearerToken(const std::string& token);
+const std::string& defaultBearerToken();
+
+}  // namespace agora
