@@ -79,6 +79,7 @@ int statusCommand(int argc, const char* const* argv) {
     return kNoProfile;
   }
   const Profile* profile = &*loaded;
+  useBearerToken(true, profileName);
   int down = 0;
   char host[256] = "";
   ::gethostname(host, sizeof(host) - 1);

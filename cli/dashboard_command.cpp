@@ -14,6 +14,7 @@
 #include "common/flags.hpp"
 #include "common/fs.hpp"
 #include "common/http.hpp"
+#include "common/http_tokens.hpp"
 #include "common/process.hpp"
 
 namespace agora::cli {
@@ -87,6 +88,9 @@ int dashboardCommand(int argc, const char* const* argv) {
       return 1;
     }
     url = "http://" + address + "/";
+    if (!defaultBearerToken().empty()) {
+      url += "#token=" + defaultBearerToken();  // the page reads the API with it
+    }
   }
   const char* display = std::getenv("DISPLAY");
   const char* wayland = std::getenv("WAYLAND_DISPLAY");

@@ -16,6 +16,7 @@
 #include "common/detector.hpp"
 #include "common/fs.hpp"
 #include "common/http.hpp"
+#include "common/http_tokens.hpp"
 #include "common/ids.hpp"
 #include "common/net.hpp"
 #include "common/process.hpp"
@@ -92,6 +93,26 @@ Status writeProfileCredentials(const std::string& dir) {
   if (Status written = writeClusterCredentials(dir, {"agent", "kube", "operator"}); !written) {
     return written;
   }
+  // HTTP bearer tokens: the operator's and kube's (admin), and one that only reads (for a
+  // monitoring system, say).
+  nlohmann::json tokens = nlohmann::json::array();
+  for (auto [principal, scope] : {std::pair<const char*, const char*>{"operator", "admin"},
+                                  {"kube", "admin"},
+                                  {"reader", "read"}}) {
+    std::string token = generateToken();
+    tokens.push_back({{"token", token}, {"principal", principal}, {"scope", scope}});
+    std::string path = dir + "/" + principal + ".token";
+    if (Status saved = writeFileAtomic(path, token + "\n"); !saved) {
+      return saved;
+    }
+    ::chmod(path.c_str(), 0600);
+  }
+  std::string path = dir + "/tokens.json";
+  if (Status saved = writeFileAtomic(path, nlohmann::json{{"tokens", tokens}}.dump(2) + "\n");
+      !saved) {
+    return saved;
+  }
+  ::chmod(path.c_str(), 0600);
   return writeFileAtomic(dir + "/acls.yaml", R"(# Who may do what on this cluster (docs/SECURITY.md), written by agora up. A request no
 # rule allows is refused. Principals are the keys' names in master.json; edit, then restart
 # the masters (agora stop; agora up).
@@ -107,15 +128,16 @@ reserve_resources:
   - principals: [kube, operator]
 create_volumes:
   - principals: [kube, operator]
-# Operator API calls over HTTP: no tokens yet, so their principal is anonymous (ANY).
+# The HTTP API, by the principal of the bearer token (tokens.json: operator and kube are
+# admin tokens, reader a read-only one).
 set_quota:
-  - principals: [ANY]
+  - principals: [operator]
 set_weights:
-  - principals: [ANY]
+  - principals: [operator]
 drain_agents:
-  - principals: [ANY]
+  - principals: [operator]
 view_state:
-  - principals: [ANY]
+  - principals: [operator, kube, reader]
 )");
 }
 
@@ -195,6 +217,7 @@ int upCommand(int argc, const char* const* argv) {
     std::cerr << "agora up: " << s.error() << "\n";
     return 2;
   }
+  useBearerToken(true, profileName);  // a cluster that is up already: its token
   if (auto existing = loadProfile(profileName); existing && anyRunning(*existing)) {
     // Agents that died (or were stopped alone) start again; each takes back its tasks.
     if (Status restarted = restartDeadAgents(*existing, timeout); !restarted) {
@@ -226,9 +249,13 @@ int upCommand(int argc, const char* const* argv) {
     if (Status written = writeProfileCredentials(keys); !written) {
       return fail("cannot write the profile's credentials: " + written.error());
     }
-    masterSecurity = {"--credentials=" + keys + "/master.json", "--acls=" + keys + "/acls.yaml"};
+    masterSecurity = {"--credentials=" + keys + "/master.json", "--acls=" + keys + "/acls.yaml",
+                      "--http_credentials=" + keys + "/tokens.json"};
+    // agora up's own requests (is every agent registered?) carry the operator's token.
+    useBearerToken(true, profileName);
   } else {
     (void)removeAll(keys);
+    setDefaultBearerToken("");
   }
   if (ha) {
     int zkPort = 0;
@@ -340,6 +367,7 @@ int upCommand(int argc, const char* const* argv) {
     }
     if (authenticate) {
       args.push_back("--credentials=" + keys + "/agent.json");
+      args.push_back("--http_credentials=" + keys + "/tokens.json");
     }
     if (!agentResources.empty()) {
       args.push_back("--resources=" + agentResources);
@@ -407,6 +435,7 @@ int upCommand(int argc, const char* const* argv) {
       }
       if (authenticate) {
         args.push_back("--credentials=" + keys + "/kube.json");
+        args.push_back("--http_token_file=" + keys + "/kube.token");
       }
       if (ha) {
         // Two instances on the profile's ZooKeeper, one leading. Both on the same address (only
@@ -477,8 +506,9 @@ int upCommand(int argc, const char* const* argv) {
   }
   if (authenticate) {
     std::cout << "\nThe protocol port admits only the keys in " << keys
-              << " (CURVE). Your own\nframeworks: export AGORA_CREDENTIALS=" << keys
-              << "/operator.json\n";
+              << " (CURVE), and the HTTP\nAPIs only its tokens. Your own frameworks: export "
+                 "AGORA_CREDENTIALS=" << keys << "/operator.json;\ncurl: -H \"Authorization: "
+                 "Bearer $(cat " << keys << "/operator.token)\"\n";
   }
   std::cout << "\nTry:  agora run --command='echo hello from $AGORA_TASK_ID' --count=3\n"
             << "      agora agents;  agora tasks;  agora status;  agora stop\n";

@@ -12,6 +12,7 @@
 
 #include "common/fs.hpp"
 #include "common/http.hpp"
+#include "common/http_tokens.hpp"
 #include "frameworks/k8s-like/apiserver/tables.hpp"
 #include "tests/support/kube_cluster.hpp"
 
@@ -252,6 +253,13 @@ TEST(KubeOperateTest, TheAutoscalerFollowsRealCpuUsageAndTopShowsIt) {
       << api;
   json profile = json::parse(readFile(k.home() + "/profiles/default/profile.json").value_or("{}"),
                              nullptr, false);
+  // The profile's master and agents require a token: the operator's.
+  struct ForgetToken {
+    ~ForgetToken() { setDefaultBearerToken(""); }
+  } forget;
+  std::string token =
+      readFile(k.home() + "/profiles/default/credentials/operator.token").value_or("");
+  setDefaultBearerToken(token.substr(0, token.find('\n')));
   for (const json& d : profile.value("daemons", json::array())) {
     std::string role = d.value("role", "");
     if (role != "master" && role != "agent") continue;
