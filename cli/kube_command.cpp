@@ -105,6 +105,11 @@ int kubeCommand(int argc, const char* const* argv) {
             "API requests a second each client address may make on average (twice as many at\n"
             "once); beyond that it is answered 429 with Retry-After, which kubectl waits out.\n"
             "0: no limit.");
+  std::string usersPath;
+  flags.add(&usersPath, "users",
+            "More users of the API (YAML or JSON: each a name, a bearer token, groups, and\n"
+            "whether an administrator) and their bindings to namespaces, view or edit\n"
+            "(docs/kube.md). The kubeconfig's token is an administrator's.");
   std::string httpTokenFile;
   flags.add(&httpTokenFile, "http_token_file",
             "A file holding the bearer token the framework gives the master's and agents' HTTP\n"
@@ -246,6 +251,14 @@ int kubeCommand(int argc, const char* const* argv) {
   EventLoop loop;
   kube::ApiServerOptions options;
   options.token = token;
+  if (!usersPath.empty()) {
+    auto users = kube::KubeAuthorizer::load(usersPath);
+    if (!users) {
+      std::cerr << "agora kube: --users: " << users.error() << "\n";
+      return 2;
+    }
+    options.users = std::make_shared<const kube::KubeAuthorizer>(std::move(users).value());
+  }
   options.advertise = listen;
   options.services.serviceCidr = serviceCidr;
   options.services.loadBalancerPool = lbPool;

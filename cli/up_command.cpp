@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -189,6 +190,9 @@ int upCommand(int argc, const char* const* argv) {
   flags.add(&kube, "kube",
             "Start the kube framework too (a Kubernetes API server for kubectl) and write its\n"
             "context into --kubeconfig, made current.");
+  std::string kubeUsers;
+  flags.add(&kubeUsers, "kube_users",
+            "The kube framework's --users: more API users (tokens) and their namespaces' roles.");
   flags.add(&kubePort, "kube_port", "The kube API server's port on --ip (0 picks a free one).");
   flags.add(&kubeconfig, "kubeconfig", "The kubeconfig to write the kube context into.");
   flags.add(&kubeContext, "kube_context",
@@ -432,6 +436,9 @@ int upCommand(int argc, const char* const* argv) {
           {"--service_node_port_range=", kubeNodePorts}};
       for (const auto& [flag, value] : network) {
         if (!value.empty()) args.push_back(flag + value);
+      }
+      if (!kubeUsers.empty()) {
+        args.push_back("--users=" + std::filesystem::absolute(kubeUsers).string());
       }
       if (authenticate) {
         args.push_back("--credentials=" + keys + "/kube.json");

@@ -14,6 +14,7 @@
 #include "common/fs.hpp"
 #include "common/process.hpp"
 #include "tests/support/kube_cluster.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace agora::testing {
 namespace {
@@ -207,6 +208,70 @@ TEST(KubectlTest, ADeploymentIsAppliedRolledScaledUndoneAndDeleted) {
   EXPECT_TRUE(contains(watched, "ADDED") && contains(watched, "MODIFIED") &&
               contains(watched, "DELETED"))
       << watched;
+}
+
+TEST(KubectlTest, UsersSeeAndChangeOnlyWhatTheirRolesAllow) {
+  TempDir dir;
+  ASSERT_TRUE(writeFileAtomic(dir.path() + "/users.yaml", R"(
+users:
+  - {name: alice, token: alice-token-0123456789, groups: [team-a]}
+  - {name: bob, token: bob-token-0123456789}
+bindings:
+  - {group: team-a, namespace: team-a, role: edit}
+  - {user: bob, namespace: team-a, role: view}
+)").ok());
+  KubeCluster k(1, "cpus:2;mem:2048", {"--kube_users=" + dir.path() + "/users.yaml"});
+  REQUIRE_CLUSTER(k);
+  for (const char* ns : {"team-a", "team-b"}) {
+    ASSERT_EQ(k.kubectl({"create", "namespace", ns}).exitCode, 0);  // the administrator
+  }
+  auto as = [&](const std::string& user, std::vector<std::string> args) {
+    args.insert(args.begin(), "--token=" + user + "-token-0123456789");
+    return k.kubectl(args);
+  };
+  // kubectl auth can-i asks the API (SelfSubjectAccessReview): yes exits 0, no exits 1.
+  auto canI = [&](const std::string& user, const std::vector<std::string>& what) {
+    std::vector<std::string> args = {"auth", "can-i"};
+    args.insert(args.end(), what.begin(), what.end());
+    CommandResult r = as(user, args);
+    std::string out = r.output;  // its answer is the last line (after any warning)
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    out = out.substr(out.rfind('\n') + 1);
+    return std::to_string(r.exitCode) + " " + out.substr(0, out.find(" - "));  // no its reason
+  };
+  EXPECT_EQ(canI("alice", {"create", "deployments", "-n", "team-a"}), "0 yes");
+  EXPECT_EQ(canI("alice", {"delete", "pods", "-n", "team-a"}), "0 yes");
+  EXPECT_EQ(canI("alice", {"create", "deployments", "-n", "team-b"}), "1 no");
+  EXPECT_EQ(canI("alice", {"list", "nodes"}), "1 no");
+  EXPECT_EQ(canI("bob", {"list", "pods", "-n", "team-a"}), "0 yes");
+  EXPECT_EQ(canI("bob", {"create", "pods", "-n", "team-a"}), "1 no");
+  EXPECT_EQ(canI("bob", {"get", "secrets", "-n", "team-a"}), "1 no");  // view reads no Secrets
+  EXPECT_EQ(canI("bob", {"create", "pods/exec", "-n", "team-a"}), "1 no");
+
+  // And the API holds them to it.
+  EXPECT_EQ(as("alice", {"create", "configmap", "settings", "-n", "team-a"}).exitCode, 0);
+  CommandResult other = as("alice", {"create", "configmap", "settings", "-n", "team-b"});
+  EXPECT_NE(other.exitCode, 0);
+  EXPECT_NE(other.output.find("configmaps is forbidden"), std::string::npos) << other.output;
+  EXPECT_NE(other.output.find("User \"alice\" cannot create resource \"configmaps\" in API "
+                              "group \"\" in the namespace \"team-b\""),
+            std::string::npos)
+      << other.output;
+  CommandResult read = as("bob", {"get", "configmap", "settings", "-n", "team-a"});
+  EXPECT_EQ(read.exitCode, 0) << read.output;
+  CommandResult write = as("bob", {"delete", "configmap", "settings", "-n", "team-a"});
+  EXPECT_NE(write.exitCode, 0);
+  EXPECT_NE(write.output.find("Forbidden"), std::string::npos) << write.output;
+  CommandResult nodes = as("alice", {"get", "nodes"});
+  EXPECT_NE(nodes.exitCode, 0);
+  EXPECT_NE(nodes.output.find("at the cluster scope"), std::string::npos) << nodes.output;
+  CommandResult stranger = as("mallory", {"get", "pods"});
+  EXPECT_NE(stranger.exitCode, 0);
+  EXPECT_NE(stranger.output.find("Unauthorized"), std::string::npos) << stranger.output;
+  // The configmap bob could not delete is still there; the administrator sees everything.
+  EXPECT_EQ(k.kubectl({"get", "configmap", "settings", "-n", "team-a"}).exitCode, 0);
+  CommandResult admin = k.kubectl({"auth", "can-i", "delete", "nodes"});
+  EXPECT_EQ(admin.exitCode, 0) << admin.output;
 }
 
 TEST(KubectlTest, NamespacesConfigMapsSecretsAndDeleteAll) {

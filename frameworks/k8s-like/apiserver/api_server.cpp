@@ -235,13 +235,12 @@ void ApiServer::route(const HttpRequest& request, std::shared_ptr<Exchange> exch
   if (servedWithoutToken(path, *exchange)) {
     return;
   }
-  if (!options_.token.empty() && path != "/version") {
-    auto it = request.headers.find("authorization");
-    if (it == request.headers.end() || it->second != "Bearer " + options_.token) {
-      exchange->respond(toResponse(ApiOutcome::failure(unauthorized())));
-      return;
-    }
+  std::optional<KubeUser> user = authenticate(request);
+  if (!user && path != "/version") {
+    exchange->respond(toResponse(ApiOutcome::failure(unauthorized())));
+    return;
   }
+  if (user && !authorize(request, *user, *exchange)) return;
   if (path == "/metrics") {
     HttpResponse metrics = HttpResponse::text(metricsText());
     metrics.contentType = "text/plain; version=0.0.4; charset=utf-8";

@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/loop.hpp"
+#include "frameworks/k8s-like/apiserver/authorizer.hpp"
 #include "frameworks/k8s-like/apiserver/http_server.hpp"
 #include "frameworks/k8s-like/apiserver/kinds.hpp"
 #include "frameworks/k8s-like/apiserver/selectors.hpp"
@@ -32,11 +33,13 @@
 namespace agora::kube {
 
 struct ApiServerOptions {
-  std::string token;      // the bearer token every request must carry ("": no authentication)
+  std::string token;      // an administrator's bearer token ("" and no users: no authentication)
   std::string advertise;  // "127.0.0.1:6443": where clients reach the server
   Duration bookmarkEvery = seconds(60);
   Duration defaultWatchTimeout = seconds(1800);
   ServiceRanges services;  // ClusterIPs, node ports, load-balancer addresses
+  // More users, by token, and what they may do (authorizer.hpp; --users).
+  std::shared_ptr<const KubeAuthorizer> users;
 };
 
 // An object, or why not.
@@ -105,6 +108,11 @@ class ApiServer {
   // What anyone may read: /healthz, /livez, /readyz, and the dashboard's page (its data comes
   // from the API, with the token). False for every other path.
   static bool servedWithoutToken(const std::string& path, Exchange& exchange);
+  // Who sent `request` (api_authz.cpp): the administrator's token, a user's, or no one.
+  std::optional<KubeUser> authenticate(const HttpRequest& request) const;
+  // Whether `user` may go on with `request`; otherwise it has been answered: 403, or the
+  // answer to a SelfSubjectAccessReview (kubectl auth can-i).
+  bool authorize(const HttpRequest& request, const KubeUser& user, Exchange& exchange);
 
   // Events about a Service's change: its load-balancer address assigned.
   void serviceEvents(const nlohmann::json& before, const nlohmann::json& after);
