@@ -145,9 +145,10 @@ void addAgentRoutes(HttpServer& server, Loop& loop, Agent& agent, const std::str
   }
   server.takeOver("/containers/attach", remote(true, Kind::kAttach));
   server.takeOver("/containers/portforward", remote(true, Kind::kPortForward));
-  server.route("/metrics", [&loop, &agent](const HttpRequest&, HttpResponder respond) {
-    loop.post([&agent, respond = std::move(respond)] {
-      HttpResponse r = HttpResponse::text(agent.metricsText());
+  server.route("/metrics", [&server, &loop, &agent](const HttpRequest&, HttpResponder respond) {
+    loop.post([&server, &agent, respond = std::move(respond)] {
+      HttpResponse r =
+          HttpResponse::text(agent.metricsText() + server.metricsText("agora_agent"));
       r.contentType = "text/plain; version=0.0.4; charset=utf-8";
       respond(std::move(r));
     });

@@ -94,6 +94,9 @@ class HttpServer {
   void restrict(const std::string& path, std::set<std::string> principals);
   // Requests answered 401 or 403 by those checks.
   uint64_t refusedRequests() const;
+  // Prometheus counters of the above (bad, throttled and refused requests), named
+  // `<prefix>_http_..._total`.
+  std::string metricsText(const std::string& prefix) const;
 
   struct Impl;  // Boost.Beast stays out of this header
 

@@ -353,4 +353,21 @@ void HttpServer::restrict(const std::string& path, std::set<std::string> princip
 
 uint64_t HttpServer::refusedRequests() const { return impl_->refused.load(); }
 
+std::string HttpServer::metricsText(const std::string& prefix) const {
+  std::string out;
+  auto counter = [&](const std::string& name, const std::string& help, uint64_t value) {
+    std::string full = prefix + "_http_" + name + "_total";
+    out += "# HELP " + full + " " + help + "\n# TYPE " + full + " counter\n" + full + " " +
+           std::to_string(value) + "\n";
+  };
+  counter("bad_requests", "HTTP requests that could not be read, were too large, or timed out.",
+          badRequests());
+  counter("throttled", "HTTP requests answered 429: over the client's rate limit.",
+          throttledRequests());
+  counter("unauthorized", "HTTP requests answered 401 or 403: no token, an unknown one, or one "
+                          "that may not do that.",
+          refusedRequests());
+  return out;
+}
+
 }  // namespace agora

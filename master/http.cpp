@@ -166,8 +166,9 @@ void addMasterRoutes(HttpServer& server, Loop& loop, MasterHttpContext context) 
   });
   server.route("/state", state);
   server.route("/master/state", state);
-  server.route("/metrics", [&loop, ctx](const HttpRequest& request, HttpResponder respond) {
-    loop.post([ctx, request, respond = std::move(respond)] {
+  server.route("/metrics", [&server, &loop, ctx](const HttpRequest& request,
+                                                 HttpResponder respond) {
+    loop.post([&server, ctx, request, respond = std::move(respond)] {
       Master* master = ctx->leading();
       if (master != nullptr && !allowed(*master, request, {AclAction::kViewState}, respond)) {
         return;
@@ -176,6 +177,7 @@ void addMasterRoutes(HttpServer& server, Loop& loop, MasterHttpContext context) 
           master != nullptr ? master->metricsText()
                             : "# HELP agora_master_elected 1 when this master leads.\n"
                               "# TYPE agora_master_elected gauge\nagora_master_elected 0\n");
+      r.body += server.metricsText("agora_master");
       r.contentType = "text/plain; version=0.0.4; charset=utf-8";
       respond(std::move(r));
     });

@@ -1,5 +1,5 @@
-// The master's --acls files (JSON or YAML), --credentials and --http_credentials files on any
-// input: parsed, and ACLs that parse asked about every action.
+// The master's --acls files (JSON or YAML), --credentials and --http_credentials files, and the
+// kube API's --users files, on any input: parsed, and what parses asked about every action.
 
 #include <cstddef>
 #include <cstdint>
@@ -8,6 +8,7 @@
 #include "common/acls.hpp"
 #include "common/curve.hpp"
 #include "common/http_tokens.hpp"
+#include "frameworks/k8s-like/apiserver/authorizer.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);
@@ -26,5 +27,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto tokens = agora::HttpTokens::parse(text)) {
     (void)tokens->find(text);
   }
+  if (auto users = agora::kube::KubeAuthorizer::parse(text)) {
+    std::string why;
+    for (const char* token : {"alice-token-0123456789", ""}) {
+      if (auto user = users->authenticate(token)) {
+        for (const char* path : {"/api/v1/namespaces/a/pods", "/api/v1/nodes", "/apis",
+                                 "/api/v1/namespaces/a/secrets/s", "/metrics"}) {
+          for (const char* method : {"GET", "POST", "DELETE"}) {
+            (void)users->allows(*user, agora::kube::accessAttributes(method, path, false), &why);
+          }
+        }
+      }
+    }
+  }
+  (void)agora::kube::accessAttributes("GET", text, false);
   return 0;
 }

@@ -311,6 +311,9 @@ TEST_F(HttpAuthTest, TheMasterNeedsATokenAndReadTokensOnlyRead) {
   ASSERT_TRUE(metrics.ok());
   EXPECT_NE(metrics->body.find("agora_master_unauthorized_total{action=\"set_weights\"} 1"),
             std::string::npos);
+  // 401s and read-only 403s: the three without a token or with a wrong one, and the POST.
+  EXPECT_NE(metrics->body.find("agora_master_http_unauthorized_total 4\n"), std::string::npos)
+      << metrics->body.substr(metrics->body.find("agora_master_http_"));
 }
 
 TEST_F(HttpAuthTest, AnAgentRunsCommandsOnlyForItsRemoteCommandPrincipals) {
