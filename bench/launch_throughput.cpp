@@ -9,6 +9,7 @@
 // --agent_threads event loops, the scheduler driver on its own thread.
 
 #include <pwd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +29,7 @@
 #include "agent/agent.hpp"
 #include "agent/containerizer/fake_containerizer.hpp"
 #include "agora/scheduler.hpp"
+#include "common/curve.hpp"
 #include "common/event_loop.hpp"
 #include "common/flags.hpp"
 #include "common/http.hpp"
@@ -185,6 +187,10 @@ int run(int argc, const char* const* argv) {
   flags.add(&agentResources, "agent_resources", "Resources of each simulated agent.");
   flags.add(&taskCpus, "task_cpus", "cpus of each task.");
   flags.add(&taskMem, "task_mem", "mem of each task.");
+  bool curve = false;
+  flags.add(&curve, "curve",
+            "CURVE on every connection, as agora up has it (keys made for the run): the master\n"
+            "admits the agents' and the scheduler's keys through its ZAP handler.");
   auto parsed = flags.parse(argc, argv);
   if (flags.helpRequested()) {
     std::cout << flags.help();
@@ -205,10 +211,41 @@ int run(int argc, const char* const* argv) {
   initLogging(argv[0], "", 0);
 
   zmq::context_t context(2);
+  // A thousand agents with CURVE hold three sockets each (the connection, and the monitor
+  // that reports refused handshakes).
+  context.set(zmq::ctxopt::max_sockets, 65536);
+  struct rlimit limit;
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < 65536) {
+    limit.rlim_cur = std::min<rlim_t>(65536, limit.rlim_max);
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
 
   // The master.
   EventLoop masterLoop;
   ZmqRouter router(context, masterLoop, kDefaultMaxMessageSize);
+  Credentials serverKeys;
+  Credentials agentKeys;
+  Credentials schedulerKeys;
+  std::string schedulerKeysFile;
+  if (curve) {
+    serverKeys.keys = generateCurveKeyPair();
+    for (auto [c, principal] : {std::pair<Credentials*, const char*>{&agentKeys, "agent"},
+                                {&schedulerKeys, "bench"}}) {
+      c->principal = principal;
+      c->keys = generateCurveKeyPair();
+      c->serverKey = serverKeys.keys.publicKey;
+      serverKeys.clients[c->keys.publicKey] = principal;
+    }
+    schedulerKeysFile = "/tmp/agora-bench-launch-" + std::to_string(::getpid()) + ".json";
+    if (Status saved = saveCredentials(schedulerKeysFile, schedulerKeys); !saved) {
+      std::cerr << saved.error() << "\n";
+      return 1;
+    }
+    if (Status on = router.useCurve(serverKeys); !on) {
+      std::cerr << on.error() << "\n";
+      return 1;
+    }
+  }
   std::string endpoint = *router.bind("tcp://127.0.0.1:*");
   HttpServer http;
   uint16_t httpPort = *http.listen("127.0.0.1", 0);
@@ -242,6 +279,9 @@ int run(int argc, const char* const* argv) {
     SimulatedAgent& s = simulated[static_cast<size_t>(i)];
     s.link = std::make_unique<ZmqDealer>(context, loop, "A-" + uuidString(),
                                          kDefaultMaxMessageSize);
+    if (curve) {
+      s.link->useCurve(agentKeys);
+    }
     s.detector = std::make_unique<FixedDetector>(loop, info);
     s.containerizer = std::make_unique<agent::FakeContainerizer>(loop, Duration::max());
     agent::AgentOptions agentOptions;
@@ -291,7 +331,10 @@ int run(int argc, const char* const* argv) {
   // Tasks run as the benchmark's own user: agents check that the user exists.
   const passwd* me = ::getpwuid(::geteuid());
   framework.set_user(me != nullptr ? me->pw_name : "root");
-  SchedulerDriver driver(&scheduler, framework, "127.0.0.1:" + std::to_string(httpPort));
+  SchedulerDriverOptions driverOptions;
+  driverOptions.credentials = schedulerKeysFile;
+  SchedulerDriver driver(&scheduler, framework, "127.0.0.1:" + std::to_string(httpPort),
+                         driverOptions);
   driver.start();
   bool done = scheduler.wait(std::chrono::seconds(300));
   if (!done) {
@@ -321,6 +364,9 @@ int run(int argc, const char* const* argv) {
 
   driver.abort();
   driver.join();
+  if (!schedulerKeysFile.empty()) {
+    ::unlink(schedulerKeysFile.c_str());
+  }
   for (auto& loop : agentLoops) {
     loop->stop();
   }

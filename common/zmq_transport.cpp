@@ -238,7 +238,12 @@ void ZmqDealer::close() {
 }
 
 Result<std::unique_ptr<zmq::socket_t>> ZmqDealer::openSocket(const std::string& endpoint) {
-  auto socket = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
+  std::unique_ptr<zmq::socket_t> socket;
+  try {
+    socket = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
+  } catch (const zmq::error_t& e) {
+    return Error("cannot open a socket for " + endpoint + ": " + e.what());  // out of sockets
+  }
   // A peer's last words (a teardown, a final status update) get a moment to leave.
   configureCommon(*socket, maxMessageSize_, 1000);
   socket->set(zmq::sockopt::routing_id, identity_);
@@ -310,11 +315,21 @@ Status ZmqDealer::connect(const std::string& endpoint) {
     if (connectionHandler_) {
       events |= ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED;
     }
-    zmq_socket_monitor(socket_->handle(), monitorEndpoint.c_str(), events);
-    monitor_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pair);
-    monitor_->set(zmq::sockopt::linger, 0);
-    monitor_->connect(monitorEndpoint);
-    loop_.watchSocket(monitor_->handle(), [this] { onMonitorEvent(); });
+    try {
+      if (zmq_socket_monitor(socket_->handle(), monitorEndpoint.c_str(), events) != 0) {
+        throw zmq::error_t();
+      }
+      monitor_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pair);
+      monitor_->set(zmq::sockopt::linger, 0);
+      monitor_->connect(monitorEndpoint);
+      loop_.watchSocket(monitor_->handle(), [this] { onMonitorEvent(); });
+    } catch (const zmq::error_t& e) {
+      // Out of sockets or descriptors: the connection works, unwatched.
+      LOG_EVERY_N(WARNING, 100) << "Cannot watch the connection to " << endpoint << ": "
+                                << e.what();
+      zmq_socket_monitor(socket_->handle(), nullptr, 0);
+      monitor_.reset();
+    }
   }
   return ok();
 }

@@ -57,7 +57,8 @@ Status Master::validateTask(const FrameworkEntry& framework, const AgentEntry& a
                             : task.has_executor() && !task.executor().command().user().empty()
                                 ? task.executor().command().user()
                                 : framework.info.user();
-  if (!authorized(AclAction::kRunTasks, framework.info.principal(), user,
+  if (options_.acls.enabled() &&
+      !authorized(AclAction::kRunTasks, framework.info.principal(), user,
                   "task " + task.task_id() + " of framework " + framework.info.id())) {
     return Error("the ACLs do not let " +
                  (framework.info.principal().empty()
