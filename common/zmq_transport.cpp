@@ -1,7 +1,7 @@
 #include "common/zmq_transport.hpp"
 
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <optional>
 

@@ -49,9 +49,11 @@ class ZmqRouter final : public Transport {
 
   zmq::context_t& context_;
   EventLoop& loop_;
+  // Goes after the socket it answers for: a CURVE server without its handler would admit
+  // any key.
+  std::unique_ptr<ZapHandler> zap_;
   zmq::socket_t socket_;
   zmq::socket_t monitor_;
-  std::unique_ptr<ZapHandler> zap_;
   std::unique_ptr<RateLimiter> admissions_;
   MessageHandler handler_;
   TransportStats stats_;
