@@ -38,7 +38,9 @@
 #include "agent/agent.hpp"
 #include "agent/containerizer/fake_containerizer.hpp"
 #include "agora/scheduler.hpp"
+#include "cli/commands.hpp"
 #include "cli/local_cluster.hpp"
+#include "common/curve.hpp"
 #include "common/detector.hpp"
 #include "common/event_loop.hpp"
 #include "common/flags.hpp"
@@ -81,8 +83,17 @@ void raiseFileLimit() {
 // ZooKeeper detector of its own (shared by its agents).
 
 int runAgentHost(const std::string& zk, int count, int first, int threads,
-                 const std::string& resources, int nice) {
+                 const std::string& resources, int nice, const std::string& credentialsPath) {
   raiseFileLimit();
+  std::optional<Credentials> credentials;
+  if (!credentialsPath.empty()) {
+    auto loaded = loadCredentials(credentialsPath);
+    if (!loaded) {
+      std::cerr << loaded.error() << "\n";
+      return 2;
+    }
+    credentials = *loaded;
+  }
   // Before any thread starts, so that all of them inherit it.
   if (nice != 0 && ::setpriority(PRIO_PROCESS, 0, nice) != 0) {
     std::cerr << "cannot renice the agent host: " << std::strerror(errno) << "\n";
@@ -115,6 +126,9 @@ int runAgentHost(const std::string& zk, int count, int first, int threads,
     Host& host = *hosts[static_cast<size_t>(i % threads)];
     auto link = std::make_unique<ZmqDealer>(context, host.loop, "A-" + uuidString(),
                                             kDefaultMaxMessageSize);
+    if (credentials) {
+      link->useCurve(*credentials);
+    }
     auto fake = std::make_unique<agent::FakeContainerizer>(host.loop, Duration::max());
     agent::AgentOptions options;
     options.workDir = "/nonexistent";
@@ -316,6 +330,8 @@ int run(int argc, const char* const* argv) {
   int count = 0;
   std::string agentResources = "cpus:16;mem:65536";
   Duration sessionTimeout = seconds(2);
+  bool curve = false;
+  std::string credentials;
   Flags flags("agora-bench-failover [flags]",
               "Master failover at scale (see docs/PERF.md).");
   flags.add(&role, "role", "orchestrate (default) or agents (internal).");
@@ -331,6 +347,10 @@ int run(int argc, const char* const* argv) {
             "Niceness of the agent-host processes: the masters and ZooKeeper would have "
             "machines of their own, so the simulation yields the CPU to them.");
   flags.add(&sessionTimeout, "zk_session_timeout", "The masters' ZooKeeper session timeout.");
+  flags.add(&curve, "curve",
+            "CURVE between the agents, the scheduler and the masters, as agora up has it (keys\n"
+            "made for the run).");
+  flags.add(&credentials, "credentials", "(agents) the agents' CURVE credentials.");
   auto parsed = flags.parse(argc, argv);
   if (flags.helpRequested()) {
     std::cout << flags.help();
@@ -344,7 +364,7 @@ int run(int argc, const char* const* argv) {
   initLogging(argv[0], "", 0);
   zkSilenceClientLog();
   if (role == "agents") {
-    return runAgentHost(zk, count, first, threads, agentResources, agentNice);
+    return runAgentHost(zk, count, first, threads, agentResources, agentNice, credentials);
   }
   raiseFileLimit();
 
@@ -423,13 +443,25 @@ int run(int argc, const char* const* argv) {
   };
   std::vector<MasterProcess> masters;
   std::string timeout = std::to_string(static_cast<int>(toSeconds(sessionTimeout) * 1000)) + "ms";
+  std::string keys = dir + "/keys";
+  if (curve) {
+    if (Status written = cli::writeClusterCredentials(keys, {"agent", "bench"}); !written) {
+      std::cerr << written.error() << "\n";
+      cleanup();
+      return 1;
+    }
+  }
   for (int i = 0; i < 2; ++i) {
     int port = freeLoopbackPort();
-    auto pid = spawnChild({agora, "master", "--port=" + std::to_string(port), "--zk=" + zkUrl,
-                           "--zk_session_timeout=" + timeout, "--log_dir=" + dir,
-                           // Its simulated agents all come from 127.0.0.1.
-                           "--registration_rate_limit=0"},
-                          dir + "/master-" + std::to_string(i) + ".out");
+    std::vector<std::string> args = {agora, "master", "--port=" + std::to_string(port),
+                                     "--zk=" + zkUrl, "--zk_session_timeout=" + timeout,
+                                     "--log_dir=" + dir,
+                                     // Its simulated agents all come from 127.0.0.1.
+                                     "--registration_rate_limit=0"};
+    if (curve) {
+      args.push_back("--credentials=" + keys + "/master.json");
+    }
+    auto pid = spawnChild(args, dir + "/master-" + std::to_string(i) + ".out");
     if (!pid) {
       return 1;
     }
@@ -446,12 +478,16 @@ int run(int argc, const char* const* argv) {
   int perProcess = (agents + hostProcesses - 1) / hostProcesses;
   for (int p = 0; p < hostProcesses; ++p) {
     int n = std::min(perProcess, agents - p * perProcess);
-    if (!spawnChild({self, "--role=agents", "--zk=" + zkUrl,
-                     "--first=" + std::to_string(p * perProcess), "--count=" + std::to_string(n),
-                     "--threads=" + std::to_string(threads),
-                     "--agent_nice=" + std::to_string(agentNice),
-                     "--agent_resources=" + agentResources},
-                    dir + "/agents-" + std::to_string(p) + ".out")) {
+    std::vector<std::string> args = {self, "--role=agents", "--zk=" + zkUrl,
+                                     "--first=" + std::to_string(p * perProcess),
+                                     "--count=" + std::to_string(n),
+                                     "--threads=" + std::to_string(threads),
+                                     "--agent_nice=" + std::to_string(agentNice),
+                                     "--agent_resources=" + agentResources};
+    if (curve) {
+      args.push_back("--credentials=" + keys + "/agent.json");
+    }
+    if (!spawnChild(args, dir + "/agents-" + std::to_string(p) + ".out")) {
       return 1;
     }
   }
@@ -472,7 +508,11 @@ int run(int argc, const char* const* argv) {
   const passwd* me = ::getpwuid(::geteuid());
   framework.set_user(me != nullptr ? me->pw_name : "root");
   framework.set_failover_timeout(600);
-  SchedulerDriver driver(&scheduler, framework, zkUrl);
+  SchedulerDriverOptions driverOptions;
+  if (curve) {
+    driverOptions.credentials = keys + "/bench.json";
+  }
+  SchedulerDriver driver(&scheduler, framework, zkUrl, driverOptions);
   Clock::time_point launchStart = Clock::now();
   driver.start();
   if (!scheduler.waitRunning(tasks, std::chrono::seconds(600))) {

@@ -211,8 +211,7 @@ int run(int argc, const char* const* argv) {
   initLogging(argv[0], "", 0);
 
   zmq::context_t context(2);
-  // A thousand agents with CURVE hold three sockets each (the connection, and the monitor
-  // that reports refused handshakes).
+  // A thousand agents, and what ZeroMQ makes for each.
   context.set(zmq::ctxopt::max_sockets, 65536);
   struct rlimit limit;
   if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < 65536) {

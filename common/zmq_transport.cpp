@@ -307,14 +307,12 @@ Status ZmqDealer::connect(const std::string& endpoint) {
   socket_ = std::move(socket);
   endpoint_ = endpoint;
   loop_.watchSocket(socket_->handle(), [this] { onReadable(); });
-  if (connectionHandler_ || curve_) {
+  if (connectionHandler_) {
     static std::atomic<uint64_t> monitors{0};
     std::string monitorEndpoint = "inproc://agora-dealer-monitor-" + std::to_string(monitors++);
-    int events = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
-    if (connectionHandler_) {
-      events |= ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED;
-    }
+    // Refused handshakes too, to say why (agents and schedulers watch their connection).
+    int events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
     try {
       if (zmq_socket_monitor(socket_->handle(), monitorEndpoint.c_str(), events) != 0) {
         throw zmq::error_t();
@@ -347,24 +345,20 @@ void ZmqDealer::onMonitorEvent() {
                              << "): is its public key among the master's clients?";
       continue;
     }
-    if (event->id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
-        event->id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+    if (event->id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
       ++stats_.authFailures;
-      LOG_EVERY_N(ERROR, 10)
-          << "The ZeroMQ handshake with " << endpoint_ << " failed"
-          << (curve_ ? " (does the master run with CURVE credentials whose public key is this "
-                       "peer's master_public_key?)"
-                     : " (does the master require CURVE credentials? give this peer a "
-                       "--credentials file)");
+      LOG_EVERY_N(WARNING, 10)
+          << "The ZeroMQ handshake with " << endpoint_ << " failed: the master went away "
+          << (curve_ ? "mid-handshake, or its CURVE key is not this peer's master_public_key"
+                     : "mid-handshake, or it requires CURVE credentials (does the master require "
+                       "CURVE credentials? give this peer a --credentials file)");
       continue;
     }
     uint64_t generation = generation_;
     if (event->id == ZMQ_EVENT_DISCONNECTED) {
       ++stats_.disconnects;
     }
-    if (connectionHandler_) {
-      connectionHandler_(event->id == ZMQ_EVENT_CONNECTED);
-    }
+    connectionHandler_(event->id == ZMQ_EVENT_CONNECTED);
     if (generation != generation_) {
       return;  // the handler reconnected
     }
