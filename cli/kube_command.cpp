@@ -6,7 +6,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cctype>
 #include <iostream>
 #include <random>
 
@@ -166,17 +165,12 @@ int kubeCommand(int argc, const char* const* argv) {
     return rc;
   }
   if (!httpTokenFile.empty()) {
-    auto token = readFile(httpTokenFile);
-    if (!token || token->find_first_not_of(" \t\r\n") == std::string::npos) {
-      std::cerr << "agora kube: --http_token_file: "
-                << (token ? httpTokenFile + " is empty" : token.error()) << "\n";
+    auto token = readTokenFile(httpTokenFile);
+    if (!token) {
+      std::cerr << "agora kube: --http_token_file: " << token.error() << "\n";
       return 2;
     }
-    std::string trimmed = *token;
-    while (!trimmed.empty() && std::isspace(static_cast<unsigned char>(trimmed.back()))) {
-      trimmed.pop_back();
-    }
-    setDefaultBearerToken(trimmed);
+    setDefaultBearerToken(*token);
   }
   if (dataDir.empty()) {
     std::cerr << "agora kube: --data_dir is required\n";

@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 
@@ -123,12 +122,8 @@ void useBearerToken(bool useProfile, const std::string& profile) {
   if (!useProfile) {
     return;
   }
-  if (auto token = readFile(credentialsDir(profile) + "/operator.token"); token) {
-    std::string trimmed = *token;
-    while (!trimmed.empty() && std::isspace(static_cast<unsigned char>(trimmed.back()))) {
-      trimmed.pop_back();
-    }
-    setDefaultBearerToken(trimmed);
+  if (auto token = readTokenFile(credentialsDir(profile) + "/operator.token")) {
+    setDefaultBearerToken(*token);
   }
 }
 

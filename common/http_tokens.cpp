@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include <cctype>
 #include <mutex>
 
 #include <nlohmann/json.hpp>
@@ -79,12 +80,30 @@ std::optional<TokenGrant> HttpTokens::find(const std::string& token) const {
   for (const auto& [known, grant] : tokens_) {
     // Every token is compared, each in constant time: how long this takes says nothing about
     // how much of a guess was right.
-    if (known.size() == token.size() &&
-        CRYPTO_memcmp(known.data(), token.data(), token.size()) == 0) {
+    if (sameSecret(known, token)) {
       found = grant;
     }
   }
   return found;
+}
+
+bool sameSecret(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+Result<std::string> readTokenFile(const std::string& path) {
+  auto text = readFile(path);
+  if (!text) {
+    return Error(text.error());
+  }
+  std::string token = *text;
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) {
+    token.pop_back();
+  }
+  if (token.empty()) {
+    return Error(path + " holds no token");
+  }
+  return token;
 }
 
 std::string generateToken() {

@@ -41,6 +41,12 @@ class HttpTokens {
 // A fresh random token (32 bytes, hex).
 std::string generateToken();
 
+// Whether two secrets are equal, in time that depends only on their lengths.
+bool sameSecret(const std::string& a, const std::string& b);
+
+// A token kept in a file (trailing whitespace dropped); an error when it is missing or empty.
+Result<std::string> readTokenFile(const std::string& path);
+
 // Sends `Authorization: Bearer <token>` with every request this process makes with
 // httpRequest() (the CLI: its profile's operator token, or $AGORA_TOKEN). Empty: none.
 void setDefaultBearerToken(const std::string& token);

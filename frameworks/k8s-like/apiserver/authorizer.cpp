@@ -1,12 +1,11 @@
 #include "frameworks/k8s-like/apiserver/authorizer.hpp"
 
-#include <openssl/crypto.h>
-
 #include <set>
 
 #include <nlohmann/json.hpp>
 
 #include "common/fs.hpp"
+#include "common/http_tokens.hpp"
 #include "common/yaml_json.hpp"
 
 namespace agora::kube {
@@ -141,8 +140,7 @@ Result<KubeAuthorizer> KubeAuthorizer::load(const std::string& path) {
 std::optional<KubeUser> KubeAuthorizer::authenticate(const std::string& token) const {
   std::optional<KubeUser> found;
   for (const auto& [known, user] : tokens_) {
-    if (known.size() == token.size() &&
-        CRYPTO_memcmp(known.data(), token.data(), token.size()) == 0) {
+    if (sameSecret(known, token)) {
       found = user;
     }
   }
