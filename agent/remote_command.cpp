@@ -24,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/flags.hpp"
 #include "common/fs.hpp"
 #include "common/net.hpp"
 #include "common/process.hpp"
@@ -49,18 +50,6 @@ constexpr uint8_t kResize = 4;
 constexpr uint8_t kClose = 255;
 
 bool truthy(const std::string& value) { return value == "true" || value == "1"; }
-
-std::vector<std::string> splitList(const std::string& text) {
-  std::vector<std::string> out;
-  std::string item;
-  std::istringstream in(text);
-  while (std::getline(in, item, ',')) {
-    size_t b = item.find_first_not_of(" \t");
-    size_t e = item.find_last_not_of(" \t");
-    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
-  }
-  return out;
-}
 
 std::vector<std::string> environOf(pid_t pid) {
   std::string raw = readFile("/proc/" + std::to_string(pid) + "/environ").value_or("");

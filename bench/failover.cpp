@@ -87,7 +87,7 @@ int runAgentHost(const std::string& zk, int count, int first, int threads,
   raiseFileLimit();
   std::optional<Credentials> credentials;
   if (!credentialsPath.empty()) {
-    auto loaded = loadCredentials(credentialsPath);
+    auto loaded = loadCredentials(credentialsPath, CredentialsFor::kClient);
     if (!loaded) {
       std::cerr << loaded.error() << "\n";
       return 2;

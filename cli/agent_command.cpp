@@ -9,7 +9,6 @@
 #include <functional>
 #include <iostream>
 #include <set>
-#include <sstream>
 
 #include <glog/logging.h>
 #include <zmq.hpp>
@@ -181,14 +180,9 @@ int agentCommand(int argc, const char* const* argv) {
   }
   std::optional<Credentials> credentials;
   if (!credentialsPath.empty()) {
-    auto loaded = loadCredentials(credentialsPath);
+    auto loaded = loadCredentials(credentialsPath, CredentialsFor::kClient);
     if (!loaded) {
       std::cerr << "agora agent: --credentials: " << loaded.error() << "\n";
-      return 2;
-    }
-    if (loaded->isServer()) {
-      std::cerr << "agora agent: --credentials: " << credentialsPath
-                << " are a master's (they list clients); an agent needs its own\n";
       return 2;
     }
     credentials = std::move(loaded).value();
@@ -443,11 +437,8 @@ int agentCommand(int argc, const char* const* argv) {
   http.limitRate(httpRateLimit, 2 * httpRateLimit);
   if (httpTokens) {
     http.requireTokens(*httpTokens, {"/health"});
-    std::set<std::string> remote;
-    std::stringstream list(remotePrincipals);
-    for (std::string principal; std::getline(list, principal, ',');) {
-      if (!principal.empty()) remote.insert(principal);
-    }
+    std::vector<std::string> listed = splitList(remotePrincipals);
+    std::set<std::string> remote(listed.begin(), listed.end());
     for (const char* path : {"/containers/exec", "/containers/attach", "/containers/portforward",
                              "/host/exec"}) {
       http.restrict(path, remote);

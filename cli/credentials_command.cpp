@@ -3,7 +3,6 @@
 #include <sys/stat.h>
 
 #include <iostream>
-#include <sstream>
 
 #include "cli/commands.hpp"
 #include "cli/daemon.hpp"
@@ -52,15 +51,13 @@ int credentialsCommand(int argc, const char* const* argv) {
     std::cerr << "agora credentials: give one directory (see --help)\n";
     return 2;
   }
-  std::vector<std::string> names;
-  std::stringstream list(principals);
-  for (std::string name; std::getline(list, name, ',');) {
+  std::vector<std::string> names = splitList(principals);
+  for (const std::string& name : names) {
     if (Status valid = validateId(name, "principal"); !valid || name == "master") {
       std::cerr << "agora credentials: --principals: "
                 << (valid ? "'master' names the masters' own file" : valid.error()) << "\n";
       return 2;
     }
-    names.push_back(name);
   }
   if (names.empty()) {
     std::cerr << "agora credentials: --principals names no one\n";

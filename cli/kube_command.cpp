@@ -3,11 +3,9 @@
 // pods on the master's offers.
 
 #include <sys/signalfd.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <iostream>
-#include <random>
 
 #include <glog/logging.h>
 
@@ -36,33 +34,15 @@ namespace agora::cli {
 
 namespace {
 
-std::string newToken() {
-  static const char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-  std::random_device random;
-  std::string token;
-  for (int i = 0; i < 40; ++i) {
-    token += kAlphabet[random() % (sizeof(kAlphabet) - 1)];
-  }
-  return token;
-}
-
 // The token in `path`, or a new one written there (0600).
 Result<std::string> loadOrMakeToken(const std::string& path) {
-  auto existing = readFile(path);
-  if (existing) {
-    std::string token = *existing;
-    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) {
-      token.pop_back();
-    }
-    if (!token.empty()) {
-      return token;
-    }
+  if (auto existing = readTokenFile(path)) {
+    return existing;
   }
-  std::string token = newToken();
-  if (Status written = writeFileAtomic(path, token + "\n"); !written) {
+  std::string token = generateToken();
+  if (Status written = writeFileAtomic(path, token + "\n", 0600); !written) {
     return Error(written.error());
   }
-  ::chmod(path.c_str(), 0600);
   return token;
 }
 

@@ -143,14 +143,9 @@ int masterCommand(int argc, const char* const* argv) {
   }
   std::optional<Credentials> credentials;
   if (!credentialsPath.empty()) {
-    auto loaded = loadCredentials(credentialsPath);
+    auto loaded = loadCredentials(credentialsPath, CredentialsFor::kMaster);
     if (!loaded) {
       std::cerr << "agora master: --credentials: " << loaded.error() << "\n";
-      return 2;
-    }
-    if (!loaded->isServer()) {
-      std::cerr << "agora master: --credentials: " << credentialsPath
-                << " are a client's; a master's list the 'clients' it admits\n";
       return 2;
     }
     credentials = std::move(loaded).value();

@@ -1,7 +1,6 @@
 // agora up: a local cluster, minikube-style. A master (or, with --ha, a ZooKeeper server and
 // three masters, each kept running by `agora supervise`) and --agents agents.
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -102,18 +101,16 @@ Status writeProfileCredentials(const std::string& dir) {
                                   {"reader", "read"}}) {
     std::string token = generateToken();
     tokens.push_back({{"token", token}, {"principal", principal}, {"scope", scope}});
-    std::string path = dir + "/" + principal + ".token";
-    if (Status saved = writeFileAtomic(path, token + "\n"); !saved) {
+    if (Status saved = writeFileAtomic(dir + "/" + principal + ".token", token + "\n", 0600);
+        !saved) {
       return saved;
     }
-    ::chmod(path.c_str(), 0600);
   }
-  std::string path = dir + "/tokens.json";
-  if (Status saved = writeFileAtomic(path, nlohmann::json{{"tokens", tokens}}.dump(2) + "\n");
+  if (Status saved = writeFileAtomic(dir + "/tokens.json",
+                                     nlohmann::json{{"tokens", tokens}}.dump(2) + "\n", 0600);
       !saved) {
     return saved;
   }
-  ::chmod(path.c_str(), 0600);
   return writeFileAtomic(dir + "/acls.yaml", R"(# Who may do what on this cluster (docs/SECURITY.md), written by agora up. A request no
 # rule allows is refused. Principals are the keys' names in master.json; edit, then restart
 # the masters (agora stop; agora up).

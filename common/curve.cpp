@@ -1,11 +1,7 @@
 #include "common/curve.hpp"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <set>
 
 #include <vector>
@@ -134,7 +130,7 @@ Result<Credentials> parseCredentials(const std::string& text) {
   return c;
 }
 
-Result<Credentials> loadCredentials(const std::string& path) {
+Result<Credentials> loadCredentials(const std::string& path, CredentialsFor use) {
   auto text = readFile(path);
   if (!text) {
     return Error(text.error());
@@ -147,6 +143,11 @@ Result<Credentials> loadCredentials(const std::string& path) {
   auto parsed = parseCredentials(*text);
   if (!parsed) {
     return Error(path + ": " + parsed.error());
+  }
+  if (parsed->isServer() != (use == CredentialsFor::kMaster)) {
+    return Error(path + (parsed->isServer()
+                             ? " are a master's (they list clients); this needs a client's own"
+                             : " are a client's; a master's list the 'clients' it admits"));
   }
   return parsed;
 }
@@ -168,20 +169,7 @@ std::string credentialsToJson(const Credentials& c) {
 }
 
 Status saveCredentials(const std::string& path, const Credentials& credentials) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return Error("cannot write " + tmp + ": " + strerror(errno));
-  }
-  std::string text = credentialsToJson(credentials);
-  bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ::fchmod(fd, 0600);
-  ::close(fd);
-  if (!written || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return Error("cannot write " + path + ": " + strerror(errno));
-  }
-  return ok();
+  return writeFileAtomic(path, credentialsToJson(credentials), 0600);
 }
 
 // ------------------------------------------------------------------------------------------

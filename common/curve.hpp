@@ -45,7 +45,9 @@ CurveKeyPair generateCurveKeyPair();
 // Checks a file's credentials: well-formed keys, a public key that belongs to the secret key,
 // a principal and a pinned server key for a client.
 Result<Credentials> parseCredentials(const std::string& text);
-Result<Credentials> loadCredentials(const std::string& path);
+// A master's credentials (they list clients) or a client's; the other kind is an error.
+enum class CredentialsFor { kMaster, kClient };
+Result<Credentials> loadCredentials(const std::string& path, CredentialsFor use);
 std::string credentialsToJson(const Credentials& credentials);
 // Written with mode 0600: it holds a secret key.
 Status saveCredentials(const std::string& path, const Credentials& credentials);

@@ -15,6 +15,9 @@
 
 namespace agora {
 
+// A comma-separated list ("a, b,,c") as its items, trimmed; empty items are dropped.
+std::vector<std::string> splitList(const std::string& text);
+
 class Flags {
  public:
   Flags(std::string usage, std::string summary);

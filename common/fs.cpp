@@ -23,9 +23,9 @@ Status makeDirectories(const std::string& path) {
   return ok();
 }
 
-Status writeFileAtomic(const std::string& path, const std::string& content) {
+Status writeFileAtomic(const std::string& path, const std::string& content, mode_t mode) {
   std::string temp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) {
     return Error("cannot write " + temp + ": " + std::strerror(errno));
   }
@@ -43,7 +43,8 @@ Status writeFileAtomic(const std::string& path, const std::string& content) {
     }
     written += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) {
+  // open(2) applies the umask; a secret's mode must be exactly what was asked.
+  if (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0) {
     std::string error = std::strerror(errno);
     ::close(fd);
     ::unlink(temp.c_str());

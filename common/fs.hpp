@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 
 #include "common/result.hpp"
@@ -10,8 +12,9 @@ namespace agora {
 Status makeDirectories(const std::string& path);
 
 // Durable replace: write to a temporary file beside `path`, fsync it, rename it over `path`,
-// fsync the directory. A crash leaves either the old or the new content, never a mix.
-Status writeFileAtomic(const std::string& path, const std::string& content);
+// fsync the directory. A crash leaves either the old or the new content, never a mix. The file
+// has `mode` from its creation (0600 for a secret: never readable by others, even briefly).
+Status writeFileAtomic(const std::string& path, const std::string& content, mode_t mode = 0644);
 
 Result<std::string> readFile(const std::string& path);
 

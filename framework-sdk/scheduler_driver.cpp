@@ -327,17 +327,10 @@ DriverStatus SchedulerDriver::start() {
     credentialsPath = fromEnvironment != nullptr ? fromEnvironment : "";
   }
   if (!credentialsPath.empty()) {
-    auto credentials = loadCredentials(credentialsPath);
+    auto credentials = loadCredentials(credentialsPath, CredentialsFor::kClient);
     if (!credentials) {
       LOG(ERROR) << "Scheduler driver: credentials: " << credentials.error();
       impl->scheduler->error(this, "credentials: " + credentials.error());
-      impl->setStatus(DriverStatus::kAborted);
-      return DriverStatus::kAborted;
-    }
-    if (credentials->isServer()) {
-      std::string why = "credentials: " + credentialsPath +
-                        " are a master's (they list clients); a framework needs its own";
-      impl->scheduler->error(this, why);
       impl->setStatus(DriverStatus::kAborted);
       return DriverStatus::kAborted;
     }
