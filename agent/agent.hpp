@@ -33,6 +33,13 @@ struct AgentOptions {
   AgentInfo info;                 // hostname, address, resources, attributes
   std::string executorEndpoint;   // where executors connect (ipc://<work_dir>/executors.sock)
   std::string executorBinary;     // the `agora` binary, run as `agora executor`
+  // CURVE on the executors' socket (the agent's --credentials): the socket's public key, which
+  // each executor pins, and how a key of an executor's own is admitted, named by its container
+  // id, and forgotten when it ends. Empty: executors connect without keys.
+  std::string executorCurveKey;
+  std::function<void(const std::string& publicKey, const std::string& containerId)>
+      admitExecutorKey;
+  std::function<void(const std::string& publicKey)> forgetExecutorKey;
   // A registration not answered within this (jittered, doubling) time is sent again. Not too
   // short: after a failover the new leader has thousands of agents to take back, and early
   // resends only add to its work.
@@ -150,6 +157,7 @@ class Agent {
     bool subscribedOnce = false;
     bool reconnecting = false;                       // taken back after a restart, not yet heard
     std::vector<ExecutorEvent> held;                 // for it once it has reconnected
+    std::string curveKey;                            // its public key, with executor CURVE
   };
 
   struct Framework {

@@ -13,6 +13,7 @@
 
 #include "agent/agent.hpp"
 #include "agent/checkpoint.hpp"
+#include "common/curve.hpp"
 #include "common/fs.hpp"
 #include "common/ids.hpp"
 #include "common/process.hpp"
@@ -167,6 +168,16 @@ Agent::Executor* Agent::getOrLaunchExecutor(const FrameworkInfo& frameworkInfo,
     config.argv = {options_.executorBinary, "executor"};
   }
   config.env["AGORA_AGENT_ENDPOINT"] = options_.executorEndpoint;
+  if (!options_.executorCurveKey.empty()) {
+    // A key pair of its own, admitted as this container alone: no other process on the
+    // machine can pose as this executor, or as any.
+    CurveKeyPair keys = generateCurveKeyPair();
+    executor.curveKey = keys.publicKey;
+    options_.admitExecutorKey(keys.publicKey, executor.containerId);
+    config.env["AGORA_AGENT_CURVE_KEY"] = options_.executorCurveKey;
+    config.env["AGORA_EXECUTOR_CURVE_PUBLIC_KEY"] = keys.publicKey;
+    config.env["AGORA_EXECUTOR_CURVE_SECRET_KEY"] = keys.secretKey;
+  }
   config.env["AGORA_AGENT_ID"] = agentId_;
   config.env["AGORA_FRAMEWORK_ID"] = frameworkId;
   config.env["AGORA_EXECUTOR_ID"] = executor.id;
@@ -469,6 +480,14 @@ void Agent::receiveFromExecutor(const std::string& from, Envelope&& envelope) {
     ++counters_.invalidMessages;
     return;
   }
+  if (!options_.executorCurveKey.empty() && envelope.authenticated_principal() != from) {
+    // Another connection took this container's routing id: only its own key speaks for it.
+    ++counters_.invalidMessages;
+    LOG_EVERY_N(WARNING, 100) << "Dropped a message for executor " << executor->id
+                              << " from a connection authenticated as '"
+                              << envelope.authenticated_principal() << "'";
+    return;
+  }
   if (executor->reconnecting && !call.has_subscribe()) {
     // It is connected again (this came through): it may subscribe now.
     ExecutorEvent reconnect;
@@ -656,6 +675,9 @@ void Agent::executorExited(const std::string& containerId, int waitStatus) {
 
   releaseGpus(*executor, true);
   byContainer_.erase(containerId);
+  if (!executor->curveKey.empty() && options_.forgetExecutorKey) {
+    options_.forgetExecutorKey(executor->curveKey);
+  }
   if (options_.checkpoint) {
     if (Status removed = checkpoint::removeExecutor(metaDir(), containerId); !removed) {
       LOG(WARNING) << removed.error();

@@ -43,6 +43,7 @@ void Agent::checkpointExecutor(const Executor& executor) {
   record.set_pid_start_ticks(process->startTicks);
   record.set_start_time(executor.startTime);
   record.set_subscribed(executor.subscribedOnce);
+  record.set_curve_key(executor.curveKey);
   for (const auto& [id, task] : executor.tasks) {
     *record.add_tasks() = task;
   }
@@ -149,6 +150,10 @@ void Agent::recoverExecutor(const checkpoint::ExecutorRecord& record, bool reboo
     }
   }
   byContainer_[containerId] = {frameworkId, executor.id};
+  executor.curveKey = record.curve_key();
+  if (!executor.curveKey.empty() && options_.admitExecutorKey) {
+    options_.admitExecutorKey(executor.curveKey, containerId);  // so that it can reconnect
+  }
   gpuUsed_.resize(options_.gpus.size(), false);
   for (const auto& given : record.gpus()) {
     for (uint32_t index : given.gpus()) {

@@ -49,12 +49,16 @@ inline TaskSandbox findTaskSandbox(const nlohmann::json& state, const std::strin
 // Appends to `out` what the file at `path` on the agent at `address` holds past `*offset`, and
 // moves `*offset` on. A file shorter than `*offset` was replaced (a restarted task's new
 // output): it is read from its start. False when the agent has no such file (or no answer).
+// With `agentId`, `address` is the leading master's, which relays the read to that agent
+// (/agent/files/read): agents serve sandboxes only to the master and kube.
 inline bool readSandboxFile(const std::string& address, const std::string& path, int64_t* offset,
-                            std::string* out) {
+                            std::string* out, const std::string& agentId = "") {
   bool found = false;
+  std::string endpoint =
+      agentId.empty() ? "/files/read?" : "/agent/files/read?agent_id=" + urlEncode(agentId) + "&";
   for (int i = 0; i < 64; ++i) {  // at most 256 MB in one go
     auto response = httpGet(address,
-                            "/files/read?path=" + urlEncode(path) +
+                            endpoint + "path=" + urlEncode(path) +
                                 "&offset=" + std::to_string(*offset),
                             seconds(5));
     if (!response || response->status != 200) return found;

@@ -45,6 +45,24 @@ std::string executorEndpoint(const std::string& workDir) {
   return "ipc://@agora-executors-" + std::to_string(std::hash<std::string>()(workDir));
 }
 
+// The executors' socket's CURVE key pair, kept in the work directory (0600): executors that an
+// earlier agent started pinned its public key, and reconnect to the next agent with it.
+Result<CurveKeyPair> executorsKeyPair(const std::string& workDir) {
+  std::string path = workDir + "/executors.key";
+  if (auto kept = readFile(path)) {
+    std::string secret = kept->substr(0, kept->find('\n'));
+    if (auto keys = curveKeyPairOf(secret)) {
+      return keys;
+    }
+    LOG(WARNING) << path << " holds no CURVE secret key; making a new one";
+  }
+  CurveKeyPair keys = generateCurveKeyPair();
+  if (Status saved = writeFileAtomic(path, keys.secretKey + "\n", 0600); !saved) {
+    return Error(saved.error());
+  }
+  return keys;
+}
+
 }  // namespace
 
 int agentCommand(int argc, const char* const* argv) {
@@ -154,16 +172,20 @@ int agentCommand(int argc, const char* const* argv) {
   flags.add(&httpCredentialsPath, "http_credentials",
             "Bearer tokens for the HTTP API (the master's --http_credentials format). With them,\n"
             "every request but /health needs a token, a read token can only read, and the\n"
-            "remote-command endpoints (exec, attach, port-forward, host exec) take only the\n"
-            "--remote_command_principals' admin tokens.");
-  std::string remotePrincipals = "kube,operator";
+            "sandbox and remote-command endpoints (files, exec, attach, port-forward, host exec)\n"
+            "take only the --remote_command_principals' tokens.");
+  std::string remotePrincipals = "master,kube";
   flags.add(&remotePrincipals, "remote_command_principals",
-            "With --http_credentials: the principals whose tokens may run commands in containers\n"
-            "(kubectl exec, attach, port-forward through the kube API) or on the host (agora ssh).");
+            "With --http_credentials: the principals whose tokens may read sandboxes (/files)\n"
+            "and run commands in containers or on the host: the master, which relays the\n"
+            "operator's (agora ssh, agora run's output), and kube (kubectl exec, attach,\n"
+            "port-forward, logs).");
   std::string credentialsPath;
   flags.add(&credentialsPath, "credentials",
             "CURVE credentials (JSON: this agent's principal and key pair, and the master's\n"
             "public key, which it pins; `agora up` writes them) for a master that requires them.");
+  TlsFlags tlsFlags;
+  tlsFlags.addTo(flags);
   daemonFlags.addTo(flags, "agent");
   int rc = parseFlags(flags, argc, argv);
   if (rc >= 0) {
@@ -186,6 +208,15 @@ int agentCommand(int argc, const char* const* argv) {
       return 2;
     }
     credentials = std::move(loaded).value();
+  }
+  auto tls = tlsFlags.server();
+  if (!tls) {
+    std::cerr << "agora agent: " << tls.error() << "\n";
+    return 2;
+  }
+  if (Status trusted = tlsFlags.trust(credentials ? credentials->tlsCa : ""); !trusted) {
+    std::cerr << "agora agent: " << trusted.error() << "\n";
+    return 2;
   }
   if (!zk.empty()) {
     masterAddress = zk;
@@ -370,6 +401,25 @@ int agentCommand(int argc, const char* const* argv) {
     options.executorEndpoint = "fake://";
   } else {
     executorRouter = std::make_unique<ZmqRouter>(context, loop, kDefaultMaxMessageSize);
+    if (credentials) {
+      // The executors' socket is a CURVE server too: each executor holds a key pair of its own,
+      // admitted as its container alone.
+      auto keys = executorsKeyPair(workDir);
+      if (!keys) {
+        std::cerr << "agora agent: the executors' key: " << keys.error() << "\n";
+        return 1;
+      }
+      if (Status curve = executorRouter->useCurve(*keys); !curve) {
+        std::cerr << "agora agent: the executors' socket: " << curve.error() << "\n";
+        return 1;
+      }
+      ZapHandler* zap = executorRouter->zap();
+      options.executorCurveKey = keys->publicKey;
+      options.admitExecutorKey = [zap](const std::string& key, const std::string& containerId) {
+        zap->admit(key, containerId);
+      };
+      options.forgetExecutorKey = [zap](const std::string& key) { zap->forget(key); };
+    }
     auto bound = executorRouter->bind(executorEndpoint(workDir));
     if (!bound) {
       std::cerr << "agora agent: " << bound.error() << "\n";
@@ -430,20 +480,30 @@ int agentCommand(int argc, const char* const* argv) {
                     "authenticated nor encrypted (no --credentials)";
   }
   if (!httpTokens) {
-    LOG(WARNING) << "UNAUTHENTICATED: this agent's HTTP API (files, exec, port-forward) has no "
-                    "TLS and no tokens (--http_credentials): keep --ip on an address only "
-                    "trusted machines reach (docs/SECURITY.md)";
+    LOG(WARNING) << "UNAUTHENTICATED: this agent's HTTP API (files, exec, port-forward) takes "
+                    "no tokens (--http_credentials): keep --ip on an address only trusted "
+                    "machines reach (docs/SECURITY.md)";
+  }
+  if (*tls) {
+    if (Status s = http.useTls(**tls); !s) {
+      std::cerr << "agora agent: " << s.error() << "\n";
+      return 2;
+    }
+    LOG(INFO) << "HTTP API: TLS" << ((*tls)->clientCaPem.empty() ? "" : ", client certificates");
+  } else {
+    LOG(WARNING) << "The HTTP API has no TLS (--tls_cert): what it answers, and tokens, cross "
+                    "the network in the clear (docs/SECURITY.md)";
   }
   http.limitRate(httpRateLimit, 2 * httpRateLimit);
   if (httpTokens) {
     http.requireTokens(*httpTokens, {"/health"});
     std::vector<std::string> listed = splitList(remotePrincipals);
     std::set<std::string> remote(listed.begin(), listed.end());
-    for (const char* path : {"/containers/exec", "/containers/attach", "/containers/portforward",
-                             "/host/exec"}) {
+    for (const char* path : {"/files/read", "/files/browse", "/containers/exec",
+                             "/containers/attach", "/containers/portforward", "/host/exec"}) {
       http.restrict(path, remote);
     }
-    LOG(INFO) << "HTTP API: bearer tokens required; remote commands only for "
+    LOG(INFO) << "HTTP API: bearer tokens required; sandboxes and remote commands only for "
               << remotePrincipals;
   }
   http.serve();

@@ -115,8 +115,7 @@ int statusCommand(int argc, const char* const* argv) {
     std::string name = d.role == "agent" ? "agent " + std::to_string(++agentNumber) : d.role;
     std::cout << "  " << name << std::string(10 - std::min<size_t>(9, name.size()), ' ')
               << (running ? "running" : "stopped") << "  pid " << d.pid << "  "
-              << (d.role == "zookeeper" ? "" : d.role == "kube" ? "https://" : "http://")
-              << d.http
+              << daemonUrl(*profile, d)
               << (health.empty() ? "" : "  " + health) << "\n";
     if (d.role == "kube") {
       std::string kubeconfig = argValue(d, "--kubeconfig=");
@@ -259,7 +258,7 @@ int profileCommand(int argc, const char* const* argv) {
                          : running == static_cast<int>(p->daemons.size()) ? "running"
                                                                           : "degraded";
     table.add({name, status, std::to_string(agents),
-               p && p->master() ? "http://" + p->master()->http : "", kube.empty() ? "-" : kube,
+               p && p->master() ? daemonUrl(*p, *p->master()) : "", kube.empty() ? "-" : kube,
                name == active ? "*" : ""});
   }
   table.print(std::cout);

@@ -17,6 +17,12 @@ int upCommand(int argc, const char* const* argv);
 int credentialsCommand(int argc, const char* const* argv);
 // CURVE credentials for a cluster in `dir`: master.json, and PRINCIPAL.json for each client.
 Status writeClusterCredentials(const std::string& dir, const std::vector<std::string>& principals);
+// TLS for the HTTP APIs, into the same directory: a CA (http-ca.crt, .key), a serving
+// certificate for `names` (http.crt, .key), the CA in each of `clients`' credentials files,
+// and client certificates (NAME.crt, .key) for `clientCertificates`.
+Status writeClusterTls(const std::string& dir, const std::vector<std::string>& names,
+                       const std::vector<std::string>& clients,
+                       const std::vector<std::string>& clientCertificates);
 int statusCommand(int argc, const char* const* argv);
 int stopCommand(int argc, const char* const* argv);
 int deleteCommand(int argc, const char* const* argv);

@@ -19,6 +19,45 @@ void DaemonFlags::addTo(Flags& flags, const std::string& what) {
   flags.add(&verbose, "verbose", "Verbose logging level (glog's VLOG).");
 }
 
+void TlsFlags::addTo(Flags& flags) {
+  flags.add(&cert, "tls_cert",
+            "Serve the HTTP API over TLS only, with this certificate (PEM; `agora up` makes\n"
+            "one). Plain HTTP requests are answered 400.");
+  flags.add(&key, "tls_key", "The key of --tls_cert (PEM).");
+  flags.add(&clientCa, "tls_client_ca",
+            "Accept client certificates this CA signed (PEM): the certificate's common name is\n"
+            "the request's principal, with the scope --http_credentials grants it.");
+  flags.add(&ca, "tls_ca",
+            "Trust this CA (PEM) for the master's and agents' HTTPS (default: the credentials\n"
+            "file's tls_ca, if any).");
+}
+
+Result<std::optional<TlsServerConfig>> TlsFlags::server() const {
+  if (cert.empty() && key.empty() && clientCa.empty()) {
+    return std::optional<TlsServerConfig>();
+  }
+  auto config = loadTlsServerConfig(cert, key, clientCa);
+  if (!config) {
+    return Error(config.error());
+  }
+  return std::optional<TlsServerConfig>(std::move(config).value());
+}
+
+Status TlsFlags::trust(const std::string& credentialsCa) const {
+  std::string pem = credentialsCa;
+  if (!ca.empty()) {
+    auto text = readFile(ca);
+    if (!text) {
+      return Error("--tls_ca: " + text.error());
+    }
+    pem = *text;
+  }
+  if (!pem.empty()) {
+    setDefaultHttpTls(TlsClientConfig{pem, "", ""});
+  }
+  return ok();
+}
+
 int prepareDaemonSignals(const std::vector<int>& extra) {
   ::signal(SIGPIPE, SIG_IGN);
   sigset_t chld;

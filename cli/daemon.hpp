@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/flags.hpp"
+#include "common/result.hpp"
+#include "common/tls.hpp"
 
 namespace agora::cli {
 
@@ -17,6 +19,22 @@ struct DaemonFlags {
   int verbose = 0;
 
   void addTo(Flags& flags, const std::string& what);
+};
+
+// HTTPS for a daemon's HTTP API, and whom it trusts as a client of other daemons' HTTPS.
+struct TlsFlags {
+  std::string cert;
+  std::string key;
+  std::string clientCa;
+  std::string ca;
+
+  void addTo(Flags& flags);
+  // The server's side: nullopt without --tls_cert; an error for half a pair or a bad file.
+  Result<std::optional<TlsServerConfig>> server() const;
+  // Trusts --tls_ca, else `credentialsCa` (a client's credentials file's tls_ca), for this
+  // process's connections to the cluster's HTTP APIs (setDefaultHttpTls). An error for an
+  // unreadable file.
+  Status trust(const std::string& credentialsCa) const;
 };
 
 // Blocks SIGTERM, SIGINT and SIGCHLD in this thread and every thread started after it (call

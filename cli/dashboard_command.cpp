@@ -87,7 +87,8 @@ int dashboardCommand(int argc, const char* const* argv) {
                 << " does not answer (agora status says what runs)\n";
       return 1;
     }
-    url = "http://" + address + "/";
+    HttpAddress where = parseHttpAddress(address);
+    url = (where.tls ? "https://" : "http://") + where.hostPort + "/";
     if (!defaultBearerToken().empty()) {
       url += "#token=" + defaultBearerToken();  // the page reads the API with it
     }

@@ -17,7 +17,7 @@
 #include "common/http_tokens.hpp"
 #include "common/logging.hpp"
 #include "frameworks/k8s-like/apiserver/api_server.hpp"
-#include "frameworks/k8s-like/apiserver/certs.hpp"
+#include "common/certs.hpp"
 #include "frameworks/k8s-like/apiserver/http_server.hpp"
 #include "frameworks/k8s-like/apiserver/kubeconfig.hpp"
 #include "frameworks/k8s-like/apiserver/services.hpp"
@@ -172,7 +172,7 @@ int kubeCommand(int argc, const char* const* argv) {
     if (std::find(names.begin(), names.end(), hostPort->first) == names.end()) {
       names.push_back(hostPort->first);
     }
-    auto certs = kube::loadOrMakeCertificates(dataDir + "/pki", names);
+    auto certs = loadOrMakeCertificates(dataDir + "/pki", names);
     if (!certs) {
       std::cerr << "agora kube: TLS: " << certs.error() << "\n";
       return 1;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <iostream>
+#include <set>
 
 #include <glog/logging.h>
 #include <zmq.hpp>
@@ -15,7 +16,9 @@
 #include "common/curve.hpp"
 #include "common/detector.hpp"
 #include "common/event_loop.hpp"
+#include "common/flags.hpp"
 #include "common/fs.hpp"
+#include "common/http_tokens.hpp"
 #include "common/ids.hpp"
 #include "common/logging.hpp"
 #include "common/pause_detector.hpp"
@@ -124,6 +127,17 @@ int masterCommand(int argc, const char* const* argv) {
             "register frameworks in which roles, run tasks as which users, reserve, create\n"
             "volumes, set quota and weights, drain, read state. Given, what no rule allows is\n"
             "refused.");
+  std::string httpTokenFile;
+  flags.add(&httpTokenFile, "http_token_file",
+            "A file holding the bearer token this master presents to agents when it relays\n"
+            "sandbox reads and commands to them (/agent/...).");
+  std::string remotePrincipals = "operator";
+  flags.add(&remotePrincipals, "remote_command_principals",
+            "With --http_credentials: the principals whose admin tokens may run commands on\n"
+            "agents through this master (/agent/host/exec, /agent/containers/exec, attach,\n"
+            "portforward), comma-separated.");
+  TlsFlags tlsFlags;
+  tlsFlags.addTo(flags);
   daemonFlags.addTo(flags, "master");
   int rc = parseFlags(flags, argc, argv);
   if (rc >= 0) {
@@ -159,6 +173,24 @@ int masterCommand(int argc, const char* const* argv) {
       return 2;
     }
     httpTokens = std::move(loaded).value();
+  }
+  auto tls = tlsFlags.server();
+  if (!tls) {
+    std::cerr << "agora master: " << tls.error() << "\n";
+    return 2;
+  }
+  if (!httpTokenFile.empty()) {
+    auto token = readTokenFile(httpTokenFile);
+    if (!token) {
+      std::cerr << "agora master: --http_token_file: " << token.error() << "\n";
+      return 2;
+    }
+    setDefaultBearerToken(*token);  // what it relays to agents carries it
+  }
+  // Standby masters' HTTP clients (none today) and the dashboard's links trust the same CA.
+  if (Status trusted = tlsFlags.trust(""); !trusted) {
+    std::cerr << "agora master: " << trusted.error() << "\n";
+    return 2;
   }
   if (!aclsPath.empty()) {
     auto acls = Acls::load(aclsPath);
@@ -296,10 +328,20 @@ int masterCommand(int argc, const char* const* argv) {
     return leaderDetector ? leaderDetector->leader() : std::nullopt;
   };
   httpContext.self = options.info;
+  if (*tls) {
+    if (Status s = http.useTls(**tls); !s) {
+      std::cerr << "agora master: " << s.error() << "\n";
+      return 2;
+    }
+  }
   master::addMasterRoutes(http, loop, std::move(httpContext));
   http.limitRate(httpRateLimit, 2 * httpRateLimit);
   if (httpTokens) {
     http.requireTokens(*httpTokens, {"/health", "/master/info", "/", "/dashboard", "/redirect"});
+    std::vector<std::string> listed = splitList(remotePrincipals);
+    for (const std::string& path : master::agentCommandProxyPaths()) {
+      http.restrict(path, std::set<std::string>(listed.begin(), listed.end()));
+    }
   }
   http.serve();
 
@@ -357,14 +399,17 @@ int masterCommand(int argc, const char* const* argv) {
   }
   if (httpTokens) {
     LOG(INFO) << "HTTP API: bearer tokens required (" << httpTokens->size() << " known)";
-    LOG(WARNING) << "The HTTP API has no TLS yet: its tokens cross the network in the clear; "
-                    "keep --ip on an address only trusted machines reach (docs/SECURITY.md)";
-  } else {
-    LOG(WARNING) << "UNAUTHENTICATED: this master's HTTP API has no TLS and no tokens "
-                    "(--http_credentials): keep --ip on an address only trusted machines reach "
-                    "(docs/SECURITY.md)";
+  } else if (!*tls || (*tls)->clientCaPem.empty()) {
+    LOG(WARNING) << "UNAUTHENTICATED: this master's HTTP API takes no tokens "
+                    "(--http_credentials) and no client certificates (--tls_client_ca): keep "
+                    "--ip on an address only trusted machines reach (docs/SECURITY.md)";
   }
-  LOG(INFO) << "Master " << options.info.id() << " HTTP API at http://" << ip << ":" << *httpPort
+  if (!*tls) {
+    LOG(WARNING) << "The HTTP API has no TLS (--tls_cert): what it answers, and tokens, cross "
+                    "the network in the clear (docs/SECURITY.md)";
+  }
+  LOG(INFO) << "Master " << options.info.id() << " HTTP API at "
+            << (*tls ? "https://" : "http://") << ip << ":" << *httpPort
             << (zkUrl ? " (contending through " + zk + ")" : "");
   writeInfoFile(daemonFlags.infoFile, {{"pid", ::getpid()},
                                        {"id", options.info.id()},

@@ -44,7 +44,7 @@ std::string usedOf(const json& used, const json& total, const char* name) {
 }  // namespace
 
 int leaderState(const std::string& verb, const std::string& master, const std::string& zk,
-                const std::string& profile, json* state) {
+                const std::string& profile, json* state, std::string* leading) {
   auto resolved = resolveMaster(master, zk, profile);
   if (!resolved) {
     std::cerr << "agora " << verb << ": " << resolved.error() << "\n";
@@ -92,6 +92,10 @@ int leaderState(const std::string& verb, const std::string& master, const std::s
       std::cerr << "agora " << verb << ": the master's /state is not JSON\n";
       return 1;
     }
+    address = leaderAddress;
+  }
+  if (leading != nullptr) {
+    *leading = address;
   }
   return -1;
 }

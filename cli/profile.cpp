@@ -7,6 +7,7 @@
 
 #include "common/fs.hpp"
 #include "common/http_tokens.hpp"
+#include "common/tls.hpp"
 
 namespace agora::cli {
 
@@ -102,6 +103,14 @@ std::string credentialsDir(const std::string& profile) {
   return profileDir(profile) + "/credentials";
 }
 
+std::string daemonUrl(const Profile& profile, const DaemonRecord& daemon) {
+  if (daemon.role == "zookeeper") {
+    return daemon.http;
+  }
+  bool tls = daemon.role == "kube" || pathExists(credentialsDir(profile.name) + "/http.crt");
+  return (tls ? "https://" : "http://") + daemon.http;
+}
+
 std::string resolveCredentials(const std::string& flag, bool useProfile,
                                const std::string& profile) {
   if (!flag.empty()) {
@@ -115,6 +124,13 @@ std::string resolveCredentials(const std::string& flag, bool useProfile,
 }
 
 void useBearerToken(bool useProfile, const std::string& profile) {
+  std::string caPath = useProfile ? credentialsDir(profile) + "/http-ca.crt" : "";
+  if (const char* ca = ::getenv("AGORA_TLS_CA"); ca != nullptr && *ca != '\0') {
+    caPath = ca;
+  }
+  if (auto ca = caPath.empty() ? Result<std::string>(Error("none")) : readFile(caPath)) {
+    setDefaultHttpTls(TlsClientConfig{*ca, "", ""});
+  }
   if (const char* token = ::getenv("AGORA_TOKEN"); token != nullptr) {
     setDefaultBearerToken(token);
     return;

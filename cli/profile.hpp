@@ -51,14 +51,21 @@ Result<std::string> resolveMaster(const std::string& flag, const std::string& zk
 std::string resolveCredentials(const std::string& flag, bool useProfile,
                                const std::string& profile);
 // The bearer token CLI requests carry: $AGORA_TOKEN, else (for the profile's own cluster,
-// `useProfile`) the profile's operator token when it has one. resolveMaster() calls it.
+// `useProfile`) the profile's operator token when it has one. And the CA the HTTP APIs' TLS
+// certificates must chain to: $AGORA_TLS_CA (a file), else the profile's when `agora up` made
+// one; with one, requests go over HTTPS. resolveMaster() calls it.
 void useBearerToken(bool useProfile, const std::string& profile);
 // Where `agora up` keeps a profile's credentials (and ACLs).
 std::string credentialsDir(const std::string& profile);
+// Where to reach a daemon of a profile, with its scheme: https:// for the kube API, and for the
+// master and agents when `agora up` gave them TLS; a ZooKeeper server's bare host:port.
+std::string daemonUrl(const Profile& profile, const DaemonRecord& daemon);
 
 // The leading master's /state, found as resolveMaster says (following a follower to the
-// leader); prints why not as "agora VERB: ..." and returns 1 then, -1 on success.
+// leader), and its HTTP address in `leading`; prints why not as "agora VERB: ..." and returns 1
+// then, -1 on success.
 int leaderState(const std::string& verb, const std::string& master, const std::string& zk,
-                const std::string& profile, nlohmann::json* state);
+                const std::string& profile, nlohmann::json* state,
+                std::string* leading = nullptr);
 
 }  // namespace agora::cli

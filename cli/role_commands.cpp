@@ -53,10 +53,11 @@ std::optional<json> call(const std::string& verb, const Target& target, const st
     for (const auto& [name, value] : response->headers) {
       if (name == "Location" || name == "location") location = value;
     }
-    const std::string scheme = "http://";
-    if (location.rfind(scheme, 0) != 0) break;
-    std::string rest = location.substr(scheme.size());
-    address = rest.substr(0, rest.find('/'));
+    size_t start = location.rfind("https://", 0) == 0  ? 8
+                   : location.rfind("http://", 0) == 0 ? 7
+                                                        : 0;
+    if (start == 0) break;
+    address = location.substr(0, location.find('/', start));  // with its scheme
     response = httpRequest(method, address, path, body, seconds(15));
   }
   if (!response) {

@@ -17,6 +17,7 @@
 #include "cli/commands.hpp"
 #include "cli/daemon.hpp"
 #include "cli/profile.hpp"
+#include "common/detector.hpp"
 #include "common/http.hpp"
 #include "common/ids.hpp"
 #include "common/resources.hpp"
@@ -219,9 +220,10 @@ class RunScheduler final : public Scheduler {
   bool failed_ = false;
 };
 
-// Finds the sandbox of `task` from its agent's /state.
-std::string findSandbox(const TaskRecord& task) {
-  auto response = httpGet(task.agentAddress, "/state", seconds(5));
+// Finds the sandbox of `task` from its agent's /state, through the leading master at `master`.
+std::string findSandbox(const std::string& master, const TaskRecord& task) {
+  auto response =
+      httpGet(master, "/agent/state?agent_id=" + urlEncode(task.agentId), seconds(5));
   if (!response || response->status != 200) {
     return "";
   }
@@ -229,11 +231,11 @@ std::string findSandbox(const TaskRecord& task) {
   return agent::findTaskSandbox(state, task.id).directory;
 }
 
-// Reads what is new in the task's stdout (which = 0) or stderr (1).
-std::string readNew(TaskRecord& task, int which) {
+// Reads what is new in the task's stdout (which = 0) or stderr (1), through the master.
+std::string readNew(const std::string& master, TaskRecord& task, int which) {
   std::string out;
-  agent::readSandboxFile(task.agentAddress, task.directory + (which == 0 ? "/stdout" : "/stderr"),
-                         &task.offsets[which], &out);
+  agent::readSandboxFile(master, task.directory + (which == 0 ? "/stdout" : "/stderr"),
+                         &task.offsets[which], &out, task.agentId);
   return out;
 }
 
@@ -341,21 +343,31 @@ int runCommand(int argc, const char* const* argv) {
   driver.start();
 
   std::map<std::string, std::string> partial[2];
+  // Tasks' output comes through the leading master, found when there is output to read.
+  std::string leader;
   auto pump = [&](bool everything) {
     std::vector<TaskRecord> tasks = scheduler.snapshot();
     for (TaskRecord& task : tasks) {
       bool started = task.state != TASK_STAGING;
-      if (!started || task.agentAddress.empty()) {
+      if (!started || task.agentId.empty()) {
         continue;
       }
+      if (leader.empty()) {
+        auto found = findLeader(*address, seconds(5));
+        if (!found) {
+          continue;
+        }
+        leader = found->ip() + ":" + std::to_string(found->http_port());
+      }
       if (task.directory.empty()) {
-        task.directory = findSandbox(task);
+        task.directory = findSandbox(leader, task);
         if (task.directory.empty()) {
+          leader.clear();  // it may lead no more: found again next time
           continue;
         }
       }
       for (int which = 0; which < 2; ++which) {
-        std::string data = readNew(task, which);
+        std::string data = readNew(leader, task, which);
         std::string prefix = count > 1 ? task.id + " | " : "";
         if (!data.empty()) {
           printOutput(data, prefix, which == 0 ? std::cout : std::cerr, &partial[which][task.id]);

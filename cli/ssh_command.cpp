@@ -51,13 +51,13 @@ Status upgrade(int fd, const std::string& address, const std::string& target,
                              ? std::string()
                              : "Authorization: Bearer " + defaultBearerToken() + "\r\n") +
                         "\r\n";
-  if (!writeAll(fd, request)) return Error("the agent at " + address + " hung up");
+  if (!writeAll(fd, request)) return Error("the master at " + address + " hung up");
   std::string answer;
   char buffer[4096];
   size_t end = std::string::npos;
   while ((end = answer.find("\r\n\r\n")) == std::string::npos) {
     ssize_t n = ::read(fd, buffer, sizeof(buffer));
-    if (n <= 0) return Error("the agent at " + address + " hung up");
+    if (n <= 0) return Error("the master at " + address + " hung up");
     answer.append(buffer, static_cast<size_t>(n));
     if (answer.size() > 64 * 1024) return Error("the agent's answer is not HTTP");
   }
@@ -218,18 +218,21 @@ int sshCommand(int argc, const char* const* argv) {
     return 2;
   }
   json state;
-  if (int failed = leaderState("ssh", master, zk, profile, &state); failed >= 0) return failed;
+  std::string address;  // the leading master's: it relays the command to the agent
+  if (int failed = leaderState("ssh", master, zk, profile, &state, &address); failed >= 0) {
+    return failed;
+  }
   json agents = state.value("agents", json::array());
-  std::string address;
+  std::string agentId;
   std::string names;
   for (const json& a : agents) {
     std::string hostname = a.value("hostname", "");
     names += (names.empty() ? "" : ", ") + hostname;
     if (positional.empty() || hostname == positional[0] || a.value("id", "") == positional[0]) {
-      if (address.empty()) address = a.value("address", "");
+      if (agentId.empty()) agentId = a.value("id", "");
     }
   }
-  if (address.empty()) {
+  if (agentId.empty()) {
     std::cerr << "agora ssh: "
               << (agents.empty() ? std::string("the cluster has no agents")
                                  : "no node " + positional[0] + " (the nodes: " + names + ")")
@@ -245,10 +248,11 @@ int sshCommand(int argc, const char* const* argv) {
     tty = false;
   }
   if (command.empty()) command = {"/bin/bash", "-l"};
-  std::string target = std::string("/host/exec?stdin=true&stdout=true&stderr=") +
+  std::string target = "/agent/host/exec?agent_id=" + urlEncode(agentId) +
+                       "&stdin=true&stdout=true&stderr=" +
                        (tty ? "false" : "true") + "&tty=" + (tty ? "true" : "false");
   for (const std::string& word : command) target += "&command=" + urlEncode(word);
-  auto fd = connectTcp(address);
+  auto fd = connectHttp(address, Duration::zero());
   if (!fd) {
     std::cerr << "agora ssh: " << fd.error() << "\n";
     return 1;

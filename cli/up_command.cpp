@@ -80,7 +80,7 @@ Status restartDeadAgents(Profile& profile, Duration timeout) {
     }
     changed = true;
     std::cout << "Restarted " << (agent.role == "kube" ? "kube" : "agent " + std::to_string(number))
-              << " (" << (agent.role == "kube" ? "https://" : "http://") << agent.http
+              << " (" << daemonUrl(profile, agent)
               << "); it takes back the tasks it left running\n";
   }
   return changed ? saveProfile(profile) : Status();
@@ -89,15 +89,23 @@ Status restartDeadAgents(Profile& profile, Duration timeout) {
 // The profile's keys: the master's, and one key pair for each principal of the cluster
 // (agents, the kube framework, the operator's CLI), each pinning the master's public key; and
 // ACLs in which only agents register agents.
-Status writeProfileCredentials(const std::string& dir) {
+Status writeProfileCredentials(const std::string& dir, const std::string& ip) {
   if (Status written = writeClusterCredentials(dir, {"agent", "kube", "operator"}); !written) {
     return written;
   }
-  // HTTP bearer tokens: the operator's and kube's (admin), and one that only reads (for a
-  // monitoring system, say).
+  // TLS for the master's and agents' HTTP APIs: one serving certificate for the daemons of
+  // this machine, and the CA in every client's file (and the profile, for the CLI).
+  if (Status written = writeClusterTls(dir, {ip, "127.0.0.1", "::1", "localhost", localHostname()},
+                                       {"agent", "kube", "operator"}, {});
+      !written) {
+    return written;
+  }
+  // HTTP bearer tokens: the operator's and kube's (admin), the master's (for what it relays to
+  // agents), and one that only reads (for a monitoring system, say).
   nlohmann::json tokens = nlohmann::json::array();
   for (auto [principal, scope] : {std::pair<const char*, const char*>{"operator", "admin"},
                                   {"kube", "admin"},
+                                  {"master", "admin"},
                                   {"reader", "read"}}) {
     std::string token = generateToken();
     tokens.push_back({{"token", token}, {"principal", principal}, {"scope", scope}});
@@ -126,8 +134,9 @@ reserve_resources:
   - principals: [kube, operator]
 create_volumes:
   - principals: [kube, operator]
-# The HTTP API, by the principal of the bearer token (tokens.json: operator and kube are
-# admin tokens, reader a read-only one).
+# The HTTP API, by the principal of the bearer token (tokens.json: operator, kube and master
+# are admin tokens, reader a read-only one). Agents serve sandboxes and commands to the master
+# (relaying the operator's) and kube only.
 set_quota:
   - principals: [operator]
 set_weights:
@@ -226,7 +235,7 @@ int upCommand(int argc, const char* const* argv) {
       return 1;
     }
     std::cout << "Profile '" << profileName << "' is up"
-              << (existing->zk.empty() ? "; master at http://" + existing->master()->http
+              << (existing->zk.empty() ? "; master at " + daemonUrl(*existing, *existing->master())
                                        : "; masters elected through " + existing->zk)
               << " (agora status, agora stop)\n";
     return 0;
@@ -247,16 +256,22 @@ int upCommand(int argc, const char* const* argv) {
   std::string keys = credentialsDir(profileName);
   std::vector<std::string> masterSecurity;
   if (authenticate) {
-    if (Status written = writeProfileCredentials(keys); !written) {
+    if (Status written = writeProfileCredentials(keys, ip); !written) {
       return fail("cannot write the profile's credentials: " + written.error());
     }
     masterSecurity = {"--credentials=" + keys + "/master.json", "--acls=" + keys + "/acls.yaml",
-                      "--http_credentials=" + keys + "/tokens.json"};
-    // agora up's own requests (is every agent registered?) carry the operator's token.
+                      "--http_credentials=" + keys + "/tokens.json",
+                      "--http_token_file=" + keys + "/master.token",
+                      "--tls_cert=" + keys + "/http.crt", "--tls_key=" + keys + "/http.key",
+                      "--tls_client_ca=" + keys + "/http-ca.crt",
+                      "--tls_ca=" + keys + "/http-ca.crt"};
+    // agora up's own requests (is every agent registered?) carry the operator's token, over
+    // TLS.
     useBearerToken(true, profileName);
   } else {
     (void)removeAll(keys);
     setDefaultBearerToken("");
+    setDefaultHttpTls(std::nullopt);
   }
   if (ha) {
     int zkPort = 0;
@@ -369,6 +384,9 @@ int upCommand(int argc, const char* const* argv) {
     if (authenticate) {
       args.push_back("--credentials=" + keys + "/agent.json");
       args.push_back("--http_credentials=" + keys + "/tokens.json");
+      args.push_back("--tls_cert=" + keys + "/http.crt");
+      args.push_back("--tls_key=" + keys + "/http.key");
+      args.push_back("--tls_client_ca=" + keys + "/http-ca.crt");
     }
     if (!agentResources.empty()) {
       args.push_back("--resources=" + agentResources);
@@ -496,9 +514,8 @@ int upCommand(int argc, const char* const* argv) {
                        : d.role == "master"  ? (ha ? "master " + std::to_string(++masterNumber)
                                                    : "master")
                                              : "agent " + std::to_string(++agentNumber);
-    std::string scheme = d.role == "zookeeper" ? "" : d.role == "kube" ? "https://" : "http://";
     std::cout << "  " << name << std::string(11 - std::min<size_t>(10, name.size()), ' ')
-              << scheme << d.http << "   log " << d.log << "\n";
+              << daemonUrl(profile, d) << "   log " << d.log << "\n";
   }
   if (ha) {
     std::cout << "\nMasters elect their leader through " << profile.zk
@@ -510,9 +527,10 @@ int upCommand(int argc, const char* const* argv) {
   }
   if (authenticate) {
     std::cout << "\nThe protocol port admits only the keys in " << keys
-              << " (CURVE), and the HTTP\nAPIs only its tokens. Your own frameworks: export "
-                 "AGORA_CREDENTIALS=" << keys << "/operator.json;\ncurl: -H \"Authorization: "
-                 "Bearer $(cat " << keys << "/operator.token)\"\n";
+              << " (CURVE), and the HTTP\nAPIs are HTTPS and take only its tokens. Your own "
+                 "frameworks: export AGORA_CREDENTIALS=" << keys << "/operator.json;\ncurl: "
+                 "--cacert " << keys << "/http-ca.crt -H \"Authorization: Bearer $(cat " << keys
+              << "/operator.token)\"\n";
   }
   std::cout << "\nTry:  agora run --command='echo hello from $AGORA_TASK_ID' --count=3\n"
             << "      agora agents;  agora tasks;  agora status;  agora stop\n";

@@ -55,13 +55,24 @@ CurveKeyPair generateCurveKeyPair() {
   return {publicKey, secretKey};
 }
 
+Result<CurveKeyPair> curveKeyPairOf(const std::string& secretKey) {
+  if (!isZ85Key(secretKey)) {
+    return Error("not a CURVE secret key: 40 characters of Z85");
+  }
+  auto publicKey = publicKeyOf(secretKey);
+  if (!publicKey) {
+    return Error(publicKey.error());
+  }
+  return CurveKeyPair{*publicKey, secretKey};
+}
+
 Result<Credentials> parseCredentials(const std::string& text) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     return Error("not a JSON object");
   }
   static const std::set<std::string> kKnown = {"principal", "public_key", "secret_key",
-                                               "master_public_key", "clients"};
+                                               "master_public_key", "clients", "tls_ca"};
   for (const auto& [key, value] : j.items()) {
     if (kKnown.count(key) == 0) {
       return Error("unknown field '" + key + "'");
@@ -71,7 +82,8 @@ Result<Credentials> parseCredentials(const std::string& text) {
   for (auto [name, target] : {std::pair<const char*, std::string*>{"principal", &c.principal},
                               {"public_key", &c.keys.publicKey},
                               {"secret_key", &c.keys.secretKey},
-                              {"master_public_key", &c.serverKey}}) {
+                              {"master_public_key", &c.serverKey},
+                              {"tls_ca", &c.tlsCa}}) {
     auto value = stringField(j, name);
     if (!value) {
       return Error(value.error());
@@ -118,6 +130,9 @@ Result<Credentials> parseCredentials(const std::string& text) {
     if (!c.serverKey.empty()) {
       return Error("a master's credentials ('clients') pin no 'master_public_key'");
     }
+    if (!c.tlsCa.empty()) {
+      return Error("'tls_ca' is for a client's credentials (the master's has --tls_client_ca)");
+    }
   } else {
     if (c.principal.empty()) {
       return Error("a client's credentials need a 'principal'");
@@ -158,6 +173,7 @@ std::string credentialsToJson(const Credentials& c) {
   j["public_key"] = c.keys.publicKey;
   j["secret_key"] = c.keys.secretKey;
   if (!c.serverKey.empty()) j["master_public_key"] = c.serverKey;
+  if (!c.tlsCa.empty()) j["tls_ca"] = c.tlsCa;
   if (!c.clients.empty()) {
     nlohmann::json clients = nlohmann::json::array();
     for (const auto& [key, principal] : c.clients) {
@@ -198,6 +214,16 @@ ZapHandler::~ZapHandler() {
   if (thread_.joinable()) {
     thread_.join();
   }
+}
+
+void ZapHandler::admit(const std::string& publicKey, const std::string& principal) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  clients_[publicKey] = principal;
+}
+
+void ZapHandler::forget(const std::string& publicKey) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  clients_.erase(publicKey);
 }
 
 void ZapHandler::run() {
@@ -243,6 +269,7 @@ void ZapHandler::answer(zmq::socket_t& socket) {
   } else {
     char z85[kZ85KeyLength + 1] = {};
     zmq_z85_encode(z85, static_cast<const uint8_t*>(frames[6].data()), 32);
+    std::lock_guard<std::mutex> lock(mutex_);
     auto it = clients_.find(z85);
     if (it != clients_.end()) {
       status = "200";

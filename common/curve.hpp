@@ -8,15 +8,17 @@
 // One file per component holds what it needs (`agora up` writes them into the profile):
 //
 //   {"principal": "agent", "public_key": "<Z85>", "secret_key": "<Z85>",
-//    "master_public_key": "<Z85>"}                                         (a client)
+//    "master_public_key": "<Z85>", "tls_ca": "<PEM>"}                      (a client)
 //   {"public_key": "<Z85>", "secret_key": "<Z85>",
 //    "clients": [{"principal": "agent", "public_key": "<Z85>"}, ...]}      (the master)
 //
-// Keys are ZeroMQ's Z85 text, 40 characters for 32 bytes.
+// Keys are ZeroMQ's Z85 text, 40 characters for 32 bytes. A client's optional "tls_ca" is the
+// CA whose certificates the master's and agents' HTTPS APIs serve with (common/tls.hpp).
 
 #include <atomic>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -35,12 +37,15 @@ struct Credentials {
   std::string principal;   // a client's name; the master's own is unused
   CurveKeyPair keys;
   std::string serverKey;   // a client's: the master's public key
+  std::string tlsCa;       // a client's, optional: the CA of the cluster's HTTPS APIs (PEM)
   std::map<std::string, std::string> clients;  // the master's: public key -> principal
 
   bool isServer() const { return !clients.empty(); }
 };
 
 CurveKeyPair generateCurveKeyPair();
+// The pair of a secret key (Z85); an error when it is not one.
+Result<CurveKeyPair> curveKeyPairOf(const std::string& secretKey);
 
 // Checks a file's credentials: well-formed keys, a public key that belongs to the secret key,
 // a principal and a pinned server key for a client.
@@ -69,13 +74,19 @@ class ZapHandler {
   uint64_t admitted() const { return admitted_.load(); }
   uint64_t refused() const { return refused_.load(); }
 
+  // Admits a client key from now on, named `principal` (an agent's executors come and go),
+  // or stops admitting it. Connections made already stay.
+  void admit(const std::string& publicKey, const std::string& principal);
+  void forget(const std::string& publicKey);
+
  private:
   ZapHandler(zmq::context_t& context, std::map<std::string, std::string> clients);
   void run();
   void answer(zmq::socket_t& socket);
 
   zmq::socket_t socket_;
-  std::map<std::string, std::string> clients_;  // read-only once started
+  std::mutex mutex_;
+  std::map<std::string, std::string> clients_;  // guarded by mutex_
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> admitted_{0};
   std::atomic<uint64_t> refused_{0};

@@ -17,6 +17,7 @@
 
 #include "common/http_tokens.hpp"
 #include "common/result.hpp"
+#include "common/tls.hpp"
 #include "common/time.hpp"
 
 namespace agora {
@@ -90,6 +91,11 @@ class HttpServer {
   // (401 otherwise); a read-only token may only GET or HEAD, and never take a connection over
   // (403). The token's principal is the request's `principal`.
   void requireTokens(HttpTokens tokens, std::set<std::string> openPaths);
+  // Before serve(): HTTPS only (a plain request is answered 400 in plain HTTP). With a client
+  // CA, a client certificate it signed names the request's principal (its common name); with
+  // tokens too, the scope is what they grant that principal (HttpTokens::grantOf).
+  Status useTls(const TlsServerConfig& config);
+  bool usesTls() const;
   // Before serve(), with tokens: only `principals` may use `path` (403 for the others).
   void restrict(const std::string& path, std::set<std::string> principals);
   // Requests answered 401 or 403 by those checks.

@@ -8,10 +8,13 @@
 #include <boost/beast/http.hpp>
 #include <glog/logging.h>
 
+#include <sys/socket.h>
+
 #include "common/http.hpp"
 #include "common/http_message.hpp"
 #include "common/rate_limiter.hpp"
 #include "common/tcp_listen.hpp"
+#include "common/tls_stream.hpp"
 
 namespace agora {
 
@@ -23,8 +26,14 @@ using tcp = net::ip::tcp;
 namespace {
 
 constexpr auto kIdleTimeout = std::chrono::seconds(60);
+constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
 
-class Session;
+// What stop() needs of a session, whatever its stream.
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  virtual void close() = 0;
+};
 
 }  // namespace
 
@@ -42,22 +51,35 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::set<std::string> openPaths;
   std::map<std::string, std::set<std::string>> restricted;  // path -> principals
   std::atomic<uint64_t> refused{0};
+  std::shared_ptr<net::ssl::context> tls;  // fixed before serve(); null: plain HTTP
 
-  // Whether the request may go on; otherwise the answer (401 or 403). Sets its principal.
-  std::optional<HttpResponse> authorize(HttpRequest& request, bool takesOver) {
-    if (!tokens || openPaths.count(request.path) > 0) {
+  // Whether the request may go on; otherwise the answer (401 or 403). Sets its principal:
+  // the client certificate's (`certified`, verified against the client CA) or the token's.
+  std::optional<HttpResponse> authorize(HttpRequest& request, bool takesOver,
+                                        const std::string& certified) {
+    if (!tokens) {
+      request.principal = certified;
+      return std::nullopt;
+    }
+    if (openPaths.count(request.path) > 0) {
       return std::nullopt;
     }
     std::optional<TokenGrant> grant;
     auto header = request.headers.find("authorization");
-    if (header != request.headers.end() && header->second.rfind("Bearer ", 0) == 0) {
+    if (!certified.empty()) {
+      grant = tokens->grantOf(certified);
+    } else if (header != request.headers.end() && header->second.rfind("Bearer ", 0) == 0) {
       grant = tokens->find(header->second.substr(7));
     }
     if (!grant) {
       ++refused;
       HttpResponse r = HttpResponse::error(
-          401, header == request.headers.end()
-                   ? "this API needs a bearer token (Authorization: Bearer <token>)"
+          401, !certified.empty()
+                   ? "the client certificate of '" + certified +
+                         "' is not granted any scope here (--http_credentials)"
+               : header == request.headers.end()
+                   ? "this API needs a bearer token (Authorization: Bearer <token>) or a "
+                     "client certificate"
                    : "the bearer token is not one this server knows");
       r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"agora\"");
       return r;
@@ -85,7 +107,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::atomic<bool> running{false};
   // Live sessions (io thread only), so that stop() can close them: pending operations then
   // end, and nothing is left holding the io_context.
-  std::vector<std::weak_ptr<Session>> sessions;
+  std::vector<std::weak_ptr<SessionBase>> sessions;
 
   const HttpHandler* find(const std::string& path) const {
     auto it = exact.find(path);
@@ -104,21 +126,47 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   }
 
   void accept();
+  // A TLS server's new connection: a TLS session, or a plain request answered 400.
+  void detect(tcp::socket socket);
+  template <class Stream>
+  void startSession(Stream stream, beast::flat_buffer early);
 };
 
 namespace {
 
-class Session : public std::enable_shared_from_this<Session> {
+template <class Stream>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket&& socket, std::shared_ptr<HttpServer::Impl> server)
-      : stream_(std::move(socket)), server_(std::move(server)) {}
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
 
-  void start() { read(); }
+  Session(Stream&& stream, std::shared_ptr<HttpServer::Impl> server, beast::flat_buffer early)
+      : stream_(std::move(stream)), server_(std::move(server)), buffer_(std::move(early)) {}
 
-  void close() {
+  void start() {
+    if constexpr (kTls) {
+      lowest().expires_after(kHandshakeTimeout);
+      stream_.async_handshake(
+          net::ssl::stream_base::server, buffer_.data(),
+          [self = this->shared_from_this()](beast::error_code ec, size_t used) {
+            if (ec) {
+              VLOG(1) << "HTTP: TLS handshake failed: " << ec.message();
+              ++self->server_->badRequests;
+              self->close();
+              return;
+            }
+            self->buffer_.consume(used);
+            self->certified_ = peerCommonName(self->stream_);
+            self->read();
+          });
+    } else {
+      read();
+    }
+  }
+
+  void close() override {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.socket().close(ec);
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+    lowest().socket().close(ec);
   }
 
  private:
@@ -126,9 +174,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(kMaxRequestBody);
     parser_->header_limit(kMaxRequestHeader);
-    stream_.expires_after(kIdleTimeout);
+    lowest().expires_after(kIdleTimeout);
     http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                     [self = this->shared_from_this()](beast::error_code ec, size_t) {
                        self->onRead(ec);
                      });
   }
@@ -160,7 +208,7 @@ class Session : public std::enable_shared_from_this<Session> {
     HttpRequest request = toHttpRequest(message);
     if (server_->limiter) {
       beast::error_code ec;
-      auto peer = stream_.socket().remote_endpoint(ec);
+      auto peer = lowest().socket().remote_endpoint(ec);
       std::string client = ec ? std::string("?") : peer.address().to_string();
       if (!server_->limiter->allow(client, std::chrono::steady_clock::now())) {
         ++server_->throttled;
@@ -176,7 +224,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
 
     bool takesOver = server_->takeovers.count(request.path) > 0;
-    if (std::optional<HttpResponse> refusal = server_->authorize(request, takesOver)) {
+    if (std::optional<HttpResponse> refusal =
+            server_->authorize(request, takesOver, certified_)) {
       LOG_EVERY_N(WARNING, 100) << "HTTP: refused " << request.method << " " << request.path
                                 << ": " << refusal->body;
       write(std::move(*refusal));
@@ -187,12 +236,26 @@ class Session : public std::enable_shared_from_this<Session> {
       // The connection is the handler's from here: the socket and what came after the request.
       auto early = buffer_.data();
       std::string rest(static_cast<const char*>(early.data()), early.size());
-      beast::error_code ec;
-      stream_.expires_never();
-      int fd = stream_.socket().release(ec);
-      if (ec) {
-        close();
-        return;
+      lowest().expires_never();
+      int fd = -1;
+      if constexpr (kTls) {
+        // The handler gets a plain socket; the TLS session is relayed to it from here.
+        int pair[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) != 0) {
+          close();
+          return;
+        }
+        net::local::stream_protocol::socket local(stream_.get_executor());
+        local.assign(net::local::stream_protocol(), pair[0]);
+        std::make_shared<TlsRelay>(std::move(stream_), std::move(local))->start();
+        fd = pair[1];
+      } else {
+        beast::error_code ec;
+        fd = stream_.socket().release(ec);
+        if (ec) {
+          close();
+          return;
+        }
       }
       takeover->second(request, fd, std::move(rest));
       return;
@@ -203,7 +266,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     auto once = std::make_shared<std::atomic<bool>>(false);
-    auto self = shared_from_this();
+    auto self = this->shared_from_this();
     HttpResponder respond = [self, once](HttpResponse response) {
       if (once->exchange(true) || !self->server_->running) {
         return;  // answered already, or the server is gone
@@ -226,9 +289,9 @@ class Session : public std::enable_shared_from_this<Session> {
     response->body() = std::move(r.body);
     response->keep_alive(keepAlive_);
     response->prepare_payload();
-    stream_.expires_after(kIdleTimeout);
+    lowest().expires_after(kIdleTimeout);
     http::async_write(stream_, *response,
-                      [self = shared_from_this(), response](beast::error_code ec, size_t) {
+                      [self = this->shared_from_this(), response](beast::error_code ec, size_t) {
                         if (ec || !self->keepAlive_) {
                           self->close();
                           return;
@@ -237,9 +300,12 @@ class Session : public std::enable_shared_from_this<Session> {
                       });
   }
 
-  beast::tcp_stream stream_;
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  Stream stream_;
   std::shared_ptr<HttpServer::Impl> server_;
   beast::flat_buffer buffer_;
+  std::string certified_;  // the client certificate's principal, under TLS
   std::optional<http::request_parser<http::string_body>> parser_;
   bool keepAlive_ = false;
   unsigned version_ = 11;
@@ -255,13 +321,52 @@ void HttpServer::Impl::accept() {
         }
         if (ec) {
           LOG_EVERY_N(WARNING, 100) << "HTTP accept: " << ec.message();
+        } else if (self->tls) {
+          self->detect(std::move(socket));
         } else {
-          auto session = std::make_shared<Session>(std::move(socket), self);
-          std::erase_if(self->sessions, [](const auto& s) { return s.expired(); });
-          self->sessions.push_back(session);
-          session->start();
+          self->startSession(beast::tcp_stream(std::move(socket)), beast::flat_buffer());
         }
         self->accept();
+      });
+}
+
+template <class Stream>
+void HttpServer::Impl::startSession(Stream stream, beast::flat_buffer early) {
+  auto session = std::make_shared<Session<Stream>>(std::move(stream), shared_from_this(),
+                                                   std::move(early));
+  std::erase_if(sessions, [](const auto& s) { return s.expired(); });
+  sessions.push_back(session);
+  session->start();
+}
+
+void HttpServer::Impl::detect(tcp::socket socket) {
+  struct Detection {
+    beast::tcp_stream stream;
+    beast::flat_buffer buffer;
+  };
+  auto d = std::make_shared<Detection>(Detection{beast::tcp_stream(std::move(socket)), {}});
+  d->stream.expires_after(kHandshakeTimeout);
+  beast::async_detect_ssl(
+      d->stream, d->buffer, [self = shared_from_this(), d](beast::error_code ec, bool tls) {
+        if (ec || !self->running) {
+          return;
+        }
+        if (tls) {
+          self->startSession(TlsStream(std::move(d->stream), *self->tls), std::move(d->buffer));
+          return;
+        }
+        // Plain HTTP to a TLS port: say so, in plain HTTP, rather than drop the connection.
+        ++self->badRequests;
+        static const std::string kBody =
+            "{\"error\":\"this server speaks HTTPS: use https:// (TLS) to reach it\"}\n";
+        static const std::string kAnswer =
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: "
+            "close\r\nContent-Length: " + std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
+        net::async_write(d->stream, net::buffer(kAnswer), [d](beast::error_code, size_t) {
+          beast::error_code ignored;
+          d->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+          d->stream.socket().close(ignored);
+        });
       });
 }
 
@@ -350,6 +455,18 @@ void HttpServer::requireTokens(HttpTokens tokens, std::set<std::string> openPath
 void HttpServer::restrict(const std::string& path, std::set<std::string> principals) {
   impl_->restricted[path] = std::move(principals);
 }
+
+Status HttpServer::useTls(const TlsServerConfig& config) {
+  CHECK(!impl_->running) << "TLS is set before serve()";
+  auto context = makeServerContext(config);
+  if (!context) {
+    return Error(context.error());
+  }
+  impl_->tls = *context;
+  return ok();
+}
+
+bool HttpServer::usesTls() const { return impl_->tls != nullptr; }
 
 uint64_t HttpServer::refusedRequests() const { return impl_->refused.load(); }
 

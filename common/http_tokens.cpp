@@ -41,7 +41,8 @@ Result<HttpTokens> HttpTokens::parse(const std::string& text) {
     std::string token = entry.value("token", "");
     std::string principal = entry.value("principal", "");
     std::string scope = entry.value("scope", "read");
-    if (token.size() < 16) {
+    // Without a token, the entry grants a scope to the holder of a client certificate.
+    if (entry.contains("token") && token.size() < 16) {
       return Error("tokens: the token of '" + principal +
                    "' is shorter than 16 characters: too easy to guess");
     }
@@ -52,7 +53,7 @@ Result<HttpTokens> HttpTokens::parse(const std::string& text) {
       return Error("tokens: the scope of '" + principal + "' must be read or admin, not '" +
                    scope + "'");
     }
-    if (!seen.insert(token).second) {
+    if (!token.empty() && !seen.insert(token).second) {
       return Error("tokens: a token is listed twice");
     }
     out.tokens_.push_back({token, TokenGrant{principal, scope == "admin"}});
@@ -80,7 +81,17 @@ std::optional<TokenGrant> HttpTokens::find(const std::string& token) const {
   for (const auto& [known, grant] : tokens_) {
     // Every token is compared, each in constant time: how long this takes says nothing about
     // how much of a guess was right.
-    if (sameSecret(known, token)) {
+    if (!known.empty() && sameSecret(known, token)) {
+      found = grant;
+    }
+  }
+  return found;
+}
+
+std::optional<TokenGrant> HttpTokens::grantOf(const std::string& principal) const {
+  std::optional<TokenGrant> found;
+  for (const auto& [known, grant] : tokens_) {
+    if (grant.principal == principal && (!found || grant.admin)) {
       found = grant;
     }
   }

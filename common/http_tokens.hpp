@@ -3,11 +3,13 @@
 // Bearer tokens on the master's and agents' HTTP APIs (--http_credentials=FILE):
 //
 //   {"tokens": [{"token": "<secret>", "principal": "ops", "scope": "admin"},
-//               {"token": "<secret>", "principal": "grafana", "scope": "read"}]}
+//               {"token": "<secret>", "principal": "grafana", "scope": "read"},
+//               {"principal": "backup", "scope": "read"}]}
 //
 // A request then needs `Authorization: Bearer <token>` (401 without one, or with one not
 // listed); a read token may only read (GET and HEAD; 403 otherwise). The token's principal is
-// who the ACLs see. A few paths stay open: /health, /master/info (where peers find the
+// who the ACLs see. An entry without a token grants its scope to a client certificate that
+// names the principal (on a TLS server with a client CA: common/tls.hpp). A few paths stay open: /health, /master/info (where peers find the
 // protocol port; nothing secret), and the dashboard's page (it reads nothing without a token).
 
 #include <map>
@@ -32,6 +34,8 @@ class HttpTokens {
 
   // The grant of `token`, compared in constant time against every listed token.
   std::optional<TokenGrant> find(const std::string& token) const;
+  // What the file grants `principal` (a client certificate's): admin if any entry of it is.
+  std::optional<TokenGrant> grantOf(const std::string& principal) const;
   size_t size() const { return tokens_.size(); }
 
  private:

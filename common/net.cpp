@@ -1,6 +1,8 @@
 #include "common/net.hpp"
 
+#include <fcntl.h>
 #include <netdb.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -62,6 +64,48 @@ bool writeAll(int fd, std::string_view data) {
     data.remove_prefix(static_cast<size_t>(n));
   }
   return true;
+}
+
+void relayDescriptors(int a, int b) {
+  for (int fd : {a, b}) {
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  }
+  // One direction each: from[i] to to[i], open while its source has not ended.
+  int from[2] = {a, b};
+  int to[2] = {b, a};
+  bool open[2] = {true, true};
+  char buffer[32 * 1024];
+  while (open[0] || open[1]) {
+    pollfd fds[2];
+    int n = 0;
+    int which[2];
+    for (int i = 0; i < 2; ++i) {
+      if (open[i]) {
+        fds[n] = {from[i], POLLIN, 0};
+        which[n++] = i;
+      }
+    }
+    if (::poll(fds, static_cast<nfds_t>(n), -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    for (int k = 0; k < n; ++k) {
+      if (fds[k].revents == 0) continue;
+      int i = which[k];
+      ssize_t got = ::recv(from[i], buffer, sizeof(buffer), 0);
+      if (got < 0 && errno == ENOTSOCK) got = ::read(from[i], buffer, sizeof(buffer));
+      if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (got <= 0) {
+        // Its source ended: the other side reads the end, and may still answer.
+        open[i] = false;
+        ::shutdown(to[i], SHUT_WR);
+        if (got < 0) return;  // a reset: nothing more either way
+        continue;
+      }
+      if (!writeAll(to[i], std::string_view(buffer, static_cast<size_t>(got)))) return;
+    }
+  }
 }
 
 int freeLoopbackPort() {

@@ -20,6 +20,11 @@ Result<int> connectTcp(const std::string& address, Duration timeout = Duration::
 // other side is gone.
 bool writeAll(int fd, std::string_view data);
 
+// Copies bytes both ways between two connected sockets until both directions have ended (each
+// side's end of stream is passed on as a half-close) or either fails; blocks the calling
+// thread. Closes neither.
+void relayDescriptors(int a, int b);
+
 // A TCP port on 127.0.0.1 that nobody listens on now (bind to 0, read it, close), or 0 when
 // the kernel gives none. Another process may take it before the caller binds it.
 int freeLoopbackPort();

@@ -93,13 +93,23 @@ Status ZmqRouter::useCurve(const Credentials& credentials) {
   if (!credentials.isServer()) {
     return Error("a CURVE server needs credentials that list the 'clients' it admits");
   }
-  auto zap = ZapHandler::start(context_, credentials.clients);
+  if (Status started = useCurve(credentials.keys); !started) {
+    return started;
+  }
+  for (const auto& [key, principal] : credentials.clients) {
+    zap_->admit(key, principal);
+  }
+  return ok();
+}
+
+Status ZmqRouter::useCurve(const CurveKeyPair& keys) {
+  auto zap = ZapHandler::start(context_, {});
   if (!zap) {
     return Error(zap.error());
   }
   zap_ = std::move(zap).value();
   socket_.set(zmq::sockopt::curve_server, 1);
-  socket_.set(zmq::sockopt::curve_secretkey, credentials.keys.secretKey);
+  socket_.set(zmq::sockopt::curve_secretkey, keys.secretKey);
   socket_.set(zmq::sockopt::zap_domain, "agora");
   return ok();
 }

@@ -31,7 +31,10 @@ class ZmqRouter final : public Transport {
   // stamped with its sender's principal (Envelope.authenticated_principal). Starts the
   // context's ZAP handler, so one such router per context.
   Status useCurve(const Credentials& credentials);
+  // A CURVE server with `keys` that admits no one yet: clients come through zap()->admit().
+  Status useCurve(const CurveKeyPair& keys);
   bool curve() const { return zap_ != nullptr; }
+  ZapHandler* zap() { return zap_.get(); }
   // Each peer address (an IP) may send `perSecond` registrations, re-registrations and
   // subscriptions a second on average and `burst` at once; more are dropped (and counted), as
   // each costs the master a registry write. Other messages, and other peers, are unaffected.

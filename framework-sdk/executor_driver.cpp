@@ -2,11 +2,13 @@
 #include <cstdlib>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <glog/logging.h>
 
 #include "agora/executor.hpp"
+#include "common/curve.hpp"
 #include "common/event_loop.hpp"
 #include "common/ids.hpp"
 #include "common/zmq_transport.hpp"
@@ -43,6 +45,7 @@ struct ExecutorDriver::Impl {
   std::string frameworkId;
   std::string agentId;
   std::string sandbox;
+  std::optional<Credentials> curve;  // the agent's executors' socket is a CURVE server
   Duration recoveryTimeout = minutes(15);
 
   zmq::context_t context{1};
@@ -199,6 +202,16 @@ ExecutorDriver::ExecutorDriver(Executor* executor)
   if (timeout) {
     impl_->recoveryTimeout = *timeout;
   }
+  std::string secret = env("AGORA_EXECUTOR_CURVE_SECRET_KEY");
+  if (!secret.empty()) {
+    // This executor's own key pair; its tasks, and whatever else it starts, do not inherit it.
+    ::unsetenv("AGORA_EXECUTOR_CURVE_SECRET_KEY");
+    Credentials curve;
+    curve.principal = impl_->containerId;
+    curve.keys = CurveKeyPair{env("AGORA_EXECUTOR_CURVE_PUBLIC_KEY"), secret};
+    curve.serverKey = env("AGORA_AGENT_CURVE_KEY");
+    impl_->curve = std::move(curve);
+  }
 }
 
 ExecutorDriver::~ExecutorDriver() {
@@ -226,6 +239,9 @@ DriverStatus ExecutorDriver::start() {
   Impl* impl = impl_.get();
   impl->link = std::make_unique<ZmqDealer>(impl->context, impl->loop, impl->containerId,
                                            kDefaultMaxMessageSize);
+  if (impl->curve) {
+    impl->link->useCurve(*impl->curve);
+  }
   Status connected = impl->link->connect(impl->endpoint);
   if (!connected) {
     LOG(ERROR) << connected.error();

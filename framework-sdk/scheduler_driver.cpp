@@ -9,6 +9,7 @@
 #include "common/event_loop.hpp"
 #include "common/ids.hpp"
 #include "common/curve.hpp"
+#include "common/tls.hpp"
 #include "common/zmq_transport.hpp"
 
 namespace agora {
@@ -335,6 +336,10 @@ DriverStatus SchedulerDriver::start() {
       return DriverStatus::kAborted;
     }
     impl->link->useCurve(*credentials);
+    if (!credentials->tlsCa.empty() && !defaultHttpTls()) {
+      // Finding the leader (/master/info) and the master's API go over the cluster's HTTPS.
+      setDefaultHttpTls(TlsClientConfig{credentials->tlsCa, "", ""});
+    }
   }
   impl->link->setHandler(
       [impl](const std::string&, Envelope&& envelope) { impl->onEvent(std::move(envelope)); });

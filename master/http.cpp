@@ -1,10 +1,22 @@
 #include "master/http.hpp"
 
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <future>
 #include <set>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "common/http_tokens.hpp"
+#include "common/net.hpp"
+#include "common/tls.hpp"
 #include "common/zk_election.hpp"
 
 namespace agora::master {
@@ -63,12 +75,148 @@ void onLeader(Loop& loop, std::shared_ptr<MasterHttpContext> ctx, const HttpRequ
     if (auto leader = ctx->leader()) {
       HttpResponse r = HttpResponse::error(307, "this master does not lead; the leader is at " +
                                                     httpAddress(*leader));
-      r.headers.emplace_back("Location", "http://" + httpAddress(*leader) + target);
+      r.headers.emplace_back("Location", ctx->scheme + httpAddress(*leader) + target);
       respond(std::move(r));
       return;
     }
     respond(HttpResponse::error(503, "no master leads yet"));
   });
+}
+
+// The agent paths the master forwards to the agent named by `agent_id`: reads, and the
+// upgrades that run commands. Agents serve these only to the master and kube
+// (--remote_command_principals); the CLI and the dashboard reach them through the leader.
+const char* const kProxiedReads[] = {"/state", "/files/read", "/files/browse"};
+const char* const kProxiedCommands[] = {"/host/exec", "/containers/exec", "/containers/attach",
+                                        "/containers/portforward"};
+constexpr int kMaxProxiedReads = 64;  // in flight at once; more are answered 503
+std::atomic<int> proxiedReads{0};
+
+// The agent's target for a proxied request: `agentPath` and the query as sent (repeated
+// parameters kept), without agent_id.
+std::string agentTarget(const std::string& agentPath, const std::string& target) {
+  size_t q = target.find('?');
+  std::string query;
+  if (q != std::string::npos) {
+    std::string rest = target.substr(q + 1);
+    size_t pos = 0;
+    while (pos <= rest.size()) {
+      size_t amp = std::min(rest.find('&', pos), rest.size());
+      std::string pair = rest.substr(pos, amp - pos);
+      if (!pair.empty() && pair.rfind("agent_id=", 0) != 0 && pair != "agent_id") {
+        query += (query.empty() ? "?" : "&") + pair;
+      }
+      pos = amp + 1;
+    }
+  }
+  return agentPath + query;
+}
+
+// An error answer written on a connection taken over, before it is closed.
+void refuseTakenOver(int fd, int status, const std::string& message) {
+  std::string body = dump(nlohmann::json{{"error", message}});
+  writeAll(fd, "HTTP/1.1 " + std::to_string(status) + " " +
+                   (status == 404 ? "Not Found" : status == 502 ? "Bad Gateway"
+                                                                : "Service Unavailable") +
+                   "\r\nContent-Type: application/json\r\nContent-Length: " +
+                   std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+  ::close(fd);
+}
+
+// Relays an upgraded request (exec, attach, port-forward, host exec) to its agent, with the
+// master's own token, on a thread of its own until either side ends.
+void proxyCommand(Loop& loop, std::shared_ptr<MasterHttpContext> ctx, const std::string& agentPath,
+                  const HttpRequest& request, int fd, std::string early) {
+  std::thread([&loop, ctx, agentPath, request, fd, early = std::move(early)] {
+    auto found = std::make_shared<std::promise<std::pair<int, std::string>>>();
+    std::string agentId = request.param("agent_id");
+    loop.post([ctx, agentId, found] {
+      Master* master = ctx->leading();
+      std::string address = master != nullptr ? master->agentHttpAddress(agentId) : "";
+      found->set_value(master == nullptr ? std::pair{503, std::string("this master does not lead")}
+                       : address.empty() ? std::pair{404, "no agent '" + agentId + "'"}
+                                         : std::pair{200, address});
+    });
+    auto answer = found->get_future();
+    if (answer.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+      refuseTakenOver(fd, 503, "the master is busy; try again");
+      return;
+    }
+    auto [status, address] = answer.get();
+    if (status != 200) {
+      refuseTakenOver(fd, status, address);
+      return;
+    }
+    auto agent = connectHttp(address, seconds(10));
+    if (!agent) {
+      refuseTakenOver(fd, 502, "cannot reach the agent: " + agent.error());
+      return;
+    }
+    timeval none{0, 0};
+    ::setsockopt(*agent, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+    ::setsockopt(*agent, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
+    std::string head = request.method + " " + agentTarget(agentPath, request.target) +
+                       " HTTP/1.1\r\nHost: " + address + "\r\n";
+    for (const auto& [name, value] : request.headers) {
+      if (name != "host" && name != "authorization") {
+        head += name + ": " + value + "\r\n";
+      }
+    }
+    if (const std::string& token = defaultBearerToken(); !token.empty()) {
+      head += "Authorization: Bearer " + token + "\r\n";  // the master's own
+    }
+    head += "\r\n";
+    if (writeAll(*agent, head + early)) {
+      relayDescriptors(fd, *agent);
+    }
+    ::close(*agent);
+    ::close(fd);
+  }).detach();
+}
+
+void addAgentProxy(HttpServer& server, Loop& loop, std::shared_ptr<MasterHttpContext> ctx) {
+  for (const char* path : kProxiedReads) {
+    std::string agentPath = path;
+    server.route("/agent" + agentPath, [&loop, ctx, agentPath](const HttpRequest& request,
+                                                               HttpResponder respond) {
+      std::string agentId = request.param("agent_id");
+      if (agentId.empty()) {
+        respond(HttpResponse::error(400, "which agent? give agent_id"));
+        return;
+      }
+      std::string target = agentTarget(agentPath, request.target);
+      onLeader(loop, ctx, request, std::move(respond), {AclAction::kViewState},
+               [agentId, target](Master& master, HttpResponder respond) {
+        std::string address = master.agentHttpAddress(agentId);
+        if (address.empty()) {
+          respond(HttpResponse::error(404, "no agent '" + agentId + "'"));
+          return;
+        }
+        if (++proxiedReads > kMaxProxiedReads) {
+          --proxiedReads;
+          respond(HttpResponse::error(503, "too many requests to agents at once; retry"));
+          return;
+        }
+        // The exchange blocks: not on the master's loop.
+        std::thread([address, target, respond = std::move(respond)] {
+          auto answer = httpRequest("GET", address, target, "", seconds(10));
+          --proxiedReads;
+          if (!answer) {
+            respond(HttpResponse::error(502, "the agent did not answer: " + answer.error()));
+            return;
+          }
+          respond(std::move(answer).value());
+        }).detach();
+      });
+    });
+  }
+  for (const char* path : kProxiedCommands) {
+    std::string agentPath = path;
+    server.takeOver("/agent" + agentPath, [&loop, ctx, agentPath](const HttpRequest& request,
+                                                                  int fd, std::string early) {
+      proxyCommand(loop, ctx, agentPath, request, fd, std::move(early));
+    });
+  }
 }
 
 // Answers a role change: the roles view of the role on success, the error otherwise.
@@ -113,6 +261,7 @@ Result<Quantities> quantitiesFrom(const nlohmann::json& j, bool limit) {
 
 void addMasterRoutes(HttpServer& server, Loop& loop, MasterHttpContext context) {
   auto ctx = std::make_shared<MasterHttpContext>(std::move(context));
+  ctx->scheme = server.usesTls() ? "https://" : "http://";
   server.route("/health", [](const HttpRequest&, HttpResponder respond) {
     respond(HttpResponse::text("OK\n"));
   });
@@ -435,10 +584,19 @@ void addMasterRoutes(HttpServer& server, Loop& loop, MasterHttpContext context) 
         return;
       }
       HttpResponse r = HttpResponse::text("", 307);
-      r.headers.emplace_back("Location", "http://" + httpAddress(*leader) + path);
+      r.headers.emplace_back("Location", ctx->scheme + httpAddress(*leader) + path);
       respond(std::move(r));
     });
   });
+  addAgentProxy(server, loop, ctx);
+}
+
+std::vector<std::string> agentCommandProxyPaths() {
+  std::vector<std::string> paths;
+  for (const char* path : kProxiedCommands) {
+    paths.push_back(std::string("/agent") + path);
+  }
+  return paths;
 }
 
 void addMasterRoutes(HttpServer& server, Loop& loop, Master& master) {

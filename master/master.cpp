@@ -264,6 +264,11 @@ Master::FrameworkEntry* Master::findFramework(const std::string& id) {
   return it == frameworks_.end() ? nullptr : &it->second;
 }
 
+std::string Master::agentHttpAddress(const std::string& agentId) const {
+  auto it = agents_.find(agentId);
+  return it == agents_.end() ? std::string() : it->second.info.address();
+}
+
 Master::AgentEntry* Master::findAgent(const std::string& id) {
   auto it = agents_.find(id);
   return it == agents_.end() ? nullptr : &it->second;

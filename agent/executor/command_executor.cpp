@@ -36,7 +36,9 @@ std::map<std::string, std::string> taskEnvironment(const ExecutorDriver& driver,
                                                    const std::string& directory, bool group) {
   std::map<std::string, std::string> env = currentEnvironment();
   for (const char* name : {"AGORA_AGENT_ENDPOINT", "AGORA_CONTAINER_ID", "AGORA_RECOVERY_TIMEOUT",
-                           "AGORA_EXECUTOR_SHUTDOWN_GRACE_PERIOD", "AGORA_TASK_CGROUPS"}) {
+                           "AGORA_EXECUTOR_SHUTDOWN_GRACE_PERIOD", "AGORA_TASK_CGROUPS",
+                           "AGORA_AGENT_CURVE_KEY", "AGORA_EXECUTOR_CURVE_PUBLIC_KEY",
+                           "AGORA_EXECUTOR_CURVE_SECRET_KEY"}) {
     env.erase(name);
   }
   env["AGORA_TASK_ID"] = task.task_id();

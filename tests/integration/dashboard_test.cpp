@@ -12,6 +12,7 @@
 #include "common/fs.hpp"
 #include "common/http.hpp"
 #include "common/http_tokens.hpp"
+#include "common/tls.hpp"
 #include "tests/support/kube_cluster.hpp"
 
 namespace agora::testing {
@@ -90,14 +91,21 @@ TEST(DashboardTest, TheMasterAndKubeViewsShowTheClusterInABrowser) {
   auto url = k.agora({"dashboard", "--url"});
   ASSERT_EQ(url.exitCode, 0) << url.output;
   std::string master = url.output.substr(0, url.output.find('\n'));
-  ASSERT_EQ(master.rfind("http://", 0), 0u) << master;
-  // The profile's master requires a token: the address carries the operator's.
+  ASSERT_EQ(master.rfind("https://", 0), 0u) << master;
+  // The profile's master requires a token: the address carries the operator's. Its HTTPS
+  // certificate is the profile CA's.
   size_t fragment = master.find("#token=");
   ASSERT_NE(fragment, std::string::npos) << master;
-  struct ForgetToken {
-    ~ForgetToken() { setDefaultBearerToken(""); }
+  struct Forget {
+    ~Forget() {
+      setDefaultBearerToken("");
+      setDefaultHttpTls(std::nullopt);
+    }
   } forget;
   setDefaultBearerToken(master.substr(fragment + 7));
+  auto ca = readFile(k.home() + "/profiles/default/credentials/http-ca.crt");
+  ASSERT_TRUE(ca.ok()) << ca.error();
+  setDefaultHttpTls(TlsClientConfig{*ca, "", ""});
   std::string dir = artifacts();
   Page loaded = browse(master, dir + "/dashboard-master.png");
   EXPECT_EQ(loaded.console, "");
@@ -120,7 +128,7 @@ TEST(DashboardTest, TheMasterAndKubeViewsShowTheClusterInABrowser) {
   EXPECT_NE(page.find("/dashboard/\">open</a>"), std::string::npos);  // the kube view's link
   EXPECT_TRUE(pathExists(dir + "/dashboard-master.png"));
   // The page's paths and the rest: every other path is still not found.
-  std::string address = master.substr(7, master.find('/', 7) - 7);
+  std::string address = master.substr(8, master.find('/', 8) - 8);
   EXPECT_EQ(httpGet(address, "/no-such-page")->status, 404);
   auto history = httpGet(address, "/dashboard/history");
   ASSERT_TRUE(history.ok());

@@ -12,6 +12,7 @@
 
 #include "common/fs.hpp"
 #include "common/http.hpp"
+#include "common/tls.hpp"
 #include "common/http_tokens.hpp"
 #include "frameworks/k8s-like/apiserver/tables.hpp"
 #include "tests/support/kube_cluster.hpp"
@@ -253,13 +254,20 @@ TEST(KubeOperateTest, TheAutoscalerFollowsRealCpuUsageAndTopShowsIt) {
       << api;
   json profile = json::parse(readFile(k.home() + "/profiles/default/profile.json").value_or("{}"),
                              nullptr, false);
-  // The profile's master and agents require a token: the operator's.
-  struct ForgetToken {
-    ~ForgetToken() { setDefaultBearerToken(""); }
+  // The profile's master and agents speak HTTPS, with the profile's CA, and require a token:
+  // the operator's.
+  struct Forget {
+    ~Forget() {
+      setDefaultBearerToken("");
+      setDefaultHttpTls(std::nullopt);
+    }
   } forget;
-  std::string token =
-      readFile(k.home() + "/profiles/default/credentials/operator.token").value_or("");
+  std::string keys = k.home() + "/profiles/default/credentials";
+  std::string token = readFile(keys + "/operator.token").value_or("");
   setDefaultBearerToken(token.substr(0, token.find('\n')));
+  auto ca = readFile(keys + "/http-ca.crt");
+  ASSERT_TRUE(ca.ok()) << ca.error();
+  setDefaultHttpTls(TlsClientConfig{*ca, "", ""});
   for (const json& d : profile.value("daemons", json::array())) {
     std::string role = d.value("role", "");
     if (role != "master" && role != "agent") continue;

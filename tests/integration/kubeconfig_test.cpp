@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "common/fs.hpp"
-#include "frameworks/k8s-like/apiserver/certs.hpp"
+#include "common/certs.hpp"
 #include "frameworks/k8s-like/apiserver/kubeconfig.hpp"
 #include "tests/support/process_cluster.hpp"
 
@@ -32,7 +32,7 @@ TEST(KubeconfigTest, MergedBesideTheUsersOwnEntriesAndMadeCurrent) {
                               "contexts:\n- name: other\n  context:\n    cluster: other\n"
                               "    user: other\ncurrent-context: other\n")
                   .ok());
-  auto certs = kube::makeCertificates({"127.0.0.1"});
+  auto certs = makeCertificates({"127.0.0.1"});
   ASSERT_TRUE(certs.ok());
   kube::KubeconfigEntry entry;
   entry.server = "https://127.0.0.1:6443";

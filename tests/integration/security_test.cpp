@@ -1,17 +1,30 @@
 // Authentication and authorisation on the protocol port, end to end: a real master with CURVE
 // credentials and ACLs, real agents, frameworks on the SDK.
 
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <thread>
 
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <zmq.hpp>
 
 #include "agora/scheduler.hpp"
+#include "common/certs.hpp"
 #include "common/curve.hpp"
+#include "common/envelope.hpp"
 #include "common/fs.hpp"
 #include "common/http.hpp"
 #include "common/http_tokens.hpp"
+#include "common/net.hpp"
+#include "common/tls.hpp"
 #include "tests/support/process_cluster.hpp"
 #include "tests/support/test_scheduler.hpp"
 
@@ -226,6 +239,110 @@ TEST_F(SecurityTest, AFrameworkSubscribesOnlyInItsRolesAndRunsOnlyAsItsUsers) {
   driver.join();
 }
 
+// The executors' socket: with the agent's --credentials each executor holds a CURVE key pair of
+// its own, and a process that takes its routing id without that key speaks for no one.
+TEST_F(SecurityTest, OnlyAnExecutorsOwnKeySpeaksForIt) {
+  SchedulerDriverOptions options;
+  options.credentials = keys_.path("analytics");
+  TestScheduler scheduler;
+  FrameworkInfo info = testFramework("sleeper");
+  info.add_roles("analytics");
+  SchedulerDriver driver(&scheduler, info, cluster_.masterHttp(), options);
+  // Each runs only if its environment does not show it its executor's secret key.
+  for (const char* id : {"sleeper", "other"}) {
+    TaskInfo task = TestScheduler::commandTask(
+        id, "! env | grep -q AGORA_EXECUTOR_CURVE_SECRET_KEY && exec sleep 60");
+    task.mutable_command()->set_user("nobody");
+    scheduler.launch(task);
+  }
+  driver.start();
+  // Their executors connected with their keys: the tasks run.
+  ASSERT_TRUE(scheduler.waitForState("sleeper", TASK_RUNNING));
+  ASSERT_TRUE(scheduler.waitForState("other", TASK_RUNNING));
+
+  auto agentInfo = readFile(cluster_.agentWorkDir(0) + ".json");
+  ASSERT_TRUE(agentInfo.ok()) << agentInfo.error();
+  std::string endpoint = json::parse(*agentInfo).value("executor_endpoint", "");
+  ASSERT_EQ(endpoint.rfind("ipc://", 0), 0u) << *agentInfo;
+  auto agentState = httpGet(json::parse(*agentInfo).value("http", ""), "/state");
+  ASSERT_TRUE(agentState.ok()) << agentState.error();
+  std::map<std::string, std::string> containers;  // executor id -> container id
+  json agentJson = json::parse(agentState->body);
+  for (const json& f : agentJson["frameworks"]) {
+    for (const json& e : f["executors"]) containers[e.value("id", "")] = e.value("container_id", "");
+  }
+  ASSERT_EQ(containers.size(), 2u) << agentState->body;
+  // The other executor's own key pair, as a hostile executor knows its own: from its initial
+  // environment (root may read it; its tasks, as nobody, may not).
+  CurveKeyPair otherKeys;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    std::string environ = readFile(entry.path().string() + "/environ").value_or("");
+    if (environ.find("AGORA_CONTAINER_ID=" + containers["other"] + '\0') == std::string::npos) {
+      continue;
+    }
+    size_t at = environ.find("AGORA_EXECUTOR_CURVE_SECRET_KEY=");
+    if (at == std::string::npos) continue;
+    at += std::strlen("AGORA_EXECUTOR_CURVE_SECRET_KEY=");
+    auto keys = curveKeyPairOf(environ.substr(at, environ.find('\0', at) - at));
+    if (keys) otherKeys = *keys;
+  }
+  ASSERT_FALSE(otherKeys.secretKey.empty()) << "no process of container " << containers["other"];
+
+  // Posers, each taking the sleeper's routing id (the socket hands a routing id over to its
+  // newest connection) and saying its task finished: one without keys, one with a key pair of
+  // its own, and the other executor with its real keys.
+  Envelope lie;
+  ExecutorCall* call = lie.mutable_executor_call();
+  call->set_framework_id(scheduler.frameworkId());
+  call->set_executor_id("sleeper");
+  TaskStatus* status = call->mutable_update()->mutable_status();
+  status->set_task_id("sleeper");
+  status->set_state(TASK_FINISHED);
+  status->set_uuid("0123456789abcdef");
+  std::string bytes = encodeEnvelope(lie);
+  auto agentKey = readFile(cluster_.agentWorkDir(0) + "/executors.key");
+  ASSERT_TRUE(agentKey.ok()) << agentKey.error();
+  std::string agentPublic = curveKeyPairOf(agentKey->substr(0, 40))->publicKey;
+  zmq::context_t context;
+  std::vector<std::unique_ptr<zmq::socket_t>> posers;
+  for (const CurveKeyPair& keys : {CurveKeyPair{}, generateCurveKeyPair(), otherKeys}) {
+    auto poser = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
+    poser->set(zmq::sockopt::linger, 0);
+    poser->set(zmq::sockopt::routing_id, containers["sleeper"]);
+    if (!keys.secretKey.empty()) {
+      poser->set(zmq::sockopt::curve_serverkey, agentPublic);
+      poser->set(zmq::sockopt::curve_publickey, keys.publicKey);
+      poser->set(zmq::sockopt::curve_secretkey, keys.secretKey);
+    }
+    poser->connect(endpoint);
+    (void)poser->send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+    posers.push_back(std::move(poser));
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_EQ(scheduler.states("sleeper").back(), TASK_RUNNING);
+  auto state = cluster_.masterState();
+  ASSERT_TRUE(state.ok());
+  for (const json& t : (*state)["frameworks"][0]["tasks"]) {
+    EXPECT_EQ(t["state"], "TASK_RUNNING") << t.dump();
+  }
+  auto agentLog = readFile(cluster_.agentLog(0)).value_or("");
+  EXPECT_NE(agentLog.find("unknown client key"), std::string::npos);
+  EXPECT_NE(agentLog.find("Dropped a message for executor sleeper from a connection "
+                          "authenticated as '" + containers["other"] + "'"),
+            std::string::npos);
+  posers.clear();
+
+  // A restarted agent admits the keys of the executors it takes back (from its checkpoint):
+  // they reconnect, and it reaches them again.
+  cluster_.killAgent(0);
+  ASSERT_TRUE(cluster_.restartAgent(0).ok());
+  driver.kill("other");
+  EXPECT_TRUE(scheduler.waitForState("other", TASK_KILLED))
+      << TaskState_Name(scheduler.states("other").back()) << "; see " << cluster_.agentLog(0);
+  driver.stop();
+  driver.join();
+}
+
 // Bearer tokens on the master's and agents' HTTP APIs, and the ACLs on operator calls.
 class HttpAuthTest : public ::testing::Test {
  protected:
@@ -233,19 +350,23 @@ class HttpAuthTest : public ::testing::Test {
   static constexpr const char* kDev = "dev-admin-token-0123456789";
   static constexpr const char* kViewer = "viewer-read-token-0123456789";
   static constexpr const char* kKube = "kube-admin-token-0123456789";
+  static constexpr const char* kMaster = "master-admin-token-0123456789";
 
   HttpAuthTest()
       : cluster_(ProcessClusterOptions{
             1, "cpus:4;mem:4096;disk:1024",
             {"--http_credentials=" + dir_.path() + "/tokens.json",
-             "--acls=" + dir_.path() + "/acls.yaml"},
-            {"--http_credentials=" + dir_.path() + "/tokens.json",
-             "--remote_command_principals=kube"}}) {
+             "--acls=" + dir_.path() + "/acls.yaml",
+             "--http_token_file=" + dir_.path() + "/master.token",
+             "--remote_command_principals=ops"},
+            {"--http_credentials=" + dir_.path() + "/tokens.json"}}) {
     CHECK(writeFileAtomic(dir_.path() + "/tokens.json", json{{"tokens", {
         {{"token", kOps}, {"principal", "ops"}, {"scope", "admin"}},
         {{"token", kDev}, {"principal", "dev"}, {"scope", "admin"}},
         {{"token", kViewer}, {"principal", "viewer"}, {"scope", "read"}},
-        {{"token", kKube}, {"principal", "kube"}, {"scope", "admin"}}}}}.dump()).ok());
+        {{"token", kKube}, {"principal", "kube"}, {"scope", "admin"}},
+        {{"token", kMaster}, {"principal", "master"}, {"scope", "admin"}}}}}.dump()).ok());
+    CHECK(writeFileAtomic(dir_.path() + "/master.token", std::string(kMaster) + "\n", 0600).ok());
     CHECK(writeFileAtomic(dir_.path() + "/acls.yaml", R"(
 register_agents: [{principals: [ANY]}]
 register_frameworks: [{principals: [ANY], roles: [ANY]}]
@@ -330,7 +451,12 @@ TEST_F(HttpAuthTest, AnAgentRunsCommandsOnlyForItsRemoteCommandPrincipals) {
             403);
   EXPECT_NE(answer.find("read-only"), std::string::npos) << answer;
   EXPECT_EQ(status(kOps, "GET", agent, "/containers/exec?task=t&command=id", "", &answer), 403);
-  EXPECT_NE(answer.find("/containers/exec is only for kube, not 'ops'"), std::string::npos)
+  EXPECT_NE(answer.find("/containers/exec is only for kube, master, not 'ops'"),
+            std::string::npos)
+      << answer;
+  // Sandboxes too: the operator reads them through the master.
+  EXPECT_EQ(status(kOps, "GET", agent, "/files/read?path=/tmp/x", "", &answer), 403);
+  EXPECT_NE(answer.find("/files/read is only for kube, master, not 'ops'"), std::string::npos)
       << answer;
   EXPECT_EQ(status(kOps, "GET", agent, "/host/exec?command=id"), 403);
   // The kube framework's token gets through to the endpoint itself, which then finds no such
@@ -338,6 +464,191 @@ TEST_F(HttpAuthTest, AnAgentRunsCommandsOnlyForItsRemoteCommandPrincipals) {
   int kube = status(kKube, "GET", agent, "/containers/exec?task=t&command=id", "", &answer);
   EXPECT_NE(kube, 401);
   EXPECT_NE(kube, 403) << answer;
+}
+
+// Agents serve sandboxes and commands to the master and kube only; the operator reaches them
+// through the leading master, which checks its token and forwards with the master's own.
+TEST_F(HttpAuthTest, TheMasterRelaysSandboxReadsAndCommandsToItsAgents) {
+  const std::string& master = cluster_.masterHttp();
+  auto state = cluster_.masterState();
+  ASSERT_TRUE(state.ok()) << state.error();
+  std::string agentId = (*state)["agents"][0]["id"];
+  std::string answer;
+  EXPECT_EQ(status(kViewer, "GET", master, "/agent/state?agent_id=" + agentId, "", &answer), 200);
+  EXPECT_NE(answer.find("\"hostname\":\"agent-0\""), std::string::npos) << answer;
+  EXPECT_EQ(status("", "GET", master, "/agent/state?agent_id=" + agentId), 401);
+  EXPECT_EQ(status(kViewer, "GET", master, "/agent/state?agent_id=nope", "", &answer), 404);
+  EXPECT_EQ(status(kViewer, "GET", master, "/agent/state", "", &answer), 400);
+  // A sandbox read reaches the agent, which answers for the path (outside every sandbox).
+  EXPECT_EQ(status(kViewer, "GET", master,
+                   "/agent/files/read?agent_id=" + agentId + "&path=/etc/passwd", "", &answer),
+            403);
+  EXPECT_EQ(answer.find("only for kube, master"), std::string::npos) << answer;
+
+  // Commands: the master's --remote_command_principals (ops here), with admin tokens.
+  auto upgrade = [&](const std::string& token, const std::string& agent) {
+    auto fd = connectHttp(master, seconds(5));
+    if (!fd) return fd.error();
+    std::string request = "GET /agent/containers/exec?agent_id=" + agent +
+                          "&task=nope&command=id&command=-u HTTP/1.1\r\nHost: " + master +
+                          "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          "Sec-WebSocket-Version: 13\r\n"
+                          "Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n"
+                          "Authorization: Bearer " + token + "\r\n\r\n";
+    // The answer's head and its body (Content-Length long); the connection may stay open.
+    std::string reply;
+    if (writeAll(*fd, request)) {
+      char buffer[4096];
+      ssize_t n;
+      while ((n = ::recv(*fd, buffer, sizeof(buffer), 0)) > 0) {
+        reply.append(buffer, static_cast<size_t>(n));
+        size_t end = reply.find("\r\n\r\n");
+        size_t length = reply.find("Content-Length: ");
+        if (end != std::string::npos && length != std::string::npos &&
+            reply.size() >= end + 4 + std::stoul(reply.substr(length + 16))) {
+          break;
+        }
+      }
+    }
+    ::close(*fd);
+    return reply;
+  };
+  std::string relayed = upgrade(kOps, agentId);
+  // Past the master and the agent's token check: the agent itself says it has no such task.
+  EXPECT_EQ(relayed.find("HTTP/1.1 40"), 0u) << relayed;
+  EXPECT_EQ(relayed.find(" 401 "), std::string::npos) << relayed;
+  EXPECT_EQ(relayed.find(" 403 "), std::string::npos) << relayed;
+  EXPECT_NE(relayed.find("nope"), std::string::npos) << relayed;
+  std::string refused = upgrade(kDev, agentId);
+  EXPECT_EQ(refused.find("HTTP/1.1 403"), 0u) << refused;
+  EXPECT_NE(refused.find("only for ops, not 'dev'"), std::string::npos) << refused;
+  EXPECT_EQ(upgrade(kViewer, agentId).find("HTTP/1.1 403"), 0u);
+  std::string unknown = upgrade(kOps, "nope");
+  EXPECT_EQ(unknown.find("HTTP/1.1 404"), 0u) << unknown;
+}
+
+// TLS on the master's and agents' HTTP APIs: server certificates a client checks, plain HTTP
+// refused, and client certificates as an alternative to tokens.
+class HttpTlsTest : public ::testing::Test {
+ protected:
+  static constexpr const char* kViewer = "viewer-read-token-0123456789";
+
+  HttpTlsTest()
+      : cluster_(ProcessClusterOptions{
+            1, "cpus:4;mem:4096;disk:1024",
+            {"--http_credentials=" + dir_.path() + "/tokens.json",
+             "--tls_cert=" + dir_.path() + "/http.crt", "--tls_key=" + dir_.path() + "/http.key",
+             "--tls_client_ca=" + dir_.path() + "/ca.crt"},
+            {"--http_credentials=" + dir_.path() + "/tokens.json",
+             "--tls_cert=" + dir_.path() + "/http.crt", "--tls_key=" + dir_.path() + "/http.key",
+             "--tls_ca=" + dir_.path() + "/ca.crt"}}) {
+    auto made = makeCertificates({"127.0.0.1"}, 1, "agora");
+    CHECK(made.ok()) << made.error();
+    certs_ = *made;
+    for (const auto& [file, text] : {std::pair{"http.crt", certs_.serverCert},
+                                     {"http.key", certs_.serverKey},
+                                     {"ca.crt", certs_.caCert}}) {
+      CHECK(writeFileAtomic(dir_.path() + "/" + file, text, 0600).ok());
+    }
+    // ops proves who it is with a certificate only; viewer has a read token, and a
+    // certificate that may only read too.
+    CHECK(writeFileAtomic(dir_.path() + "/tokens.json", json{{"tokens", {
+        {{"principal", "ops"}, {"scope", "admin"}},
+        {{"token", kViewer}, {"principal", "viewer"}, {"scope", "read"}}}}}.dump()).ok());
+  }
+
+  void SetUp() override {
+    setDefaultHttpTls(TlsClientConfig{certs_.caCert, "", ""});
+    setDefaultBearerToken(kViewer);
+    ASSERT_TRUE(cluster_.start().ok()) << "see " << cluster_.dir();
+  }
+  void TearDown() override {
+    setDefaultBearerToken("");
+    setDefaultHttpTls(std::nullopt);
+  }
+
+  // A client certificate for `principal`, signed by the cluster's CA (or `ca`).
+  TlsClientConfig clientOf(const std::string& principal, const Certificates* ca = nullptr) {
+    const Certificates& signer = ca != nullptr ? *ca : certs_;
+    auto issued = issueCertificate(signer.caCert, signer.caKey, principal,
+                                   CertificateUse::kClient);
+    CHECK(issued.ok()) << issued.error();
+    return TlsClientConfig{certs_.caCert, issued->first, issued->second};
+  }
+
+  // The request's status as `client`, without a token; -1 and `error` when there is no answer.
+  int as(const TlsClientConfig& client, const std::string& method, const std::string& address,
+         const std::string& target, const std::string& body = "", std::string* error = nullptr) {
+    setDefaultHttpTls(client);
+    setDefaultBearerToken("");
+    auto response = httpRequest(method, address, target, body, seconds(5));
+    setDefaultHttpTls(TlsClientConfig{certs_.caCert, "", ""});
+    setDefaultBearerToken(kViewer);
+    if (!response && error != nullptr) *error = response.error();
+    return response ? response->status : -1;
+  }
+
+  TempDir dir_;
+  Certificates certs_;
+  ProcessCluster cluster_;
+};
+
+TEST_F(HttpTlsTest, ServersSpeakOnlyTlsAndClientsCheckWhoTheyReach) {
+  const std::string& master = cluster_.masterHttp();
+  // The cluster came up: agents found the master over HTTPS, trusting --tls_ca.
+  auto state = httpGet(master, "/state");
+  ASSERT_TRUE(state.ok()) << state.error();
+  EXPECT_EQ(state->status, 200);
+  std::string agent = json::parse(state->body)["agents"][0]["address"];
+  EXPECT_EQ(httpGet(agent, "/state")->status, 200);
+
+  // Plain HTTP to a TLS port: a clear answer in plain HTTP.
+  for (const std::string& server : {master, agent}) {
+    auto plain = httpGet("http://" + server, "/health");
+    ASSERT_TRUE(plain.ok()) << plain.error();
+    EXPECT_EQ(plain->status, 400);
+    EXPECT_NE(plain->body.find("this server speaks HTTPS"), std::string::npos) << plain->body;
+  }
+
+  // A client that trusts another CA, or dials a name the certificate does not list, stops at
+  // the handshake: nothing (the token included) is sent.
+  auto other = makeCertificates({"127.0.0.1"}, 1, "agora");
+  ASSERT_TRUE(other.ok());
+  setDefaultHttpTls(TlsClientConfig{other->caCert, "", ""});
+  auto untrusted = httpGet(master, "/state");
+  ASSERT_FALSE(untrusted.ok());
+  EXPECT_NE(untrusted.error().find("certificate does not verify"), std::string::npos)
+      << untrusted.error();
+  setDefaultHttpTls(TlsClientConfig{certs_.caCert, "", ""});
+  std::string port = master.substr(master.rfind(':') + 1);
+  auto misnamed = httpGet("localhost:" + port, "/state");
+  ASSERT_FALSE(misnamed.ok());
+  EXPECT_NE(misnamed.error().find("certificate does not verify: hostname mismatch"),
+            std::string::npos)
+      << misnamed.error();
+  auto masterDescriptor = connectHttp(master, seconds(5));
+  ASSERT_TRUE(masterDescriptor.ok()) << masterDescriptor.error();
+  ::close(*masterDescriptor);
+}
+
+TEST_F(HttpTlsTest, AClientCertificateNamesItsPrincipal) {
+  const std::string& master = cluster_.masterHttp();
+  const std::string weight = R"({"role": "eng", "weight": 2})";
+  // ops has no token at all: its certificate is its proof, with the admin scope listed for it.
+  EXPECT_EQ(as(clientOf("ops"), "POST", master, "/weights", weight), 200);
+  EXPECT_EQ(as(clientOf("viewer"), "GET", master, "/state"), 200);
+  EXPECT_EQ(as(clientOf("viewer"), "POST", master, "/weights", weight), 403);
+  // A certificate for someone the tokens file grants nothing.
+  EXPECT_EQ(as(clientOf("stranger"), "GET", master, "/state"), 401);
+  // Neither a certificate nor a token.
+  EXPECT_EQ(as(TlsClientConfig{certs_.caCert, "", ""}, "GET", master, "/state"), 401);
+  // A certificate another CA signed does not get past the handshake.
+  auto other = makeCertificates({"127.0.0.1"}, 1, "agora");
+  ASSERT_TRUE(other.ok());
+  std::string error;
+  EXPECT_EQ(as(clientOf("ops", &*other), "GET", master, "/state", "", &error), -1);
+  EXPECT_FALSE(error.empty());
 }
 
 }  // namespace

@@ -5,13 +5,17 @@
 #include <nlohmann/json.hpp>
 
 #include "common/acls.hpp"
+#include "common/certs.hpp"
 #include "common/curve.hpp"
+#include "common/fs.hpp"
 #include "common/http_tokens.hpp"
 #include "common/manual_loop.hpp"
 #include "common/resources.hpp"
+#include "common/tls.hpp"
 #include "master/allocator/hierarchical_allocator.hpp"
 #include "master/master.hpp"
 #include "tests/support/fake_transport.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace agora {
 namespace {
@@ -160,6 +164,48 @@ TEST(HttpTokensTest, TokensAreCheckedAndFoundByValue) {
   EXPECT_NE(error(R"([])").find("list of 'tokens'"), std::string::npos);
   EXPECT_EQ(generateToken().size(), 64u);
   EXPECT_NE(generateToken(), generateToken());
+}
+
+TEST(HttpTokensTest, AnEntryWithoutATokenGrantsAScopeToACertificateHolder) {
+  auto tokens = HttpTokens::parse(R"({"tokens": [
+      {"principal": "backup", "scope": "admin"},
+      {"token": "0123456789abcdef-read", "principal": "grafana"},
+      {"principal": "grafana", "scope": "read"}]})");
+  ASSERT_TRUE(tokens.ok()) << tokens.error();
+  EXPECT_FALSE(tokens->find("").has_value());  // no token matches the entries without one
+  ASSERT_TRUE(tokens->grantOf("backup").has_value());
+  EXPECT_TRUE(tokens->grantOf("backup")->admin);
+  ASSERT_TRUE(tokens->grantOf("grafana").has_value());
+  EXPECT_FALSE(tokens->grantOf("grafana")->admin);
+  EXPECT_FALSE(tokens->grantOf("stranger").has_value());
+  // A token given must still be long enough.
+  EXPECT_FALSE(HttpTokens::parse(R"({"tokens": [{"token": "", "principal": "a"}]})").ok());
+}
+
+TEST(CertificatesTest, AClusterCaSignsServingAndClientCertificates) {
+  auto made = makeCertificates({"127.0.0.1", "localhost"}, 1, "agora");
+  ASSERT_TRUE(made.ok()) << made.error();
+  EXPECT_TRUE(verifyCertificate(made->caCert, made->serverCert, "127.0.0.1").ok());
+  EXPECT_FALSE(verifyCertificate(made->caCert, made->serverCert, "10.0.0.1").ok());
+  auto server = issueCertificate(made->caCert, made->caKey, "agent-7", CertificateUse::kServer,
+                                 {"10.0.0.7", "agent-7.example.com"});
+  ASSERT_TRUE(server.ok()) << server.error();
+  EXPECT_TRUE(verifyCertificate(made->caCert, server->first, "10.0.0.7").ok());
+  EXPECT_TRUE(verifyCertificate(made->caCert, server->first, "agent-7.example.com").ok());
+  EXPECT_FALSE(verifyCertificate(made->caCert, server->first, "127.0.0.1").ok());
+  auto client = issueCertificate(made->caCert, made->caKey, "ops", CertificateUse::kClient);
+  ASSERT_TRUE(client.ok()) << client.error();
+  EXPECT_NE(client->second.find("PRIVATE KEY"), std::string::npos);
+  EXPECT_FALSE(issueCertificate("not pem", made->caKey, "ops", CertificateUse::kClient).ok());
+  // The server side loads a pair only when the key belongs to the certificate.
+  TlsServerConfig mismatched{made->serverCert, client->second, ""};
+  testing::TempDir dir;
+  ASSERT_TRUE(writeFileAtomic(dir.path() + "/c.crt", mismatched.certPem).ok());
+  ASSERT_TRUE(writeFileAtomic(dir.path() + "/k.key", mismatched.keyPem).ok());
+  auto loaded = loadTlsServerConfig(dir.path() + "/c.crt", dir.path() + "/k.key", "");
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_NE(loaded.error().find("does not belong"), std::string::npos) << loaded.error();
+  EXPECT_FALSE(loadTlsServerConfig(dir.path() + "/c.crt", "", "").ok());
 }
 
 // The master with CURVE on: principals come from the transport's stamp on each message.

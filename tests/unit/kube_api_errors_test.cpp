@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "common/fs.hpp"
-#include "frameworks/k8s-like/apiserver/certs.hpp"
+#include "common/certs.hpp"
 #include "frameworks/k8s-like/apiserver/status.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "frameworks/k8s-like/apiserver/validation.hpp"

@@ -16,6 +16,7 @@
 
 #include "common/http_tokens.hpp"
 #include "common/net.hpp"
+#include "common/tls.hpp"
 #include "frameworks/k8s-like/apiserver/objects.hpp"
 #include "frameworks/k8s-like/apiserver/status.hpp"
 #include "frameworks/k8s-like/scheduler/pod_scheduler.hpp"
@@ -163,7 +164,7 @@ void relayRemoteCommand(const HttpRequest& request, RemoteCommandTarget target,
   agentRequest += "\r\n";
   std::thread([agentRequest = std::move(agentRequest), target = std::move(target),
                exchange = std::move(exchange)] {
-    auto fd = connectTcp(target.agentAddress, seconds(kConnectSeconds));
+    auto fd = connectHttp(target.agentAddress, seconds(kConnectSeconds));
     if (!fd) {
       exchange->respond(nodeError("cannot reach the node's agent: " + fd.error()));
       return;

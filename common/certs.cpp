@@ -1,4 +1,4 @@
-#include "frameworks/k8s-like/apiserver/certs.hpp"
+#include "common/certs.hpp"
 
 #include <arpa/inet.h>
 #include <openssl/bio.h>
@@ -8,13 +8,13 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
-#include <sys/stat.h>
 
+#include <cstdio>
 #include <memory>
 
 #include "common/fs.hpp"
 
-namespace agora::kube {
+namespace agora {
 
 namespace {
 
@@ -89,20 +89,7 @@ CertPtr makeCert(EVP_PKEY* key, const std::string& commonName, X509* issuer, EVP
   return cert;
 }
 
-}  // namespace
-
-Result<Certificates> makeCertificates(const std::vector<std::string>& names, int validDays) {
-  KeyPtr caKey = makeKey();
-  KeyPtr serverKey = makeKey();
-  if (!caKey || !serverKey) return Error("cannot make keys");
-  CertPtr ca = makeCert(caKey.get(), "agora-ca", nullptr, nullptr, validDays * 10);
-  addExtension(ca.get(), ca.get(), NID_basic_constraints, "critical,CA:TRUE");
-  addExtension(ca.get(), ca.get(), NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature");
-  addExtension(ca.get(), ca.get(), NID_subject_key_identifier, "hash");
-  if (X509_sign(ca.get(), caKey.get(), EVP_sha256()) == 0) return Error("cannot sign the CA");
-
-  CertPtr server = makeCert(serverKey.get(), "agora-kube-apiserver", ca.get(), caKey.get(),
-                            validDays);
+std::string subjectAltNames(const std::vector<std::string>& names) {
   std::string san;
   for (const std::string& n : names) {
     in6_addr v6;
@@ -110,14 +97,69 @@ Result<Certificates> makeCertificates(const std::vector<std::string>& names, int
     bool ip = ::inet_pton(AF_INET, n.c_str(), &v4) == 1 || ::inet_pton(AF_INET6, n.c_str(), &v6) == 1;
     san += (san.empty() ? "" : ",") + std::string(ip ? "IP:" : "DNS:") + n;
   }
-  addExtension(server.get(), ca.get(), NID_basic_constraints, "critical,CA:FALSE");
-  addExtension(server.get(), ca.get(), NID_key_usage, "critical,digitalSignature,keyEncipherment");
-  addExtension(server.get(), ca.get(), NID_ext_key_usage, "serverAuth");
-  if (!san.empty()) addExtension(server.get(), ca.get(), NID_subject_alt_name, san);
-  if (X509_sign(server.get(), caKey.get(), EVP_sha256()) == 0) {
-    return Error("cannot sign the serving certificate");
+  return san;
+}
+
+// Signs a certificate for `key` with the CA's key.
+Result<std::string> signCertificate(EVP_PKEY* key, const std::string& commonName, X509* ca,
+                                    EVP_PKEY* caKey, CertificateUse use,
+                                    const std::vector<std::string>& names, int validDays) {
+  CertPtr cert = makeCert(key, commonName, ca, caKey, validDays);
+  addExtension(cert.get(), ca, NID_basic_constraints, "critical,CA:FALSE");
+  if (use == CertificateUse::kServer) {
+    addExtension(cert.get(), ca, NID_key_usage, "critical,digitalSignature,keyEncipherment");
+    addExtension(cert.get(), ca, NID_ext_key_usage, "serverAuth");
+    if (std::string san = subjectAltNames(names); !san.empty()) {
+      addExtension(cert.get(), ca, NID_subject_alt_name, san);
+    }
+  } else {
+    addExtension(cert.get(), ca, NID_key_usage, "critical,digitalSignature");
+    addExtension(cert.get(), ca, NID_ext_key_usage, "clientAuth");
   }
-  return Certificates{pem(ca.get()), pem(caKey.get()), pem(server.get()), pem(serverKey.get())};
+  if (X509_sign(cert.get(), caKey, EVP_sha256()) == 0) {
+    return Error("cannot sign the certificate of '" + commonName + "'");
+  }
+  return pem(cert.get());
+}
+
+}  // namespace
+
+Result<Certificates> makeCertificates(const std::vector<std::string>& names, int validDays,
+                                      const std::string& serverName) {
+  KeyPtr caKey = makeKey();
+  KeyPtr serverKey = makeKey();
+  if (!caKey || !serverKey) return Error("cannot make keys");
+  // A name of its own: a client looking for another cluster's CA by name must not find it.
+  unsigned char tag[4];
+  RAND_bytes(tag, sizeof(tag));
+  char name[32];
+  std::snprintf(name, sizeof(name), "agora-ca-%02x%02x%02x%02x", tag[0], tag[1], tag[2], tag[3]);
+  CertPtr ca = makeCert(caKey.get(), name, nullptr, nullptr, validDays * 10);
+  addExtension(ca.get(), ca.get(), NID_basic_constraints, "critical,CA:TRUE");
+  addExtension(ca.get(), ca.get(), NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature");
+  addExtension(ca.get(), ca.get(), NID_subject_key_identifier, "hash");
+  if (X509_sign(ca.get(), caKey.get(), EVP_sha256()) == 0) return Error("cannot sign the CA");
+  auto server = signCertificate(serverKey.get(), serverName, ca.get(), caKey.get(),
+                                CertificateUse::kServer, names, validDays);
+  if (!server) return Error(server.error());
+  return Certificates{pem(ca.get()), pem(caKey.get()), *server, pem(serverKey.get())};
+}
+
+Result<std::pair<std::string, std::string>> issueCertificate(const std::string& caCert,
+                                                             const std::string& caKey,
+                                                             const std::string& commonName,
+                                                             CertificateUse use,
+                                                             const std::vector<std::string>& names,
+                                                             int validDays) {
+  CertPtr ca = readCert(caCert);
+  KeyPtr signer = readKey(caKey);
+  if (!ca || !signer) return Error("the CA's certificate or key is not PEM");
+  KeyPtr key = makeKey();
+  if (!key) return Error("cannot make a key");
+  auto cert = signCertificate(key.get(), commonName, ca.get(), signer.get(), use, names,
+                              validDays);
+  if (!cert) return Error(cert.error());
+  return std::make_pair(*cert, pem(key.get()));
 }
 
 Status verifyCertificate(const std::string& caCert, const std::string& serverCert,
@@ -162,10 +204,10 @@ Result<Certificates> loadOrMakeCertificates(const std::string& dir,
        {std::pair{"ca.crt", made->caCert}, {"ca.key", made->caKey},
         {"server.crt", made->serverCert}, {"server.key", made->serverKey}}) {
     std::string path = dir + "/" + file;
-    if (Status s = writeFileAtomic(path, content); !s) return Error(s.error());
-    ::chmod(path.c_str(), std::string(file).ends_with(".key") ? 0600 : 0644);
+    mode_t mode = std::string(file).ends_with(".key") ? 0600 : 0644;
+    if (Status s = writeFileAtomic(path, content, mode); !s) return Error(s.error());
   }
   return made;
 }
 
-}  // namespace agora::kube
+}  // namespace agora
