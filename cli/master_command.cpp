@@ -1,6 +1,7 @@
 // agora master: a master. Standalone by default (it leads at once, its registry in a file or in
 // memory); with --zk, one of several masters elected through ZooKeeper, its registry there.
 
+#include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -239,7 +240,7 @@ int masterCommand(int argc, const char* const* argv) {
   }
 
   initLogging(argv[0], daemonFlags.logDir, daemonFlags.verbose);
-  int signals = prepareDaemonSignals();
+  int signals = prepareDaemonSignals({SIGHUP});
 
   // Two I/O threads: after a failover thousands of agents connect at once, and the ZeroMQ
   // handshakes are spread over them.
@@ -375,10 +376,32 @@ int masterCommand(int argc, const char* const* argv) {
 
   loop.watchFd(signals, [&] {
     signalfd_siginfo info;
+    bool exiting = false;
     while (::read(signals, &info, sizeof(info)) > 0) {
-      LOG(INFO) << "Received signal " << info.ssi_signo << "; master exiting";
+      if (info.ssi_signo != SIGHUP) {
+        LOG(INFO) << "Received signal " << info.ssi_signo << "; master exiting";
+        exiting = true;
+        continue;
+      }
+      // SIGHUP: the ACLs again, from their file; a file that does not parse changes nothing.
+      if (aclsPath.empty()) {
+        LOG(WARNING) << "SIGHUP: no --acls file to reload";
+        continue;
+      }
+      auto reloaded = Acls::load(aclsPath);
+      if (!reloaded) {
+        LOG(ERROR) << "SIGHUP: kept the ACLs in force: " << reloaded.error();
+        continue;
+      }
+      options.acls = *reloaded;  // the next leadership term's too
+      if (master) {
+        master->setAcls(std::move(reloaded).value());
+      }
+      LOG(INFO) << "SIGHUP: reloaded the ACLs from " << aclsPath;
     }
-    loop.stop();
+    if (exiting) {
+      loop.stop();
+    }
   });
 
   if (credentials) {

@@ -120,8 +120,8 @@ Status writeProfileCredentials(const std::string& dir, const std::string& ip) {
     return saved;
   }
   return writeFileAtomic(dir + "/acls.yaml", R"(# Who may do what on this cluster (docs/SECURITY.md), written by agora up. A request no
-# rule allows is refused. Principals are the keys' names in master.json; edit, then restart
-# the masters (agora stop; agora up).
+# rule allows is refused. Principals are the keys' names in master.json; edit, then send the
+# masters SIGHUP (agora status shows their pids) and they read it again.
 register_agents:
   - principals: [agent]
 register_frameworks:

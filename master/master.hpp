@@ -72,6 +72,8 @@ class Master {
   void receive(const std::string& from, Envelope&& envelope);
 
   const MasterInfo& info() const { return options_.info; }
+  // Decides with `acls` from now on (the operator reloaded them: SIGHUP).
+  void setAcls(Acls acls) { options_.acls = std::move(acls); }
   // The HTTP address ("ip:port") of a registered agent; "" for an id it does not know.
   std::string agentHttpAddress(const std::string& agentId) const;
   nlohmann::json state() const;

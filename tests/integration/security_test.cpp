@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -464,6 +465,36 @@ TEST_F(HttpAuthTest, AnAgentRunsCommandsOnlyForItsRemoteCommandPrincipals) {
   int kube = status(kKube, "GET", agent, "/containers/exec?task=t&command=id", "", &answer);
   EXPECT_NE(kube, 401);
   EXPECT_NE(kube, 403) << answer;
+}
+
+// The operator edits the ACLs and sends the master SIGHUP: the new rules decide from then on;
+// a file that does not parse leaves the rules in force.
+TEST_F(HttpAuthTest, TheMasterReloadsItsAclsOnSighup) {
+  const std::string& master = cluster_.masterHttp();
+  const std::string weight = R"({"role": "eng", "weight": 3})";
+  ASSERT_EQ(status(kDev, "POST", master, "/weights", weight), 403);
+  ASSERT_TRUE(writeFileAtomic(dir_.path() + "/acls.yaml", R"(
+register_agents: [{principals: [ANY]}]
+register_frameworks: [{principals: [ANY], roles: [ANY]}]
+run_tasks: [{principals: [ANY], users: [ANY]}]
+view_state: [{principals: [ANY]}]
+set_weights: [{principals: [ops, dev], roles: [ANY]}]
+)").ok());
+  ASSERT_EQ(::kill(cluster_.masterPid(), SIGHUP), 0);
+  EXPECT_TRUE(waitUntil([&] { return status(kDev, "POST", master, "/weights", weight) == 200; },
+                        seconds(10)));
+  // Broken: the reload is refused, and dev keeps what the last good file gave it.
+  ASSERT_TRUE(writeFileAtomic(dir_.path() + "/acls.yaml", "set_weights: [{principals: ").ok());
+  ASSERT_EQ(::kill(cluster_.masterPid(), SIGHUP), 0);
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        return readFile(cluster_.masterLog()).value_or("").find("kept the ACLs in force") !=
+               std::string::npos;
+      },
+      seconds(10)));
+  EXPECT_EQ(status(kDev, "POST", master, "/weights", weight), 200);
+  // And the master still runs.
+  EXPECT_EQ(status(kViewer, "GET", master, "/state"), 200);
 }
 
 // Agents serve sandboxes and commands to the master and kube only; the operator reaches them
