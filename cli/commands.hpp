@@ -37,6 +37,7 @@ int reserveCommand(int argc, const char* const* argv);
 int maintenanceCommand(int argc, const char* const* argv);
 int unreserveCommand(int argc, const char* const* argv);
 int runCommand(int argc, const char* const* argv);
+int batchCommand(int argc, const char* const* argv);
 int superviseCommand(int argc, const char* const* argv);
 int imageCommand(int argc, const char* const* argv);
 int kubeCommand(int argc, const char* const* argv);

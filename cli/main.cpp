@@ -35,6 +35,8 @@ const Verb kVerbs[] = {
     {"profile", "list local cluster profiles (agora profile list)", agora::cli::profileCommand},
     {"run", "run a command as N tasks on the cluster and show their output",
      agora::cli::runCommand},
+    {"batch", "run a batch job: stages of parallel tasks (agora batch run JOB.yaml)",
+     agora::cli::batchCommand},
     {"dashboard", "open (or print with --url) the dashboard; --kube: the kube view",
      agora::cli::dashboardCommand},
     {"ssh", "a shell (or a command) on a node's host, through its agent",

@@ -4,24 +4,12 @@
 
 #include <glog/logging.h>
 
+#include "agora/scheduler.hpp"
 #include "common/ids.hpp"
 
 namespace agora::master {
 
-bool isTerminal(TaskState state) {
-  switch (state) {
-    case TASK_FINISHED:
-    case TASK_FAILED:
-    case TASK_KILLED:
-    case TASK_ERROR:
-    case TASK_LOST:
-    case TASK_DROPPED:
-    case TASK_GONE:
-      return true;
-    default:
-      return false;
-  }
-}
+bool isTerminal(TaskState state) { return isTerminalState(state); }
 
 Master::Master(MasterOptions options, Loop& loop, Transport& transport,
                std::unique_ptr<Allocator> allocator, Registry& registry)

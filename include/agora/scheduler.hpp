@@ -17,6 +17,22 @@ namespace agora {
 
 enum class DriverStatus { kNotStarted, kRunning, kAborted, kStopped };
 
+// Whether a task in `state` is over: FINISHED, FAILED, KILLED, ERROR, LOST, DROPPED or GONE.
+inline bool isTerminalState(TaskState state) {
+  switch (state) {
+    case TASK_FINISHED:
+    case TASK_FAILED:
+    case TASK_KILLED:
+    case TASK_ERROR:
+    case TASK_LOST:
+    case TASK_DROPPED:
+    case TASK_GONE:
+      return true;
+    default:
+      return false;
+  }
+}
+
 class SchedulerDriver;
 
 class Scheduler {

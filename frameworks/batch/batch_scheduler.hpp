@@ -1,0 +1,50 @@
+#pragma once
+
+// A batch job's framework on the SDK: a Scheduler that hands offers and updates to a JobRunner
+// and carries out what it decides, suppressing offers while it has nothing to launch.
+
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "agora/scheduler.hpp"
+#include "frameworks/batch/job_runner.hpp"
+
+namespace agora::batch {
+
+class BatchScheduler : public Scheduler {
+ public:
+  BatchScheduler(Job job, RunnerOptions options = {});
+
+  void subscribed(SchedulerDriver* driver, const std::string& frameworkId,
+                  const MasterInfo& master) override;
+  void offers(SchedulerDriver* driver, const std::vector<Offer>& offers) override;
+  void update(SchedulerDriver* driver, const TaskStatus& status) override;
+  void error(SchedulerDriver* driver, const std::string& message) override;
+
+  // The job's clock without offers (it suppresses them while it waits): its deadline, and
+  // stragglers, whose speculative copies need offers again. Call now and then.
+  void tick(SchedulerDriver* driver);
+  // Blocks until the job has finished or failed, or `timeout` passed; true when it is over.
+  bool waitOver(Duration timeout);
+  bool succeeded();
+  std::string failure();
+  std::vector<StageProgress> progress();
+  // One line per event worth telling (a stage started or finished, a retry, a straggler):
+  // what has happened since the last call.
+  std::vector<std::string> takeEvents();
+
+ private:
+  void steer(SchedulerDriver* driver);  // suppress or revive as the runner wants offers
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  JobRunner runner_;
+  bool suppressed_ = false;
+  std::string driverError_;
+  std::vector<std::string> events_;
+  std::vector<StageProgress> last_;
+};
+
+}  // namespace agora::batch

@@ -1,0 +1,281 @@
+#include "frameworks/batch/job_runner.hpp"
+
+#include <algorithm>
+
+#include "agora/scheduler.hpp"
+#include "common/resources.hpp"
+
+namespace agora::batch {
+
+namespace {
+
+void addEnv(CommandInfo* command, const std::string& name, const std::string& value) {
+  EnvironmentVariable* var = command->add_environment();
+  var->set_name(name);
+  var->set_value(value);
+}
+
+}  // namespace
+
+JobRunner::JobRunner(Job job, RunnerOptions options, TimePoint now)
+    : job_(std::move(job)), options_(options), started_(now) {
+  for (const Stage& spec : job_.stages) {
+    StageState stage;
+    stage.spec = &spec;
+    stage.slots.resize(static_cast<size_t>(spec.tasks));
+    for (int i = 0; i < spec.tasks; ++i) stage.slots[static_cast<size_t>(i)].index = i;
+    stages_.push_back(std::move(stage));
+  }
+  readyStages(now);
+}
+
+void JobRunner::markFinished(const std::string& stage) {
+  finishedBefore_.insert(stage);
+  for (StageState& state : stages_) {
+    if (state.spec->name != stage) continue;
+    state.ready = true;
+    state.finished = true;
+    for (Slot& slot : state.slots) {
+      slot.finished = true;
+      slot.pending = false;
+    }
+  }
+  readyStages(started_);
+}
+
+void JobRunner::readyStages(TimePoint now) {
+  bool changed = true;
+  while (changed) {
+    changed = false;
+    for (StageState& stage : stages_) {
+      if (stage.ready || stage.finished) continue;
+      bool ready = true;
+      for (const std::string& d : stage.spec->dependsOn) {
+        for (const StageState& other : stages_) {
+          if (other.spec->name == d && !other.finished) ready = false;
+        }
+      }
+      if (!ready) continue;
+      stage.ready = true;
+      changed = true;
+      if (finishedBefore_.count(stage.spec->name) > 0) {
+        stage.finished = true;
+        for (Slot& slot : stage.slots) slot.finished = true;
+        continue;
+      }
+      for (Slot& slot : stage.slots) {
+        slot.pending = true;
+        slot.pendingSince = now;
+      }
+    }
+  }
+  done_ = std::all_of(stages_.begin(), stages_.end(),
+                      [](const StageState& s) { return s.finished; });
+}
+
+bool JobRunner::matches(const Input& input, const Offer& offer) const {
+  for (const auto& [name, value] : input.where) {
+    bool found = name == "hostname" && offer.hostname() == value;
+    for (const Attribute& a : offer.attributes()) {
+      found = found || (a.name() == name && a.value() == value);
+    }
+    if (!found) return false;
+  }
+  return true;
+}
+
+TaskInfo JobRunner::makeTask(const StageState& stage, Slot& slot, const Offer& offer,
+                             bool speculative) {
+  const Stage& spec = *stage.spec;
+  TaskInfo task;
+  std::string id = job_.name + "." + spec.name + "." + std::to_string(slot.index) + "." +
+                   std::to_string(slot.attempts);
+  task.set_task_id(id);
+  task.set_name(job_.name + "/" + spec.name + "/" + std::to_string(slot.index) +
+                (speculative ? " (speculative)" : ""));
+  task.set_agent_id(offer.agent_id());
+  Resources::parse(spec.resources)->copyTo(task.mutable_resources());
+  CommandInfo* command = task.mutable_command();
+  command->set_value(spec.command);
+  if (!job_.user.empty()) command->set_user(job_.user);
+  addEnv(command, "AGORA_BATCH_JOB", job_.name);
+  addEnv(command, "AGORA_BATCH_STAGE", spec.name);
+  addEnv(command, "AGORA_BATCH_INDEX", std::to_string(slot.index));
+  addEnv(command, "AGORA_BATCH_ATTEMPT", std::to_string(slot.attempts));
+  if (!spec.inputs.empty()) {
+    addEnv(command, "AGORA_BATCH_INPUT", spec.inputs[static_cast<size_t>(slot.index)].path);
+  }
+  if (!job_.output.empty()) addEnv(command, "AGORA_BATCH_OUTPUT", job_.output);
+  if (!spec.image.empty()) task.mutable_container()->set_image(spec.image);
+  Label* label = task.add_labels();
+  label->set_key("agora.io/batch-job");
+  label->set_value(job_.name);
+  ++slot.attempts;
+  return task;
+}
+
+Decision JobRunner::offers(const std::vector<Offer>& offers, TimePoint now) {
+  tick(now);
+  Decision decision;
+  for (const Offer& offer : offers) {
+    std::vector<TaskInfo> tasks;
+    if (!done_ && failure_.empty()) {
+      Resources available(offer.resources());
+      for (size_t s = 0; s < stages_.size(); ++s) {
+        StageState& stage = stages_[s];
+        if (!stage.ready || stage.finished) continue;
+        auto need = Resources::parse(stage.spec->resources);
+        for (Slot& slot : stage.slots) {
+          if (!slot.pending || slot.finished) continue;
+          bool waited = now - slot.pendingSince >= options_.localityWait;
+          const Input* input = stage.spec->inputs.empty()
+                                   ? nullptr
+                                   : &stage.spec->inputs[static_cast<size_t>(slot.index)];
+          // Where its data is, where it did not fail, and (a speculative copy) not beside its
+          // twin: each preferred until the wait is over; a twin's agent is never taken.
+          if (!waited && input != nullptr && !input->where.empty() && !matches(*input, offer)) {
+            continue;
+          }
+          if (!waited && slot.failedOn.count(offer.agent_id()) > 0) continue;
+          bool twinHere = false;
+          for (const auto& [id, attempt] : slot.running) {
+            twinHere = twinHere || attempt.agentId == offer.agent_id();
+          }
+          if (twinHere) continue;
+          if (!available.contains(*need)) continue;
+          available -= *need;
+          bool speculative = !slot.running.empty();
+          TaskInfo task = makeTask(stage, slot, offer, speculative);
+          slot.pending = false;
+          slot.running[task.task_id()] = Attempt{task.task_id(), offer.agent_id(), now,
+                                                 speculative};
+          byTask_[task.task_id()] = {s, slot.index};
+          tasks.push_back(std::move(task));
+        }
+      }
+    }
+    if (tasks.empty()) {
+      decision.decline.push_back(offer.id());
+    } else {
+      decision.launch[offer.id()] = std::move(tasks);
+    }
+  }
+  return decision;
+}
+
+std::vector<std::string> JobRunner::update(const TaskStatus& status, TimePoint now) {
+  std::vector<std::string> kill;
+  if (!isTerminalState(status.state())) return kill;
+  auto found = byTask_.find(status.task_id());
+  if (found == byTask_.end()) return kill;
+  StageState& stage = stages_[found->second.first];
+  Slot& slot = stage.slots[static_cast<size_t>(found->second.second)];
+  auto attempt = slot.running.find(status.task_id());
+  if (attempt == slot.running.end()) return kill;  // an update for an attempt already ended
+  Attempt ended = attempt->second;
+  slot.running.erase(attempt);
+  if (slot.finished) return kill;  // the loser of a race, killed
+  if (status.state() == TASK_FINISHED) {
+    slot.finished = true;
+    slot.pending = false;
+    stage.durations.push_back(now - ended.started);
+    for (const auto& [id, twin] : slot.running) kill.push_back(id);
+    if (std::all_of(stage.slots.begin(), stage.slots.end(),
+                    [](const Slot& s) { return s.finished; })) {
+      stage.finished = true;
+      readyStages(now);
+    }
+    return kill;
+  }
+  ++stage.failures;
+  ++slot.failures;
+  slot.failedOn.insert(ended.agentId);
+  if (!slot.running.empty()) return kill;  // its twin runs on
+  if (slot.failures > stage.spec->retries) {
+    fail("task " + std::to_string(slot.index) + " of stage '" + stage.spec->name + "' failed " +
+         std::to_string(slot.failures) + " times; the last: " + TaskState_Name(status.state()) +
+         (status.message().empty() ? "" : " (" + status.message() + ")"));
+    return kill;
+  }
+  slot.pending = true;
+  slot.pendingSince = now;
+  return kill;
+}
+
+void JobRunner::tick(TimePoint now) {
+  if (done_ || !failure_.empty()) return;
+  if (job_.deadline && now - started_ > *job_.deadline) {
+    fail("the job ran past its deadline (" + formatDuration(*job_.deadline) + ")");
+    return;
+  }
+  for (StageState& stage : stages_) {
+    if (!stage.ready || stage.finished || stage.durations.empty()) continue;
+    std::vector<Duration> sorted = stage.durations;
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(sorted.size() / 2),
+                     sorted.end());
+    Duration median = sorted[sorted.size() / 2];
+    auto threshold = std::max<Duration>(
+        std::chrono::duration_cast<Duration>(median * options_.stragglerFactor),
+        options_.stragglerMinimum);
+    for (Slot& slot : stage.slots) {
+      if (slot.finished || slot.pending || slot.speculated || slot.running.size() != 1) continue;
+      if (now - slot.running.begin()->second.started > threshold) {
+        slot.speculated = true;
+        slot.pending = true;
+        slot.pendingSince = now - options_.localityWait;  // any other agent will do
+      }
+    }
+  }
+}
+
+bool JobRunner::wantsOffers() const {
+  if (done_ || !failure_.empty()) return false;
+  for (const StageState& stage : stages_) {
+    if (!stage.ready || stage.finished) continue;
+    for (const Slot& slot : stage.slots) {
+      if (slot.pending && !slot.finished) return true;
+    }
+  }
+  return false;
+}
+
+std::vector<StageProgress> JobRunner::progress() const {
+  std::vector<StageProgress> out;
+  for (const StageState& stage : stages_) {
+    StageProgress p;
+    p.name = stage.spec->name;
+    p.tasks = static_cast<int>(stage.slots.size());
+    p.ready = stage.ready;
+    p.failures = stage.failures;
+    for (const Slot& slot : stage.slots) {
+      p.finished += slot.finished ? 1 : 0;
+      p.running += !slot.finished && !slot.running.empty() ? 1 : 0;
+    }
+    out.push_back(p);
+  }
+  return out;
+}
+
+std::vector<std::string> JobRunner::finishedStages() const {
+  std::vector<std::string> out;
+  for (const StageState& stage : stages_) {
+    if (stage.finished) out.push_back(stage.spec->name);
+  }
+  return out;
+}
+
+std::vector<std::string> JobRunner::activeTasks() const {
+  std::vector<std::string> out;
+  for (const StageState& stage : stages_) {
+    for (const Slot& slot : stage.slots) {
+      for (const auto& [id, attempt] : slot.running) out.push_back(id);
+    }
+  }
+  return out;
+}
+
+void JobRunner::fail(const std::string& why) {
+  if (failure_.empty()) failure_ = why;
+}
+
+}  // namespace agora::batch
