@@ -183,8 +183,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void onRead(beast::error_code ec) {
     if (ec) {
+      // A TLS client that hangs up without a close_notify (most do) is a client gone, too.
       if (ec != http::error::end_of_stream && ec != net::error::eof &&
-          ec != net::error::connection_reset && ec != beast::error::timeout) {
+          ec != net::error::connection_reset && ec != beast::error::timeout &&
+          ec != net::ssl::error::stream_truncated) {
         ++server_->badRequests;
         VLOG(1) << "HTTP request rejected: " << ec.message();
         if (ec == http::error::body_limit || ec == http::error::header_limit) {

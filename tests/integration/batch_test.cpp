@@ -54,7 +54,7 @@ stages:
     inputs:
 )JOB" + inputs + R"JOB(    command: |
       if [ "$AGORA_BATCH_INDEX" = 2 ] && [ "$AGORA_BATCH_ATTEMPT" = 0 ]; then
-        echo $$ > "$AGORA_BATCH_OUTPUT/victim.pid"; exec sleep 60
+        echo $$ > "$AGORA_BATCH_OUTPUT/victim.pid"; exec tail -f /dev/null
       fi
       tr -s ' \n' '\n\n' < "$AGORA_BATCH_INPUT" | grep -v '^$' | LC_ALL=C sort | uniq -c \
         > "$AGORA_BATCH_OUTPUT/map-$AGORA_BATCH_INDEX.tmp"
