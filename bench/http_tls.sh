@@ -8,9 +8,10 @@ build=${1:-build}
 seconds=${2:-10}
 agora="$build/bin/agora"
 work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+cleanup() {  # the masters start() recorded (it runs in a subshell: their pids are in files)
+  for file in "$work"/*.pid; do
+    [ -f "$file" ] && kill "$(cat "$file")" 2>/dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -21,7 +22,7 @@ start() {  # start NAME FLAGS...: a master (registry in memory); prints its HTTP
   "$agora" master --ip=127.0.0.1 --port=0 --protocol_port=0 --http_rate_limit=0 \
     --registry=in_memory --info_file="$work/$name.json" "$@" \
     >"$work/$name.log" 2>&1 &
-  pids+=($!)
+  echo $! >"$work/$name.pid"
   for _ in $(seq 100); do
     [ -s "$work/$name.json" ] && break
     sleep 0.1
