@@ -9,10 +9,38 @@ BatchScheduler::BatchScheduler(Job job, RunnerOptions options)
   last_ = runner_.progress();
 }
 
+void BatchScheduler::setRecorder(Recorder recorder) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  recorder_ = std::move(recorder);
+}
+
+Status BatchScheduler::restore(const nlohmann::json& runner) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Status restored = runner_.restore(runner, std::chrono::steady_clock::now());
+  last_ = runner_.progress();
+  return restored;
+}
+
+void BatchScheduler::record() {
+  if (recorder_) recorder_(runner_.snapshot(std::chrono::steady_clock::now()), frameworkId_);
+}
+
 void BatchScheduler::subscribed(SchedulerDriver* driver, const std::string& frameworkId,
                                 const MasterInfo&) {
   std::lock_guard<std::mutex> lock(mutex_);
   events_.push_back("Subscribed as framework " + frameworkId);
+  frameworkId_ = frameworkId;
+  record();
+  // Attempts launched before (by an earlier run of this framework, or before a master
+  // failover): the master says how each is now.
+  std::vector<TaskStatus> known;
+  for (const auto& [taskId, agentId] : runner_.activeAttempts()) {
+    TaskStatus status;
+    status.set_task_id(taskId);
+    status.set_agent_id(agentId);
+    known.push_back(std::move(status));
+  }
+  if (!known.empty()) driver->reconcile(known);
   // After a master change: offers are wanted again if anything is pending.
   suppressed_ = false;
   steer(driver);
@@ -21,6 +49,7 @@ void BatchScheduler::subscribed(SchedulerDriver* driver, const std::string& fram
 void BatchScheduler::offers(SchedulerDriver* driver, const std::vector<Offer>& offers) {
   std::lock_guard<std::mutex> lock(mutex_);
   Decision decision = runner_.offers(offers, std::chrono::steady_clock::now());
+  if (!decision.launch.empty()) record();  // before the attempts exist
   Filters launched;
   launched.set_refuse_seconds(1);
   for (auto& [offerId, tasks] : decision.launch) {
@@ -38,6 +67,11 @@ void BatchScheduler::offers(SchedulerDriver* driver, const std::vector<Offer>& o
 
 void BatchScheduler::update(SchedulerDriver* driver, const TaskStatus& status) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (!runner_.knows(status.task_id())) {
+    // Launched by a run of this framework that ended before it recorded the launch.
+    if (!isTerminalState(status.state())) driver->kill(status.task_id(), status.agent_id());
+    return;
+  }
   bool wasFailed = runner_.failed();
   for (const std::string& taskId : runner_.update(status, std::chrono::steady_clock::now())) {
     driver->kill(taskId);
@@ -63,6 +97,7 @@ void BatchScheduler::update(SchedulerDriver* driver, const TaskStatus& status) {
     events_.push_back("Job failed: " + runner_.failure());
     for (const std::string& taskId : runner_.activeTasks()) driver->kill(taskId);
   }
+  if (isTerminalState(status.state())) record();
   steer(driver);
   changed_.notify_all();
 }
@@ -74,6 +109,7 @@ void BatchScheduler::tick(SchedulerDriver* driver) {
   if (runner_.failed() && !wasFailed) {
     events_.push_back("Job failed: " + runner_.failure());
     for (const std::string& taskId : runner_.activeTasks()) driver->kill(taskId);
+    record();
     changed_.notify_all();
   }
   steer(driver);
@@ -123,6 +159,15 @@ std::vector<std::string> BatchScheduler::takeEvents() {
   std::vector<std::string> out;
   out.swap(events_);
   return out;
+}
+
+}  // namespace agora::batch
+
+namespace agora::batch {
+
+std::vector<JobRunner::TaskRef> BatchScheduler::latestAttempts() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return runner_.latestAttempts();
 }
 
 }  // namespace agora::batch

@@ -4,6 +4,7 @@
 // and carries out what it decides, suppressing offers while it has nothing to launch.
 
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -16,6 +17,14 @@ namespace agora::batch {
 class BatchScheduler : public Scheduler {
  public:
   BatchScheduler(Job job, RunnerOptions options = {});
+
+  // What the job's record is kept with, across restarts of this framework: called with the
+  // runner's snapshot (JobRunner::snapshot) and the framework's id whenever they change, and
+  // before any task is launched, so that no attempt runs unrecorded.
+  using Recorder = std::function<void(const nlohmann::json& runner, const std::string& frameworkId)>;
+  void setRecorder(Recorder recorder);
+  // Takes back a previous run's record, before the driver starts.
+  Status restore(const nlohmann::json& runner);
 
   void subscribed(SchedulerDriver* driver, const std::string& frameworkId,
                   const MasterInfo& master) override;
@@ -34,9 +43,12 @@ class BatchScheduler : public Scheduler {
   // One line per event worth telling (a stage started or finished, a retry, a straggler):
   // what has happened since the last call.
   std::vector<std::string> takeEvents();
+  // The latest attempt of each task (for its output).
+  std::vector<JobRunner::TaskRef> latestAttempts();
 
  private:
   void steer(SchedulerDriver* driver);  // suppress or revive as the runner wants offers
+  void record();
 
   std::mutex mutex_;
   std::condition_variable changed_;
@@ -45,6 +57,8 @@ class BatchScheduler : public Scheduler {
   std::string driverError_;
   std::vector<std::string> events_;
   std::vector<StageProgress> last_;
+  Recorder recorder_;
+  std::string frameworkId_;
 };
 
 }  // namespace agora::batch

@@ -7,6 +7,8 @@
 
 namespace agora::batch {
 
+using json = nlohmann::json;
+
 namespace {
 
 void addEnv(CommandInfo* command, const std::string& name, const std::string& value) {
@@ -147,6 +149,8 @@ Decision JobRunner::offers(const std::vector<Offer>& offers, TimePoint now) {
           bool speculative = !slot.running.empty();
           TaskInfo task = makeTask(stage, slot, offer, speculative);
           slot.pending = false;
+          slot.lastTask = task.task_id();
+          slot.lastAgent = offer.agent_id();
           slot.running[task.task_id()] = Attempt{task.task_id(), offer.agent_id(), now,
                                                  speculative};
           byTask_[task.task_id()] = {s, slot.index};
@@ -272,6 +276,117 @@ std::vector<std::string> JobRunner::activeTasks() const {
     }
   }
   return out;
+}
+
+std::vector<std::pair<std::string, std::string>> JobRunner::activeAttempts() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const StageState& stage : stages_) {
+    for (const Slot& slot : stage.slots) {
+      for (const auto& [id, attempt] : slot.running) out.emplace_back(id, attempt.agentId);
+    }
+  }
+  return out;
+}
+
+std::vector<JobRunner::TaskRef> JobRunner::latestAttempts() const {
+  std::vector<TaskRef> out;
+  for (const StageState& stage : stages_) {
+    for (const Slot& slot : stage.slots) {
+      out.push_back({stage.spec->name, slot.index, slot.lastTask, slot.lastAgent, slot.finished});
+    }
+  }
+  return out;
+}
+
+json JobRunner::snapshot(TimePoint now) const {
+  json stages = json::array();
+  for (const StageState& stage : stages_) {
+    json slots = json::array();
+    for (const Slot& slot : stage.slots) {
+      json running = json::array();
+      for (const auto& [id, attempt] : slot.running) {
+        running.push_back(
+            {{"task", id}, {"agent", attempt.agentId}, {"speculative", attempt.speculative}});
+      }
+      slots.push_back({{"attempts", slot.attempts},
+                       {"failures", slot.failures},
+                       {"finished", slot.finished},
+                       {"speculated", slot.speculated},
+                       {"failed_on", slot.failedOn},
+                       {"last_task", slot.lastTask},
+                       {"last_agent", slot.lastAgent},
+                       {"running", running}});
+    }
+    stages.push_back({{"name", stage.spec->name},
+                      {"ready", stage.ready},
+                      {"failures", stage.failures},
+                      {"slots", slots}});
+  }
+  auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now - started_).count();
+  return {{"elapsed_ms", elapsed}, {"failure", failure_}, {"stages", stages}};
+}
+
+Status JobRunner::restore(const json& snapshot, TimePoint now) {
+  if (!snapshot.is_object() || !snapshot.contains("stages") || !snapshot["stages"].is_array()) {
+    return Error("the job's record has no stages");
+  }
+  // Checked whole before anything changes.
+  for (const json& saved : snapshot["stages"]) {
+    if (!saved.is_object()) return Error("the job's record has a stage that is not an object");
+    std::string name = saved.value("name", "");
+    auto stage = std::find_if(stages_.begin(), stages_.end(),
+                              [&](const StageState& s) { return s.spec->name == name; });
+    if (stage == stages_.end()) return Error("the job's record names an unknown stage '" + name + "'");
+    if (!saved.contains("slots") || !saved["slots"].is_array() ||
+        saved["slots"].size() != stage->slots.size()) {
+      return Error("the job's record of stage '" + name + "' has " +
+                   (saved.contains("slots") && saved["slots"].is_array()
+                        ? std::to_string(saved["slots"].size())
+                        : std::string("no")) +
+                   " tasks, the job " + std::to_string(stage->slots.size()));
+    }
+  }
+  try {
+    for (const json& saved : snapshot["stages"]) {
+      size_t s = 0;
+      while (stages_[s].spec->name != saved.value("name", "")) ++s;
+      StageState& stage = stages_[s];
+      stage.ready = saved.value("ready", false);
+      stage.failures = saved.value("failures", 0);
+      const json& slots = saved["slots"];
+      for (size_t i = 0; i < stage.slots.size(); ++i) {
+        const json& record = slots[i];
+        Slot& slot = stage.slots[i];
+        slot.attempts = record.value("attempts", 0);
+        slot.failures = record.value("failures", 0);
+        slot.finished = record.value("finished", false);
+        slot.speculated = record.value("speculated", false);
+        slot.failedOn = record.value("failed_on", std::set<std::string>{});
+        slot.lastTask = record.value("last_task", "");
+        slot.lastAgent = record.value("last_agent", "");
+        slot.running.clear();
+        if (!slot.finished) {
+          for (const json& a : record.value("running", json::array())) {
+            std::string id = a.value("task", "");
+            if (id.empty()) continue;
+            slot.running[id] = Attempt{id, a.value("agent", ""), now, a.value("speculative", false)};
+            byTask_[id] = {s, slot.index};
+          }
+        }
+        slot.pending = stage.ready && !slot.finished && slot.running.empty();
+        slot.pendingSince = now;
+      }
+      stage.finished = stage.ready && std::all_of(stage.slots.begin(), stage.slots.end(),
+                                                  [](const Slot& x) { return x.finished; });
+    }
+  } catch (const json::exception& e) {
+    return Error(std::string("the job's record does not parse: ") + e.what());
+  }
+  started_ = now - std::chrono::milliseconds(snapshot.value("elapsed_ms", int64_t{0}));
+  std::string failure = snapshot.value("failure", "");
+  if (!failure.empty()) fail(failure);
+  readyStages(now);
+  return ok();
 }
 
 void JobRunner::fail(const std::string& why) {

@@ -20,7 +20,10 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "agora/agora.pb.h"
+#include "common/result.hpp"
 #include "common/time.hpp"
 #include "frameworks/batch/job.hpp"
 
@@ -58,6 +61,16 @@ class JobRunner {
   // Stages that finished before (a restarted framework's record): not run again.
   void markFinished(const std::string& stage);
 
+  // The runner's record (JSON), to keep across a restart of its framework: each task's
+  // attempts and failures, which finished, which may still run and where.
+  nlohmann::json snapshot(TimePoint now) const;
+  // Takes back a record that snapshot() made for this job: finished tasks stay finished,
+  // attempts that may still run are followed again (reconciliation says how they are), and
+  // new attempts get ids not used before. Fails on a record of another job.
+  Status restore(const nlohmann::json& snapshot, TimePoint now);
+  // Whether `taskId` is an attempt this runner launched or took back.
+  bool knows(const std::string& taskId) const { return byTask_.count(taskId) > 0; }
+
   Decision offers(const std::vector<Offer>& offers, TimePoint now);
   // Returns the task ids to kill (speculative copies whose twin won).
   std::vector<std::string> update(const TaskStatus& status, TimePoint now);
@@ -72,6 +85,17 @@ class JobRunner {
   std::vector<std::string> finishedStages() const;
   // Task ids of attempts that may still run (for a cancel, or reconciliation).
   std::vector<std::string> activeTasks() const;
+  // Attempts that may still run, each with its agent (for reconciliation).
+  std::vector<std::pair<std::string, std::string>> activeAttempts() const;
+  // The latest attempt of each task: for its output (`agora batch logs`).
+  struct TaskRef {
+    std::string stage;
+    int index = 0;
+    std::string taskId;   // "" before its first launch
+    std::string agentId;
+    bool finished = false;
+  };
+  std::vector<TaskRef> latestAttempts() const;
   const Job& job() const { return job_; }
 
  private:
@@ -90,6 +114,8 @@ class JobRunner {
     bool finished = false;
     bool speculated = false;
     std::set<std::string> failedOn;  // agents
+    std::string lastTask;            // the latest attempt and its agent
+    std::string lastAgent;
     std::map<std::string, Attempt> running;  // by task id
   };
   struct StageState {

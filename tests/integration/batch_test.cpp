@@ -3,6 +3,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -11,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "common/fs.hpp"
+#include "common/process.hpp"
 #include "tests/support/process_cluster.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -130,6 +132,108 @@ TEST_F(BatchTest, TheWordCountAndEtlExamplesRun) {
   EXPECT_EQ(report.rfind("region,orders,total_dollars\nnorth,", 0), 0u) << report;
   EXPECT_NE(report.find("\nsouth,"), std::string::npos) << report;
   EXPECT_NE(report.find("\nwest,"), std::string::npos) << report;
+}
+
+
+// `agora batch submit` runs a job in the background and keeps its record in the profile. Its
+// driver is killed while the second stage runs: `resume` subscribes as the same framework,
+// follows the attempts still running, and runs nothing that finished again. `cancel` kills a
+// job's tasks, whether its driver runs or not.
+TEST_F(BatchTest, ASubmittedJobSurvivesARestartOfItsDriverWithoutRedoingFinishedTasks) {
+  std::string out = dir_.path() + "/out";
+  ASSERT_TRUE(makeDirectories(out).ok());
+  std::map<std::string, std::string> env = {{"AGORA_HOME", dir_.path() + "/home"}};
+  // Each task notes each of its runs; the second stage's tasks wait for a word from the test.
+  std::string job = "name: pipe\noutput: " + out + R"JOB(
+stages:
+  - name: first
+    tasks: 3
+    command: echo "first $AGORA_BATCH_INDEX" >> "$AGORA_BATCH_OUTPUT/runs"; echo hello-$AGORA_BATCH_INDEX
+  - name: second
+    depends_on: [first]
+    tasks: 2
+    command: >-
+      echo "second $AGORA_BATCH_INDEX" >> "$AGORA_BATCH_OUTPUT/runs";
+      echo $$ > "$AGORA_BATCH_OUTPUT/pid-$AGORA_BATCH_INDEX";
+      while [ ! -e "$AGORA_BATCH_OUTPUT/go" ]; do sleep 0.1; done
+  - name: last
+    depends_on: [second]
+    command: echo "last" >> "$AGORA_BATCH_OUTPUT/runs"
+)JOB";
+  std::string file = dir_.path() + "/pipe.yaml";
+  ASSERT_TRUE(writeFileAtomic(file, job).ok());
+  auto batch = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {AGORA_BINARY, "batch"});
+    return runCommand(args, seconds(90), env);
+  };
+  std::string master = "--master=" + cluster_.masterHttp();
+  auto submitted = batch({"submit", file, master});
+  ASSERT_EQ(submitted.exitCode, 0) << submitted.output;
+  ASSERT_EQ(submitted.output.rfind("pipe-1\n", 0), 0u) << submitted.output;
+  std::string record = dir_.path() + "/home/profiles/default/batch/pipe-1";
+  auto state = [&] {
+    return nlohmann::json::parse(readFile(record + "/state.json").value_or("{}"), nullptr, false);
+  };
+  ASSERT_TRUE(waitUntil([&] { return pathExists(out + "/pid-0") && pathExists(out + "/pid-1"); },
+                        seconds(60)))
+      << batch({"status", "pipe-1"}).output << readFile(record + "/driver.log").value_or("");
+
+  // The driver dies; the job shows stopped, and its tasks run on.
+  pid_t driver = state().value("pid", 0);
+  ASSERT_GT(driver, 0);
+  ASSERT_EQ(::kill(driver, SIGKILL), 0);
+  ASSERT_TRUE(waitUntil([&] { return !processAlive(driver); }, seconds(10)));
+  auto status = batch({"status"});
+  EXPECT_NE(status.output.find("pipe-1   stopped   3/6     second"), std::string::npos)
+      << status.output;
+  auto resumed = batch({"resume", "pipe-1"});
+  ASSERT_EQ(resumed.exitCode, 0) << resumed.output;
+  ASSERT_TRUE(writeFileAtomic(out + "/go", "").ok());
+  ASSERT_TRUE(waitUntil([&] { return state().value("state", "") == "finished"; }, seconds(60)))
+      << batch({"status", "pipe-1"}).output << readFile(record + "/driver.log").value_or("");
+  // Every task ran once: none of the first stage again, and the second's were followed.
+  std::vector<std::string> runs;
+  std::istringstream lines(readFile(out + "/runs").value_or(""));
+  for (std::string line; std::getline(lines, line);) runs.push_back(line);
+  std::sort(runs.begin(), runs.end());
+  EXPECT_EQ(runs, (std::vector<std::string>{"first 0", "first 1", "first 2", "last",
+                                            "second 0", "second 1"}));
+  std::string log = readFile(record + "/driver.log").value_or("");
+  EXPECT_NE(log.find("Resuming"), std::string::npos) << log;
+  EXPECT_EQ(log.find("retrying"), std::string::npos) << log;
+  status = batch({"status", "pipe-1"});
+  EXPECT_NE(status.output.find("State:      finished"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("second   2       2          0         0          finished"),
+            std::string::npos)
+      << status.output;
+  auto logs = batch({"logs", "pipe-1", "--stage=first", master});
+  EXPECT_EQ(logs.exitCode, 0) << logs.output;
+  EXPECT_NE(logs.output.find("==> first/1 (pipe.first.1.0) <==\nhello-1\n"), std::string::npos)
+      << logs.output;
+
+  // Cancelled while its driver runs, and while none does: the tasks are killed either way.
+  for (bool withDriver : {true, false}) {
+    ASSERT_TRUE(removeAll(out + "/go").ok());
+    ASSERT_TRUE(removeAll(out + "/pid-0").ok());
+    submitted = batch({"submit", file, master});
+    ASSERT_EQ(submitted.exitCode, 0) << submitted.output;
+    std::string id = submitted.output.substr(0, submitted.output.find('\n'));
+    ASSERT_TRUE(waitUntil([&] { return pathExists(out + "/pid-0"); }, seconds(60)));
+    pid_t task = std::atoi(readFile(out + "/pid-0").value_or("0").c_str());
+    ASSERT_TRUE(task > 0 && processAlive(task));
+    if (!withDriver) {
+      record = dir_.path() + "/home/profiles/default/batch/" + id;
+      pid_t pid = state().value("pid", 0);
+      ASSERT_EQ(::kill(pid, SIGKILL), 0);
+      ASSERT_TRUE(waitUntil([&] { return !processAlive(pid); }, seconds(10)));
+    }
+    auto cancelled = batch({"cancel", id});
+    EXPECT_EQ(cancelled.exitCode, 0) << cancelled.output;
+    EXPECT_NE(cancelled.output.find("cancelled"), std::string::npos) << cancelled.output;
+    EXPECT_TRUE(waitUntil([&] { return !processAlive(task); }, seconds(30)))
+        << id << (withDriver ? " with" : " without") << " its driver";
+    EXPECT_NE(batch({"status"}).output.find(id + "   cancelled"), std::string::npos);
+  }
 }
 
 }  // namespace

@@ -141,7 +141,7 @@ TEST(KubeExecTest, AttachFollowsAContainersOutputUntilItEndsAndWritesToItsStdin)
                          "printf 'echo hi-from-run\\necho $((6*7))\\n' | kubectl run -i --rm "
                          "--restart=Never once --image=agora/host --command -- sh"},
                         seconds(90), kubeEnv(k));
-  EXPECT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_EQ(run.exitCode, 0) << run.output << k.logTails();
   EXPECT_NE(run.output.find("hi-from-run\n42\n"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("pod \"once\" deleted"), std::string::npos) << run.output;
 }

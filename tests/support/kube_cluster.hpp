@@ -69,6 +69,17 @@ class KubeCluster {
     return 0;
   }
   const std::string& upOutput() const { return upOutput_; }
+
+  // The last `bytes` of the kube framework's and the first agent's logs, for a failure's message.
+  std::string logTails(size_t bytes = 6000) const {
+    std::string out;
+    for (const char* log : {"kube/kube.log", "agent-1/agent.log"}) {
+      std::string text = readFile(home_.path() + "/profiles/default/" + log).value_or("");
+      out += std::string("\n--- ") + log + ":\n" +
+             (text.size() > bytes ? text.substr(text.size() - bytes) : text);
+    }
+    return out;
+  }
   const std::string& home() const { return home_.path(); }
   std::string kubeconfig() const { return home_.path() + "/kubeconfig"; }
 

@@ -223,5 +223,54 @@ TEST(BatchRunnerTest, ADeadlineFailsTheJobAndFinishedStagesAreNotRunAgain) {
   EXPECT_EQ(env(tasks[0], "AGORA_BATCH_STAGE"), "reduce");
 }
 
+
+TEST(BatchRunnerTest, ARecordTakenBackKeepsFinishedTasksAndFollowsRunningOnes) {
+  auto job = parseJob(kWordCount);
+  ASSERT_TRUE(job.ok());
+  TimePoint t0;
+  RunnerOptions options;
+  options.localityWait = Duration::zero();
+  JobRunner before(*job, options, t0);
+  auto maps = launched(before.offers({offer("o1", "A", "node-a")}, t0));
+  ASSERT_EQ(maps.size(), 2u);
+  before.update(status(maps[0].task_id(), TASK_FINISHED), t0);
+  const TaskInfo* retry = &maps[1];  // still running
+  nlohmann::json record = before.snapshot(t0 + minutes(4));
+
+  // The framework restarts: what finished stays finished, what runs is followed where it runs.
+  JobRunner after(*job, options, t0 + minutes(5));
+  ASSERT_TRUE(after.restore(record, t0 + minutes(5)).ok());
+  EXPECT_FALSE(after.wantsOffers());
+  EXPECT_TRUE(after.knows(retry->task_id()));
+  EXPECT_FALSE(after.knows(maps[0].task_id()));
+  EXPECT_EQ(after.activeAttempts(),
+            (std::vector<std::pair<std::string, std::string>>{{retry->task_id(), "A"}}));
+  EXPECT_EQ(after.progress()[0].finished, 1);  // of map
+  // Lost after all (reconciliation): it runs again, under an id not used before.
+  after.update(status(retry->task_id(), TASK_LOST), t0 + minutes(5));
+  auto again = launched(after.offers({offer("o3", "A", "node-a")}, t0 + minutes(5)));
+  ASSERT_EQ(again.size(), 1u);
+  for (const TaskInfo& t : maps) EXPECT_NE(again[0].task_id(), t.task_id());
+  after.update(status(again[0].task_id(), TASK_FINISHED), t0 + minutes(5));
+  auto reduce = launched(after.offers({offer("o4", "A", "node-a")}, t0 + minutes(5)));
+  ASSERT_EQ(reduce.size(), 1u);
+  EXPECT_EQ(env(reduce[0], "AGORA_BATCH_STAGE"), "reduce");
+  // The deadline (10m) counts the 4 minutes before the restart.
+  after.tick(t0 + minutes(10));
+  EXPECT_FALSE(after.failed());
+  after.tick(t0 + minutes(12));
+  EXPECT_TRUE(after.failed());
+
+  // A record of another job, or no record, is refused.
+  nlohmann::json other = record;
+  other["stages"][0]["name"] = "shuffle";
+  JobRunner third(*job, options, t0);
+  EXPECT_FALSE(third.restore(other, t0).ok());
+  other = record;
+  other["stages"][0]["slots"].erase(0);
+  EXPECT_FALSE(third.restore(other, t0).ok());
+  EXPECT_FALSE(third.restore(nlohmann::json::array(), t0).ok());
+}
+
 }  // namespace
 }  // namespace agora::batch

@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -166,6 +168,8 @@ void relayRemoteCommand(const HttpRequest& request, RemoteCommandTarget target,
                exchange = std::move(exchange)] {
     auto fd = connectHttp(target.agentAddress, seconds(kConnectSeconds));
     if (!fd) {
+      LOG(WARNING) << target.agentPath << " for task " << target.taskId
+                   << ": cannot reach the node's agent: " << fd.error();
       exchange->respond(nodeError("cannot reach the node's agent: " + fd.error()));
       return;
     }
@@ -180,6 +184,8 @@ void relayRemoteCommand(const HttpRequest& request, RemoteCommandTarget target,
     }
     if (end == std::string::npos) {
       ::close(*fd);
+      LOG(WARNING) << target.agentPath << " for task " << target.taskId << ": the agent at "
+                   << target.agentAddress << " did not answer";
       exchange->respond(nodeError("the node's agent at " + target.agentAddress +
                                   " did not answer"));
       return;
@@ -193,6 +199,8 @@ void relayRemoteCommand(const HttpRequest& request, RemoteCommandTarget target,
         body.append(buffer, static_cast<size_t>(n));
       }
       ::close(*fd);
+      LOG(WARNING) << target.agentPath << " for task " << target.taskId << ": the agent answered "
+                   << head.substr(0, head.find('\r')) << ": " << body.substr(0, 512);
       exchange->respond(refusalFrom(head, body));
       return;
     }

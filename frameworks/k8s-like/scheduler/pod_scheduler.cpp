@@ -120,6 +120,8 @@ void PodScheduler::start() {
                     if (!alive.lock()) return;
                     auto target = remoteCommandTarget(pod, request, subresource, agentOf(pod));
                     if (!target) {
+                      LOG(INFO) << "Refused " << subresource << " on pod " << keyOf(pod) << ": "
+                                << target.error();
                       exchange->respond(
                           toResponse(ApiOutcome::failure(badRequest(target.error()))));
                       return;
