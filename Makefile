@@ -5,7 +5,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 AGORA := $(BUILD_DIR)/bin/agora
 
-.PHONY: all deps configure build test unit integration fuzz run stop bench clean
+.PHONY: all deps configure build test unit integration fuzz run stop bench docs clean
 
 all: build
 
@@ -43,6 +43,10 @@ stop:
 bench: build
 	$(BUILD_DIR)/bin/agora-bench-launch --agents=100 --tasks=10000
 	$(BUILD_DIR)/bin/agora-bench-launch --agents=1000 --tasks=10000
+
+# docs/sdk-reference.md, from the SDK's headers (make test checks that it is current).
+docs:
+	scripts/sdk-reference
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -33,7 +33,8 @@ using Clock = std::chrono::steady_clock;
 
 class AcceptingDriver final : public kube::ClusterDriver {
  public:
-  void accept(const std::string&, const std::vector<Operation>& operations, double) override {
+  void accept(const std::vector<std::string>&, const std::vector<Operation>& operations,
+              double) override {
     for (const auto& op : operations) launched += op.launch_group().task_group().tasks_size();
   }
   void decline(const std::string&, double) override {}

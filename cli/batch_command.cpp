@@ -46,7 +46,8 @@ namespace {
 
 using json = nlohmann::json;
 
-volatile std::sig_atomic_t interrupted = 0;
+volatile std::sig_atomic_t interrupted = 0;  // SIGTERM, SIGINT: cancel the job
+volatile std::sig_atomic_t detached = 0;     // SIGUSR1: leave it to a later driver
 
 // Where the profile's submitted jobs are kept, one directory each.
 std::string jobsDir(const std::string& profile) { return profileDir(profile) + "/batch"; }
@@ -271,6 +272,7 @@ int batchRun(int argc, const char* const* argv) {
   SchedulerDriver driver(&scheduler, framework, *address, driverOptions);
   std::signal(SIGINT, [](int) { interrupted = 1; });
   std::signal(SIGTERM, [](int) { interrupted = 1; });
+  std::signal(SIGUSR1, [](int) { detached = 1; });
   driver.start();
   if (cancel) {
     // Subscribed as the job's framework, it can be torn down.
@@ -290,12 +292,20 @@ int batchRun(int argc, const char* const* argv) {
     return 0;
   }
   bool over = false;
-  while (!over && !interrupted && driver.status() == DriverStatus::kRunning) {
+  while (!over && !interrupted && !detached && driver.status() == DriverStatus::kRunning) {
     over = scheduler.waitOver(milliseconds(200));
     scheduler.tick(&driver);
     for (const std::string& line : scheduler.takeEvents()) std::cout << line << std::endl;
   }
   for (const std::string& line : scheduler.takeEvents()) std::cout << line << std::endl;
+  if (detached && !over) {
+    // The cluster stops (agora stop): the framework fails over, and `agora batch resume`
+    // takes the job up again.
+    std::cout << "Detached: the job waits for agora batch resume" << std::endl;
+    driver.stop(true);
+    driver.join();
+    return 1;
+  }
   bool succeeded = scheduler.succeeded();
   std::string ended = succeeded ? "finished" : interrupted ? "cancelled" : "failed";
   if (interrupted) {
@@ -643,6 +653,25 @@ int batchResume(int argc, const char* const* argv) {
 }
 
 }  // namespace
+
+void detachBatchDrivers(const std::string& profile) {
+  std::vector<std::pair<pid_t, std::string>> live;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(jobsDir(profile), ec)) {
+    json state = readState(entry.path().string());
+    if (driverAlive(state)) {
+      ::kill(state.value("pid", 0), SIGUSR1);
+      live.emplace_back(state.value("pid", 0), entry.path().string());
+    }
+  }
+  auto until = std::chrono::steady_clock::now() + seconds(5);
+  for (const auto& [pid, dir] : live) {
+    while (driverAlive(readState(dir)) && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    if (driverAlive(readState(dir))) ::kill(pid, SIGKILL);
+  }
+}
 
 int batchCommand(int argc, const char* const* argv) {
   static const char* kUsage =

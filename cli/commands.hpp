@@ -38,6 +38,9 @@ int maintenanceCommand(int argc, const char* const* argv);
 int unreserveCommand(int argc, const char* const* argv);
 int runCommand(int argc, const char* const* argv);
 int batchCommand(int argc, const char* const* argv);
+// Ends the drivers of the profile's batch jobs without ending the jobs (agora stop): each can
+// be resumed once the cluster runs again.
+void detachBatchDrivers(const std::string& profile);
 int superviseCommand(int argc, const char* const* argv);
 int imageCommand(int argc, const char* const* argv);
 int kubeCommand(int argc, const char* const* argv);

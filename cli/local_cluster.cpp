@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cli/commands.hpp"
 #include "common/fs.hpp"
 #include "common/net.hpp"
 #include "common/process.hpp"
@@ -88,7 +89,9 @@ void stopDaemon(const DaemonRecord& d, Clock::duration patience) {
 }
 
 void stopProfile(const Profile& profile) {
-  // The kube framework first (it fails over: its pods are the agents' to stop); agents next:
+  // Batch jobs' drivers first: their jobs wait for `agora batch resume`.
+  detachBatchDrivers(profile.name);
+  // Then the kube framework (it fails over: its pods are the agents' to stop); agents next:
   // they stop their executors; then the masters; then ZooKeeper.
   for (const char* role : {"kube", "agent", "master", "zookeeper"}) {
     for (const DaemonRecord& d : profile.daemons) {

@@ -7,7 +7,7 @@
 //   2. receive offers and launch tasks into them, or decline what it cannot use;
 //   3. follow each task through its status updates (the driver acknowledges them);
 //   4. suppress offers once everything is launched, and stop when every task has ended.
-// docs/sdk-guide.md walks through it line by line.
+// docs/sdk.md walks through it line by line.
 
 #include <atomic>
 #include <condition_variable>

@@ -16,9 +16,9 @@ using nlohmann::json;
 
 class RecordingDriver final : public ClusterDriver {
  public:
-  void accept(const std::string& offerId, const std::vector<Operation>& operations,
+  void accept(const std::vector<std::string>& offerIds, const std::vector<Operation>& operations,
               double) override {
-    accepted.push_back(offerId);
+    accepted.insert(accepted.end(), offerIds.begin(), offerIds.end());
     for (const auto& op : operations) {
       for (const auto& t : op.launch_group().task_group().tasks()) launched.push_back(t);
     }
@@ -578,6 +578,43 @@ TEST_F(KubeControllersTest, EventsGoAnHourAfterTheyLastHappened) {
   EXPECT_EQ(reasons(), (std::set<std::string>{"Late"}));
   loop_.advance(std::chrono::minutes(16));
   EXPECT_TRUE(reasons().empty());
+}
+
+TEST_F(KubeControllersTest, AnAgentsOfferedPiecesAreTakenTogetherAndIdleOffersGoBack) {
+  const ResourceType& podType = *findResource("", "v1", "pods");
+  auto piece = [&](const std::string& id, const std::string& resources) {
+    Offer o;
+    o.set_id(id);
+    o.set_agent_id("a0");
+    o.set_hostname("node-0");
+    o.set_agent_address("127.0.0.1:5000");
+    Resources::parse(resources)->copyTo(o.mutable_resources());
+    scheduler_->offers({o});
+    loop_.runUntilIdle();
+  };
+  // Nothing waits: an offer is declined at once, not held.
+  piece("idle", "cpus:4;mem:4096");
+  EXPECT_EQ(driver_.declined, (std::vector<std::string>{"idle"}));
+  json pod = {{"apiVersion", "v1"},
+              {"kind", "Pod"},
+              {"metadata", {{"name", "p"}}},
+              {"spec",
+               {{"containers",
+                 json::array({{{"name", "c"},
+                               {"image", "agora/host"},
+                               {"command", {"sleep", "1"}},
+                               {"resources",
+                                {{"requests", {{"cpu", "500m"}, {"memory", "64Mi"}}}}}}})}}}};
+  ASSERT_TRUE(api_->create(podType, "default", pod).ok());
+  loop_.runUntilIdle();
+  // The master offers the agent's memory apart from the cpus a task gave back: neither piece
+  // holds the pod, both together do.
+  piece("mem", "cpus:0.1;mem:1024");
+  EXPECT_TRUE(driver_.accepted.empty());
+  piece("cpus", "cpus:0.5;mem:32");
+  EXPECT_EQ(driver_.accepted, (std::vector<std::string>{"mem", "cpus"}));
+  ASSERT_EQ(driver_.launched.size(), 1u);
+  EXPECT_EQ(driver_.launched[0].agent_id(), "a0");
 }
 
 }  // namespace

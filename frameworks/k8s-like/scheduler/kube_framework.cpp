@@ -183,11 +183,11 @@ void KubeFramework::error(SchedulerDriver*, const std::string& message) {
   LOG(ERROR) << "Kube framework: the driver aborted: " << message;
 }
 
-void KubeFramework::accept(const std::string& offerId, const std::vector<Operation>& operations,
-                           double refuseSeconds) {
+void KubeFramework::accept(const std::vector<std::string>& offerIds,
+                           const std::vector<Operation>& operations, double refuseSeconds) {
   Filters filters;
   filters.set_refuse_seconds(refuseSeconds);
-  driver_->accept({offerId}, operations, filters);
+  driver_->accept(offerIds, operations, filters);
 }
 
 void KubeFramework::decline(const std::string& offerId, double refuseSeconds) {

@@ -47,7 +47,7 @@ class KubeFramework final : public Scheduler, public ClusterDriver {
   void error(SchedulerDriver* driver, const std::string& message) override;
 
   // ClusterDriver (loop thread).
-  void accept(const std::string& offerId, const std::vector<Operation>& operations,
+  void accept(const std::vector<std::string>& offerIds, const std::vector<Operation>& operations,
               double refuseSeconds) override;
   void decline(const std::string& offerId, double refuseSeconds) override;
   void kill(const std::string& taskId, const std::string& agentId) override;

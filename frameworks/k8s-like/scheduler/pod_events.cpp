@@ -1,6 +1,7 @@
 // What the pod scheduler hears from the cluster: offers, task status updates, and the agents
 // in the master's state (the Node objects).
 
+#include <algorithm>
 #include <optional>
 
 #include <glog/logging.h>
@@ -65,10 +66,21 @@ std::string nodeNameFor(const std::string& hostname, const std::string& agentId,
 void PodScheduler::offers(const std::vector<Offer>& offers) {
   for (const Offer& offer : offers) {
     // An agent's offers wait until the master's state has named its node.
+    // (One accept takes offers of one agent and one role.)
+    std::string agentRole = offer.agent_id() + "\n" + offer.allocation_role();
+    auto already = heldFor_.find(agentRole);
+    if (already != heldFor_.end()) {
+      HeldOffer& held = offers_.at(already->second);
+      held.ids.push_back(offer.id());
+      held.available += Resources(offer.resources());
+      continue;
+    }
     HeldOffer held;
     held.offer = offer;
+    held.ids = {offer.id()};
     held.available = Resources(offer.resources());
     std::string id = offer.id();
+    heldFor_[agentRole] = id;
     std::weak_ptr<bool> alive = alive_;
     held.expiry = api_->loop()->after(options_.offerHold, [this, alive, id] {
       if (alive.lock()) expire(id);
@@ -83,8 +95,10 @@ void PodScheduler::expire(const std::string& offerId) {
   if (it == offers_.end()) {
     return;
   }
+  std::vector<std::string> ids = std::move(it->second.ids);
+  heldFor_.erase(it->second.offer.agent_id() + "\n" + it->second.offer.allocation_role());
   offers_.erase(it);
-  driver_->decline(offerId, options_.refuseSeconds);
+  for (const std::string& id : ids) driver_->decline(id, options_.refuseSeconds);
   if (pending_.empty() && offers_.empty() && !suppressed_) {
     driver_->suppress();
     suppressed_ = true;
@@ -92,10 +106,17 @@ void PodScheduler::expire(const std::string& offerId) {
 }
 
 void PodScheduler::rescind(const std::string& offerId) {
-  auto it = offers_.find(offerId);
-  if (it != offers_.end()) {
+  for (auto it = offers_.begin(); it != offers_.end(); ++it) {
+    auto& ids = it->second.ids;
+    if (std::find(ids.begin(), ids.end(), offerId) == ids.end()) continue;
+    // The rest of the agent's offers go back too: what is held is taken as a whole.
+    for (const std::string& id : ids) {
+      if (id != offerId) driver_->decline(id, 0);
+    }
     api_->loop()->cancel(it->second.expiry);
+    heldFor_.erase(it->second.offer.agent_id() + "\n" + it->second.offer.allocation_role());
     offers_.erase(it);
+    return;
   }
 }
 

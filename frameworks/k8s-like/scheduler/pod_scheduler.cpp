@@ -364,12 +364,24 @@ void PodScheduler::place() {
     auto it = offers_.find(offerId);
     if (it == offers_.end()) continue;
     api_->loop()->cancel(it->second.expiry);
+    std::vector<std::string> ids = std::move(it->second.ids);
+    heldFor_.erase(it->second.offer.agent_id() + "\n" + it->second.offer.allocation_role());
     offers_.erase(it);
-    driver_->accept(offerId, operations, 0);
+    driver_->accept(ids, operations, 0);
   }
   if (!pending_.empty() && suppressed_) {
     driver_->revive();
     suppressed_ = false;
+  }
+  if (pending_.empty() && !offers_.empty()) {
+    // Nothing waits for resources: what is held goes back now, to the frameworks that share
+    // the cluster (held, it would count as this framework's and be used by no one).
+    std::vector<std::string> idle;
+    for (const auto& [id, held] : offers_) idle.push_back(id);
+    for (const std::string& id : idle) {
+      api_->loop()->cancel(offers_.at(id).expiry);
+      expire(id);
+    }
   }
   if (nextTry != TimePoint::max()) {
     std::weak_ptr<bool> alive = alive_;

@@ -14,6 +14,7 @@
 
 #include <functional>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -31,8 +32,9 @@ namespace agora::kube {
 class ClusterDriver {
  public:
   virtual ~ClusterDriver() = default;
-  virtual void accept(const std::string& offerId, const std::vector<Operation>& operations,
-                      double refuseSeconds) = 0;
+  // Offers of one agent, accepted together.
+  virtual void accept(const std::vector<std::string>& offerIds,
+                      const std::vector<Operation>& operations, double refuseSeconds) = 0;
   virtual void decline(const std::string& offerId, double refuseSeconds) = 0;
   virtual void kill(const std::string& taskId, const std::string& agentId) = 0;
   virtual void revive() = 0;
@@ -41,7 +43,8 @@ class ClusterDriver {
 };
 
 struct PodSchedulerOptions {
-  // How long an offer is held for pods that may come; unused ones are then declined.
+  // How long an offer is held, while pods wait, for them or others that may come; unused ones
+  // are then declined. With no pod waiting, offers are declined at once.
   Duration offerHold = seconds(5);
   double refuseSeconds = 5;
   // A pod whose requests say nothing: what its containers get each.
@@ -86,8 +89,11 @@ class PodScheduler {
   static std::string taskId(const std::string& podUid, const std::string& container);
 
  private:
+  // An agent's offers, held as one: the master may offer an agent's resources in pieces (what
+  // a task gave back, apart from the rest), and a pod may need some of each.
   struct HeldOffer {
-    Offer offer;
+    Offer offer;                   // the first
+    std::vector<std::string> ids;  // every offer it stands for, the first's included
     Resources available;
     TimerId expiry = 0;
   };
@@ -146,7 +152,8 @@ class PodScheduler {
   ClusterDriver* driver_;
   PodSchedulerOptions options_;
   uint64_t podWatch_ = 0;
-  std::map<std::string, HeldOffer> offers_;
+  std::map<std::string, HeldOffer> offers_;             // by the first offer's id
+  std::unordered_map<std::string, std::string> heldFor_;  // agent id \n role -> held offer's key
   std::map<std::string, Node> nodes_;  // by agent id
   std::vector<Pending> pending_;
   std::set<std::string> queued_;  // keys in pending_
