@@ -9,62 +9,28 @@
 // --agent_threads event loops, the scheduler driver on its own thread.
 
 #include <pwd.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <condition_variable>
 #include <cstdio>
-#include <future>
 #include <iostream>
 #include <mutex>
 #include <thread>
 
 #include <glog/logging.h>
-#include <google/protobuf/util/json_util.h>
-#include <nlohmann/json.hpp>
-#include <zmq.hpp>
 
-#include "agent/agent.hpp"
-#include "agent/containerizer/fake_containerizer.hpp"
 #include "agora/scheduler.hpp"
-#include "common/curve.hpp"
-#include "common/event_loop.hpp"
+#include "bench/sim_cluster.hpp"
 #include "common/flags.hpp"
-#include "common/http.hpp"
-#include "common/ids.hpp"
 #include "common/logging.hpp"
-#include "common/zmq_transport.hpp"
-#include "master/allocator/hierarchical_allocator.hpp"
-#include "master/http.hpp"
-#include "master/master.hpp"
+#include "common/resources.hpp"
 
 namespace agora::bench {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Agents in the benchmark know where the master is.
-class FixedDetector final : public MasterDetector {
- public:
-  FixedDetector(Loop& loop, MasterInfo info) : loop_(loop), info_(std::move(info)) {}
-  void detect(std::function<void(Result<MasterInfo>)> callback) override {
-    loop_.post([callback = std::move(callback), info = info_] { callback(info); });
-  }
-
- private:
-  Loop& loop_;
-  MasterInfo info_;
-};
-
-struct SimulatedAgent {
-  std::unique_ptr<ZmqDealer> link;
-  std::unique_ptr<FixedDetector> detector;
-  std::unique_ptr<agent::FakeContainerizer> containerizer;
-  std::unique_ptr<agent::Agent> agent;
-};
 
 class LaunchScheduler final : public Scheduler {
  public:
@@ -163,13 +129,6 @@ class LaunchScheduler final : public Scheduler {
   Clock::time_point lastRunning_;
 };
 
-template <typename T>
-T onLoop(EventLoop& loop, std::function<T()> fn) {
-  std::promise<T> promise;
-  loop.post([&] { promise.set_value(fn()); });
-  return promise.get_future().get();
-}
-
 }  // namespace
 
 int run(int argc, const char* const* argv) {
@@ -210,117 +169,17 @@ int run(int argc, const char* const* argv) {
   FLAGS_minloglevel = 1;  // warnings and up: the benchmark's own output stays readable
   initLogging(argv[0], "", 0);
 
-  zmq::context_t context(2);
-  // A thousand agents, and what ZeroMQ makes for each.
-  context.set(zmq::ctxopt::max_sockets, 65536);
-  struct rlimit limit;
-  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < 65536) {
-    limit.rlim_cur = std::min<rlim_t>(65536, limit.rlim_max);
-    ::setrlimit(RLIMIT_NOFILE, &limit);
+  SimulatedClusterOptions clusterOptions;
+  clusterOptions.agents = agents;
+  clusterOptions.agentThreads = agentThreads;
+  clusterOptions.agentResources = agentResources;
+  clusterOptions.curve = curve;
+  SimulatedCluster cluster(clusterOptions);
+  if (Status started = cluster.start(); !started) {
+    std::cerr << started.error() << "\n";
+    return 1;
   }
-
-  // The master.
-  EventLoop masterLoop;
-  ZmqRouter router(context, masterLoop, kDefaultMaxMessageSize);
-  Credentials serverKeys;
-  Credentials agentKeys;
-  Credentials schedulerKeys;
-  std::string schedulerKeysFile;
-  if (curve) {
-    serverKeys.keys = generateCurveKeyPair();
-    for (auto [c, principal] : {std::pair<Credentials*, const char*>{&agentKeys, "agent"},
-                                {&schedulerKeys, "bench"}}) {
-      c->principal = principal;
-      c->keys = generateCurveKeyPair();
-      c->serverKey = serverKeys.keys.publicKey;
-      serverKeys.clients[c->keys.publicKey] = principal;
-    }
-    schedulerKeysFile = "/tmp/agora-bench-launch-" + std::to_string(::getpid()) + ".json";
-    if (Status saved = saveCredentials(schedulerKeysFile, schedulerKeys); !saved) {
-      std::cerr << saved.error() << "\n";
-      return 1;
-    }
-    if (Status on = router.useCurve(serverKeys); !on) {
-      std::cerr << on.error() << "\n";
-      return 1;
-    }
-  }
-  std::string endpoint = *router.bind("tcp://127.0.0.1:*");
-  HttpServer http;
-  uint16_t httpPort = *http.listen("127.0.0.1", 0);
-  master::MasterOptions options;
-  options.info.set_hostname("bench");
-  options.info.set_ip("127.0.0.1");
-  options.info.set_endpoint(endpoint);
-  options.info.set_http_port(httpPort);
-  master::InMemoryRegistry registry(masterLoop);
-  master::Master master(options, masterLoop, router,
-                        std::make_unique<master::HierarchicalAllocator>(
-                            [&masterLoop] { return masterLoop.now(); }),
-                        registry);
-  router.setHandler([&master](const std::string& from, Envelope&& e) {
-    master.receive(from, std::move(e));
-  });
-  master::addMasterRoutes(http, masterLoop, master);
-  http.serve();
-  registry.recover([&](Result<master::RegistryState> state) { master.start(*state); });
-  std::thread masterThread([&] { masterLoop.run(); });
-
-  // The simulated agents.
-  std::vector<std::unique_ptr<EventLoop>> agentLoops;
-  for (int i = 0; i < agentThreads; ++i) {
-    agentLoops.push_back(std::make_unique<EventLoop>());
-  }
-  std::vector<SimulatedAgent> simulated(static_cast<size_t>(agents));
-  MasterInfo info = master.info();
-  for (int i = 0; i < agents; ++i) {
-    EventLoop& loop = *agentLoops[static_cast<size_t>(i % agentThreads)];
-    SimulatedAgent& s = simulated[static_cast<size_t>(i)];
-    s.link = std::make_unique<ZmqDealer>(context, loop, "A-" + uuidString(),
-                                         kDefaultMaxMessageSize);
-    if (curve) {
-      s.link->useCurve(agentKeys);
-    }
-    s.detector = std::make_unique<FixedDetector>(loop, info);
-    s.containerizer = std::make_unique<agent::FakeContainerizer>(loop, Duration::max());
-    agent::AgentOptions agentOptions;
-    agentOptions.workDir = "/nonexistent";  // the fake containerizer makes no sandboxes
-    agentOptions.info.set_hostname("sim-" + std::to_string(i));
-    agentOptions.info.set_address("127.0.0.1:1");
-    resources->copyTo(agentOptions.info.mutable_resources());
-    agentOptions.executorEndpoint = "fake://";
-    ZmqDealer* link = s.link.get();
-    s.agent = std::make_unique<agent::Agent>(
-        agentOptions, loop, *s.link,
-        [link](const std::string& e) { return link->connect(e); }, *s.detector,
-        *s.containerizer, *s.containerizer);
-    agent::Agent* a = s.agent.get();
-    s.link->setHandler([a](const std::string& from, Envelope&& e) {
-      a->receiveFromMaster(from, std::move(e));
-    });
-    s.containerizer->setDeliver([a](const std::string& from, Envelope&& e) {
-      a->receiveFromExecutor(from, std::move(e));
-    });
-    loop.post([a] { a->start(); });
-  }
-  std::vector<std::thread> agentThreadsRunning;
-  for (auto& loop : agentLoops) {
-    agentThreadsRunning.emplace_back([l = loop.get()] { l->run(); });
-  }
-
-  auto registeredAgents = [&] {
-    return onLoop<size_t>(masterLoop, [&] { return master.state()["agents"].size(); });
-  };
-  Clock::time_point registrationStart = Clock::now();
-  while (registeredAgents() < static_cast<size_t>(agents)) {
-    if (Clock::now() - registrationStart > std::chrono::seconds(120)) {
-      std::cerr << "agents did not register in time\n";
-      return 1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  double registration =
-      std::chrono::duration<double>(Clock::now() - registrationStart).count();
+  double registration = cluster.registrationSeconds();
 
   // The scheduler.
   int perAgent = (tasks + agents - 1) / agents;
@@ -331,9 +190,8 @@ int run(int argc, const char* const* argv) {
   const passwd* me = ::getpwuid(::geteuid());
   framework.set_user(me != nullptr ? me->pw_name : "root");
   SchedulerDriverOptions driverOptions;
-  driverOptions.credentials = schedulerKeysFile;
-  SchedulerDriver driver(&scheduler, framework, "127.0.0.1:" + std::to_string(httpPort),
-                         driverOptions);
+  driverOptions.credentials = cluster.schedulerCredentials();
+  SchedulerDriver driver(&scheduler, framework, cluster.masterAddress(), driverOptions);
   driver.start();
   bool done = scheduler.wait(std::chrono::seconds(300));
   if (!done) {
@@ -341,11 +199,7 @@ int run(int argc, const char* const* argv) {
               << " tasks reached RUNNING in 300 s\n";
   }
 
-  std::string metrics = onLoop<std::string>(masterLoop, [&] { return master.metricsText(); });
-  auto metric = [&](const std::string& name) {
-    size_t at = metrics.find("\n" + name + " ");
-    return at == std::string::npos ? 0.0 : std::stod(metrics.substr(at + name.size() + 2));
-  };
+  auto metric = [&](const std::string& name) { return cluster.metric(name); };
   if (done) {
     std::printf(
         "agents=%d tasks=%d agent_threads=%d: %.0f tasks/s (first offer to last RUNNING: %.3f s); "
@@ -363,23 +217,6 @@ int run(int argc, const char* const* argv) {
 
   driver.abort();
   driver.join();
-  if (!schedulerKeysFile.empty()) {
-    ::unlink(schedulerKeysFile.c_str());
-  }
-  for (auto& loop : agentLoops) {
-    loop->stop();
-  }
-  for (auto& t : agentThreadsRunning) {
-    t.join();
-  }
-  masterLoop.stop();
-  masterThread.join();
-  http.stop();
-  // Sockets go before their loops and the context.
-  for (auto& s : simulated) {
-    s.agent.reset();
-    s.link.reset();
-  }
   return done ? 0 : 1;
 }
 

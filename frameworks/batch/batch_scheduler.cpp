@@ -22,6 +22,7 @@ Status BatchScheduler::restore(const nlohmann::json& runner) {
 }
 
 void BatchScheduler::record() {
+  dirty_ = false;
   if (recorder_) recorder_(runner_.snapshot(std::chrono::steady_clock::now()), frameworkId_);
 }
 
@@ -97,13 +98,17 @@ void BatchScheduler::update(SchedulerDriver* driver, const TaskStatus& status) {
     events_.push_back("Job failed: " + runner_.failure());
     for (const std::string& taskId : runner_.activeTasks()) driver->kill(taskId);
   }
-  if (isTerminalState(status.state())) record();
+  // Kept at the next tick (or launch): a task's end lost with a crash is learnt again by
+  // reconciliation, while writing the whole record on every update would not keep up with
+  // short tasks.
+  if (isTerminalState(status.state())) dirty_ = true;
   steer(driver);
   changed_.notify_all();
 }
 
 void BatchScheduler::tick(SchedulerDriver* driver) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (dirty_) record();
   bool wasFailed = runner_.failed();
   runner_.tick(std::chrono::steady_clock::now());
   if (runner_.failed() && !wasFailed) {

@@ -19,8 +19,8 @@ class BatchScheduler : public Scheduler {
   BatchScheduler(Job job, RunnerOptions options = {});
 
   // What the job's record is kept with, across restarts of this framework: called with the
-  // runner's snapshot (JobRunner::snapshot) and the framework's id whenever they change, and
-  // before any task is launched, so that no attempt runs unrecorded.
+  // runner's snapshot (JobRunner::snapshot) and the framework's id before any task is
+  // launched, so that no attempt runs unrecorded, and at the next tick after tasks ended.
   using Recorder = std::function<void(const nlohmann::json& runner, const std::string& frameworkId)>;
   void setRecorder(Recorder recorder);
   // Takes back a previous run's record, before the driver starts.
@@ -58,6 +58,7 @@ class BatchScheduler : public Scheduler {
   std::vector<std::string> events_;
   std::vector<StageProgress> last_;
   Recorder recorder_;
+  bool dirty_ = false;  // the record lags the runner
   std::string frameworkId_;
 };
 

@@ -31,6 +31,35 @@ JobRunner::JobRunner(Job job, RunnerOptions options, TimePoint now)
   readyStages(now);
 }
 
+JobRunner::SlotCounts JobRunner::countsOf(const Slot& slot) {
+  return {slot.pending && !slot.finished, !slot.finished && !slot.running.empty(), slot.finished};
+}
+
+void JobRunner::recount(StageState& stage, const SlotCounts& before, const Slot& slot) {
+  SlotCounts now = countsOf(slot);
+  stage.pendingCount += static_cast<int>(now.pending) - static_cast<int>(before.pending);
+  stage.runningCount += static_cast<int>(now.running) - static_cast<int>(before.running);
+  stage.finishedCount += static_cast<int>(now.finished) - static_cast<int>(before.finished);
+}
+
+void JobRunner::makePending(StageState& stage, Slot& slot, TimePoint since) {
+  SlotCounts before = countsOf(slot);
+  bool queued = slot.pending;
+  slot.pending = true;
+  slot.pendingSince = since;
+  if (!queued) stage.queue.push_back(slot.index);
+  recount(stage, before, slot);
+}
+
+void JobRunner::rebuildCounts(StageState& stage) {
+  stage.pendingCount = stage.runningCount = stage.finishedCount = 0;
+  stage.queue.clear();
+  for (const Slot& slot : stage.slots) {
+    recount(stage, SlotCounts{}, slot);
+    if (slot.pending && !slot.finished) stage.queue.push_back(slot.index);
+  }
+}
+
 void JobRunner::markFinished(const std::string& stage) {
   finishedBefore_.insert(stage);
   for (StageState& state : stages_) {
@@ -41,6 +70,7 @@ void JobRunner::markFinished(const std::string& stage) {
       slot.finished = true;
       slot.pending = false;
     }
+    rebuildCounts(state);
   }
   readyStages(started_);
 }
@@ -63,12 +93,10 @@ void JobRunner::readyStages(TimePoint now) {
       if (finishedBefore_.count(stage.spec->name) > 0) {
         stage.finished = true;
         for (Slot& slot : stage.slots) slot.finished = true;
+        rebuildCounts(stage);
         continue;
       }
-      for (Slot& slot : stage.slots) {
-        slot.pending = true;
-        slot.pendingSince = now;
-      }
+      for (Slot& slot : stage.slots) makePending(stage, slot, now);
     }
   }
   done_ = std::all_of(stages_.begin(), stages_.end(),
@@ -125,27 +153,34 @@ Decision JobRunner::offers(const std::vector<Offer>& offers, TimePoint now) {
       Resources available(offer.resources());
       for (size_t s = 0; s < stages_.size(); ++s) {
         StageState& stage = stages_[s];
-        if (!stage.ready || stage.finished) continue;
+        if (!stage.ready || stage.finished || stage.pendingCount == 0) continue;
         auto need = Resources::parse(stage.spec->resources);
-        for (Slot& slot : stage.slots) {
-          if (!slot.pending || slot.finished) continue;
+        // The stage's pending tasks in the order they became pending; those this offer does
+        // not suit stay, in order, for the next.
+        std::vector<int> passed;
+        while (!stage.queue.empty() && available.contains(*need)) {
+          int index = stage.queue.front();
+          stage.queue.pop_front();
+          Slot& slot = stage.slots[static_cast<size_t>(index)];
+          if (!slot.pending || slot.finished) continue;  // no longer pending
           bool waited = now - slot.pendingSince >= options_.localityWait;
           const Input* input = stage.spec->inputs.empty()
                                    ? nullptr
                                    : &stage.spec->inputs[static_cast<size_t>(slot.index)];
           // Where its data is, where it did not fail, and (a speculative copy) not beside its
           // twin: each preferred until the wait is over; a twin's agent is never taken.
-          if (!waited && input != nullptr && !input->where.empty() && !matches(*input, offer)) {
-            continue;
-          }
-          if (!waited && slot.failedOn.count(offer.agent_id()) > 0) continue;
           bool twinHere = false;
           for (const auto& [id, attempt] : slot.running) {
             twinHere = twinHere || attempt.agentId == offer.agent_id();
           }
-          if (twinHere) continue;
-          if (!available.contains(*need)) continue;
+          if (twinHere ||
+              (!waited && input != nullptr && !input->where.empty() && !matches(*input, offer)) ||
+              (!waited && slot.failedOn.count(offer.agent_id()) > 0)) {
+            passed.push_back(index);
+            continue;
+          }
           available -= *need;
+          SlotCounts before = countsOf(slot);
           bool speculative = !slot.running.empty();
           TaskInfo task = makeTask(stage, slot, offer, speculative);
           slot.pending = false;
@@ -153,9 +188,11 @@ Decision JobRunner::offers(const std::vector<Offer>& offers, TimePoint now) {
           slot.lastAgent = offer.agent_id();
           slot.running[task.task_id()] = Attempt{task.task_id(), offer.agent_id(), now,
                                                  speculative};
+          recount(stage, before, slot);
           byTask_[task.task_id()] = {s, slot.index};
           tasks.push_back(std::move(task));
         }
+        stage.queue.insert(stage.queue.begin(), passed.begin(), passed.end());
       }
     }
     if (tasks.empty()) {
@@ -177,20 +214,22 @@ std::vector<std::string> JobRunner::update(const TaskStatus& status, TimePoint n
   auto attempt = slot.running.find(status.task_id());
   if (attempt == slot.running.end()) return kill;  // an update for an attempt already ended
   Attempt ended = attempt->second;
+  SlotCounts before = countsOf(slot);
   slot.running.erase(attempt);
   if (slot.finished) return kill;  // the loser of a race, killed
   if (status.state() == TASK_FINISHED) {
     slot.finished = true;
     slot.pending = false;
+    recount(stage, before, slot);
     stage.durations.push_back(now - ended.started);
     for (const auto& [id, twin] : slot.running) kill.push_back(id);
-    if (std::all_of(stage.slots.begin(), stage.slots.end(),
-                    [](const Slot& s) { return s.finished; })) {
+    if (stage.finishedCount == static_cast<int>(stage.slots.size())) {
       stage.finished = true;
       readyStages(now);
     }
     return kill;
   }
+  recount(stage, before, slot);
   ++stage.failures;
   ++slot.failures;
   slot.failedOn.insert(ended.agentId);
@@ -201,8 +240,7 @@ std::vector<std::string> JobRunner::update(const TaskStatus& status, TimePoint n
          (status.message().empty() ? "" : " (" + status.message() + ")"));
     return kill;
   }
-  slot.pending = true;
-  slot.pendingSince = now;
+  makePending(stage, slot, now);
   return kill;
 }
 
@@ -212,6 +250,9 @@ void JobRunner::tick(TimePoint now) {
     fail("the job ran past its deadline (" + formatDuration(*job_.deadline) + ")");
     return;
   }
+  // Stragglers are looked for ten times a second at most: it walks the stage's tasks.
+  if (lastStragglerScan_ != TimePoint{} && now - lastStragglerScan_ < milliseconds(100)) return;
+  lastStragglerScan_ = now;
   for (StageState& stage : stages_) {
     if (!stage.ready || stage.finished || stage.durations.empty()) continue;
     std::vector<Duration> sorted = stage.durations;
@@ -225,8 +266,7 @@ void JobRunner::tick(TimePoint now) {
       if (slot.finished || slot.pending || slot.speculated || slot.running.size() != 1) continue;
       if (now - slot.running.begin()->second.started > threshold) {
         slot.speculated = true;
-        slot.pending = true;
-        slot.pendingSince = now - options_.localityWait;  // any other agent will do
+        makePending(stage, slot, now - options_.localityWait);  // any other agent will do
       }
     }
   }
@@ -235,10 +275,7 @@ void JobRunner::tick(TimePoint now) {
 bool JobRunner::wantsOffers() const {
   if (done_ || !failure_.empty()) return false;
   for (const StageState& stage : stages_) {
-    if (!stage.ready || stage.finished) continue;
-    for (const Slot& slot : stage.slots) {
-      if (slot.pending && !slot.finished) return true;
-    }
+    if (stage.ready && !stage.finished && stage.pendingCount > 0) return true;
   }
   return false;
 }
@@ -251,10 +288,8 @@ std::vector<StageProgress> JobRunner::progress() const {
     p.tasks = static_cast<int>(stage.slots.size());
     p.ready = stage.ready;
     p.failures = stage.failures;
-    for (const Slot& slot : stage.slots) {
-      p.finished += slot.finished ? 1 : 0;
-      p.running += !slot.finished && !slot.running.empty() ? 1 : 0;
-    }
+    p.finished = stage.finishedCount;
+    p.running = stage.runningCount;
     out.push_back(p);
   }
   return out;
@@ -376,8 +411,8 @@ Status JobRunner::restore(const json& snapshot, TimePoint now) {
         slot.pending = stage.ready && !slot.finished && slot.running.empty();
         slot.pendingSince = now;
       }
-      stage.finished = stage.ready && std::all_of(stage.slots.begin(), stage.slots.end(),
-                                                  [](const Slot& x) { return x.finished; });
+      rebuildCounts(stage);
+      stage.finished = stage.ready && stage.finishedCount == static_cast<int>(stage.slots.size());
     }
   } catch (const json::exception& e) {
     return Error(std::string("the job's record does not parse: ") + e.what());

@@ -14,6 +14,7 @@
 // - Offers it cannot use are declined with a filter; with nothing pending it asks to be
 //   suppressed, and revived when a stage becomes ready.
 
+#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -125,7 +126,22 @@ class JobRunner {
     int failures = 0;
     std::vector<Slot> slots;
     std::vector<Duration> durations;  // of finished tasks
+    // Kept as slots change (recount), so that nothing walks every task of a large stage on
+    // each offer or update: slots pending, running (not finished) and finished.
+    int pendingCount = 0;
+    int runningCount = 0;
+    int finishedCount = 0;
+    std::deque<int> queue;  // pending slots, oldest first (may hold some no longer pending)
   };
+  struct SlotCounts {
+    bool pending = false;
+    bool running = false;
+    bool finished = false;
+  };
+  static SlotCounts countsOf(const Slot& slot);
+  static void recount(StageState& stage, const SlotCounts& before, const Slot& slot);
+  void makePending(StageState& stage, Slot& slot, TimePoint since);
+  void rebuildCounts(StageState& stage);
 
   void readyStages(TimePoint now);
   TaskInfo makeTask(const StageState& stage, Slot& slot, const Offer& offer, bool speculative);
@@ -140,6 +156,7 @@ class JobRunner {
   std::set<std::string> finishedBefore_;
   bool done_ = false;
   std::string failure_;
+  TimePoint lastStragglerScan_;
 };
 
 }  // namespace agora::batch
