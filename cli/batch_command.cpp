@@ -336,6 +336,8 @@ bool startDriver(const std::string& dir, const std::vector<std::string>& args,
   spawn.stdoutPath = dir + "/driver.log";
   spawn.stderrPath = dir + "/driver.log";
   spawn.newSession = true;
+  // What an earlier driver wrote is not this one's word.
+  size_t logStart = readFile(dir + "/driver.log").value_or("").size();
   auto pid = spawnProcess(spawn);
   if (!pid) {
     std::cerr << "agora batch " << verb << ": " << pid.error() << "\n";
@@ -353,7 +355,9 @@ bool startDriver(const std::string& dir, const std::vector<std::string>& args,
       return false;
     }
     std::string log = readFile(dir + "/driver.log").value_or("");
-    if (log.find("Subscribed as framework") != std::string::npos) return true;
+    if (log.find("Subscribed as framework", std::min(logStart, log.size())) != std::string::npos) {
+      return true;
+    }
     std::this_thread::sleep_for(milliseconds(100));
   }
   std::cerr << "agora batch " << verb << ": the job's driver has not subscribed after 30 s; "
@@ -525,8 +529,16 @@ int batchLogs(int argc, const char* const* argv) {
     return failed;
   }
   std::map<std::string, json> agentStates;  // by agent id, read once
-  bool printedAny = false;
   const json runner = state.value("runner", json::object());
+  if (!stage.empty()) {
+    bool known = false;
+    for (const StageCount& c : stageCounts(state)) known = known || c.name == stage;
+    if (!known) {
+      std::cerr << "agora batch logs: job " << positional[0] << " has no stage '" << stage
+                << "'" << (stageCounts(state).empty() ? " in its record yet" : "") << "\n";
+      return 1;
+    }
+  }
   for (const json& s : runner.value("stages", json::array())) {
     std::string name = s.value("name", "");
     if (!stage.empty() && name != stage) continue;
@@ -542,7 +554,6 @@ int batchLogs(int argc, const char* const* argv) {
         continue;
       }
       std::cout << " (" << taskId << ") <==\n";
-      printedAny = true;
       if (agentStates.count(agentId) == 0) {
         auto response =
             httpGet(leading, "/agent/state?agent_id=" + urlEncode(agentId), seconds(5));
@@ -565,9 +576,6 @@ int batchLogs(int argc, const char* const* argv) {
         if (!out.empty() && out.back() != '\n') std::cout << "\n";
       }
     }
-  }
-  if (!printedAny && !stage.empty() && stageCounts(state).empty()) {
-    std::cerr << "agora batch logs: the job has no record of its tasks yet\n";
   }
   return 0;
 }

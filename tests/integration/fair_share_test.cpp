@@ -167,9 +167,12 @@ stages:
   // quarter of the 8 contended cpus, and no more.
   ASSERT_TRUE(waitUntil([&] { return sampler.last().services - proxies >= 1.9; }, seconds(60)));
   std::this_thread::sleep_for(seconds(3));
+  // (Within a task or two: what frees up between two allocations goes to one role at once.)
   Sample split = sampler.average(seconds(4));
-  EXPECT_NEAR(split.services - proxies, 2.0, 0.6) << "analytics " << split.analytics;
-  EXPECT_NEAR(split.analytics, 6.0, 1.1) << "services " << split.services;
+  EXPECT_GE(split.services - proxies, 1.4) << "analytics " << split.analytics;
+  EXPECT_LE(split.services - proxies, 2.9) << "analytics " << split.analytics;
+  EXPECT_GE(split.analytics, 4.9) << "services " << split.services;
+  EXPECT_LE(split.analytics, 6.6) << "services " << split.services;
 
   // A guarantee of 4 cpus for the services: they get it as batch tasks end, and from then on
   // the batch job never holds what the guarantee sets aside for them.
@@ -182,8 +185,10 @@ stages:
   ASSERT_TRUE(waitUntil([&] { return sampler.last().services - proxies >= 5.9; }, seconds(60)));
   std::this_thread::sleep_for(seconds(3));
   split = sampler.average(seconds(4));
-  EXPECT_NEAR(split.services - proxies, 6.0, 0.6) << "analytics " << split.analytics;
-  EXPECT_NEAR(split.analytics, 2.0, 1.1) << "services " << split.services;
+  EXPECT_GE(split.services - proxies, 5.4) << "analytics " << split.analytics;
+  EXPECT_LE(split.services - proxies, 7.0) << "analytics " << split.analytics;
+  EXPECT_GE(split.analytics, 1.0) << "services " << split.services;
+  EXPECT_LE(split.analytics, 2.6) << "services " << split.services;
 
   // The services scale down to two pods: the batch job gets back all but the guarantee.
   ASSERT_EQ(k.kubectl({"scale", "deployment/web", "--replicas=2"}).exitCode, 0);
