@@ -161,11 +161,6 @@ int run(int argc, const char* const* argv) {
               << "\n";
     return 2;
   }
-  auto resources = Resources::parse(agentResources);
-  if (!resources) {
-    std::cerr << resources.error() << "\n";
-    return 2;
-  }
   FLAGS_minloglevel = 1;  // warnings and up: the benchmark's own output stays readable
   initLogging(argv[0], "", 0);
 
@@ -175,7 +170,7 @@ int run(int argc, const char* const* argv) {
   clusterOptions.agentResources = agentResources;
   clusterOptions.curve = curve;
   SimulatedCluster cluster(clusterOptions);
-  if (Status started = cluster.start(); !started) {
+  if (Status started = cluster.start(); !started) {  // a bad --agent_resources, too
     std::cerr << started.error() << "\n";
     return 1;
   }
