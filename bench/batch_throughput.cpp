@@ -32,33 +32,32 @@
 namespace agora::bench {
 
 int run(int argc, const char* const* argv) {
-  int agents = 20;
+  SimulatedClusterOptions clusterOptions;
+  clusterOptions.agents = 20;
+  clusterOptions.agentResources = "cpus:8;mem:16384;disk:65536";
   int tasks = 100000;
   int taskMs = 10;
-  int agentThreads = 2;
-  std::string agentResources = "cpus:8;mem:16384;disk:65536";
   double taskCpus = 1;
   Flags flags("agora-bench-batch [flags]",
               "Short-task throughput of the batch framework on simulated agents (docs/PERF.md).");
-  flags.add(&agents, "agents", "Simulated agents.");
+  clusterOptions.addFlags(flags);
   flags.add(&tasks, "tasks", "Tasks in the job's one stage.");
   flags.add(&taskMs, "task_ms", "How long each task runs, in milliseconds.");
-  flags.add(&agentThreads, "agent_threads", "Event loops the simulated agents share.");
-  flags.add(&agentResources, "agent_resources", "Resources of each simulated agent.");
   flags.add(&taskCpus, "task_cpus", "cpus of each task (an agent's slots: its cpus / this).");
   auto parsed = flags.parse(argc, argv);
   if (flags.helpRequested()) {
     std::cout << flags.help();
     return 0;
   }
-  if (!parsed || agents < 1 || tasks < 1 || taskMs < 1 || agentThreads < 1 || !(taskCpus > 0)) {
+  const int agents = clusterOptions.agents;
+  if (!parsed || agents < 1 || tasks < 1 || taskMs < 1 || clusterOptions.agentThreads < 1 || !(taskCpus > 0)) {
     std::cerr << (parsed ? "--agents, --tasks, --task_ms, --agent_threads and --task_cpus must "
                            "be positive"
                          : parsed.error())
               << "\n";
     return 2;
   }
-  auto resources = Resources::parse(agentResources);
+  auto resources = Resources::parse(clusterOptions.agentResources);
   if (!resources) {
     std::cerr << resources.error() << "\n";
     return 2;
@@ -73,10 +72,6 @@ int run(int argc, const char* const* argv) {
     std::cerr << job.error() << "\n";
     return 2;
   }
-  SimulatedClusterOptions clusterOptions;
-  clusterOptions.agents = agents;
-  clusterOptions.agentThreads = agentThreads;
-  clusterOptions.agentResources = agentResources;
   clusterOptions.taskDuration = std::chrono::milliseconds(taskMs);
   SimulatedCluster cluster(clusterOptions);
   if (Status started = cluster.start(); !started) {

@@ -132,22 +132,17 @@ class LaunchScheduler final : public Scheduler {
 }  // namespace
 
 int run(int argc, const char* const* argv) {
-  int agents = 100;
+  SimulatedClusterOptions clusterOptions;  // 100 agents of cpus:16;mem:65536;disk:65536
   int tasks = 10000;
-  int agentThreads = 2;
-  std::string agentResources = "cpus:16;mem:65536;disk:65536";
   double taskCpus = 0.1;
   double taskMem = 32;
   Flags flags("agora-bench-launch [flags]",
               "Launch throughput of one master with simulated agents (see docs/PERF.md).");
-  flags.add(&agents, "agents", "Simulated agents.");
+  clusterOptions.addFlags(flags);
   flags.add(&tasks, "tasks", "Tasks to launch.");
-  flags.add(&agentThreads, "agent_threads", "Event loops the simulated agents share.");
-  flags.add(&agentResources, "agent_resources", "Resources of each simulated agent.");
   flags.add(&taskCpus, "task_cpus", "cpus of each task.");
   flags.add(&taskMem, "task_mem", "mem of each task.");
-  bool curve = false;
-  flags.add(&curve, "curve",
+  flags.add(&clusterOptions.curve, "curve",
             "CURVE on every connection, as agora up has it (keys made for the run): the master\n"
             "admits the agents' and the scheduler's keys through its ZAP handler.");
   auto parsed = flags.parse(argc, argv);
@@ -155,6 +150,8 @@ int run(int argc, const char* const* argv) {
     std::cout << flags.help();
     return 0;
   }
+  const int agents = clusterOptions.agents;
+  const int agentThreads = clusterOptions.agentThreads;
   if (!parsed || agents < 1 || tasks < 1 || agentThreads < 1) {
     std::cerr << (parsed ? "--agents, --tasks and --agent_threads must be positive"
                          : parsed.error())
@@ -164,11 +161,6 @@ int run(int argc, const char* const* argv) {
   FLAGS_minloglevel = 1;  // warnings and up: the benchmark's own output stays readable
   initLogging(argv[0], "", 0);
 
-  SimulatedClusterOptions clusterOptions;
-  clusterOptions.agents = agents;
-  clusterOptions.agentThreads = agentThreads;
-  clusterOptions.agentResources = agentResources;
-  clusterOptions.curve = curve;
   SimulatedCluster cluster(clusterOptions);
   if (Status started = cluster.start(); !started) {  // a bad --agent_resources, too
     std::cerr << started.error() << "\n";

@@ -73,6 +73,12 @@ struct SimulatedCluster::Impl {
   bool started = false;
 };
 
+void SimulatedClusterOptions::addFlags(Flags& flags) {
+  flags.add(&agents, "agents", "Simulated agents.");
+  flags.add(&agentThreads, "agent_threads", "Event loops the simulated agents share.");
+  flags.add(&agentResources, "agent_resources", "Resources of each simulated agent.");
+}
+
 SimulatedCluster::SimulatedCluster(SimulatedClusterOptions options)
     : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/flags.hpp"
 #include "common/resources.hpp"
 #include "common/result.hpp"
 #include "common/time.hpp"
@@ -23,6 +24,9 @@ struct SimulatedClusterOptions {
   Duration taskDuration = Duration::max();  // how long a task runs; max(): until killed
   // CURVE on every connection, as agora up has it (keys made for the run).
   bool curve = false;
+
+  // --agents, --agent_threads and --agent_resources, their defaults what these hold.
+  void addFlags(Flags& flags);
 };
 
 class SimulatedCluster {

@@ -64,8 +64,27 @@ bool terminalJobState(const std::string& state) {
 // Whether the job's driver process still runs (its pid, not a later process given the pid).
 bool driverAlive(const json& state) {
   pid_t pid = state.value("pid", 0);
-  return pid > 0 && processStartTicks(pid) != 0 &&
-         processStartTicks(pid) == state.value("pid_start", uint64_t{0});
+  uint64_t started = pid > 0 ? processStartTicks(pid) : 0;
+  return started != 0 && started == state.value("pid_start", uint64_t{0});
+}
+
+// Waits (up to `timeout`) for the driver of the job in `dir` to end; whether it did.
+bool driverGone(const std::string& dir, Duration timeout) {
+  auto until = std::chrono::steady_clock::now() + timeout;
+  while (driverAlive(readState(dir))) {
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return true;
+}
+
+// The flags the job's first driver was given (DriverFlags::args), for the next one.
+std::vector<std::string> driverArgs(const json& state) {
+  std::vector<std::string> args;
+  for (const json& a : state.value("driver_args", json::array())) {
+    if (a.is_string()) args.push_back(a.get<std::string>());
+  }
+  return args;
 }
 
 // The job's state as a user should read it: a driver that is gone cannot be running.
@@ -75,33 +94,22 @@ std::string shownState(const json& state) {
   return s;
 }
 
-// Counts per stage from the runner's record (JobRunner::snapshot).
-struct StageCount {
-  std::string name;
-  int tasks = 0;
-  int finished = 0;
-  int running = 0;
-  int failures = 0;
-  bool ready = false;
-};
+// The job's runner as its record left it (JobRunner::restore), for its stages' progress and
+// each task's latest attempt; null while the record holds no runner (its driver has not
+// subscribed yet) or one that does not fit the job file.
+std::unique_ptr<batch::JobRunner> recordedRunner(const std::string& dir, const json& state) {
+  if (!state.contains("runner")) return nullptr;
+  auto job = batch::loadJob(dir + "/job.yaml");
+  if (!job) return nullptr;
+  auto now = std::chrono::steady_clock::now();
+  auto runner = std::make_unique<batch::JobRunner>(std::move(*job), batch::RunnerOptions{}, now);
+  if (!runner->restore(state["runner"], now)) return nullptr;
+  return runner;
+}
 
-std::vector<StageCount> stageCounts(const json& state) {
-  std::vector<StageCount> out;
-  const json runner = state.value("runner", json::object());
-  for (const json& stage : runner.value("stages", json::array())) {
-    StageCount c;
-    c.name = stage.value("name", "");
-    c.ready = stage.value("ready", false);
-    c.failures = stage.value("failures", 0);
-    for (const json& slot : stage.value("slots", json::array())) {
-      ++c.tasks;
-      c.finished += slot.value("finished", false) ? 1 : 0;
-      c.running += !slot.value("finished", false) &&
-                   !slot.value("running", json::array()).empty() ? 1 : 0;
-    }
-    out.push_back(c);
-  }
-  return out;
+std::vector<batch::StageProgress> recordedProgress(const std::string& dir, const json& state) {
+  auto runner = recordedRunner(dir, state);
+  return runner ? runner->progress() : std::vector<batch::StageProgress>{};
 }
 
 // The flags a driver is started with, given to submit and kept for resume and cancel.
@@ -152,9 +160,10 @@ class JobRecord {
     std::lock_guard<std::mutex> lock(mutex_);
     return state_;
   }
-  void set(const std::string& key, json value) {
+  // Sets these fields (an object), in one write.
+  void set(const json& fields) {
     std::lock_guard<std::mutex> lock(mutex_);
-    state_[key] = std::move(value);
+    state_.update(fields);
     save();
   }
   void recordRunner(const json& runner, const std::string& frameworkId) {
@@ -229,9 +238,9 @@ int batchRun(int argc, const char* const* argv) {
                 << before.value("state", "") << " already\n";
       return 1;
     }
-    record->set("pid", ::getpid());
-    record->set("pid_start", processStartTicks(::getpid()));
-    record->set("state", cancel ? "cancelling" : "running");
+    record->set({{"pid", ::getpid()},
+                 {"pid_start", processStartTicks(::getpid())},
+                 {"state", cancel ? "cancelling" : "running"}});
   }
   FrameworkInfo framework;
   framework.set_name("batch:" + job->name);
@@ -284,7 +293,7 @@ int batchRun(int argc, const char* const* argv) {
     bool reached = !driver.frameworkId().empty();
     driver.stop();
     driver.join();
-    record->set("state", "cancelled");
+    record->set({{"state", "cancelled"}});
     std::cout << "Job " << job->name << " cancelled"
               << (reached ? "" : " (its framework was not reached: the master may keep its "
                                  "tasks until its failover timeout)")
@@ -319,8 +328,9 @@ int batchRun(int argc, const char* const* argv) {
   driver.stop();
   driver.join();
   if (record) {
-    if (ended == "failed") record->set("failure", scheduler.failure());
-    record->set("state", ended);
+    json fields = {{"state", ended}};
+    if (ended == "failed") fields["failure"] = scheduler.failure();
+    record->set(fields);
   }
   return succeeded ? 0 : 1;
 }
@@ -436,6 +446,22 @@ std::string jobDir(const std::string& profile, const std::string& id, const std:
   return dir;
 }
 
+// Parses the flags of a verb that takes one job id (`profile` is bound to --profile), and
+// finds the job: -1 then, with its id and directory; else the exit code, having said why.
+int parseJobArgs(Flags& flags, int argc, const char* const* argv, const std::string& verb,
+                 const std::string& profile, std::string* id, std::string* dir) {
+  std::vector<std::string> positional;
+  int rc = parseFlags(flags, argc, argv, &positional);
+  if (rc >= 0) return rc;
+  if (positional.size() != 1) {
+    std::cerr << "agora batch " << verb << ": give one job id (agora batch status lists them)\n";
+    return 2;
+  }
+  *id = positional[0];
+  *dir = jobDir(profile, *id, verb);
+  return dir->empty() ? 1 : -1;
+}
+
 int batchStatus(int argc, const char* const* argv) {
   std::string profile = "default";
   Flags flags("agora batch status [ID]",
@@ -459,7 +485,7 @@ int batchStatus(int argc, const char* const* argv) {
       if (state.empty()) continue;
       int tasks = 0, finished = 0;
       std::string current;
-      for (const StageCount& c : stageCounts(state)) {
+      for (const batch::StageProgress& c : recordedProgress(jobsDir(profile) + "/" + id, state)) {
         tasks += c.tasks;
         finished += c.finished;
         if (c.ready && c.finished < c.tasks) current += (current.empty() ? "" : ",") + c.name;
@@ -487,7 +513,7 @@ int batchStatus(int argc, const char* const* argv) {
   std::cout << "Framework:  " << state.value("framework_id", "-") << "\n"
             << "Record:     " << dir << "\n\n";
   Table table({"STAGE", "TASKS", "FINISHED", "RUNNING", "FAILURES", "STATE"});
-  for (const StageCount& c : stageCounts(state)) {
+  for (const batch::StageProgress& c : recordedProgress(dir, state)) {
     std::string stage = c.finished == c.tasks ? "finished" : c.ready ? "running" : "waiting";
     table.add({c.name, std::to_string(c.tasks), std::to_string(c.finished),
                std::to_string(c.running), std::to_string(c.failures), stage});
@@ -512,15 +538,11 @@ int batchLogs(int argc, const char* const* argv) {
   flags.add(&stage, "stage", "Only this stage's tasks.");
   flags.add(&task, "task", "Only the task with this index (0-based) in its stage.");
   flags.add(&stderrToo, "stderr", "Print each task's stderr after its stdout.");
-  std::vector<std::string> positional;
-  int rc = parseFlags(flags, argc, argv, &positional);
-  if (rc >= 0) return rc;
-  if (positional.size() != 1) {
-    std::cerr << "agora batch logs: give one job id (agora batch status lists them)\n";
-    return 2;
+  std::string id;
+  std::string dir;
+  if (int rc = parseJobArgs(flags, argc, argv, "logs", profile, &id, &dir); rc >= 0) {
+    return rc;
   }
-  std::string dir = jobDir(profile, positional[0], "logs");
-  if (dir.empty()) return 1;
   json state = readState(dir);
   json cluster;
   std::string leading;
@@ -529,52 +551,50 @@ int batchLogs(int argc, const char* const* argv) {
     return failed;
   }
   std::map<std::string, json> agentStates;  // by agent id, read once
-  const json runner = state.value("runner", json::object());
+  auto runner = recordedRunner(dir, state);
   if (!stage.empty()) {
     bool known = false;
-    for (const StageCount& c : stageCounts(state)) known = known || c.name == stage;
+    for (const batch::StageProgress& c : runner ? runner->progress()
+                                                : std::vector<batch::StageProgress>{}) {
+      known = known || c.name == stage;
+    }
     if (!known) {
-      std::cerr << "agora batch logs: job " << positional[0] << " has no stage '" << stage
-                << "'" << (stageCounts(state).empty() ? " in its record yet" : "") << "\n";
+      std::cerr << "agora batch logs: job " << id << " has no stage '" << stage
+                << "'" << (runner ? "" : " in its record yet") << "\n";
       return 1;
     }
   }
-  for (const json& s : runner.value("stages", json::array())) {
-    std::string name = s.value("name", "");
-    if (!stage.empty() && name != stage) continue;
-    int index = 0;
-    for (const json& slot : s.value("slots", json::array())) {
-      int i = index++;
-      if (task >= 0 && i != task) continue;
-      std::string taskId = slot.value("last_task", "");
-      std::string agentId = slot.value("last_agent", "");
-      std::cout << "==> " << name << "/" << i;
-      if (taskId.empty()) {
-        std::cout << ": not launched yet <==\n";
-        continue;
-      }
-      std::cout << " (" << taskId << ") <==\n";
-      if (agentStates.count(agentId) == 0) {
-        auto response =
-            httpGet(leading, "/agent/state?agent_id=" + urlEncode(agentId), seconds(5));
-        agentStates[agentId] = response && response->status == 200
-                                   ? json::parse(response->body, nullptr, false)
-                                   : json();
-      }
-      std::string sandbox = agent::findTaskSandbox(agentStates[agentId], taskId).directory;
-      if (sandbox.empty()) {
-        std::cout << "(its agent " << agentId << " no longer has its sandbox)\n";
-        continue;
-      }
-      for (const char* file : {"stdout", "stderr"}) {
-        if (std::string(file) == "stderr" && !stderrToo) break;
-        int64_t offset = 0;
-        std::string out;
-        agent::readSandboxFile(leading, sandbox + "/" + file, &offset, &out, agentId);
-        if (std::string(file) == "stderr") std::cout << "--- stderr:\n";
-        std::cout << out;
-        if (!out.empty() && out.back() != '\n') std::cout << "\n";
-      }
+  for (const batch::JobRunner::TaskRef& ref :
+       runner ? runner->latestAttempts() : std::vector<batch::JobRunner::TaskRef>{}) {
+    if ((!stage.empty() && ref.stage != stage) || (task >= 0 && ref.index != task)) continue;
+    const std::string& taskId = ref.taskId;
+    const std::string& agentId = ref.agentId;
+    std::cout << "==> " << ref.stage << "/" << ref.index;
+    if (taskId.empty()) {
+      std::cout << ": not launched yet <==\n";
+      continue;
+    }
+    std::cout << " (" << taskId << ") <==\n";
+    if (agentStates.count(agentId) == 0) {
+      auto response =
+          httpGet(leading, "/agent/state?agent_id=" + urlEncode(agentId), seconds(5));
+      agentStates[agentId] = response && response->status == 200
+                                 ? json::parse(response->body, nullptr, false)
+                                 : json();
+    }
+    std::string sandbox = agent::findTaskSandbox(agentStates[agentId], taskId).directory;
+    if (sandbox.empty()) {
+      std::cout << "(its agent " << agentId << " no longer has its sandbox)\n";
+      continue;
+    }
+    for (const char* file : {"stdout", "stderr"}) {
+      if (std::string(file) == "stderr" && !stderrToo) break;
+      int64_t offset = 0;
+      std::string out;
+      agent::readSandboxFile(leading, sandbox + "/" + file, &offset, &out, agentId);
+      if (std::string(file) == "stderr") std::cout << "--- stderr:\n";
+      std::cout << out;
+      if (!out.empty() && out.back() != '\n') std::cout << "\n";
     }
   }
   return 0;
@@ -585,40 +605,31 @@ int batchCancel(int argc, const char* const* argv) {
   Flags flags("agora batch cancel ID",
               "Stops a job: its running tasks are killed and its framework torn down.");
   flags.add(&profile, "profile", "The profile the job was submitted in.");
-  std::vector<std::string> positional;
-  int rc = parseFlags(flags, argc, argv, &positional);
-  if (rc >= 0) return rc;
-  if (positional.size() != 1) {
-    std::cerr << "agora batch cancel: give one job id\n";
-    return 2;
+  std::string id;
+  std::string dir;
+  if (int rc = parseJobArgs(flags, argc, argv, "cancel", profile, &id, &dir); rc >= 0) {
+    return rc;
   }
-  std::string dir = jobDir(profile, positional[0], "cancel");
-  if (dir.empty()) return 1;
   json state = readState(dir);
   if (terminalJobState(state.value("state", ""))) {
-    std::cout << "Job " << positional[0] << " is " << state.value("state", "") << " already\n";
+    std::cout << "Job " << id << " is " << state.value("state", "") << " already\n";
     return 0;
   }
   if (driverAlive(state)) {
     ::kill(state.value("pid", 0), SIGTERM);
-    auto until = std::chrono::steady_clock::now() + seconds(60);
-    while (driverAlive(readState(dir)) && std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(milliseconds(100));
-    }
+    bool gone = driverGone(dir, seconds(60));
     state = readState(dir);
-    if (driverAlive(state)) {
+    if (!gone) {
       std::cerr << "agora batch cancel: the job's driver (pid " << state.value("pid", 0)
                 << ") has not ended after 60 s\n";
       return 1;
     }
-    std::cout << "Job " << positional[0] << " " << state.value("state", "cancelled") << "\n";
+    std::cout << "Job " << id << " " << state.value("state", "cancelled") << "\n";
     return 0;
   }
   // No driver: one subscribes as the job's framework to tear it down.
   std::vector<std::string> args = {"run", "--state_dir=" + dir, "--cancel"};
-  for (const json& a : state.value("driver_args", json::array())) {
-    if (a.is_string()) args.push_back(a.get<std::string>());
-  }
+  for (std::string& a : driverArgs(state)) args.push_back(std::move(a));
   std::vector<const char*> argv2;
   for (const std::string& a : args) argv2.push_back(a.c_str());
   return batchRun(static_cast<int>(argv2.size()), argv2.data());
@@ -631,32 +642,24 @@ int batchResume(int argc, const char* const* argv) {
               "status). It subscribes as the same framework: tasks that finished are not run\n"
               "again, and those still running are followed where they run.");
   flags.add(&profile, "profile", "The profile the job was submitted in.");
-  std::vector<std::string> positional;
-  int rc = parseFlags(flags, argc, argv, &positional);
-  if (rc >= 0) return rc;
-  if (positional.size() != 1) {
-    std::cerr << "agora batch resume: give one job id\n";
-    return 2;
+  std::string id;
+  std::string dir;
+  if (int rc = parseJobArgs(flags, argc, argv, "resume", profile, &id, &dir); rc >= 0) {
+    return rc;
   }
-  std::string dir = jobDir(profile, positional[0], "resume");
-  if (dir.empty()) return 1;
   json state = readState(dir);
   if (terminalJobState(state.value("state", ""))) {
-    std::cerr << "agora batch resume: job " << positional[0] << " is "
+    std::cerr << "agora batch resume: job " << id << " is "
               << state.value("state", "") << "\n";
     return 1;
   }
   if (driverAlive(state)) {
-    std::cerr << "agora batch resume: job " << positional[0] << " has its driver running (pid "
+    std::cerr << "agora batch resume: job " << id << " has its driver running (pid "
               << state.value("pid", 0) << ")\n";
     return 1;
   }
-  std::vector<std::string> args;
-  for (const json& a : state.value("driver_args", json::array())) {
-    if (a.is_string()) args.push_back(a.get<std::string>());
-  }
-  if (!startDriver(dir, args, "resume")) return 1;
-  std::cout << "Job " << positional[0] << " resumed\n";
+  if (!startDriver(dir, driverArgs(state), "resume")) return 1;
+  std::cout << "Job " << id << " resumed\n";
   return 0;
 }
 
@@ -674,10 +677,8 @@ void detachBatchDrivers(const std::string& profile) {
   }
   auto until = std::chrono::steady_clock::now() + seconds(5);
   for (const auto& [pid, dir] : live) {
-    while (driverAlive(readState(dir)) && std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(milliseconds(50));
-    }
-    if (driverAlive(readState(dir))) ::kill(pid, SIGKILL);
+    auto left = std::max<Duration>(Duration::zero(), until - std::chrono::steady_clock::now());
+    if (!driverGone(dir, left)) ::kill(pid, SIGKILL);
   }
 }
 

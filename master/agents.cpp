@@ -305,7 +305,7 @@ void Master::admitReregisteredAgent(const std::string& from, const std::string& 
     }
     std::map<std::pair<std::string, std::string>, Resources> used;  // by (framework, role)
     for (Task& reported : *reg.mutable_tasks()) {
-      if (isTerminal(reported.state())) {
+      if (isTerminalState(reported.state())) {
         continue;  // its terminal update is still on its way and will be forwarded
       }
       FrameworkEntry* framework = findFramework(reported.framework_id());
@@ -423,7 +423,7 @@ void Master::dropTasksTheAgentLacks(AgentEntry& agent, const AgentCall::Reregist
       continue;
     }
     auto task = framework->tasks.find(taskId);
-    if (task == framework->tasks.end() || isTerminal(task->second.state())) {
+    if (task == framework->tasks.end() || isTerminalState(task->second.state())) {
       continue;
     }
     TaskStatus status = masterStatus(
@@ -488,12 +488,12 @@ void Master::statusUpdate(AgentEntry& agent, const AgentCall::StatusUpdate& upda
 }
 
 void Master::updateTaskState(AgentEntry* agent, Task& task, const TaskStatus& status) {
-  bool wasTerminal = isTerminal(task.state());
+  bool wasTerminal = isTerminalState(task.state());
   if (!wasTerminal) {
     task.set_state(status.state());
   }
   *task.mutable_status() = status;
-  if (!wasTerminal && isTerminal(task.state())) {
+  if (!wasTerminal && isTerminalState(task.state())) {
     ++metrics_.tasksTerminal[task.state()];
     Resources resources(task.resources());
     if (agent != nullptr) {
@@ -612,7 +612,7 @@ void Master::removeAgent(const std::string& agentId, const std::string& why) {
       if (task == framework->tasks.end()) {
         continue;
       }
-      if (!isTerminal(task->second.state())) {
+      if (!isTerminalState(task->second.state())) {
         TaskState state = lostState(*framework);
         TaskStatus status = masterStatus(
             taskId, agentId, state,

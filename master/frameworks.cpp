@@ -114,7 +114,7 @@ void Master::removeFramework(const std::string& frameworkId, const std::string& 
   for (auto& [taskId, task] : framework.tasks) {
     agentIds.insert(task.agent_id());
     if (AgentEntry* agent = findAgent(task.agent_id())) {
-      if (!isTerminal(task.state())) {
+      if (!isTerminalState(task.state())) {
         agent->used -= Resources(task.resources());
       }
       auto byFramework = agent->tasks.find(frameworkId);
@@ -143,7 +143,7 @@ void Master::removeFramework(const std::string& frameworkId, const std::string& 
   removedFrameworkIds_.insert(frameworkId);
   // What was still running ends with the framework; keep it in view as killed.
   for (auto& [taskId, task] : framework.tasks) {
-    if (!isTerminal(task.state())) {
+    if (!isTerminalState(task.state())) {
       *task.mutable_status() = masterStatus(taskId, task.agent_id(), TASK_KILLED,
                                             TaskStatus::REASON_FRAMEWORK_REMOVED, why);
       task.set_state(TASK_KILLED);

@@ -28,7 +28,7 @@ size_t Master::liveTasks(const AgentEntry& agent) const {
         continue;
       }
       auto task = framework->second.tasks.find(id);
-      live += task == framework->second.tasks.end() || !isTerminal(task->second.state()) ? 1 : 0;
+      live += task == framework->second.tasks.end() || !isTerminalState(task->second.state()) ? 1 : 0;
     }
   }
   return live;
@@ -199,7 +199,7 @@ void Master::evaluateMaintenance() {
         }
         for (const std::string& taskId : ids) {
           auto task = framework->tasks.find(taskId);
-          if (task == framework->tasks.end() || isTerminal(task->second.state()) ||
+          if (task == framework->tasks.end() || isTerminalState(task->second.state()) ||
               !machine.killed.insert(taskId).second) {
             continue;
           }

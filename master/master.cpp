@@ -4,12 +4,9 @@
 
 #include <glog/logging.h>
 
-#include "agora/scheduler.hpp"
 #include "common/ids.hpp"
 
 namespace agora::master {
-
-bool isTerminal(TaskState state) { return isTerminalState(state); }
 
 Master::Master(MasterOptions options, Loop& loop, Transport& transport,
                std::unique_ptr<Allocator> allocator, Registry& registry)

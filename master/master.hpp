@@ -16,6 +16,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "agora/protocol.pb.h"
+#include "agora/scheduler.hpp"  // isTerminalState
 #include "common/acls.hpp"
 #include "common/loop.hpp"
 #include "common/resources.hpp"
@@ -340,6 +341,5 @@ class Master {
   mutable TimePoint taskCountsAt_;
 };
 
-bool isTerminal(TaskState state);
 
 }  // namespace agora::master

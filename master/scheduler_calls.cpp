@@ -549,7 +549,7 @@ void Master::acknowledge(FrameworkEntry& framework, const SchedulerCall::Acknowl
     return;
   }
   auto it = framework.tasks.find(ack.task_id());
-  if (it != framework.tasks.end() && isTerminal(it->second.status().state()) &&
+  if (it != framework.tasks.end() && isTerminalState(it->second.status().state()) &&
       it->second.status().uuid() == ack.uuid()) {
     completeTask(framework, ack.task_id());
   }

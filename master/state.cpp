@@ -94,7 +94,7 @@ json Master::state() const {
     Resources used;
     json tasks = json::array();
     for (const auto& [taskId, task] : f.tasks) {
-      if (!isTerminal(task.state())) {
+      if (!isTerminalState(task.state())) {
         used += Resources(task.resources());
       }
       tasks.push_back(taskJson(task));
@@ -216,13 +216,13 @@ std::string Master::metricsText() const {
   if (taskCounts_.empty() || loop_.now() - taskCountsAt_ > seconds(1)) {
     taskCounts_.clear();
     for (int s = TaskState_MIN; s <= TaskState_MAX; ++s) {
-      if (TaskState_IsValid(s) && !isTerminal(static_cast<TaskState>(s)) && s != TASK_UNKNOWN) {
+      if (TaskState_IsValid(s) && !isTerminalState(static_cast<TaskState>(s)) && s != TASK_UNKNOWN) {
         taskCounts_[static_cast<TaskState>(s)] = 0;
       }
     }
     for (const auto& [id, f] : frameworks_) {
       for (const auto& [taskId, task] : f.tasks) {
-        if (!isTerminal(task.state())) {
+        if (!isTerminalState(task.state())) {
           ++taskCounts_[task.state()];
         }
       }
@@ -238,7 +238,7 @@ std::string Master::metricsText() const {
   out << "# HELP agora_master_tasks_terminal_total Tasks that ended, by final state.\n"
       << "# TYPE agora_master_tasks_terminal_total counter\n";
   for (int s = TaskState_MIN; s <= TaskState_MAX; ++s) {
-    if (TaskState_IsValid(s) && isTerminal(static_cast<TaskState>(s))) {
+    if (TaskState_IsValid(s) && isTerminalState(static_cast<TaskState>(s))) {
       auto it = metrics_.tasksTerminal.find(static_cast<TaskState>(s));
       out << "agora_master_tasks_terminal_total{state=\"" << stateName(static_cast<TaskState>(s))
           << "\"} " << (it == metrics_.tasksTerminal.end() ? 0 : it->second) << "\n";

@@ -94,10 +94,7 @@ void BatchScheduler::update(SchedulerDriver* driver, const TaskStatus& status) {
     }
   }
   last_ = std::move(now);
-  if (runner_.failed() && !wasFailed) {
-    events_.push_back("Job failed: " + runner_.failure());
-    for (const std::string& taskId : runner_.activeTasks()) driver->kill(taskId);
-  }
+  if (runner_.failed() && !wasFailed) failed(driver);
   // Kept at the next tick (or launch): a task's end lost with a crash is learnt again by
   // reconciliation, while writing the whole record on every update would not keep up with
   // short tasks.
@@ -112,12 +109,16 @@ void BatchScheduler::tick(SchedulerDriver* driver) {
   bool wasFailed = runner_.failed();
   runner_.tick(std::chrono::steady_clock::now());
   if (runner_.failed() && !wasFailed) {
-    events_.push_back("Job failed: " + runner_.failure());
-    for (const std::string& taskId : runner_.activeTasks()) driver->kill(taskId);
+    failed(driver);
     record();
     changed_.notify_all();
   }
   steer(driver);
+}
+
+void BatchScheduler::failed(SchedulerDriver* driver) {
+  events_.push_back("Job failed: " + runner_.failure());
+  for (const auto& [taskId, agentId] : runner_.activeAttempts()) driver->kill(taskId, agentId);
 }
 
 void BatchScheduler::error(SchedulerDriver*, const std::string& message) {
@@ -154,25 +155,12 @@ std::string BatchScheduler::failure() {
   return !driverError_.empty() ? driverError_ : runner_.failure();
 }
 
-std::vector<StageProgress> BatchScheduler::progress() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return runner_.progress();
-}
 
 std::vector<std::string> BatchScheduler::takeEvents() {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<std::string> out;
   out.swap(events_);
   return out;
-}
-
-}  // namespace agora::batch
-
-namespace agora::batch {
-
-std::vector<JobRunner::TaskRef> BatchScheduler::latestAttempts() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return runner_.latestAttempts();
 }
 
 }  // namespace agora::batch

@@ -39,16 +39,15 @@ class BatchScheduler : public Scheduler {
   bool waitOver(Duration timeout);
   bool succeeded();
   std::string failure();
-  std::vector<StageProgress> progress();
   // One line per event worth telling (a stage started or finished, a retry, a straggler):
   // what has happened since the last call.
   std::vector<std::string> takeEvents();
-  // The latest attempt of each task (for its output).
-  std::vector<JobRunner::TaskRef> latestAttempts();
 
  private:
   void steer(SchedulerDriver* driver);  // suppress or revive as the runner wants offers
   void record();
+  // Once the runner has failed: says so and kills what may still run.
+  void failed(SchedulerDriver* driver);
 
   std::mutex mutex_;
   std::condition_variable changed_;

@@ -24,6 +24,7 @@ JobRunner::JobRunner(Job job, RunnerOptions options, TimePoint now)
   for (const Stage& spec : job_.stages) {
     StageState stage;
     stage.spec = &spec;
+    if (auto need = Resources::parse(spec.resources)) stage.need = *need;  // parseJob checks it
     stage.slots.resize(static_cast<size_t>(spec.tasks));
     for (int i = 0; i < spec.tasks; ++i) stage.slots[static_cast<size_t>(i)].index = i;
     stages_.push_back(std::move(stage));
@@ -60,21 +61,6 @@ void JobRunner::rebuildCounts(StageState& stage) {
   }
 }
 
-void JobRunner::markFinished(const std::string& stage) {
-  finishedBefore_.insert(stage);
-  for (StageState& state : stages_) {
-    if (state.spec->name != stage) continue;
-    state.ready = true;
-    state.finished = true;
-    for (Slot& slot : state.slots) {
-      slot.finished = true;
-      slot.pending = false;
-    }
-    rebuildCounts(state);
-  }
-  readyStages(started_);
-}
-
 void JobRunner::readyStages(TimePoint now) {
   bool changed = true;
   while (changed) {
@@ -90,12 +76,6 @@ void JobRunner::readyStages(TimePoint now) {
       if (!ready) continue;
       stage.ready = true;
       changed = true;
-      if (finishedBefore_.count(stage.spec->name) > 0) {
-        stage.finished = true;
-        for (Slot& slot : stage.slots) slot.finished = true;
-        rebuildCounts(stage);
-        continue;
-      }
       for (Slot& slot : stage.slots) makePending(stage, slot, now);
     }
   }
@@ -124,7 +104,7 @@ TaskInfo JobRunner::makeTask(const StageState& stage, Slot& slot, const Offer& o
   task.set_name(job_.name + "/" + spec.name + "/" + std::to_string(slot.index) +
                 (speculative ? " (speculative)" : ""));
   task.set_agent_id(offer.agent_id());
-  Resources::parse(spec.resources)->copyTo(task.mutable_resources());
+  stage.need.copyTo(task.mutable_resources());
   CommandInfo* command = task.mutable_command();
   command->set_value(spec.command);
   if (!job_.user.empty()) command->set_user(job_.user);
@@ -154,11 +134,10 @@ Decision JobRunner::offers(const std::vector<Offer>& offers, TimePoint now) {
       for (size_t s = 0; s < stages_.size(); ++s) {
         StageState& stage = stages_[s];
         if (!stage.ready || stage.finished || stage.pendingCount == 0) continue;
-        auto need = Resources::parse(stage.spec->resources);
         // The stage's pending tasks in the order they became pending; those this offer does
         // not suit stay, in order, for the next.
         std::vector<int> passed;
-        while (!stage.queue.empty() && available.contains(*need)) {
+        while (!stage.queue.empty() && available.contains(stage.need)) {
           int index = stage.queue.front();
           stage.queue.pop_front();
           Slot& slot = stage.slots[static_cast<size_t>(index)];
@@ -179,7 +158,7 @@ Decision JobRunner::offers(const std::vector<Offer>& offers, TimePoint now) {
             passed.push_back(index);
             continue;
           }
-          available -= *need;
+          available -= stage.need;
           SlotCounts before = countsOf(slot);
           bool speculative = !slot.running.empty();
           TaskInfo task = makeTask(stage, slot, offer, speculative);
@@ -305,11 +284,7 @@ std::vector<std::string> JobRunner::finishedStages() const {
 
 std::vector<std::string> JobRunner::activeTasks() const {
   std::vector<std::string> out;
-  for (const StageState& stage : stages_) {
-    for (const Slot& slot : stage.slots) {
-      for (const auto& [id, attempt] : slot.running) out.push_back(id);
-    }
-  }
+  for (auto& [id, agent] : activeAttempts()) out.push_back(std::move(id));
   return out;
 }
 

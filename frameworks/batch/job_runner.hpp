@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agora/agora.pb.h"
+#include "common/resources.hpp"
 #include "common/result.hpp"
 #include "common/time.hpp"
 #include "frameworks/batch/job.hpp"
@@ -58,9 +59,6 @@ struct StageProgress {
 class JobRunner {
  public:
   JobRunner(Job job, RunnerOptions options, TimePoint now);
-
-  // Stages that finished before (a restarted framework's record): not run again.
-  void markFinished(const std::string& stage);
 
   // The runner's record (JSON), to keep across a restart of its framework: each task's
   // attempts and failures, which finished, which may still run and where.
@@ -121,6 +119,7 @@ class JobRunner {
   };
   struct StageState {
     const Stage* spec = nullptr;
+    Resources need;  // each task's (spec->resources, parsed once)
     bool ready = false;
     bool finished = false;
     int failures = 0;
@@ -153,7 +152,6 @@ class JobRunner {
   TimePoint started_;
   std::vector<StageState> stages_;
   std::map<std::string, std::pair<size_t, int>> byTask_;  // task id -> (stage, slot)
-  std::set<std::string> finishedBefore_;
   bool done_ = false;
   std::string failure_;
   TimePoint lastStragglerScan_;

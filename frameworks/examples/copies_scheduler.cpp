@@ -21,22 +21,6 @@
 
 namespace {
 
-// A task is over once it reaches one of these states.
-bool isTerminal(agora::TaskState state) {
-  switch (state) {
-    case agora::TASK_FINISHED:
-    case agora::TASK_FAILED:
-    case agora::TASK_KILLED:
-    case agora::TASK_ERROR:
-    case agora::TASK_LOST:
-    case agora::TASK_DROPPED:
-    case agora::TASK_GONE:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // Every callback runs on the driver's thread, one at a time; the mutex only guards what
 // main() reads from its own thread.
 class CopiesScheduler : public agora::Scheduler {
@@ -81,7 +65,7 @@ class CopiesScheduler : public agora::Scheduler {
   // With implicit acknowledgements (the default) the driver acknowledges each update when this
   // returns; until then the agent keeps resending it.
   void update(agora::SchedulerDriver* driver, const agora::TaskStatus& status) override {
-    if (!isTerminal(status.state())) {
+    if (!agora::isTerminalState(status.state())) {
       return;
     }
     std::lock_guard<std::mutex> lock(mutex_);

@@ -1,7 +1,10 @@
 // The batch framework on a real cluster: `agora batch run` with a word count whose output is
 // checked against a count made here, while one of its tasks is killed midway.
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -18,6 +21,30 @@
 
 namespace agora::testing {
 namespace {
+
+// A named pipe held open for writing: tasks that read it (`cat < PIPE`) wait until release().
+class Gate {
+ public:
+  explicit Gate(std::string path) : path_(std::move(path)) {}
+  ~Gate() { release(); }
+  // A new pipe at the path, held.
+  bool open() {
+    release();
+    (void)removeAll(path_);
+    if (::mkfifo(path_.c_str(), 0644) != 0) return false;
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CLOEXEC);  // O_RDWR: does not wait for a reader
+    return fd_ >= 0;
+  }
+  // Its readers read the end of the pipe.
+  void release() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
 
 class BatchTest : public ::testing::Test {
  protected:
@@ -143,7 +170,8 @@ TEST_F(BatchTest, ASubmittedJobSurvivesARestartOfItsDriverWithoutRedoingFinished
   std::string out = dir_.path() + "/out";
   ASSERT_TRUE(makeDirectories(out).ok());
   std::map<std::string, std::string> env = {{"AGORA_HOME", dir_.path() + "/home"}};
-  // Each task notes each of its runs; the second stage's tasks wait for a word from the test.
+  // Each task notes each of its runs; the second stage's tasks wait for a word from the test:
+  // the end of the pipe `go`, which the test holds open (a Gate).
   std::string job = "name: pipe\noutput: " + out + R"JOB(
 stages:
   - name: first
@@ -154,8 +182,9 @@ stages:
     tasks: 2
     command: >-
       echo "second $AGORA_BATCH_INDEX" >> "$AGORA_BATCH_OUTPUT/runs";
+      exec 3< "$AGORA_BATCH_OUTPUT/go";
       echo $$ > "$AGORA_BATCH_OUTPUT/pid-$AGORA_BATCH_INDEX";
-      while [ ! -e "$AGORA_BATCH_OUTPUT/go" ]; do sleep 0.1; done
+      cat <&3 > /dev/null
   - name: last
     depends_on: [second]
     command: echo "last" >> "$AGORA_BATCH_OUTPUT/runs"
@@ -167,6 +196,8 @@ stages:
     return runCommand(args, seconds(90), env);
   };
   std::string master = "--master=" + cluster_.masterHttp();
+  Gate go(out + "/go");
+  ASSERT_TRUE(go.open());
   auto submitted = batch({"submit", file, master});
   ASSERT_EQ(submitted.exitCode, 0) << submitted.output;
   ASSERT_EQ(submitted.output.rfind("pipe-1\n", 0), 0u) << submitted.output;
@@ -188,7 +219,7 @@ stages:
       << status.output;
   auto resumed = batch({"resume", "pipe-1"});
   ASSERT_EQ(resumed.exitCode, 0) << resumed.output;
-  ASSERT_TRUE(writeFileAtomic(out + "/go", "").ok());
+  go.release();
   ASSERT_TRUE(waitUntil([&] { return state().value("state", "") == "finished"; }, seconds(60)))
       << batch({"status", "pipe-1"}).output << readFile(record + "/driver.log").value_or("");
   // Every task ran once: none of the first stage again, and the second's were followed.
@@ -213,7 +244,7 @@ stages:
 
   // Cancelled while its driver runs, and while none does: the tasks are killed either way.
   for (bool withDriver : {true, false}) {
-    ASSERT_TRUE(removeAll(out + "/go").ok());
+    ASSERT_TRUE(go.open());  // never released: the tasks run until they are killed
     ASSERT_TRUE(removeAll(out + "/pid-0").ok());
     submitted = batch({"submit", file, master});
     ASSERT_EQ(submitted.exitCode, 0) << submitted.output;

@@ -2,7 +2,9 @@
 // and a batch job in role `analytics` with more tasks than the cluster holds. Weights and the
 // services' quota decide the split, measured from the master's state all along.
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -35,7 +37,11 @@ class Sampler {
     thread_ = std::thread([this] { run(); });
   }
   ~Sampler() {
-    stop_ = true;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    changed_.notify_all();
     thread_.join();
   }
   void phase(int p) { phase_ = p; }
@@ -47,25 +53,29 @@ class Sampler {
     std::lock_guard<std::mutex> lock(mutex_);
     return samples_;
   }
-  // The mean of what was sampled for `d` from now.
-  Sample average(Duration d) {
-    size_t from = all().size();
-    std::this_thread::sleep_for(d);
+  // The mean of the `count` samples taken after the next `skip` (at 5 a second: after
+  // skip/5 seconds, over count/5), waited for up to a minute.
+  Sample average(size_t skip, size_t count) {
+    size_t from = all().size() + skip;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      changed_.wait_for(lock, seconds(60), [&] { return samples_.size() >= from + count; });
+    }
     std::vector<Sample> s = all();
     Sample mean;
-    for (size_t i = from; i < s.size(); ++i) {
+    size_t n = 0;
+    for (size_t i = from; i < s.size() && i < from + count; ++i, ++n) {
       mean.services += s[i].services;
       mean.analytics += s[i].analytics;
     }
-    size_t n = s.size() > from ? s.size() - from : 1;
-    mean.services /= static_cast<double>(n);
-    mean.analytics /= static_cast<double>(n);
+    mean.services /= static_cast<double>(std::max<size_t>(n, 1));
+    mean.analytics /= static_cast<double>(std::max<size_t>(n, 1));
     return mean;
   }
 
  private:
   void run() {
-    while (!stop_) {
+    while (true) {
       auto response = httpGet(master_, "/state", seconds(5));
       json state = response && response->status == 200
                        ? json::parse(response->body, nullptr, false)
@@ -82,12 +92,16 @@ class Sampler {
         std::lock_guard<std::mutex> lock(mutex_);
         samples_.push_back(s);
       }
-      std::this_thread::sleep_for(milliseconds(200));
+      changed_.notify_all();
+      // The next sample in 200 ms, or none once stopped.
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (changed_.wait_for(lock, milliseconds(200), [this] { return stop_; })) return;
     }
   }
 
   std::string master_;
-  std::atomic<bool> stop_{false};
+  bool stop_ = false;                // under mutex_
+  std::condition_variable changed_;  // a new sample, or stop_
   std::atomic<int> phase_{0};
   std::mutex mutex_;
   std::vector<Sample> samples_;
@@ -129,7 +143,7 @@ role: analytics
 stages:
   - name: work
     tasks: 5000
-    command: sleep 1.$((AGORA_BATCH_INDEX % 10))
+    command: sleep 1.$((AGORA_BATCH_INDEX % 10))  # ok: the tasks' own work, 1 to 2 s
     resources: cpus:0.5;mem:32
     retries: 0
 )").ok());
@@ -166,9 +180,9 @@ stages:
   // Weights 1:3 (services:analytics): as the batch tasks end, the services take their
   // quarter of the 8 contended cpus, and no more.
   ASSERT_TRUE(waitUntil([&] { return sampler.last().services - proxies >= 1.9; }, seconds(60)));
-  std::this_thread::sleep_for(seconds(3));
-  // (Within a task or two: what frees up between two allocations goes to one role at once.)
-  Sample split = sampler.average(seconds(4));
+  // Settled for 15 samples (3 s), then over 20 (4 s). (Within a task or two: what frees up
+  // between two allocations goes to one role at once.)
+  Sample split = sampler.average(15, 20);
   EXPECT_GE(split.services - proxies, 1.4) << "analytics " << split.analytics;
   EXPECT_LE(split.services - proxies, 2.9) << "analytics " << split.analytics;
   EXPECT_GE(split.analytics, 4.9) << "services " << split.services;
@@ -183,8 +197,7 @@ stages:
   // Weights 3:1: the services take three quarters.
   ASSERT_EQ(k.agora({"weights", "set", "services=3", "analytics=1"}).exitCode, 0);
   ASSERT_TRUE(waitUntil([&] { return sampler.last().services - proxies >= 5.9; }, seconds(60)));
-  std::this_thread::sleep_for(seconds(3));
-  split = sampler.average(seconds(4));
+  split = sampler.average(15, 20);
   EXPECT_GE(split.services - proxies, 5.4) << "analytics " << split.analytics;
   EXPECT_LE(split.services - proxies, 7.0) << "analytics " << split.analytics;
   EXPECT_GE(split.analytics, 1.0) << "services " << split.services;
@@ -195,7 +208,7 @@ stages:
   ASSERT_TRUE(waitUntil([&] { return sampler.last().services - proxies <= 1.0; }, seconds(60)));
   EXPECT_TRUE(waitUntil([&] { return sampler.last().analytics >= total - 4 - 0.9; }, seconds(30)))
       << "analytics " << sampler.last().analytics;
-  sampler.average(seconds(3));
+  sampler.average(0, 15);  // 3 s more of samples for the check below
 
   // At every moment since the services first had their guarantee, it was theirs: what the
   // batch job used left the larger of their use and the guarantee free for them.

@@ -216,8 +216,14 @@ TEST(BatchRunnerTest, ADeadlineFailsTheJobAndFinishedStagesAreNotRunAgain) {
   EXPECT_NE(late.failure().find("deadline"), std::string::npos);
 
   // A restarted framework's record says map finished: reduce is what is left.
+  RunnerOptions anywhere;
+  anywhere.localityWait = Duration::zero();
+  JobRunner before(*job, anywhere, t0);
+  for (const TaskInfo& t : launched(before.offers({offer("o0", "A", "node-a")}, t0))) {
+    before.update(status(t.task_id(), TASK_FINISHED), t0);
+  }
   JobRunner resumed(*job, RunnerOptions{}, t0);
-  resumed.markFinished("map");
+  ASSERT_TRUE(resumed.restore(before.snapshot(t0), t0).ok());
   auto tasks = launched(resumed.offers({offer("o1", "A", "node-a")}, t0));
   ASSERT_EQ(tasks.size(), 1u);
   EXPECT_EQ(env(tasks[0], "AGORA_BATCH_STAGE"), "reduce");

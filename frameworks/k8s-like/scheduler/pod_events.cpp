@@ -66,9 +66,7 @@ std::string nodeNameFor(const std::string& hostname, const std::string& agentId,
 void PodScheduler::offers(const std::vector<Offer>& offers) {
   for (const Offer& offer : offers) {
     // An agent's offers wait until the master's state has named its node.
-    // (One accept takes offers of one agent and one role.)
-    std::string agentRole = offer.agent_id() + "\n" + offer.allocation_role();
-    auto already = heldFor_.find(agentRole);
+    auto already = heldFor_.find(heldKey(offer));
     if (already != heldFor_.end()) {
       HeldOffer& held = offers_.at(already->second);
       held.ids.push_back(offer.id());
@@ -80,7 +78,7 @@ void PodScheduler::offers(const std::vector<Offer>& offers) {
     held.ids = {offer.id()};
     held.available = Resources(offer.resources());
     std::string id = offer.id();
-    heldFor_[agentRole] = id;
+    heldFor_[heldKey(offer)] = id;
     std::weak_ptr<bool> alive = alive_;
     held.expiry = api_->loop()->after(options_.offerHold, [this, alive, id] {
       if (alive.lock()) expire(id);
@@ -96,7 +94,7 @@ void PodScheduler::expire(const std::string& offerId) {
     return;
   }
   std::vector<std::string> ids = std::move(it->second.ids);
-  heldFor_.erase(it->second.offer.agent_id() + "\n" + it->second.offer.allocation_role());
+  heldFor_.erase(heldKey(it->second.offer));
   offers_.erase(it);
   for (const std::string& id : ids) driver_->decline(id, options_.refuseSeconds);
   if (pending_.empty() && offers_.empty() && !suppressed_) {
@@ -114,7 +112,7 @@ void PodScheduler::rescind(const std::string& offerId) {
       if (id != offerId) driver_->decline(id, 0);
     }
     api_->loop()->cancel(it->second.expiry);
-    heldFor_.erase(it->second.offer.agent_id() + "\n" + it->second.offer.allocation_role());
+    heldFor_.erase(heldKey(it->second.offer));
     offers_.erase(it);
     return;
   }

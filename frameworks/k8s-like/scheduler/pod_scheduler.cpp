@@ -365,7 +365,7 @@ void PodScheduler::place() {
     if (it == offers_.end()) continue;
     api_->loop()->cancel(it->second.expiry);
     std::vector<std::string> ids = std::move(it->second.ids);
-    heldFor_.erase(it->second.offer.agent_id() + "\n" + it->second.offer.allocation_role());
+    heldFor_.erase(heldKey(it->second.offer));
     offers_.erase(it);
     driver_->accept(ids, operations, 0);
   }

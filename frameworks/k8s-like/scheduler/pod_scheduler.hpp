@@ -153,7 +153,11 @@ class PodScheduler {
   PodSchedulerOptions options_;
   uint64_t podWatch_ = 0;
   std::map<std::string, HeldOffer> offers_;             // by the first offer's id
-  std::unordered_map<std::string, std::string> heldFor_;  // agent id \n role -> held offer's key
+  std::unordered_map<std::string, std::string> heldFor_;  // heldKey() -> held offer's key
+  // What an agent's offers are held together by: one accept takes one agent's and one role's.
+  static std::string heldKey(const Offer& offer) {
+    return offer.agent_id() + "\n" + offer.allocation_role();
+  }
   std::map<std::string, Node> nodes_;  // by agent id
   std::vector<Pending> pending_;
   std::set<std::string> queued_;  // keys in pending_
